@@ -1,0 +1,359 @@
+"""Schema: everything tierstore needs to know about an entity class, read once and cached.
+
+Keys are carried internally as flat tuples: the partition parts, then the sort parts. The cache key of an
+item is ``{table:partition}`` or ``{table:partition}:sort``; the braces make the partition a Redis Cluster
+hash tag, so one partition's items share a slot.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import typing
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from tierstore.errors import ConfigError, ValidationError
+from tierstore.model.entity import Entity, Index, Relation
+from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, KeyMarker
+
+__all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
+
+T = TypeVar("T", bound=Entity)
+KeyPart = str | int | bytes
+Key = tuple[KeyPart, ...]
+
+_KEY_TYPES: tuple[type, ...] = (str, int, bytes)
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@/+=;!~*'()$&?#\-]*\Z")
+_IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
+
+
+def _escape(text: str) -> str:
+    if _SAFE_TOKEN.match(text):
+        return text
+    return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def _token(part: KeyPart) -> str:
+    if isinstance(part, str):
+        return _escape(part)
+    if isinstance(part, bytes):
+        return "x" + part.hex()
+    return str(part)
+
+
+class FieldSpec(msgspec.Struct, frozen=True):
+    name: str
+    type: Any  # the declared type with key markers stripped
+    required: bool
+    default: Any
+
+
+class Schema(Generic[T]):
+    """The static description of one entity class. Build with :func:`schema_of`."""
+
+    def __init__(
+        self,
+        cls: type[T],
+        *,
+        table: str,
+        fields: tuple[FieldSpec, ...],
+        partition: tuple[str, ...],
+        sort: tuple[str, ...],
+        version: str | None,
+        ttl: str | None,
+        indexes: dict[str, Index],
+        relations: dict[str, Relation[Any]],
+    ) -> None:
+        self.cls = cls
+        self.name = cls.__name__
+        self.table = table
+        self.fields = fields
+        self.field_types = {f.name: f.type for f in fields}
+        self.partition = partition
+        self.sort = sort
+        self.key_fields = partition + sort
+        self.key_types: tuple[type, ...] = tuple(self.field_types[n] for n in self.key_fields)
+        self.version = version
+        self.ttl = ttl
+        self.indexes = indexes
+        self.relations = relations
+        self.immutable = _deeply_immutable(cls)
+        fingerprint = repr([(f.name, repr(f.type)) for f in fields]).encode()
+        self.schema_id = zlib.crc32(fingerprint)
+        self.encoder = msgspec.msgpack.Encoder()
+        self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
+        self._tag_prefix = "{" + table + ":"
+        self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
+
+    def __repr__(self) -> str:
+        return (
+            f"Schema({self.name}, table={self.table!r}, partition={self.partition}, sort={self.sort}, "
+            f"version={self.version!r}, ttl={self.ttl!r}, indexes={sorted(self.indexes)})"
+        )
+
+    # -- keys --------------------------------------------------------------------------------------
+
+    def key(self, partition: Any, sort: Any = None) -> Key:
+        """Validate a key given the way users write it and return the flat key tuple."""
+        if len(self.partition) == 1:
+            parts: list[Any] = [partition]
+        elif isinstance(partition, tuple) and len(partition) == len(self.partition):
+            parts = list(partition)
+        else:
+            raise ValidationError(
+                f"partition key of {self.name} has {len(self.partition)} parts {self.partition}; "
+                f"pass a tuple of that length",
+                entity=self.name,
+                key=partition,
+            )
+        if self.sort:
+            if sort is None:
+                raise ValidationError(
+                    f"{self.name} has a sort key {self.sort}; pass it", entity=self.name, key=partition
+                )
+            if len(self.sort) == 1:
+                parts.append(sort)
+            elif isinstance(sort, tuple) and len(sort) == len(self.sort):
+                parts.extend(sort)
+            else:
+                raise ValidationError(
+                    f"sort key of {self.name} has {len(self.sort)} parts {self.sort}; pass a tuple",
+                    entity=self.name,
+                    key=(partition, sort),
+                )
+        elif sort is not None:
+            raise ValidationError(f"{self.name} has no sort key", entity=self.name, key=(partition, sort))
+        key = tuple(parts)
+        self.check_key(key)
+        return key
+
+    def check_key(self, key: Key) -> None:
+        if len(key) != len(self.key_types):
+            raise ValidationError(f"{self.name} key needs {len(self.key_types)} parts", entity=self.name, key=key)
+        for value, typ, fname in zip(key, self.key_types, self.key_fields, strict=True):
+            if type(value) is not typ and not (isinstance(value, typ) and not isinstance(value, bool)):
+                raise ValidationError(
+                    f"{self.name}.{fname} is {typ.__name__}, got {type(value).__name__}",
+                    entity=self.name,
+                    key=key,
+                )
+            if typ is not int and not value:
+                raise ValidationError(f"{self.name}.{fname} must not be empty", entity=self.name, key=key)
+
+    def key_arg(self, arg: Any) -> Key:
+        """A key as passed to ``get_many``/``delete_many``: the partition alone, or ``(partition, sort)``."""
+        if self.sort:
+            if not isinstance(arg, tuple) or len(arg) != 2:
+                raise ValidationError(
+                    f"{self.name} keys are (partition, sort) pairs", entity=self.name, key=arg
+                )
+            return self.key(arg[0], arg[1])
+        return self.key(arg)
+
+    def key_of(self, item: T) -> Key:
+        return self._key_getter(item)
+
+    def partition_of(self, key: Key) -> Key:
+        return key[: len(self.partition)]
+
+    def partition_token(self, partition: Key) -> str:
+        return ",".join(_token(p) for p in partition)
+
+    def cache_key(self, key: Key) -> str:
+        n = len(self.partition)
+        head = self._tag_prefix + ",".join(_token(p) for p in key[:n]) + "}"
+        if len(key) == n:
+            return head
+        return head + ":" + ",".join(_token(p) for p in key[n:])
+
+    # -- items -------------------------------------------------------------------------------------
+
+    def validate_item(self, item: Any) -> T:
+        """Check an item before any write: its type, its key, and its field values."""
+        if type(item) is not self.cls:
+            raise ValidationError(
+                f"expected {self.name}, got {type(item).__name__}", entity=self.name
+            )
+        self.check_key(self.key_of(item))
+        try:
+            # Struct constructors do not check types; a round trip through convert does.
+            msgspec.convert(msgspec.to_builtins(item), self.cls, strict=True)
+        except (msgspec.ValidationError, TypeError) as exc:
+            raise ValidationError(f"invalid {self.name}: {exc}", entity=self.name, key=self.key_of(item)) from None
+        return item
+
+    def version_of(self, item: T) -> int:
+        return getattr(item, self.version) if self.version else 0  # type: ignore[no-any-return]
+
+
+def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:
+    if len(names) == 1:
+        (a,) = names
+        return lambda item: (getattr(item, a),)
+    if len(names) == 2:
+        a, b = names
+        return lambda item: (getattr(item, a), getattr(item, b))
+    return lambda item: tuple(getattr(item, n) for n in names)
+
+
+def _strip(tp: Any) -> tuple[Any, list[KeyMarker]]:
+    if typing.get_origin(tp) is typing.Annotated:
+        base, *meta = typing.get_args(tp)
+        markers = [m for m in meta if isinstance(m, KeyMarker)]
+        others = [m for m in meta if not isinstance(m, KeyMarker)]
+        inner, more = _strip(base)
+        if others:
+            inner = typing.Annotated[(inner, *others)]  # keep msgspec constraints (Meta)
+        return inner, markers + more
+    return tp, []
+
+
+def _base_type(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _deeply_immutable(cls: type[Any], seen: frozenset[type] = frozenset()) -> bool:
+    config = getattr(cls, "__struct_config__", None)
+    if config is None or not config.frozen or cls in seen:
+        return cls in seen
+    hints = typing.get_type_hints(cls)
+    return all(_immutable_type(t, seen | {cls}) for t in hints.values())
+
+
+def _immutable_type(tp: Any, seen: frozenset[type]) -> bool:
+    tp = _base_type(tp)
+    if tp in _IMMUTABLE_SCALARS:
+        return True
+    origin = typing.get_origin(tp)
+    if origin in (tuple, frozenset, typing.Union) or str(origin) == "<class 'types.UnionType'>":
+        return all(_immutable_type(a, seen) for a in typing.get_args(tp) if a is not Ellipsis)
+    if origin is typing.Literal:
+        return True
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return True
+    if isinstance(tp, type) and hasattr(tp, "__struct_config__"):
+        return _deeply_immutable(tp, seen)
+    return False
+
+
+def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def build_schema(cls: type[T]) -> Schema[T]:
+    decl = cls.__tierstore_decl__  # type: ignore[attr-defined]
+    where = cls.__name__
+    table = decl["table"]
+    if table is None:
+        raise ConfigError(f"{where}: declare the table, e.g. class {where}(Entity, table=...)", entity=where)
+    if not isinstance(table, str) or not _TABLE_NAME.match(table):
+        raise ConfigError(
+            f"{where}: table name {table!r} must match {_TABLE_NAME.pattern}", entity=where
+        )
+    hints = typing.get_type_hints(cls, include_extras=True)
+    infos = {f.name: f for f in msgspec.structs.fields(cls)}
+    fields: list[FieldSpec] = []
+    roles: dict[KeyMarker, list[str]] = {PARTITION: [], SORT: [], VERSION: [], EXPIRES: []}
+    for name in cls.__struct_fields__:
+        tp, markers = _strip(hints[name])
+        if len(markers) > 1:
+            raise ConfigError(f"{where}.{name}: a field can have one role, got {markers}", entity=where)
+        for m in markers:
+            roles[m].append(name)
+        info = infos[name]
+        default = info.default if info.default is not msgspec.NODEFAULT else None
+        fields.append(FieldSpec(name, tp, info.required, default))
+    field_types = {f.name: f.type for f in fields}
+
+    def _role(marker: KeyMarker, keyword: str) -> tuple[str, ...]:
+        annotated = roles[marker]
+        declared = _names(decl[keyword])
+        if annotated and declared:
+            raise ConfigError(
+                f"{where}: {marker.role} given both by annotation ({annotated}) and by {keyword}=",
+                entity=where,
+            )
+        if len(annotated) > 1:
+            raise ConfigError(
+                f"{where}: fields {annotated} are all marked {marker.role}; for a composite key declare "
+                f"the order with {keyword}={tuple(annotated)!r}",
+                entity=where,
+            )
+        names = declared or tuple(annotated)
+        for n in names:
+            if n not in field_types:
+                raise ConfigError(f"{where}: {keyword} names unknown field {n!r}", entity=where)
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}: {keyword} repeats a field: {names}", entity=where)
+        return names
+
+    partition = _role(PARTITION, "partition_key")
+    sort = _role(SORT, "sort_key")
+    if not partition:
+        raise ConfigError(f"{where}: no partition key; mark a field PartitionKey[...]", entity=where)
+    if set(partition) & set(sort):
+        raise ConfigError(f"{where}: a field cannot be in both partition and sort key", entity=where)
+    for n in partition + sort:
+        if field_types[n] not in _KEY_TYPES:
+            raise ConfigError(
+                f"{where}.{n}: key fields must be str, int or bytes, not {field_types[n]!r}", entity=where
+            )
+    for marker in (VERSION, EXPIRES):
+        if len(roles[marker]) > 1:
+            raise ConfigError(f"{where}: more than one {marker.role} field: {roles[marker]}", entity=where)
+        for n in roles[marker]:
+            if field_types[n] is not int:
+                raise ConfigError(f"{where}.{n}: the {marker.role} field must be int", entity=where)
+    indexes: dict[str, Index] = {}
+    for ix in decl["indexes"]:
+        if not isinstance(ix, Index):
+            raise ConfigError(f"{where}: indexes= takes Index(...) values, got {ix!r}", entity=where)
+        if ix.name in indexes or not _TABLE_NAME.match(ix.name):
+            raise ConfigError(f"{where}: index name {ix.name!r} is repeated or invalid", entity=where)
+        for n in ix.partition_fields + ix.sort_fields:
+            if n not in field_types:
+                raise ConfigError(f"{where}: index {ix.name} names unknown field {n!r}", entity=where)
+            if _base_type(field_types[n]) not in _KEY_TYPES:
+                raise ConfigError(f"{where}: index {ix.name} field {n} must be str, int or bytes", entity=where)
+        indexes[ix.name] = ix
+    relations: dict[str, Relation[Any]] = {}
+    for klass in reversed(cls.__mro__):
+        for attr, value in vars(klass).items():
+            if isinstance(value, Relation):
+                if attr in field_types:
+                    raise ConfigError(f"{where}: relation {attr!r} clashes with a field", entity=where)
+                relations[attr] = value
+    return Schema(
+        cls,
+        table=table,
+        fields=tuple(fields),
+        partition=partition,
+        sort=sort,
+        version=roles[VERSION][0] if roles[VERSION] else None,
+        ttl=roles[EXPIRES][0] if roles[EXPIRES] else None,
+        indexes=indexes,
+        relations=relations,
+    )
+
+
+def schema_of(cls: type[T]) -> Schema[T]:
+    """The cached :class:`Schema` of an entity class (built on first use if forward refs delayed it)."""
+    schema = getattr(cls, "__tierstore_schema__", None)
+    if schema is None:
+        if not (isinstance(cls, type) and issubclass(cls, Entity)):
+            raise ConfigError(f"{cls!r} is not a tierstore Entity")
+        try:
+            schema = build_schema(cls)
+        except NameError as exc:
+            raise ConfigError(f"{cls.__name__}: unresolved type annotation: {exc}", entity=cls.__name__) from None
+        cls.__tierstore_schema__ = schema
+    return schema

@@ -1,0 +1,354 @@
+"""``Repository[T]``: the typed surface over one entity — store of record plus the tiered cache."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from tierstore.codecs import Codec, codec_for
+from tierstore.errors import ValidationError
+from tierstore.model.entity import Entity, Relation
+from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.query import Page, Query, SortCondition
+from tierstore.stores.base import Store
+from tierstore.tiers.tiered import TieredCache
+
+if TYPE_CHECKING:
+    from tierstore.db import Database
+
+__all__ = ["QueryResult", "Repository"]
+
+T = TypeVar("T", bound=Entity)
+
+_SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
+
+
+class Repository(Generic[T]):
+    """Typed access to one entity. Get one from ``db.repository(Entity)``."""
+
+    def __init__(self, db: Database, cls: type[T]) -> None:
+        self.db = db
+        self.entity = cls
+        self.schema: Schema[T] = schema_of(cls)
+        self.codec: Codec[T] = codec_for(self.schema)
+        self.store: Store = db.store
+        self.cache: TieredCache = db.cache
+        self._l1 = self.cache.l1
+        self._remote = len(self.cache.tiers) > (1 if self._l1 is not None else 0)
+        self._immutable = self.schema.immutable
+        self._inflight: dict[str, asyncio.Future[T | None]] = {}
+        self._ready = False
+        schema = self.schema
+        self._expires_of: Callable[[T], float | None] | None = None
+        if schema.ttl is not None:
+            ttl_field = schema.ttl
+            self._expires_of = lambda item: getattr(item, ttl_field) or None
+
+    def __repr__(self) -> str:
+        return f"Repository[{self.schema.name}]"
+
+    async def _ensure(self) -> None:
+        if not self._ready:
+            await self.db._ensure_schema(self.schema)
+            self._ready = True
+
+    def _live(self, item: T | None) -> T | None:
+        """Items whose TTL field is in the past read as absent."""
+        if item is not None and self.schema.ttl is not None:
+            at = getattr(item, self.schema.ttl)
+            if at and at <= time.time():
+                return None
+        return item
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False) -> T | None:
+        """The item with this key, or ``None``. ``consistent=True`` reads the store, bypassing caches."""
+        schema = self.schema
+        key = schema.key(partition, sort)
+        if not self._ready:
+            await self._ensure()
+        if consistent:
+            return self._live(await self.store.get(schema, key, consistent=True))
+        ck = schema.cache_key(key)
+        l1 = self._l1
+        if l1 is not None:
+            entry = l1.entry(ck)
+            if entry is not None:
+                obj = entry.obj
+                if obj is not None:
+                    return self._live(obj)  # type: ignore[no-any-return]
+                value = self.codec.decode(entry.value)
+                if value is not None:
+                    if value.__class__ is not self.entity:  # ABSENT: a cached "not found"
+                        return None
+                    if self._immutable:
+                        entry.obj = value
+                    return self._live(value)  # type: ignore[arg-type]
+        return await self._get_slow(key, ck, l1 is not None)
+
+    async def _get_slow(self, key: Key, ck: str, looked_l1: bool) -> T | None:
+        inflight = self._inflight.get(ck)
+        if inflight is not None:
+            # Single-flight: join the read already under way for this key.
+            return await asyncio.shield(inflight)
+        fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
+        self._inflight[ck] = fut
+        try:
+            if not self.cache.tiers:
+                result = await self.store.get(self.schema, key)
+            else:
+                async def load(_: list[int]) -> list[T | None]:
+                    return [await self.store.get(self.schema, key)]
+
+                (result,) = await self.cache.read_many(self.codec, [ck], load, expires_of=self._expires_of)
+            result = self._live(result)
+            fut.set_result(result)
+            return result
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # mark retrieved: joiners re-raise it themselves
+            raise
+        finally:
+            if self._inflight.get(ck) is fut:
+                del self._inflight[ck]
+
+    async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
+        """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``."""
+        schema = self.schema
+        flat = [schema.key_arg(k) for k in keys]
+        if not self._ready:
+            await self._ensure()
+        if not flat:
+            return []
+        index: dict[Key, int] = {}
+        uniq: list[Key] = []
+        for k in flat:
+            if k not in index:
+                index[k] = len(uniq)
+                uniq.append(k)
+        if consistent or not self.cache.tiers:
+            found = await self.store.get_many(schema, uniq, consistent=consistent)
+        else:
+            cks = [schema.cache_key(k) for k in uniq]
+
+            async def load(idx: list[int]) -> list[T | None]:
+                return await self.store.get_many(schema, [uniq[i] for i in idx])
+
+            found = await self.cache.read_many(self.codec, cks, load, expires_of=self._expires_of)
+        live = self._live
+        return [live(found[index[k]]) for k in flat]
+
+    def query(
+        self,
+        partition: Any,
+        *,
+        sort: SortCondition | None = None,
+        index: str | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+        reverse: bool = False,
+        consistent: bool = False,
+    ) -> QueryResult[T]:
+        """Items of one partition (of the table or of ``index``), ordered by sort key.
+
+        ``await`` it for one :class:`Page`; ``async for`` over it for every item, one page in memory at a
+        time; ``.pages()`` for the pages.
+        """
+        return QueryResult(self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent))
+
+    def _make_query(
+        self, partition: Any, sort: SortCondition | None, index: str | None, limit: int | None,
+        cursor: str | None, reverse: bool, consistent: bool,
+    ) -> Query:
+        schema = self.schema
+        if index is None:
+            pfields, sfields = schema.partition, schema.sort
+        else:
+            ix = schema.indexes.get(index)
+            if ix is None:
+                raise ValidationError(
+                    f"{schema.name} has no index {index!r} (has {sorted(schema.indexes)})", entity=schema.name
+                )
+            pfields, sfields = ix.partition_fields, ix.sort_fields
+        parts = (partition,) if len(pfields) == 1 else partition
+        if not isinstance(parts, tuple) or len(parts) != len(pfields):
+            raise ValidationError(f"query partition needs the values of {pfields}", entity=schema.name)
+        for value, name in zip(parts, pfields, strict=True):
+            _check_value(schema, name, value)
+        if sort is not None:
+            if not isinstance(sort, SortCondition) or sort.op not in _SORT_OPS:
+                raise ValidationError("sort= takes eq(), lt(), between(), begins_with()…", entity=schema.name)
+            if not sfields:
+                raise ValidationError(f"{schema.name} has no sort key to filter on", entity=schema.name)
+            for value in sort.values:
+                _check_value(schema, sfields[0], value, allow_empty=sort.op != "eq")
+            if sort.op == "begins_with" and not isinstance(sort.values[0], str | bytes):
+                raise ValidationError("begins_with needs a str or bytes prefix", entity=schema.name)
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ValidationError(f"limit must be a positive int, got {limit!r}", entity=schema.name)
+        if cursor is not None and not isinstance(cursor, str):
+            raise ValidationError("cursor must be the str a previous page returned", entity=schema.name)
+        q = Query(tuple(parts), sort, index, limit, cursor, bool(reverse), bool(consistent))
+        if cursor is not None:
+            from tierstore.query import decode_cursor
+
+            decode_cursor(q, cursor)  # reject a foreign or damaged cursor before any I/O
+        return q
+
+    async def _query_page(self, q: Query) -> Page[T]:
+        if not self._ready:
+            await self._ensure()
+        page = await self.store.query(self.schema, q)
+        if self.schema.ttl is not None:
+            page.items = [i for i in page.items if self._live(i) is not None]
+        return page
+
+    async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
+        """Load ``relations`` onto ``items`` with batched reads (application-side join). Returns ``items``."""
+        from tierstore.joins import load_relations
+
+        await load_relations(self.db, self.schema, list(items), relations)
+        return list(items)
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def put(self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None) -> T:
+        """Write ``item`` and return it as stored (version field advanced).
+
+        ``if_not_exists``: fail with ``ConditionFailed`` if the key exists. ``expect_version``: fail unless
+        the stored version equals it (optimistic locking).
+        """
+        schema = self.schema
+        schema.validate_item(item)
+        if expect_version is not None:
+            _check_expect(schema, expect_version)
+        if not self._ready:
+            await self._ensure()
+        stored = await self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+        await self._after_write([schema.key_of(stored)], [stored])
+        return stored
+
+    async def put_many(self, items: Iterable[T]) -> list[T]:
+        """Unconditional puts; returns the items as stored. Duplicate keys are a ``ValidationError``."""
+        schema = self.schema
+        batch = [schema.validate_item(i) for i in items]
+        keys = [schema.key_of(i) for i in batch]
+        if len(set(keys)) != len(keys):
+            raise ValidationError("put_many got the same key twice", entity=schema.name)
+        if not batch:
+            return []
+        if not self._ready:
+            await self._ensure()
+        stored = await self.store.put_many(schema, batch)
+        await self._after_write(keys, stored)
+        return stored
+
+    async def delete(self, partition: Any, sort: Any = None, *, expect_version: int | None = None) -> bool:
+        """Delete; ``True`` if the item existed."""
+        schema = self.schema
+        key = schema.key(partition, sort)
+        if expect_version is not None:
+            _check_expect(schema, expect_version)
+        if not self._ready:
+            await self._ensure()
+        existed = await self.store.delete(schema, key, expect_version=expect_version)
+        await self._after_write([key], [None])
+        return existed
+
+    async def delete_many(self, keys: Iterable[Any]) -> None:
+        schema = self.schema
+        flat = list(dict.fromkeys(schema.key_arg(k) for k in keys))
+        if not flat:
+            return
+        if not self._ready:
+            await self._ensure()
+        await self.store.delete_many(schema, flat)
+        await self._after_write(flat, [None] * len(flat))
+
+    async def _after_write(self, keys: Sequence[Key], stored: Sequence[T | None]) -> None:
+        if not self.cache.tiers:
+            return
+        cks = [self.schema.cache_key(k) for k in keys]
+        for ck in cks:
+            # Readers that start after this write must not join a read that began before it.
+            self._inflight.pop(ck, None)
+        if self.cache.policy.write_mode == "write_through":
+            values = [None if s is None else self.codec.encode(s) for s in stored]
+            versions = [0 if s is None else self.schema.version_of(s) for s in stored]
+            await self.cache.after_write(cks, values, versions)
+        else:
+            await self.cache.after_write(cks)
+
+    def forget_inflight(self, cks: Iterable[str]) -> None:
+        for ck in cks:
+            self._inflight.pop(ck, None)
+
+
+class QueryResult(Generic[T]):
+    """A prepared query: ``await`` for one page, ``async for`` for all items, ``.join(...)`` to load relations."""
+
+    def __init__(self, repo: Repository[T], query: Query, joins: tuple[Relation[Any], ...] = ()) -> None:
+        self.repo = repo
+        self.query = query
+        self._joins = joins
+
+    def __repr__(self) -> str:
+        return f"QueryResult({self.repo.schema.name}, {self.query})"
+
+    def join(self, *relations: Relation[Any]) -> QueryResult[T]:
+        """Load these relations onto every item of each page (batched, no N+1)."""
+        return QueryResult(self.repo, self.query, self._joins + relations)
+
+    async def _page(self, q: Query) -> Page[T]:
+        page = await self.repo._query_page(q)
+        if self._joins and page.items:
+            from tierstore.joins import load_relations
+
+            await load_relations(self.repo.db, self.repo.schema, page.items, self._joins)
+        return page
+
+    def __await__(self) -> Generator[Any, None, Page[T]]:
+        return self._page(self.query).__await__()
+
+    async def pages(self) -> AsyncIterator[Page[T]]:
+        q = self.query
+        while True:
+            page = await self._page(q)
+            yield page
+            if page.cursor is None:
+                return
+            q = Query(q.partition, q.sort, q.index, q.limit, page.cursor, q.reverse, q.consistent)
+
+    async def __aiter__(self) -> AsyncIterator[T]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    async def all(self) -> list[T]:
+        """Every item of every page (the whole result in memory: prefer ``async for`` on large ones)."""
+        return [item async for item in self]
+
+
+def _check_value(schema: Schema[Any], name: str, value: Any, *, allow_empty: bool = False) -> None:
+    from tierstore.model.schema import _base_type
+
+    typ = _base_type(schema.field_types[name])
+    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+        raise ValidationError(
+            f"{schema.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
+            entity=schema.name,
+        )
+    if not allow_empty and isinstance(value, str | bytes) and not value:
+        raise ValidationError(f"{schema.name}.{name} must not be empty", entity=schema.name)
+
+
+def _check_expect(schema: Schema[Any], expect_version: int) -> None:
+    if not schema.version:
+        raise ValidationError(f"{schema.name} declares no Version field", entity=schema.name)
+    if not isinstance(expect_version, int) or isinstance(expect_version, bool) or expect_version < 0:
+        raise ValidationError(f"expect_version must be an int >= 0, got {expect_version!r}", entity=schema.name)
+
+

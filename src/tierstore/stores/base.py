@@ -1,0 +1,98 @@
+"""The ``Store`` seam: the store of record behind a repository.
+
+A store takes validated input (keys are flat tuples checked by the schema) and returns decoded items.
+It translates its client library's errors into tierstore errors; nothing else crosses this seam.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+from tierstore.model.schema import Key, Schema
+from tierstore.query import Page, Query
+from tierstore.stats import StoreStats
+
+__all__ = ["Delete", "Put", "Store", "WriteOp"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """A transactional put. ``expect_version`` and ``if_not_exists`` as on ``Repository.put``."""
+
+    item: Any
+    if_not_exists: bool = False
+    expect_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """A transactional delete of ``key`` (flat key tuple) of ``entity``."""
+
+    entity: type[Any]
+    key: Key
+    expect_version: int | None = None
+
+
+WriteOp = Put | Delete
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The store of record. Every method may raise only tierstore errors."""
+
+    name: str
+    """Backend name for errors, stats and bench rows: ``memory``, ``sqlite``, ``postgres``, ``dynamodb``…"""
+    stats: StoreStats
+
+    async def open(self) -> None:
+        """Connect (pools, clients). Called once by ``connect()`` before first use."""
+        ...
+
+    async def ensure_schema(self, schema: Schema[Any]) -> None:
+        """Create the table and indexes of ``schema`` if they are missing. Idempotent."""
+        ...
+
+    async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None: ...
+
+    async def get_many(
+        self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
+    ) -> list[T | None]:
+        """Results in request order; ``keys`` hold no duplicates."""
+        ...
+
+    async def put(
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+    ) -> T:
+        """Write ``item``; return it as stored (with the version field set to the stored version + 1).
+
+        Raises ``ConditionFailed`` when ``if_not_exists`` finds an item or ``expect_version`` differs.
+        """
+        ...
+
+    async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
+        """Unconditional puts of distinct keys; returns the items as stored, in order."""
+        ...
+
+    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+        """Delete; ``True`` if an item existed. ``expect_version`` fails with ``ConditionFailed``."""
+        ...
+
+    async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None: ...
+
+    async def query(self, schema: Schema[T], query: Query) -> Page[T]: ...
+
+    async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
+        """All or nothing; returns, per op, the stored item (``Put``) or ``None`` (``Delete``).
+
+        Raises ``Unsupported`` where the store has no transactions, ``TransactionCanceled`` when a condition
+        fails (nothing is written).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections. Idempotent."""
+        ...

@@ -1,0 +1,196 @@
+"""``MemoryStore``: a complete in-process store of record (the unit-test fake and a real backend)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import msgspec
+
+from tierstore.errors import ConditionFailed, TransactionCanceled, ValidationError
+from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
+from tierstore.stats import StoreStats
+from tierstore.stores.base import Delete, Put, WriteOp
+
+__all__ = ["MemoryStore", "MemoryStoreConfig"]
+
+T = TypeVar("T")
+
+
+class MemoryStore:
+    """Items are kept encoded, so callers never share objects with the store."""
+
+    name = "memory"
+    supports_transactions = True
+
+    def __init__(self, *, latency: float = 0.0) -> None:
+        self.stats = StoreStats()
+        self._tables: dict[str, dict[Key, bytes]] = {}
+        self._closed = False
+        self.latency = latency  # optional simulated round-trip time, for demos and benchmarks
+
+    def __repr__(self) -> str:
+        return f"MemoryStore(tables={sorted(self._tables)})"
+
+    async def _trip(self) -> None:
+        self.stats.round_trips += 1
+        if self.latency:
+            import asyncio
+
+            await asyncio.sleep(self.latency)
+
+    def _table(self, schema: Schema[Any]) -> dict[Key, bytes]:
+        return self._tables.setdefault(schema.table, {})
+
+    async def open(self) -> None:
+        pass
+
+    async def ensure_schema(self, schema: Schema[Any]) -> None:
+        self._table(schema)
+
+    async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None:
+        await self._trip()
+        self.stats.reads += 1
+        raw = self._table(schema).get(key)
+        return None if raw is None else schema.decoder.decode(raw)
+
+    async def get_many(
+        self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
+    ) -> list[T | None]:
+        await self._trip()
+        self.stats.reads += len(keys)
+        table = self._table(schema)
+        decode = schema.decoder.decode
+        out: list[T | None] = []
+        for k in keys:
+            raw = table.get(k)
+            out.append(None if raw is None else decode(raw))
+        return out
+
+    def _check(self, schema: Schema[Any], key: Key, if_not_exists: bool, expect_version: int | None) -> int:
+        """Check a write's condition; return the stored version (0 if absent)."""
+        raw = self._table(schema).get(key)
+        current = 0
+        if raw is not None and schema.version:
+            current = getattr(schema.decoder.decode(raw), schema.version)
+        if if_not_exists and raw is not None:
+            raise ConditionFailed("item exists", entity=schema.name, key=key, backend=self.name)
+        if expect_version is not None:
+            if not schema.version:
+                raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
+            if raw is None or current != expect_version:
+                raise ConditionFailed(
+                    f"expected version {expect_version}, found {current if raw is not None else 'no item'}",
+                    entity=schema.name, key=key, backend=self.name,
+                )
+        return current
+
+    def _write(self, schema: Schema[T], item: T, current: int) -> T:
+        if schema.version:
+            item = msgspec.structs.replace(item, **{schema.version: current + 1})  # type: ignore[type-var]
+        self._table(schema)[schema.key_of(item)] = schema.encoder.encode(item)
+        self.stats.writes += 1
+        return item
+
+    async def put(
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+    ) -> T:
+        await self._trip()
+        current = self._check(schema, schema.key_of(item), if_not_exists, expect_version)
+        return self._write(schema, item, current)
+
+    async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
+        await self._trip()
+        return [self._write(schema, it, self._check(schema, schema.key_of(it), False, None)) for it in items]
+
+    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+        await self._trip()
+        self._check(schema, key, False, expect_version)
+        self.stats.writes += 1
+        return self._table(schema).pop(key, None) is not None
+
+    async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:
+        await self._trip()
+        table = self._table(schema)
+        for k in keys:
+            table.pop(k, None)
+        self.stats.writes += len(keys)
+
+    async def query(self, schema: Schema[T], query: Query) -> Page[T]:
+        await self._trip()
+        self.stats.queries += 1
+        if query.index is None:
+            pfields, sfields = schema.partition, schema.sort
+        else:
+            ix = schema.indexes[query.index]
+            pfields, sfields = ix.partition_fields, ix.sort_fields
+        rows: list[tuple[tuple[Any, ...], T]] = []
+        decode = schema.decoder.decode
+        for key, raw in self._table(schema).items():
+            item = decode(raw)
+            if tuple(getattr(item, f) for f in pfields) != query.partition:
+                continue
+            sort_vals = tuple(getattr(item, f) for f in sfields)
+            if query.sort is not None and not sort_matches(query.sort, sort_vals[0]):
+                continue
+            rows.append((sort_vals + key, item))
+        rows.sort(key=lambda r: r[0], reverse=query.reverse)
+        if query.cursor is not None:
+            after = tuple(decode_cursor(query, query.cursor))
+            rows = [r for r in rows if (r[0] < after if query.reverse else r[0] > after)]
+        limit = query.limit
+        if limit is not None and len(rows) > limit:
+            page = rows[:limit]
+            return Page([r[1] for r in page], encode_cursor(query, page[-1][0]))
+        return Page([r[1] for r in rows], None)
+
+    async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
+        await self._trip()
+        reasons: list[str | None] = []
+        plan: list[tuple[WriteOp, Schema[Any], int]] = []
+        for op in ops:
+            try:
+                if isinstance(op, Put):
+                    schema = schema_of(type(op.item))
+                    current = self._check(schema, schema.key_of(op.item), op.if_not_exists, op.expect_version)
+                else:
+                    schema = schema_of(op.entity)
+                    current = self._check(schema, op.key, False, op.expect_version)
+                plan.append((op, schema, current))
+                reasons.append(None)
+            except ConditionFailed as exc:
+                reasons.append(exc.message)
+        if any(reasons):
+            raise TransactionCanceled("transaction canceled", reasons=reasons, backend=self.name)
+        out: list[Any] = []
+        for op, schema, current in plan:
+            if isinstance(op, Put):
+                out.append(self._write(schema, op.item, current))
+            else:
+                assert isinstance(op, Delete)
+                self._table(schema).pop(op.key, None)
+                self.stats.writes += 1
+                out.append(None)
+        return out
+
+    async def aclose(self) -> None:
+        self._closed = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryStoreConfig:
+    """``memory://`` (``?latency=1ms`` simulates a round trip)."""
+
+    latency: float = 0.0
+
+    @classmethod
+    def from_url(cls, url: str) -> MemoryStoreConfig:
+        from tierstore.config import parse_duration, query_params
+
+        p = query_params(url, {"latency"})
+        return cls(latency=parse_duration(p["latency"], "latency") if "latency" in p else 0.0)
+
+    def build(self) -> MemoryStore:
+        return MemoryStore(latency=self.latency)

@@ -1,0 +1,66 @@
+"""The ``CacheTier`` seam. Tiers store opaque bytes (codec envelopes) under string keys.
+
+Stale-fill guard (DESIGN §4.1): a read miss may hand out a :class:`Lease`. Filling with that lease succeeds
+only if no invalidation of the key happened since the lease was issued; ``invalidate_many`` voids every
+outstanding lease of its keys. A miss returned as ``None`` (no lease) means another reader holds the lease:
+the caller may wait and re-read, or read the store without filling.
+
+Tiers fail open: a tier that errs raises :class:`~tierstore.errors.TierError` and the tiered path treats it
+as a miss (reads) or records the invalidation for replay (writes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from tierstore.stats import TierStats
+
+__all__ = ["CacheTier", "Lease"]
+
+
+class Lease:
+    """Permission to fill one key after a miss. ``token`` is opaque to everyone but the tier."""
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: Any) -> None:
+        self.token = token
+
+    def __repr__(self) -> str:
+        return "Lease(...)"
+
+
+@runtime_checkable
+class CacheTier(Protocol):
+    name: str
+    """``memory``, ``redis``, ``redis-cluster``, ``memcached``…"""
+    stats: TierStats
+    local: bool
+    """True for in-process tiers (no I/O); the repository takes a synchronous fast path for them."""
+
+    async def open(self) -> None:
+        """Connect. Must not fail when the server is down: the tier fails open instead."""
+        ...
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
+        """Per key: the bytes (hit), a :class:`Lease` (miss, you may fill), or ``None`` (miss, no lease)."""
+        ...
+
+    async def fill_many(self, entries: Sequence[tuple[str, bytes, Lease]], ttl: float) -> None:
+        """Fill after a miss; an entry whose lease was voided by an invalidation is dropped."""
+        ...
+
+    async def set_many(self, entries: Sequence[tuple[str, bytes, int]], ttl: float) -> None:
+        """Write-through: set ``(key, value, version)``; a tier never replaces a newer version by an older."""
+        ...
+
+    async def invalidate_many(self, keys: Sequence[str]) -> None:
+        """Delete the keys and void their outstanding leases."""
+        ...
+
+    async def clear(self) -> None:
+        """Drop everything this tier holds for this namespace."""
+        ...
+
+    async def aclose(self) -> None: ...
