@@ -11,6 +11,7 @@ from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, TierstoreError, ValidationError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.policies.base import QueryCache
 from tierstore.repository import Repository, _check_expect
 from tierstore.stores.base import Delete, Put, Store, WriteOp
 from tierstore.tiers.base import CacheTier
@@ -33,6 +34,7 @@ def connect(
     cache: Sequence[TierSpec] | TierSpec | None = None,
     *,
     policy: CachePolicy | None = None,
+    query_cache: QueryCache | None = None,
     create_tables: bool = True,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
@@ -56,7 +58,9 @@ def connect(
             raise ConfigError(f"{t!r} is not a cache tier")
     if not isinstance(built_store, Store):
         raise ConfigError(f"{built_store!r} is not a store")
-    return Database(built_store, tiers, policy=policy, create_tables=create_tables, owned=owned)
+    return Database(
+        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned
+    )
 
 
 def _build(spec: Any, parse: Any, owned: list[Any]) -> Any:
@@ -80,11 +84,13 @@ class Database:
         tiers: Sequence[CacheTier] = (),
         *,
         policy: CachePolicy | None = None,
+        query_cache: QueryCache | None = None,
         create_tables: bool = True,
         owned: Sequence[Any] | None = None,
     ) -> None:
         self.store = store
         self.cache = TieredCache(tiers, policy)
+        self.query_cache = query_cache
         self.create_tables = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}

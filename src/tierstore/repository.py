@@ -201,7 +201,11 @@ class Repository(Generic[T]):
     async def _query_page(self, q: Query) -> Page[T]:
         if not self._ready:
             await self._ensure()
-        page = await self.store.query(self.schema, q)
+        qc = self.db.query_cache
+        if qc is not None and not q.consistent:
+            page = await qc.query(self.schema, q, lambda: self.store.query(self.schema, q))
+        else:
+            page = await self.store.query(self.schema, q)
         if self.schema.ttl is not None:
             page.items = [i for i in page.items if self._live(i) is not None]
         return page
@@ -269,6 +273,9 @@ class Repository(Generic[T]):
         await self._after_write(flat, [None] * len(flat))
 
     async def _after_write(self, keys: Sequence[Key], stored: Sequence[T | None]) -> None:
+        qc = self.db.query_cache
+        if qc is not None:
+            await qc.after_write(self.schema, keys, stored)
         if not self.cache.tiers:
             return
         cks = [self.schema.cache_key(k) for k in keys]

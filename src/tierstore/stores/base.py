@@ -56,6 +56,10 @@ class Store(Protocol):
         """Create the table and indexes of ``schema`` if they are missing. Idempotent."""
         ...
 
+    async def truncate(self, schema: Schema[Any]) -> None:
+        """Delete every item of the table (tests, resharding). The table stays."""
+        ...
+
     async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None: ...
 
     async def get_many(

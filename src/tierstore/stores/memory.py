@@ -50,6 +50,9 @@ class MemoryStore:
     async def ensure_schema(self, schema: Schema[Any]) -> None:
         self._table(schema)
 
+    async def truncate(self, schema: Schema[Any]) -> None:
+        self._table(schema).clear()
+
     async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None:
         await self._trip()
         self.stats.reads += 1
