@@ -54,9 +54,9 @@ class _Link:
 
     __slots__ = ("client", "task", "upstream")
 
-    def __init__(self, client: asyncio.StreamWriter, task: asyncio.Task[object] | None) -> None:
+    def __init__(self, client: asyncio.StreamWriter) -> None:
         self.client = client
-        self.task = task
+        self.task: asyncio.Task[None] | None = None
         self.upstream: asyncio.StreamWriter | None = None
 
     def reset(self) -> None:
@@ -172,7 +172,7 @@ class FaultProxy:
     # -- internals -------------------------------------------------------------------------------------
 
     async def _reset_links(self, links: set[_Link]) -> None:
-        tasks: list[asyncio.Task[object]] = []
+        tasks: list[asyncio.Task[None]] = []
         current = asyncio.current_task()
         for link in links:
             link.reset()
@@ -182,13 +182,20 @@ class FaultProxy:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _on_accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # A plain callback, not a coroutine: each connection runs in a task the proxy owns and may cancel.
+        # (On 3.11, cancelling the task in which asyncio's server runs a coroutine callback logs an error.)
         self.total_connections += 1
         if self._closed or self._drop:
             _reset(writer)
             return
-        link = _Link(writer, asyncio.current_task())
+        link = _Link(writer)
         self._links.add(link)
+        link.task = asyncio.get_running_loop().create_task(
+            self._run(link, reader), name=f"FaultProxy:{self.port}:conn{self.total_connections}"
+        )
+
+    async def _run(self, link: _Link, reader: asyncio.StreamReader) -> None:
         clean = False
         try:
             clean = await self._serve(link, reader)
