@@ -91,7 +91,7 @@ class Database:
         self.store = store
         self.cache = TieredCache(tiers, policy)
         self.query_cache = query_cache
-        self.create_tables = create_tables
+        self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}
         self._ensured: set[str] = set()
@@ -143,7 +143,7 @@ class Database:
     async def _ensure_schema(self, schema: Schema[Any]) -> None:
         if not self._opened:
             await self.open()
-        if self.create_tables and schema.table not in self._ensured:
+        if self._auto_create and schema.table not in self._ensured:
             await self.store.ensure_schema(schema)
             self._ensured.add(schema.table)
 
