@@ -92,13 +92,8 @@ def tier_url(name: str, prefix: str) -> str:
 
 
 def _marks(store: str, tiers: tuple[str, ...]) -> list[pytest.MarkDecorator]:
-    marks = []
-    if STORES[store][1]:
-        marks.append(getattr(pytest.mark, STORES[store][1]))
-    for t in tiers:
-        if t != "memory":
-            marks.append(getattr(pytest.mark, t))
-    return marks
+    names = ([STORES[store][1]] if STORES[store][1] else []) + [t for t in tiers if t != "memory"]
+    return [getattr(pytest.mark, n) for n in names]
 
 
 MATRIX = [

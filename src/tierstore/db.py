@@ -48,7 +48,7 @@ def connect(
         cache = DEFAULT_CACHE
     if cache is None:
         cache = ()
-    elif isinstance(cache, str | BackendConfig) or isinstance(cache, CacheTier):
+    elif isinstance(cache, str | BackendConfig | CacheTier):
         cache = (cache,)
     owned: list[Any] = []
     built_store = _build(store if store is not None else DEFAULT_STORE, store_config, owned)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tierstore.codecs import Codec, codec_for
@@ -71,7 +71,8 @@ class Repository(Generic[T]):
         if not self._ready:
             await self._ensure()
         if consistent:
-            return self._live(await self.store.get(schema, key, consistent=True))
+            item: T | None = await self.store.get(schema, key, consistent=True)
+            return self._live(item)
         ck = schema.cache_key(key)
         l1 = self._l1
         if l1 is not None:
@@ -79,14 +80,14 @@ class Repository(Generic[T]):
             if entry is not None:
                 obj = entry.obj
                 if obj is not None:
-                    return self._live(obj)  # type: ignore[no-any-return]
+                    return self._live(obj)
                 value = self.codec.decode(entry.value)
                 if value is not None:
                     if value.__class__ is not self.entity:  # ABSENT: a cached "not found"
                         return None
                     if self._immutable:
                         entry.obj = value
-                    return self._live(value)  # type: ignore[arg-type]
+                    return self._live(value)
         return await self._get_slow(key, ck, l1 is not None)
 
     async def _get_slow(self, key: Key, ck: str, looked_l1: bool) -> T | None:

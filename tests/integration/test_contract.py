@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from _models import Blob, Customer, Event, Order
 
 import tierstore
 from tierstore import (
@@ -22,6 +21,8 @@ from tierstore import (
     le,
     lt,
 )
+
+from _models import Blob, Customer, Event, Order
 
 
 async def test_put_get_roundtrip_and_version(db: Database) -> None:

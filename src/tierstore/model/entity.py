@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
@@ -36,7 +37,7 @@ class Index:
         return (self.sort,) if isinstance(self.sort, str) else tuple(self.sort)
 
 
-class EntityMeta(msgspec._core.StructMeta):  # msgspec exposes no public alias for its metaclass
+class EntityMeta(msgspec._core.StructMeta):  # type: ignore[misc]  # msgspec has no public alias for it
     """Takes ``table=``, ``partition_key=``, ``sort_key=`` and ``indexes=`` as class keywords."""
 
     def __new__(
@@ -51,22 +52,20 @@ class EntityMeta(msgspec._core.StructMeta):  # msgspec exposes no public alias f
         indexes: Sequence[Index] = (),
         **struct_options: Any,
     ) -> EntityMeta:
-        cls = super().__new__(mcls, name, bases, namespace, **struct_options)
-        cls.__tierstore_decl__ = {  # type: ignore[attr-defined]
+        cls: EntityMeta = super().__new__(mcls, name, bases, namespace, **struct_options)
+        cls.__tierstore_decl__ = {
             "table": table,
             "partition_key": partition_key,
             "sort_key": sort_key,
             "indexes": tuple(indexes),
         }
-        cls.__tierstore_schema__ = None  # type: ignore[attr-defined]
+        cls.__tierstore_schema__ = None
         if namespace.get("__module__") != __name__:
             from tierstore.model.schema import build_schema
 
-            try:
-                cls.__tierstore_schema__ = build_schema(cls)  # type: ignore[attr-defined,arg-type]
-            except NameError:
-                # A forward reference that is not defined yet: build on first use instead.
-                pass
+            # A forward reference that is not defined yet: schema_of() builds it on first use instead.
+            with contextlib.suppress(NameError):
+                cls.__tierstore_schema__ = build_schema(cls)
         return cls
 
 

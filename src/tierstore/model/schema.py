@@ -22,7 +22,7 @@ from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, KeyMarker
 
 __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 
-T = TypeVar("T", bound=Entity)
+T = TypeVar("T")
 KeyPart = str | int | bytes
 Key = tuple[KeyPart, ...]
 
@@ -188,7 +188,7 @@ class Schema(Generic[T]):
         return item
 
     def version_of(self, item: T) -> int:
-        return getattr(item, self.version) if self.version else 0  # type: ignore[no-any-return]
+        return int(getattr(item, self.version)) if self.version else 0
 
 
 def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:
@@ -251,6 +251,7 @@ def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 def build_schema(cls: type[T]) -> Schema[T]:
     decl = cls.__tierstore_decl__  # type: ignore[attr-defined]
+    struct_cls: Any = cls
     where = cls.__name__
     table = decl["table"]
     if table is None:
@@ -260,10 +261,10 @@ def build_schema(cls: type[T]) -> Schema[T]:
             f"{where}: table name {table!r} must match {_TABLE_NAME.pattern}", entity=where
         )
     hints = typing.get_type_hints(cls, include_extras=True)
-    infos = {f.name: f for f in msgspec.structs.fields(cls)}
+    infos = {f.name: f for f in msgspec.structs.fields(struct_cls)}
     fields: list[FieldSpec] = []
     roles: dict[KeyMarker, list[str]] = {PARTITION: [], SORT: [], VERSION: [], EXPIRES: []}
-    for name in cls.__struct_fields__:
+    for name in struct_cls.__struct_fields__:
         tp, markers = _strip(hints[name])
         if len(markers) > 1:
             raise ConfigError(f"{where}.{name}: a field can have one role, got {markers}", entity=where)
