@@ -67,13 +67,17 @@ class Repository(Generic[T]):
     async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False) -> T | None:
         """The item with this key, or ``None``. ``consistent=True`` reads the store, bypassing caches."""
         schema = self.schema
-        key = schema.key(partition, sort)
+        fast = schema.fast_key(partition, sort)
+        if fast is None:
+            key = schema.key(partition, sort)
+            ck = schema.cache_key(key)
+        else:
+            key, ck = fast
         if not self._ready:
             await self._ensure()
         if consistent:
             item: T | None = await self.store.get(schema, key, consistent=True)
             return self._live(item)
-        ck = schema.cache_key(key)
         l1 = self._l1
         if l1 is not None:
             entry = l1.entry(ck)

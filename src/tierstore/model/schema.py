@@ -29,11 +29,12 @@ Key = tuple[KeyPart, ...]
 _KEY_TYPES: tuple[type, ...] = (str, int, bytes)
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
 _SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@/+=;!~*'()$&?#\-]*\Z")
+_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_.@/+=;!~*'()$&?#\-]").search
 _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
 
 
 def _escape(text: str) -> str:
-    if _SAFE_TOKEN.match(text):
+    if text.isalnum() and text.isascii() or _UNSAFE_CHAR(text) is None:
         return text
     return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
@@ -89,6 +90,9 @@ class Schema(Generic[T]):
         self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
+        self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = _make_fast_key(
+            self._tag_prefix, len(partition), len(sort), self.key_types
+        )
 
     def __repr__(self) -> str:
         return (
@@ -189,6 +193,44 @@ class Schema(Generic[T]):
 
     def version_of(self, item: T) -> int:
         return int(getattr(item, self.version)) if self.version else 0
+
+
+_TOKENIZERS: dict[type, Callable[[Any], str]] = {str: _escape, int: int.__repr__, bytes: lambda b: "x" + b.hex()}
+
+
+def _make_fast_key(
+    prefix: str, n_partition: int, n_sort: int, types: tuple[type, ...]
+) -> Callable[[Any, Any], tuple[Key, str] | None]:
+    """A specialised key builder for the common single-field layouts: the key tuple and its cache key,
+    or ``None`` when the input needs the general path (which validates and explains)."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda partition, sort: None
+    pt = types[0]
+    ptok = _TOKENIZERS[pt]
+    p_may_be_falsy = pt is int
+    if n_sort == 0:
+
+        def fast1(partition: Any, sort: Any) -> tuple[Key, str] | None:
+            if type(partition) is pt and sort is None and (partition or p_may_be_falsy):
+                return (partition,), prefix + ptok(partition) + "}"
+            return None
+
+        return fast1
+    st = types[1]
+    stok = _TOKENIZERS[st]
+    s_may_be_falsy = st is int
+
+    def fast2(partition: Any, sort: Any) -> tuple[Key, str] | None:
+        if (
+            type(partition) is pt
+            and type(sort) is st
+            and (partition or p_may_be_falsy)
+            and (sort or s_may_be_falsy)
+        ):
+            return (partition, sort), prefix + ptok(partition) + "}:" + stok(sort)
+        return None
+
+    return fast2
 
 
 def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:
