@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+import tierstore
+from tierstore import ConfigError, MemoryStore
+from tierstore.config import parse_duration, parse_size, redact_url, store_config, tier_config
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("1.5", 1.5), ("300ms", 0.3), ("5s", 5), ("2m", 120), ("1h", 3600), ("1d", 86400), (3, 3.0)]
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("bad", ["", "abc", "5 weeks", "-1s", True])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ConfigError):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_sizes() -> None:
+    assert parse_size("64MiB") == 64 * 2**20 and parse_size("10kb") == 10_000 and parse_size(7) == 7
+    with pytest.raises(ConfigError):
+        parse_size("lots")
+
+
+def test_redaction() -> None:
+    assert redact_url("redis://user:hunter2@h:6379/0") == "redis://user:***@h:6379/0"
+    assert redact_url("postgresql+asyncpg://app:s3cr%40t@db/app") == "postgresql+asyncpg://app:***@db/app"
+    assert redact_url("memory://") == "memory://"
+
+
+def test_unknown_scheme_and_garbage() -> None:
+    with pytest.raises(ConfigError, match="unknown store scheme"):
+        store_config("oracle://x")
+    with pytest.raises(ConfigError, match="unknown cache scheme"):
+        tier_config("postgresql://x")
+    with pytest.raises(ConfigError, match="expected a backend URL"):
+        tierstore.connect("not a url")
+    with pytest.raises(ConfigError):
+        tierstore.connect(MemoryStore(), [42])  # type: ignore[list-item]
+
+
+def test_secret_never_in_errors() -> None:
+    with pytest.raises(ConfigError) as info:
+        store_config("memory://u:hunter2@x?nope=1")
+    assert "hunter2" not in str(info.value)
+
+
+def test_import_does_no_work() -> None:
+    code = (
+        "import sys, threading, logging; import tierstore; "
+        "assert threading.active_count() == 1; "
+        "assert not logging.getLogger('tierstore').handlers; "
+        "heavy = [m for m in ('sqlalchemy', 'redis', 'aiomcache', 'aioboto3', 'botocore') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_public_surface_is_sorted_and_complete() -> None:
+    names = tierstore.__all__
+    # isort-style order (what ruff's RUF022 enforces): CONSTANTS, then Classes, then functions.
+    assert names == sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
+    for name in names:
+        assert hasattr(tierstore, name), name
+    public = {n for n in dir(tierstore) if not n.startswith("_") and n[0].isupper()}
+    modules = {"errors", "config", "db", "model", "codecs", "query", "repository", "stats", "stores", "tiers",
+               "policies"}
+    assert public - set(names) - modules == set()
