@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import msgspec
-from _models import Customer, Order
 
 from tierstore import ABSENT, Entity, PartitionKey, schema_of
 from tierstore.codecs import Codec, codec_for
+
+from _models import Customer, Order
 
 
 def test_roundtrip_and_reuse() -> None:

@@ -4,13 +4,14 @@ import sys
 import types
 
 import pytest
-from _models import Blob, Customer, Event, Order
 from hypothesis import given
 from hypothesis import strategies as st
 
 import tierstore
 from tierstore import ConfigError, Entity, Index, NotLoaded, PartitionKey, Ref, SortKey, ValidationError, Version
 from tierstore.model.schema import schema_of
+
+from _models import Blob, Customer, Event, Order
 
 
 def declare(body: str, name: str = "decl_mod") -> type[Entity]:
@@ -96,7 +97,7 @@ def test_bad_keys_raise_validation_error(cls: type[Entity], args: tuple[object, 
 def test_ref_raises_until_loaded() -> None:
     o = Order("c1", "o1", 1)
     assert isinstance(Order.customer, Ref)
-    with pytest.raises(NotLoaded, match="Order.customer"):
+    with pytest.raises(NotLoaded, match=r"Order\.customer"):
         _ = o.customer
     Order.customer.set(o, Customer("c1", "Ann"))
     assert o.customer == Customer("c1", "Ann")
