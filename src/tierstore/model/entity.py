@@ -37,8 +37,11 @@ class Index:
         return (self.sort,) if isinstance(self.sort, str) else tuple(self.sort)
 
 
-class EntityMeta(msgspec._core.StructMeta):  # type: ignore[misc]  # msgspec has no public alias for it
+class EntityMeta(msgspec.StructMeta):
     """Takes ``table=``, ``partition_key=``, ``sort_key=`` and ``indexes=`` as class keywords."""
+
+    __tierstore_decl__: dict[str, Any]
+    __tierstore_schema__: Any
 
     def __new__(
         mcls,

@@ -12,7 +12,7 @@ import re
 import typing
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import msgspec
 
@@ -34,7 +34,7 @@ _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, ty
 
 
 def _escape(text: str) -> str:
-    if text.isalnum() and text.isascii() or _UNSAFE_CHAR(text) is None:
+    if (text.isalnum() and text.isascii()) or _UNSAFE_CHAR(text) is None:
         return text
     return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
 
@@ -212,7 +212,8 @@ def _make_fast_key(
 
         def fast1(partition: Any, sort: Any) -> tuple[Key, str] | None:
             if type(partition) is pt and sort is None and (partition or p_may_be_falsy):
-                return (partition,), prefix + ptok(partition) + "}"
+                key = cast(Key, (partition,))
+                return key, prefix + ptok(partition) + "}"
             return None
 
         return fast1
@@ -227,7 +228,8 @@ def _make_fast_key(
             and (partition or p_may_be_falsy)
             and (sort or s_may_be_falsy)
         ):
-            return (partition, sort), prefix + ptok(partition) + "}:" + stok(sort)
+            key = cast(Key, (partition, sort))
+            return key, prefix + ptok(partition) + "}:" + stok(sort)
         return None
 
     return fast2
@@ -398,5 +400,5 @@ def schema_of(cls: type[T]) -> Schema[T]:
             schema = build_schema(cls)
         except NameError as exc:
             raise ConfigError(f"{cls.__name__}: unresolved type annotation: {exc}", entity=cls.__name__) from None
-        cls.__tierstore_schema__ = schema
+        setattr(cls, "__tierstore_schema__", schema)  # noqa: B010  # T is any Entity class here
     return schema

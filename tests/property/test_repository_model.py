@@ -1,0 +1,106 @@
+"""Stateful property test: a repository behaves like a dict, whatever its store and tiers."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from typing import Any
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+
+import tierstore
+from tierstore import ConditionFailed, begins_with
+
+from _models import Order
+
+pytestmark = pytest.mark.property
+
+partitions = st.sampled_from(["a", "b", "c:d"])
+sort_keys = st.sampled_from(["o1", "o2", "o10", "p1", "é"])
+totals = st.integers(min_value=-(2**40), max_value=2**40)
+
+
+def make_machine(store_url: str | None, cache: list[str]) -> type[RuleBasedStateMachine]:
+    class RepositoryMachine(RuleBasedStateMachine):
+        @initialize()
+        def open(self) -> None:
+            self.loop = asyncio.new_event_loop()
+            self.tmp = tempfile.TemporaryDirectory()
+            url = store_url or f"sqlite+aiosqlite:///{self.tmp.name}/m.db"
+            self.db = tierstore.connect(url, cache, policy=tierstore.CachePolicy(negative_ttl=30))
+            self.repo = self.db.repository(Order)
+            self.model: dict[tuple[str, str], tuple[int, int]] = {}  # key -> (total, version)
+
+        def run(self, coro: Any) -> Any:
+            return self.loop.run_until_complete(coro)
+
+        @rule(p=partitions, s=sort_keys, total=totals)
+        def put(self, p: str, s: str, total: int) -> None:
+            stored = self.run(self.repo.put(Order(p, s, total)))
+            version = self.model.get((p, s), (0, 0))[1] + 1
+            assert stored.version == version
+            self.model[(p, s)] = (total, version)
+
+        @rule(p=partitions, s=sort_keys, total=totals, stale=st.booleans())
+        def put_expecting(self, p: str, s: str, total: int, stale: bool) -> None:
+            current = self.model.get((p, s), (0, 0))[1]
+            expect = current + 1 if stale else current
+            if (p, s) not in self.model or stale:
+                with pytest.raises(ConditionFailed):
+                    self.run(self.repo.put(Order(p, s, total), expect_version=expect))
+                return
+            self.run(self.repo.put(Order(p, s, total), expect_version=expect))
+            self.model[(p, s)] = (total, current + 1)
+
+        @rule(p=partitions, s=sort_keys)
+        def delete(self, p: str, s: str) -> None:
+            existed = self.run(self.repo.delete(p, s))
+            assert existed == ((p, s) in self.model)
+            self.model.pop((p, s), None)
+
+        @rule(p=partitions, s=sort_keys)
+        def get(self, p: str, s: str) -> None:
+            got = self.run(self.repo.get(p, s))
+            want = self.model.get((p, s))
+            assert (None if got is None else (got.total_cents, got.version)) == want
+
+        @rule(keys=st.lists(st.tuples(partitions, sort_keys), max_size=6))
+        def get_many(self, keys: list[tuple[str, str]]) -> None:
+            got = self.run(self.repo.get_many(keys))
+            assert [None if g is None else (g.total_cents, g.version) for g in got] == [
+                self.model.get(k) for k in keys
+            ]
+
+        @rule(p=partitions, limit=st.integers(1, 4), reverse=st.booleans(), prefix=st.sampled_from([None, "o", "o1"]))
+        def query(self, p: str, limit: int, reverse: bool, prefix: str | None) -> None:
+            cond = None if prefix is None else begins_with(prefix)
+            items = self.run(self.repo.query(p, sort=cond, limit=limit, reverse=reverse).all())
+            want = sorted(
+                (s for (q, s) in self.model if q == p and (prefix is None or s.startswith(prefix))), reverse=reverse
+            )
+            assert [i.order_id for i in items] == want
+
+        @invariant()
+        def cache_never_holds_more_than_the_store(self) -> None:
+            if getattr(self, "db", None) is None:
+                return
+            for tier in self.db.cache.tiers:
+                assert tier.stats.errors == 0
+
+        def teardown(self) -> None:
+            if getattr(self, "db", None) is not None:
+                self.run(self.db.aclose())
+                self.loop.close()
+                self.tmp.cleanup()
+
+    return RepositoryMachine
+
+
+_SETTINGS = settings(max_examples=40, stateful_step_count=25, deadline=None)
+TestMemoryNoCache = make_machine("memory://", []).TestCase
+TestMemoryL1 = make_machine("memory://", ["memory://?max_items=4"]).TestCase
+TestSqliteL1 = pytest.mark.sqlite(make_machine(None, ["memory://"]).TestCase)
+TestMemoryNoCache.settings = TestMemoryL1.settings = TestSqliteL1.settings = _SETTINGS

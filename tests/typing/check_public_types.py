@@ -1,0 +1,50 @@
+"""Checked by mypy --strict in test_typing.py (and executed, so it also has to run)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import assert_type
+
+import tierstore
+from tierstore import Entity, Page, PartitionKey, Ref, Repository, SortKey, Version
+
+
+class Customer(Entity, table="typing_customers"):
+    id: PartitionKey[str]
+    name: str
+    version: Version = 0
+
+
+class Order(Entity, table="typing_orders"):
+    customer_id: PartitionKey[str]
+    order_id: SortKey[str]
+    total_cents: int
+    customer = Ref(Customer, "customer_id")
+
+
+async def main() -> None:
+    async with tierstore.connect("memory://", ["memory://"]) as db:
+        assert_type(db, tierstore.Database)
+        customers = db.repository(Customer)
+        orders = db.repository(Order)
+        assert_type(customers, Repository[Customer])
+        stored = await customers.put(Customer("c1", "Ann"))
+        assert_type(stored, Customer)
+        assert_type(await customers.get("c1"), Customer | None)
+        assert_type(await customers.get_many(["c1", "c2"]), list[Customer | None])
+        await orders.put(Order("c1", "o1", 5))
+        page = await orders.query("c1", limit=10)
+        assert_type(page, Page[Order])
+        assert_type(page.items, list[Order])
+        assert_type(page.cursor, str | None)
+        async for order in orders.query("c1"):
+            assert_type(order, Order)
+        assert_type(await orders.query("c1").all(), list[Order])
+        loaded = await orders.query("c1").join(Order.customer).all()
+        assert_type(loaded[0].customer, Customer | None)
+        assert_type(Order.customer, Ref[Customer])
+        assert_type(await customers.delete("c1"), bool)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
