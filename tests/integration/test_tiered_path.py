@@ -1,0 +1,134 @@
+"""The generic tiered path on the in-process backends: single flight, negative caching, write-through,
+TTL jitter, undecodable entries, L1 bounds through the repository."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from _models import Blob, Customer, Order
+
+import tierstore
+from tierstore import CachePolicy, MemoryStore, MemoryTier
+
+
+async def test_single_flight_one_store_read_for_a_herd() -> None:
+    store = MemoryStore(latency=0.01)
+    async with tierstore.connect(store, [MemoryTier()]) as db:
+        customers = db.repository(Customer)
+        await customers.put(Customer("hot", "x"))
+        before = store.stats.round_trips
+        results = await asyncio.gather(*(customers.get("hot") for _ in range(100)))
+        assert all(r is not None and r.name == "x" for r in results)
+        assert store.stats.round_trips - before == 1
+
+
+async def test_a_get_after_a_write_does_not_join_an_older_flight() -> None:
+    store = MemoryStore(latency=0.02)
+    async with tierstore.connect(store, [MemoryTier()]) as db:
+        customers = db.repository(Customer)
+        await customers.put(Customer("k", "old"))
+        early = asyncio.create_task(customers.get("k"))
+        await asyncio.sleep(0.005)  # the early read is in flight
+        store.latency = 0
+        await customers.put(Customer("k", "new"))
+        late = await customers.get("k")  # must not join the early flight
+        assert late is not None and late.name == "new"
+        await early
+        again = await customers.get("k")  # the early read's fill was dropped by the void lease
+        assert again is not None and again.name == "new"
+        assert db.cache.tiers[0].stats.fills_dropped >= 1
+
+
+async def test_negative_caching() -> None:
+    store = MemoryStore()
+    async with tierstore.connect(store, ["memory://"], policy=CachePolicy(negative_ttl=60)) as db:
+        customers = db.repository(Customer)
+        assert await customers.get("ghost") is None
+        before = store.stats.round_trips
+        for _ in range(5):
+            assert await customers.get("ghost") is None
+        assert store.stats.round_trips == before
+        await customers.put(Customer("ghost", "now real"))
+        got = await customers.get("ghost")
+        assert got is not None and got.name == "now real"
+        assert (await customers.get_many(["nobody", "ghost"]))[1] is not None
+
+
+async def test_without_negative_caching_misses_reach_the_store() -> None:
+    store = MemoryStore()
+    async with tierstore.connect(store, ["memory://"]) as db:
+        customers = db.repository(Customer)
+        await customers.get("ghost")
+        before = store.stats.round_trips
+        await customers.get("ghost")
+        assert store.stats.round_trips == before + 1
+
+
+async def test_write_through_fills_on_write() -> None:
+    store = MemoryStore()
+    async with tierstore.connect(store, ["memory://"], policy=CachePolicy(write_mode="write_through")) as db:
+        orders = db.repository(Order)
+        await orders.put(Order("c1", "o1", 5))
+        before = store.stats.round_trips
+        got = await orders.get("c1", "o1")
+        assert got is not None and got.total_cents == 5 and got.version == 1
+        assert store.stats.round_trips == before  # served by the tier the write filled
+        await orders.put(Order("c1", "o1", 6))
+        assert (await orders.get("c1", "o1")).total_cents == 6  # type: ignore[union-attr]
+        await orders.delete("c1", "o1")
+        assert await orders.get("c1", "o1") is None
+
+
+def test_ttl_jitter_bounds() -> None:
+    policy = CachePolicy(ttl=100, ttl_jitter=0.2)
+    values = [policy.jittered(100) for _ in range(2000)]
+    assert min(values) >= 80 and max(values) <= 100 and max(values) - min(values) > 10
+    with pytest.raises(tierstore.ConfigError):
+        CachePolicy(ttl_jitter=1.5)
+    with pytest.raises(tierstore.ConfigError):
+        CachePolicy(write_mode="sometimes")  # type: ignore[arg-type]
+
+
+async def test_undecodable_entries_are_misses_and_replaced() -> None:
+    store = MemoryStore()
+    tier = MemoryTier()
+    async with tierstore.connect(store, [tier]) as db:
+        customers = db.repository(Customer)
+        await customers.put(Customer("c1", "Ann"))
+        ck = customers.schema.cache_key(("c1",))
+        tier.store(ck, b"\xa7garbage that is not msgpack")
+        got = await customers.get("c1")
+        assert got is not None and got.name == "Ann"
+        assert tier.stats.undecodable == 1
+        assert await customers.get("c1") == got
+        assert tier.stats.undecodable == 1  # replaced by a good entry
+
+
+async def test_immutable_entities_keep_the_decoded_object() -> None:
+    async with tierstore.connect("memory://", ["memory://"]) as db:
+        blobs = db.repository(Blob)
+        await blobs.put(Blob(1, b"x", (1,)))
+        first = await blobs.get(1)
+        assert first is not None and await blobs.get(1) is await blobs.get(1)
+
+
+async def test_l1_bounds_hold_through_the_repository() -> None:
+    tier = MemoryTier(max_items=20)
+    async with tierstore.connect("memory://", [tier]) as db:
+        customers = db.repository(Customer)
+        await customers.put_many([Customer(f"c{i}", "n") for i in range(100)])
+        for i in range(100):
+            assert await customers.get(f"c{i}") is not None
+        assert len(tier) <= 20
+
+
+async def test_closed_database_refuses_use() -> None:
+    db = tierstore.connect("memory://")
+    async with db:
+        pass
+    await db.aclose()  # idempotent
+    with pytest.raises(tierstore.TierstoreError):
+        db.repository(Customer)
+    with pytest.raises(tierstore.TierstoreError):
+        await db.open()
