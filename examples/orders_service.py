@@ -59,7 +59,8 @@ async def main() -> None:
         assert account is not None and account.balance_cents == 1000, account
         history = await bank.transfers.query("a1").all()
         assert len(history) == 10
-        print(f"{account.owner}: {account.balance_cents / 100:.2f} after {len(history)} transfers; {db.stats()['store']}")
+        print(f"{account.owner}: {account.balance_cents / 100:.2f} after {len(history)} transfers")
+        print("store counters:", db.stats()["store"])
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from _models import Blob, Customer, Order
 
 import tierstore
 from tierstore import CachePolicy, MemoryStore, MemoryTier
+
+from _models import Blob, Customer, Order
 
 
 async def test_single_flight_one_store_read_for_a_herd() -> None:
