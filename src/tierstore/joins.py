@@ -1,0 +1,264 @@
+"""Application-side joins: load relations onto items with batched reads, never one read per item.
+
+Two relation kinds:
+
+- :class:`~tierstore.model.entity.Ref` (many-to-one, ``customer = Ref(Customer, "customer_id")``): the
+  foreign keys of all items are collected, de-duplicated, and read with one ``get_many`` through the tiers
+  (on a sharded store: one batch per shard, shards in parallel). A missing target loads as ``None``, or
+  raises :class:`~tierstore.NotFound` when the relation is ``required``.
+- :class:`Many` (one-to-many, ``orders = Many(Order, "customer_id")`` on Customer): the target's partition
+  holds the parent's key, so each distinct parent is one partition query; the queries run concurrently.
+
+Nested joins are spelled as a path, level by level: ``join(Order.customer, Customer.account)`` loads each
+order's customer, then each (distinct) customer's account. A relation applies to every instance of its
+owner reached so far — the items, or targets loaded by an earlier relation of the same call. Relations whose
+owners are already reachable run concurrently. Every foreign key is validated before any I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol, TypeVar, overload
+
+from tierstore.errors import ConfigError, NotFound, ValidationError
+from tierstore.model.entity import Entity, Ref, Relation
+from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.routing import gather_all
+
+__all__ = ["Loader", "Many", "key_arg", "load_relations"]
+
+_T = TypeVar("_T", bound=Entity)
+
+DEFAULT_MANY_CONCURRENCY = 16
+
+
+class _LoaderRepo(Protocol):
+    async def get_many(self, keys: Iterable[Any]) -> list[Any]: ...
+
+    def query(self, partition: Any, *, index: str | None = None) -> Any: ...
+
+
+class Loader(Protocol):
+    """What joins read through: a ``Database`` or a :class:`~tierstore.session.Session`."""
+
+    def repository(self, entity: type[Any]) -> Any: ...
+
+
+class Many(Relation[list[_T]]):
+    """One-to-many: ``orders = Many(Order, "customer_id")`` on Customer loads ``list[Order]``.
+
+    ``fields`` name the target's fields that hold the parent's key; they must be the target's partition
+    key (one query per parent) or the partition of one of its indexes (``index=`` picks it when several
+    match). ``by`` names the parent's fields that supply the values (default: the parent's key fields,
+    partition then sort, as many as ``fields``). Children come in the target's sort order.
+    """
+
+    def __init__(
+        self,
+        target: type[_T],
+        *fields: str,
+        by: str | Sequence[str] | None = None,
+        index: str | None = None,
+        concurrency: int = DEFAULT_MANY_CONCURRENCY,
+    ) -> None:
+        if not fields:
+            raise ConfigError("Many needs the names of the target's fields that hold the parent's key")
+        if concurrency < 1:
+            raise ConfigError("Many: concurrency must be >= 1")
+        self.target = target
+        self.fields = tuple(fields)
+        self.by = (by,) if isinstance(by, str) else (tuple(by) if by is not None else None)
+        self.index = index
+        self.concurrency = concurrency
+        self._resolved: tuple[tuple[str, ...], str | None] | None = None
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any]) -> Many[_T]: ...
+    @overload
+    def __get__(self, instance: Entity, owner: type[Any]) -> list[_T]: ...
+    def __get__(self, instance: Entity | None, owner: type[Any]) -> Many[_T] | list[_T]:
+        if instance is None:
+            return self
+        return self._get(instance)  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        owner = getattr(self, "owner", None)
+        where = f"{owner.__name__}.{self.name}" if owner is not None else "unbound"
+        return f"Many({self.target.__name__}, {', '.join(map(repr, self.fields))}) at {where}"
+
+    def resolve(self) -> tuple[tuple[str, ...], str | None]:
+        """``(parent fields, index or None)``, checked against both schemas once."""
+        if self._resolved is None:
+            owner = schema_of(self.owner)
+            target = schema_of(self.target)
+            where = f"{owner.name}.{self.name}"
+            if self.index is not None:
+                ix = target.indexes.get(self.index)
+                if ix is None:
+                    raise ConfigError(f"{where}: {target.name} has no index {self.index!r}", entity=owner.name)
+                if ix.partition_fields != self.fields:
+                    raise ConfigError(
+                        f"{where}: index {self.index!r} is partitioned by {ix.partition_fields}, not {self.fields}",
+                        entity=owner.name,
+                    )
+                index: str | None = self.index
+            elif self.fields == target.partition:
+                index = None
+            else:
+                matches = [n for n, ix in target.indexes.items() if ix.partition_fields == self.fields]
+                if len(matches) != 1:
+                    raise ConfigError(
+                        f"{where}: {self.fields} is not the partition key of {target.name} "
+                        f"{target.partition} nor of exactly one of its indexes; pass index=",
+                        entity=owner.name,
+                    )
+                index = matches[0]
+            by = self.by if self.by is not None else owner.key_fields[: len(self.fields)]
+            if len(by) != len(self.fields):
+                raise ConfigError(f"{where}: by= names {len(by)} fields for {len(self.fields)}", entity=owner.name)
+            for f in by:
+                if f not in owner.field_types:
+                    raise ConfigError(f"{where}: by= names unknown field {f!r}", entity=owner.name)
+            self._resolved = (by, index)
+        return self._resolved
+
+
+def key_arg(schema: Schema[Any], key: Key) -> Any:
+    """A flat key in the form ``Repository.get_many`` takes: the partition, or ``(partition, sort)``."""
+    n = len(schema.partition)
+    partition: Any = key[0] if n == 1 else key[:n]
+    if not schema.sort:
+        return partition
+    sort: Any = key[n] if len(schema.sort) == 1 else key[n:]
+    return (partition, sort)
+
+
+def _plan(root: type[Any], relations: Sequence[Relation[Any]]) -> list[list[Ref[Any] | Many[Any]]]:
+    """Split ``relations`` into waves that can run concurrently; check each is reachable from ``root``."""
+    reachable: set[type[Any]] = {root}
+    waves: list[list[Ref[Any] | Many[Any]]] = []
+    produced_in_wave: set[type[Any]] = set()
+    seen: set[int] = set()
+    for rel in relations:
+        if not isinstance(rel, Ref | Many):
+            raise ValidationError(
+                f"join takes relations declared on entities (Ref, Many), e.g. Order.customer; got {rel!r}"
+            )
+        owner = getattr(rel, "owner", None)
+        if owner is None:
+            raise ValidationError(f"{rel!r} is not declared on an entity class")
+        if id(rel) in seen:
+            continue
+        seen.add(id(rel))
+        if not any(issubclass(c, owner) for c in reachable):
+            raise ValidationError(
+                f"{owner.__name__}.{rel.name} applies to {owner.__name__} items, which this join does not "
+                f"reach from {root.__name__}; load the relation that leads there first, e.g. "
+                f"join(<{root.__name__} relation to {owner.__name__}>, {owner.__name__}.{rel.name})",
+                entity=root.__name__,
+            )
+        if isinstance(rel, Many):
+            rel.resolve()
+        else:
+            target = schema_of(rel.target)
+            if len(rel.fields) != len(target.key_fields):
+                raise ConfigError(
+                    f"{owner.__name__}.{rel.name}: {target.name}'s key has {len(target.key_fields)} parts "
+                    f"{target.key_fields}, the Ref names {len(rel.fields)} fields {rel.fields}",
+                    entity=owner.__name__,
+                )
+        if not waves or any(issubclass(c, owner) for c in produced_in_wave):
+            waves.append([])
+            produced_in_wave = set()
+        waves[-1].append(rel)
+        produced_in_wave.add(rel.target)
+        reachable.add(rel.target)
+    return waves
+
+
+async def load_relations(
+    db: Loader, schema: Schema[Any], items: list[Any], relations: Sequence[Relation[Any]]
+) -> None:
+    """Load ``relations`` onto ``items`` (and, for nested paths, onto the targets loaded on the way).
+
+    ``db`` is a ``Database`` or a ``Session`` (whose identity map then answers repeated keys).
+    """
+    if not relations:
+        return
+    waves = _plan(schema.cls, relations)
+    if not items:
+        return
+    pool: dict[type[Any], dict[int, Any]] = {schema.cls: {id(i): i for i in items}}
+    for wave in waves:
+        jobs = []
+        for rel in wave:
+            instances = [obj for cls, objs in pool.items() if issubclass(cls, rel.owner) for obj in objs.values()]
+            jobs.append(_load_ref(db, rel, instances) if isinstance(rel, Ref) else _load_many(db, rel, instances))
+        results = await gather_all(jobs)
+        for rel, (instances, values, targets) in zip(wave, results, strict=True):
+            for obj, value in zip(instances, values, strict=True):
+                rel.set(obj, value)
+            bucket = pool.setdefault(rel.target, {})
+            for t in targets:
+                bucket.setdefault(id(t), t)
+
+
+async def _load_ref(
+    db: Loader, rel: Ref[Any], instances: list[Any]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    target = schema_of(rel.target)
+    fields = rel.fields
+    index: dict[Key, int] = {}
+    uniq: list[Key] = []
+    fks: list[Key | None] = []
+    check = target.check_key
+    for obj in instances:
+        fk: Key = tuple(getattr(obj, f) for f in fields)
+        if None in fk:
+            fks.append(None)
+            continue
+        if fk not in index:
+            check(fk)  # a foreign key of the wrong type or empty is bad data: say so before any I/O
+            index[fk] = len(uniq)
+            uniq.append(fk)
+        fks.append(fk)
+    found: list[Any] = []
+    if uniq:
+        found = await db.repository(rel.target).get_many([key_arg(target, k) for k in uniq])
+    if rel.required:
+        missing = [k for k, v in zip(uniq, found, strict=True) if v is None]
+        if missing or None in fks:
+            key = missing[0] if missing else None
+            raise NotFound(
+                f"{rel.owner.__name__}.{rel.name} is required, but "
+                + (f"{len(missing)} {target.name} item(s) do not exist" if missing else "a foreign key is None"),
+                entity=target.name,
+                key=key,
+            )
+    values = [None if fk is None else found[index[fk]] for fk in fks]
+    return instances, values, [v for v in found if v is not None]
+
+
+async def _load_many(
+    db: Loader, rel: Many[Any], instances: list[Any]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    by, ix = rel.resolve()
+    index: dict[tuple[Any, ...], int] = {}
+    uniq: list[tuple[Any, ...]] = []
+    parents: list[int | None] = []
+    for obj in instances:
+        pv = tuple(getattr(obj, f) for f in by)
+        if None in pv:
+            parents.append(None)
+            continue
+        i = index.get(pv)
+        if i is None:
+            i = index[pv] = len(uniq)
+            uniq.append(pv)
+        parents.append(i)
+    repo = db.repository(rel.target)
+    # Building every query first validates every partition value before the first request goes out.
+    queries = [repo.query(pv[0] if len(pv) == 1 else pv, index=ix) for pv in uniq]
+    children: list[list[Any]] = await gather_all([q.all() for q in queries], rel.concurrency)
+    values = [[] if i is None else list(children[i]) for i in parents]
+    return instances, values, [c for group in children for c in group]

@@ -1,0 +1,349 @@
+"""``ShardedStore``: a Store that routes every item by its partition key to one of several child stores.
+
+Single-key operations go to one shard. ``get_many``/``put_many``/``delete_many`` group keys by shard and run
+the groups concurrently; results come back in request order. ``query`` needs the partition (of the table,
+or of an index partitioned like the table) and goes to one shard; a query on any other index spans every
+shard and is therefore only available as the explicit :meth:`ShardedStore.scatter_gather`. ``transact``
+works when every action lands on one shard, and raises ``Unsupported`` otherwise.
+
+``stats`` counts requests this store sent to its shards (one round trip per shard touched); each shard's own
+counters are in :meth:`ShardedStore.shard_stats`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from tierstore.errors import ConfigError, PartialBatchError, TierstoreError, Unsupported
+from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.query import Page, Query
+from tierstore.routing import Router, _query_all, gather_all
+from tierstore.stats import StoreStats
+from tierstore.stores.base import Put, Store, WriteOp
+
+__all__ = ["ShardedStore", "ShardedStoreConfig"]
+
+log = logging.getLogger("tierstore.sharded")
+T = TypeVar("T")
+
+
+class ShardedStore:
+    """Routes by partition key to ``stores[router.shard_for(...)]``. Closes its shards on ``aclose()``
+    unless ``owns_shards=False``."""
+
+    def __init__(
+        self,
+        router: Router,
+        stores: Mapping[str, Store],
+        *,
+        owns_shards: bool = True,
+    ) -> None:
+        if not isinstance(router, Router):
+            raise ConfigError(f"ShardedStore needs a Router, got {type(router).__name__}")
+        missing = [s for s in router.shards if s not in stores]
+        extra = [s for s in stores if s not in router.shards]
+        if missing or extra:
+            raise ConfigError(
+                f"ShardedStore: the router's shards {list(router.shards)} and the stores {list(stores)} differ"
+                + (f"; no store for {missing}" if missing else "")
+                + (f"; no slots for {extra}" if extra else "")
+            )
+        for shard, store in stores.items():
+            if not isinstance(store, Store):
+                raise ConfigError(f"ShardedStore: {shard} is not a Store: {store!r}")
+        self.router = router
+        self.shards: dict[str, Store] = {s: stores[s] for s in router.shards}
+        self._stores: tuple[Store, ...] = tuple(self.shards.values())
+        kinds = {s.name for s in self._stores}
+        self.name = f"sharded-{kinds.pop()}" if len(kinds) == 1 else "sharded"
+        self.stats = StoreStats()
+        self.supports_transactions = all(getattr(s, "supports_transactions", False) for s in self._stores)
+        self.owns_shards = owns_shards
+        self._closed = False
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}: {store!r}" for name, store in self.shards.items())
+        return f"ShardedStore({self.router!r}, {{{inner}}})"
+
+    def shard_stats(self) -> dict[str, dict[str, Any]]:
+        """Each shard's own counters, by shard name."""
+        return {name: store.stats.as_dict() for name, store in self.shards.items()}
+
+    def store_for(self, schema: Schema[Any], key: Key) -> Store:
+        """The shard that holds the item with flat key ``key``."""
+        return self._stores[self.router.shard_index_for(schema, key)]
+
+    def _group(self, schema: Schema[Any], keys: Sequence[Key]) -> dict[int, list[int]]:
+        index_for = self.router.shard_index_for
+        groups: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(index_for(schema, key), []).append(i)
+        return groups
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await gather_all([s.open() for s in self._stores])
+
+    async def ensure_schema(self, schema: Schema[Any]) -> None:
+        await gather_all([s.ensure_schema(schema) for s in self._stores])
+
+    async def truncate(self, schema: Schema[Any]) -> None:
+        await gather_all([s.truncate(schema) for s in self._stores])
+
+    async def aclose(self) -> None:
+        """Close the shards (if owned), last first. Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.owns_shards:
+            return
+        for name, store in reversed(self.shards.items()):
+            try:
+                await store.aclose()
+            except Exception as exc:
+                log.warning("closing shard %s failed: %r", name, exc)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None:
+        store = self._stores[self.router.shard_index_for(schema, key)]
+        self.stats.round_trips += 1
+        self.stats.reads += 1
+        try:
+            return await store.get(schema, key, consistent=consistent)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+
+    async def get_many(
+        self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
+    ) -> list[T | None]:
+        if not keys:
+            return []
+        groups = self._group(schema, keys)
+        self.stats.round_trips += len(groups)
+        self.stats.reads += len(keys)
+        try:
+            if len(groups) == 1:
+                (shard,) = groups
+                return await self._stores[shard].get_many(schema, keys, consistent=consistent)
+            found = await gather_all([
+                self._stores[shard].get_many(schema, [keys[i] for i in idx], consistent=consistent)
+                for shard, idx in groups.items()
+            ])
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        out: list[T | None] = [None] * len(keys)
+        for idx, values in zip(groups.values(), found, strict=True):
+            for i, value in zip(idx, values, strict=True):
+                out[i] = value
+        return out
+
+    async def query(self, schema: Schema[T], query: Query) -> Page[T]:
+        if query.index is not None and schema.indexes[query.index].partition_fields != schema.partition:
+            raise Unsupported(
+                f"index {query.index!r} of {schema.name} is not partitioned like the table, so its "
+                f"partitions span every shard; use tierstore.routing.scatter_gather(...) to read all shards",
+                entity=schema.name,
+                backend=self.name,
+            )
+        store = self._stores[self.router.shard_index_for(schema, query.partition)]
+        self.stats.round_trips += 1
+        self.stats.queries += 1
+        try:
+            return await store.query(schema, query)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+
+    async def scatter_gather(
+        self, schema: Schema[T], query: Query, *, concurrency: int | None = None
+    ) -> list[T]:
+        """``query`` on every shard (``concurrency`` at a time), each up to ``query.limit`` items; the
+        merged result ordered by sort key then primary key (descending if ``query.reverse``) and cut to
+        ``query.limit``."""
+        if query.cursor is not None:
+            raise Unsupported("scatter_gather does not take a cursor", entity=schema.name, backend=self.name)
+        self.stats.queries += len(self._stores)
+        try:
+            results = await gather_all([_query_all(s, schema, query) for s in self._stores], concurrency)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        self.stats.round_trips += sum(pages for _, pages in results)
+        parts = [items for items, _ in results]
+        sort_fields = schema.indexes[query.index].sort_fields if query.index is not None else schema.sort
+        key_of = schema.key_of
+        merged = [item for part in parts for item in part]
+        merged.sort(
+            key=lambda it: (tuple(getattr(it, f) for f in sort_fields), key_of(it)), reverse=query.reverse
+        )
+        return merged if query.limit is None else merged[: query.limit]
+
+    # -- writes ------------------------------------------------------------------------------------
+
+    async def put(
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+    ) -> T:
+        store = self._stores[self.router.shard_index_for(schema, schema.key_of(item))]
+        self.stats.round_trips += 1
+        try:
+            stored = await store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        self.stats.writes += 1
+        return stored
+
+    async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
+        if not items:
+            return []
+        key_of = schema.key_of
+        groups = self._group(schema, [key_of(i) for i in items])
+        self.stats.round_trips += len(groups)
+        if len(groups) == 1:
+            (shard,) = groups
+            try:
+                stored = await self._stores[shard].put_many(schema, items)
+            except TierstoreError:
+                self.stats.errors += 1
+                raise
+            self.stats.writes += len(items)
+            return stored
+        batches = [[items[i] for i in idx] for idx in groups.values()]
+        results = await asyncio.gather(
+            *(self._stores[shard].put_many(schema, batch) for shard, batch in zip(groups, batches, strict=True)),
+            return_exceptions=True,
+        )
+        self._raise_partial(schema, "put_many", batches, results)
+        out: list[Any] = [None] * len(items)
+        for idx, part in zip(groups.values(), results, strict=True):
+            assert isinstance(part, list)
+            for i, value in zip(idx, part, strict=True):
+                out[i] = value
+        self.stats.writes += len(items)
+        return out
+
+    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+        store = self._stores[self.router.shard_index_for(schema, key)]
+        self.stats.round_trips += 1
+        try:
+            existed = await store.delete(schema, key, expect_version=expect_version)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        self.stats.writes += 1
+        return existed
+
+    async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:
+        if not keys:
+            return
+        groups = self._group(schema, keys)
+        self.stats.round_trips += len(groups)
+        batches = [[keys[i] for i in idx] for idx in groups.values()]
+        if len(groups) == 1:
+            (shard,) = groups
+            try:
+                await self._stores[shard].delete_many(schema, keys)
+            except TierstoreError:
+                self.stats.errors += 1
+                raise
+        else:
+            results = await asyncio.gather(
+                *(self._stores[s].delete_many(schema, b) for s, b in zip(groups, batches, strict=True)),
+                return_exceptions=True,
+            )
+            self._raise_partial(schema, "delete_many", batches, results)
+        self.stats.writes += len(keys)
+
+    def _raise_partial(
+        self, schema: Schema[Any], what: str, batches: list[list[Any]], results: Sequence[Any]
+    ) -> None:
+        """After concurrent per-shard writes: raise if any shard failed, naming exactly what is not done."""
+        failed = [(b, r) for b, r in zip(batches, results, strict=True) if isinstance(r, BaseException)]
+        if not failed:
+            return
+        self.stats.errors += len(failed)
+        for _, exc in failed:
+            if not isinstance(exc, Exception):
+                raise exc  # cancellation and friends pass through untouched
+        first = failed[0][1]
+        if len(failed) == len(batches) and not any(isinstance(r, PartialBatchError) for _, r in failed):
+            raise first  # no shard acknowledged anything: the caller sees the shard's own error
+        remaining: list[Any] = []
+        for batch, exc in failed:
+            remaining.extend(exc.remaining if isinstance(exc, PartialBatchError) else batch)
+        raise PartialBatchError(
+            f"{what}: {len(failed)} of {len(batches)} shards failed ({first!s}); {len(remaining)} not done",
+            remaining=remaining,
+            entity=schema.name,
+            backend=self.name,
+        ) from first
+
+    async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
+        if not ops:
+            return []
+        shards: set[int] = set()
+        for op in ops:
+            if isinstance(op, Put):
+                schema = schema_of(type(op.item))
+                shards.add(self.router.shard_index_for(schema, schema.key_of(op.item)))
+            else:
+                shards.add(self.router.shard_index_for(schema_of(op.entity), op.key))
+        if len(shards) != 1:
+            names = sorted(self.router.shards[i] for i in shards)
+            raise Unsupported(
+                f"a transaction must stay on one shard; these actions span {names}. Keep the items of one "
+                f"transaction in one partition (or partitions that share a shard)",
+                backend=self.name,
+            )
+        (shard,) = shards
+        self.stats.round_trips += 1
+        try:
+            result = await self._stores[shard].transact(ops)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        self.stats.writes += len(ops)
+        return result
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardedStoreConfig:
+    """A sharded store from a router and one store URL (or config) per shard::
+
+        tierstore.connect(store=ShardedStoreConfig(
+            router="pg-a=0-511,pg-b=512-1023",
+            stores={"pg-a": "postgresql+asyncpg://…/a", "pg-b": "postgresql+asyncpg://…/b"}))
+    """
+
+    router: Router | str | Mapping[str, Any]
+    stores: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> ShardedStore:
+        from tierstore.config import BackendConfig, store_config
+
+        router = Router.from_config(self.router)
+        built: dict[str, Store] = {}
+        for name, spec in self.stores.items():
+            cfg = store_config(spec) if isinstance(spec, str) else spec
+            if isinstance(cfg, Store):
+                raise ConfigError(
+                    f"ShardedStoreConfig takes URLs or configs; pass ready stores to ShardedStore({name}=...)"
+                )
+            if not isinstance(cfg, BackendConfig):
+                raise ConfigError(f"shard {name}: expected a store URL or config, got {type(spec).__name__}")
+            built[name] = cfg.build()
+        return ShardedStore(router, built)
+
+    def __repr__(self) -> str:
+        from tierstore.config import redact_url
+
+        stores = {k: redact_url(v) if isinstance(v, str) else v for k, v in self.stores.items()}
+        return f"ShardedStoreConfig(router={str(Router.from_config(self.router))!r}, stores={stores!r})"

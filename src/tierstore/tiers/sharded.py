@@ -1,0 +1,314 @@
+"""``ShardedTier``: one cache tier over several nodes (any ``CacheTier``: standalone Redis, Memcached, …).
+
+Each key goes to one node, chosen by rendezvous (highest-random-weight) hashing on the partition part of the
+cache key — the text inside ``{…}``, ``table:partition`` — so one partition's items share a node and adding
+or removing a node moves only the keys that node wins or held (about 1/n of them). Node names, not their
+order, decide placement: keep them stable (``"10.0.0.5:6379"``).
+
+Batches group keys by node and run the groups concurrently. Each node fails open on its own: a node that
+errs turns its keys into misses that will not be filled, while the other nodes keep serving; invalidations a
+node did not get are kept per node and replayed before that node is read or filled again (past a bound the
+node is cleared instead), so an outage of one node never leaves stale data behind and never fails a call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from hashlib import blake2b
+from typing import Any
+
+from tierstore.errors import ConfigError
+from tierstore.stats import TierStats
+from tierstore.tiers.base import CacheTier, Lease
+
+__all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
+
+log = logging.getLogger("tierstore.cache")
+
+_M64 = (1 << 64) - 1
+MAX_PENDING_PER_NODE = 10_000
+_MEMO_MAX = 65_536
+_CLEAR = "\x00*"  # pending marker: clear the whole node (cannot collide with a cache key)
+
+
+class _DeadLease:
+    """Token of leases handed out for keys of a failed node: their fills are dropped."""
+
+    __slots__ = ()
+
+
+_DEAD = _DeadLease()
+
+
+def node_tag(key: str) -> str:
+    """The part of a cache key that picks the node: inside the first ``{…}`` if present and non-empty."""
+    if key.startswith("{"):
+        end = key.find("}")
+        if end > 1:
+            return key[1:end]
+    return key
+
+
+def _h64(text: str) -> int:
+    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _mix(x: int) -> int:
+    """splitmix64's finaliser: a cheap, well-spread 64-bit mix."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+class ShardedTier:
+    """A CacheTier spreading keys over ``nodes`` (name → tier) by rendezvous hashing.
+
+    Closes its nodes on ``aclose()`` unless ``owns_nodes=False``.
+    """
+
+    def __init__(
+        self,
+        nodes: Mapping[str, CacheTier],
+        *,
+        name: str | None = None,
+        owns_nodes: bool = True,
+    ) -> None:
+        if not nodes:
+            raise ConfigError("ShardedTier needs at least one node")
+        for node_name, tier in nodes.items():
+            if not isinstance(node_name, str) or not node_name:
+                raise ConfigError(f"ShardedTier node names must be non-empty strings, got {node_name!r}")
+            if not isinstance(tier, CacheTier):
+                raise ConfigError(f"ShardedTier: node {node_name} is not a CacheTier: {tier!r}")
+        self.nodes: dict[str, CacheTier] = dict(nodes)
+        self._names = tuple(self.nodes)
+        self._tiers = tuple(self.nodes.values())
+        self._seeds = tuple(_h64(n) for n in self._names)
+        kinds = {t.name for t in self._tiers}
+        self.name = name or (f"sharded-{kinds.pop()}" if len(kinds) == 1 else "sharded")
+        self.local = all(getattr(t, "local", False) for t in self._tiers)
+        self.stats = TierStats()
+        self.owns_nodes = owns_nodes
+        self._memo: dict[str, int] = {}
+        self._pending: dict[int, set[str]] = {}
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"ShardedTier({', '.join(f'{n}: {t!r}' for n, t in self.nodes.items())})"
+
+    # -- placement ---------------------------------------------------------------------------------
+
+    def node_index(self, key: str) -> int:
+        """Position of the node that owns ``key`` (rendezvous on :func:`node_tag`)."""
+        tag = node_tag(key)
+        i = self._memo.get(tag)
+        if i is None:
+            h = _h64(tag)
+            best = -1
+            i = 0
+            for n, seed in enumerate(self._seeds):
+                score = _mix(h ^ seed)
+                if score > best:
+                    best, i = score, n
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[tag] = i
+        return i
+
+    def node_of(self, key: str) -> str:
+        return self._names[self.node_index(key)]
+
+    def _group(self, keys: Sequence[str]) -> dict[int, list[int]]:
+        groups: dict[int, list[int]] = {}
+        index = self.node_index
+        for i, k in enumerate(keys):
+            groups.setdefault(index(k), []).append(i)
+        return groups
+
+    def node_stats(self) -> dict[str, dict[str, Any]]:
+        return {n: t.stats.as_dict() for n, t in self.nodes.items()}
+
+    # -- fail-open bookkeeping -------------------------------------------------------------------
+
+    def _failed(self, n: int, what: str, exc: BaseException) -> None:
+        self.stats.errors += 1
+        log.debug("cache node %s: %s failed: %r", self._names[n], what, exc)
+
+    def _remember(self, n: int, keys: Sequence[str]) -> None:
+        pending = self._pending.setdefault(n, set())
+        pending.update(keys)
+        if len(pending) > MAX_PENDING_PER_NODE:
+            pending.clear()
+            pending.add(_CLEAR)
+
+    async def _replay(self, n: int) -> bool:
+        """Deliver the invalidations node ``n`` missed; ``True`` when it can be trusted again."""
+        keys = self._pending.get(n)
+        if not keys:
+            return True
+        tier = self._tiers[n]
+        try:
+            if _CLEAR in keys:
+                await tier.clear()
+            else:
+                await tier.invalidate_many(sorted(keys))
+        except Exception as exc:
+            self._failed(n, "replay", exc)
+            return False
+        self.stats.invalidations_replayed += len(keys)
+        self._pending.pop(n, None)
+        return True
+
+    # -- CacheTier protocol ------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        async def one(n: int) -> None:
+            try:
+                await self._tiers[n].open()
+            except Exception as exc:  # a node that is down fails open, as every tier does
+                self._failed(n, "open", exc)
+
+        await asyncio.gather(*(one(n) for n in range(len(self._tiers))))
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
+        if not keys:
+            return []
+        groups = self._group(keys)
+        self.stats.round_trips += len(groups)
+
+        async def one(n: int, idx: list[int]) -> list[bytes | Lease | None]:
+            if n in self._pending and not await self._replay(n):
+                return [Lease(_DEAD) for _ in idx]
+            try:
+                return await self._tiers[n].get_many([keys[i] for i in idx])
+            except Exception as exc:
+                self._failed(n, "get", exc)
+                return [Lease(_DEAD) for _ in idx]
+
+        if len(groups) == 1:
+            ((n, idx),) = groups.items()
+            out = await one(n, idx)
+        else:
+            parts = await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
+            out = [None] * len(keys)
+            for idx, got in zip(groups.values(), parts, strict=True):
+                for i, g in zip(idx, got, strict=True):
+                    out[i] = g
+        hits = sum(1 for g in out if isinstance(g, bytes))
+        self.stats.hits += hits
+        self.stats.misses += len(out) - hits
+        return out
+
+    async def fill_many(self, entries: Sequence[tuple[str, bytes, Lease]], ttl: float) -> None:
+        live = [e for e in entries if e[2].token is not _DEAD]
+        self.stats.fills_dropped += len(entries) - len(live)
+        if not live:
+            return
+        groups = self._group([e[0] for e in live])
+
+        async def one(n: int, idx: list[int]) -> None:
+            if n in self._pending:
+                # The node missed invalidations: a fill now could revive what they removed.
+                self.stats.fills_dropped += len(idx)
+                return
+            try:
+                await self._tiers[n].fill_many([live[i] for i in idx], ttl)
+                self.stats.fills += len(idx)
+            except Exception as exc:
+                self._failed(n, "fill", exc)
+
+        await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
+
+    async def set_many(self, entries: Sequence[tuple[str, bytes, int]], ttl: float) -> None:
+        if not entries:
+            return
+        groups = self._group([e[0] for e in entries])
+
+        async def one(n: int, idx: list[int]) -> None:
+            batch = [entries[i] for i in idx]
+            if n in self._pending and not await self._replay(n):
+                self._remember(n, [e[0] for e in batch])
+                return
+            try:
+                await self._tiers[n].set_many(batch, ttl)
+                self.stats.fills += len(batch)
+            except Exception as exc:
+                self._failed(n, "set", exc)
+                self._remember(n, [e[0] for e in batch])
+
+        await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
+
+    async def invalidate_many(self, keys: Sequence[str]) -> None:
+        if not keys:
+            return
+        groups = self._group(keys)
+        self.stats.invalidations += len(keys)
+
+        async def one(n: int, idx: list[int]) -> None:
+            batch = [keys[i] for i in idx]
+            if n in self._pending:
+                self._remember(n, batch)
+                await self._replay(n)
+                return
+            try:
+                await self._tiers[n].invalidate_many(batch)
+            except Exception as exc:
+                self._failed(n, "invalidate", exc)
+                self._remember(n, batch)
+                log.warning("cache node %s: invalidation failed, kept for replay: %r", self._names[n], exc)
+
+        await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
+
+    async def clear(self) -> None:
+        async def one(n: int) -> None:
+            try:
+                await self._tiers[n].clear()
+                self._pending.pop(n, None)
+            except Exception as exc:
+                self._failed(n, "clear", exc)
+                self._pending[n] = {_CLEAR}
+
+        await asyncio.gather(*(one(n) for n in range(len(self._tiers))))
+
+    async def aclose(self) -> None:
+        """Close the nodes (if owned). Idempotent; never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        if not self.owns_nodes:
+            return
+        for n in reversed(range(len(self._tiers))):
+            try:
+                await self._tiers[n].aclose()
+            except Exception as exc:
+                log.warning("closing cache node %s failed: %r", self._names[n], exc)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ShardedTierConfig:
+    """A sharded tier from one tier URL (or config) per node name::
+
+        ShardedTierConfig(nodes={"r1": "redis://10.0.0.5:6379/0", "r2": "redis://10.0.0.6:6379/0"})
+    """
+
+    nodes: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self) -> ShardedTier:
+        from tierstore.config import BackendConfig, tier_config
+
+        built: dict[str, CacheTier] = {}
+        for name, spec in self.nodes.items():
+            cfg = tier_config(spec) if isinstance(spec, str) else spec
+            if not isinstance(cfg, BackendConfig) or isinstance(cfg, CacheTier):
+                raise ConfigError(f"node {name}: expected a cache URL or config, got {type(spec).__name__}")
+            built[name] = cfg.build()
+        return ShardedTier(built)
+
+    def __repr__(self) -> str:
+        from tierstore.config import redact_url
+
+        nodes = {k: redact_url(v) if isinstance(v, str) else v for k, v in self.nodes.items()}
+        return f"ShardedTierConfig(nodes={nodes!r})"
