@@ -17,6 +17,7 @@ owners are already reachable run concurrently. Every foreign key is validated be
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
@@ -47,6 +48,9 @@ class Loader(Protocol):
 class Many(Relation[list[_T]]):
     """One-to-many: ``orders = Many(Order, "customer_id")`` on Customer loads ``list[Order]``.
 
+    A target defined later in the same module is named as a string: ``orders = Many["Order"]("Order",
+    "customer_id")`` (the subscript tells type checkers what the string means).
+
     ``fields`` name the target's fields that hold the parent's key; they must be the target's partition
     key (one query per parent) or the partition of one of its indexes (``index=`` picks it when several
     match). ``by`` names the parent's fields that supply the values (default: the parent's key fields,
@@ -55,7 +59,7 @@ class Many(Relation[list[_T]]):
 
     def __init__(
         self,
-        target: type[_T],
+        target: type[_T] | str,
         *fields: str,
         by: str | Sequence[str] | None = None,
         index: str | None = None,
@@ -65,7 +69,7 @@ class Many(Relation[list[_T]]):
             raise ConfigError("Many needs the names of the target's fields that hold the parent's key")
         if concurrency < 1:
             raise ConfigError("Many: concurrency must be >= 1")
-        self.target = target
+        self._target = target
         self.fields = tuple(fields)
         self.by = (by,) if isinstance(by, str) else (tuple(by) if by is not None else None)
         self.index = index
@@ -81,10 +85,28 @@ class Many(Relation[list[_T]]):
             return self
         return self._get(instance)  # type: ignore[no-any-return]
 
+    @property
+    def target(self) -> type[_T]:
+        """The target class; a name given as a string (a forward reference) is looked up in the module
+        of the class that declares the relation."""
+        if isinstance(self._target, str):
+            owner = getattr(self, "owner", None)
+            module = sys.modules.get(owner.__module__) if owner is not None else None
+            found = getattr(module, self._target, None)
+            if not (isinstance(found, type) and issubclass(found, Entity)):
+                raise ConfigError(
+                    f"Many({self._target!r}): no entity of that name in the module of "
+                    f"{owner.__name__ if owner is not None else 'its owner'}; pass the class itself"
+                )
+            self._target = found  # type: ignore[assignment]  # the name stands for _T by declaration
+        assert not isinstance(self._target, str)
+        return self._target
+
     def __repr__(self) -> str:
         owner = getattr(self, "owner", None)
         where = f"{owner.__name__}.{self.name}" if owner is not None else "unbound"
-        return f"Many({self.target.__name__}, {', '.join(map(repr, self.fields))}) at {where}"
+        target = self._target if isinstance(self._target, str) else self._target.__name__
+        return f"Many({target}, {', '.join(map(repr, self.fields))}) at {where}"
 
     def resolve(self) -> tuple[tuple[str, ...], str | None]:
         """``(parent fields, index or None)``, checked against both schemas once."""

@@ -31,6 +31,21 @@ log = logging.getLogger("tierstore.sharded")
 T = TypeVar("T")
 
 
+class ShardedStats(StoreStats):
+    """The sharded store's own counters; ``reset()`` also resets every shard's."""
+
+    __slots__ = ("_shards",)
+
+    def __init__(self, shards: Sequence[Store]) -> None:
+        super().__init__()
+        self._shards = tuple(shards)
+
+    def reset(self) -> None:
+        StoreStats.reset(self)
+        for s in self._shards:
+            s.stats.reset()
+
+
 class ShardedStore:
     """Routes by partition key to ``stores[router.shard_for(...)]``. Closes its shards on ``aclose()``
     unless ``owns_shards=False``."""
@@ -60,7 +75,7 @@ class ShardedStore:
         self._stores: tuple[Store, ...] = tuple(self.shards.values())
         kinds = {s.name for s in self._stores}
         self.name = f"sharded-{kinds.pop()}" if len(kinds) == 1 else "sharded"
-        self.stats = StoreStats()
+        self.stats: StoreStats = ShardedStats(self._stores)
         self.supports_transactions = all(getattr(s, "supports_transactions", False) for s in self._stores)
         self.owns_shards = owns_shards
         self._closed = False

@@ -1,0 +1,394 @@
+"""Application-side joins and the per-request session, on every store (plain and sharded) and several tiers.
+
+Round trips are counted through ``db.stats()``: a join never reads one item at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+import tierstore
+from tierstore import (
+    ConfigError,
+    Database,
+    Entity,
+    Index,
+    NotFound,
+    NotLoaded,
+    PartitionKey,
+    Ref,
+    SortKey,
+    ValidationError,
+)
+from tierstore.joins import Many
+from tierstore.routing import Router
+from tierstore.session import Session
+from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
+
+from conftest import MYSQL_URL, PG_URL, require, store_url, tier_url
+
+
+class Account(Entity, table="jn_accounts"):
+    id: PartitionKey[str]
+    plan: str = "free"
+
+
+class Customer(Entity, table="jn_customers"):
+    id: PartitionKey[str]
+    name: str
+    account_id: str | None = None
+    account = Ref(Account, "account_id")
+    orders = Many["Order"]("Order", "customer_id")
+
+
+class Product(Entity, table="jn_products"):
+    sku: PartitionKey[str]
+    title: str
+
+
+class Order(Entity, table="jn_orders", indexes=[Index("by_sku", "sku", "order_id")]):
+    customer_id: PartitionKey[str]
+    order_id: SortKey[str]
+    sku: str
+    qty: int = 1
+    customer = Ref(Customer, "customer_id")
+    product = Ref(Product, "sku")
+    product_required = Ref(Product, "sku", required=True)
+
+
+ENTITIES = (Account, Customer, Product, Order)
+SHARD_DB = "test_shard_b"
+
+
+def _with_database(url: str, database: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+async def ensure_database(url: str, database: str) -> None:
+    """Create the second database of a sharded SQL setup if it is missing (test infrastructure)."""
+    if url.startswith("postgresql"):
+        import asyncpg
+
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database):
+                with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # another run created it
+                    await conn.execute(f'CREATE DATABASE "{database}"')
+        finally:
+            await conn.close()
+    elif url.startswith("mysql"):
+        import aiomysql
+
+        p = urlsplit(url)
+        conn = await aiomysql.connect(host=p.hostname, port=p.port or 3306, user=p.username or "root",
+                                      password=p.password or "")
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        finally:
+            conn.close()
+
+
+async def shard_urls(base: str, tmp_path: os.PathLike[str]) -> dict[str, str]:
+    if base == "memory":
+        return {"a": "memory://", "b": "memory://"}
+    if base == "sqlite":
+        return {"a": f"sqlite+aiosqlite:///{tmp_path}/a.db", "b": f"sqlite+aiosqlite:///{tmp_path}/b.db"}
+    url = {"postgres": PG_URL, "mysql": MYSQL_URL}[base]
+    require(url, base)
+    await ensure_database(url, SHARD_DB)
+    return {"a": url, "b": _with_database(url, SHARD_DB)}
+
+
+async def open_join_db(kind: str, tiers: tuple[str, ...], tmp_path: os.PathLike[str]) -> Database:
+    prefix = f"j{uuid.uuid4().hex[:12]}"
+    try:
+        if kind.startswith("sharded-"):
+            urls = await shard_urls(kind.split("-", 1)[1], tmp_path)
+            store: Any = ShardedStoreConfig(router=Router.uniform(list(urls)), stores=urls)
+        else:
+            store = store_url(kind, tmp_path)
+        db = tierstore.connect(store, [tier_url(t, prefix) for t in tiers])
+    except ConfigError as exc:
+        if "missing" in str(exc) or "No module" in str(exc):
+            pytest.skip(f"backend not available: {exc}")
+        raise
+    await db.open()
+    for e in ENTITIES:
+        await db.create_tables(e)
+        await db.store.truncate(tierstore.schema_of(e))
+    return db
+
+
+def _marks(kind: str, tiers: tuple[str, ...]) -> list[pytest.MarkDecorator]:
+    base = kind.split("-", 1)[1] if kind.startswith("sharded-") else kind
+    marks = [getattr(pytest.mark, base)] if base != "memory" else []
+    return marks + [getattr(pytest.mark, t) for t in tiers if t != "memory"]
+
+
+SETUPS = [
+    ("memory", ()),
+    ("memory", ("memory",)),
+    ("sqlite", ()),
+    ("sqlite", ("memory",)),
+    ("postgres", ()),
+    ("postgres", ("memory", "redis")),
+    ("mysql", ()),
+    ("dynamodb", ("memory",)),
+    ("sharded-memory", ()),
+    ("sharded-memory", ("memory",)),
+    ("sharded-memory", ("memcached",)),
+    ("sharded-sqlite", ("memory",)),
+    ("sharded-postgres", ()),
+    ("sharded-postgres", ("redis",)),
+]
+
+
+@pytest.fixture(
+    params=[pytest.param(s, id=f"{s[0]}-{'+'.join(s[1]) or 'none'}", marks=_marks(*s)) for s in SETUPS]
+)
+async def jdb(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> AsyncIterator[Database]:
+    kind, tiers = request.param
+    database = await open_join_db(kind, tiers, tmp_path)
+    try:
+        yield database
+    finally:
+        await database.aclose()
+
+
+def shard_count(db: Database) -> int:
+    return len(db.store.shards) if isinstance(db.store, ShardedStore) else 1
+
+
+def shards_touched(db: Database, entity: type[Entity], keys: list[tuple[Any, ...]]) -> int:
+    if not isinstance(db.store, ShardedStore):
+        return 1
+    schema = tierstore.schema_of(entity)
+    return len({db.store.router.shard_for(schema, k) for k in keys})
+
+
+def store_trips(db: Database) -> int:
+    return int(db.stats()["store"]["round_trips"])
+
+
+async def seed(db: Database, n_customers: int = 6, orders_per: int = 5) -> None:
+    await db.repository(Account).put_many([Account(f"a{i}", plan="pro" if i % 2 else "free") for i in range(3)])
+    await db.repository(Customer).put_many([
+        Customer(f"c{i}", f"Customer {i}", account_id=None if i == 0 else f"a{i % 4}")  # a3 does not exist
+        for i in range(n_customers)
+    ])
+    await db.repository(Product).put_many([Product(f"p{i}", f"Product {i}") for i in range(8)])
+    await db.repository(Order).put_many([
+        Order(f"c{i}", f"o{j:02}", f"p{(i + j) % 10}")  # p8 and p9 do not exist
+        for i in range(n_customers) for j in range(orders_per)
+    ])
+
+
+# -- many-to-one -----------------------------------------------------------------------------------
+
+
+async def test_ref_join_equals_per_item_reads(jdb: Database) -> None:
+    await seed(jdb)
+    orders, products = jdb.repository(Order), jdb.repository(Product)
+    for cid in ("c1", "c4"):
+        page = await orders.query(cid).join(Order.product, Order.customer)
+        assert len(page.items) == 5
+        for o in page.items:
+            assert o.product == await products.get(o.sku)
+            assert o.customer == await jdb.repository(Customer).get(cid)
+        assert any(o.product is None for o in page.items) == (cid == "c4")  # p8, p9 missing
+
+
+async def test_join_100_is_one_query_plus_one_batch_per_shard(jdb: Database) -> None:
+    await jdb.repository(Product).put_many([Product(f"p{i}", "x") for i in range(60)])
+    orders = jdb.repository(Order)
+    await orders.put_many([Order("feed", f"o{i:03}", f"p{i % 70}") for i in range(100)])
+    jdb.reset_stats()
+    page = await orders.query("feed").join(Order.product)
+    assert len(page.items) == 100
+    assert sum(o.product is not None for o in page.items) == 90  # p60..p69 are missing
+    stats = jdb.stats()["store"]
+    assert stats["queries"] == 1
+    # 70 distinct foreign keys: one batch per shard, whichever tiers are in front (all were cold).
+    assert store_trips(jdb) == 1 + shard_count(jdb)
+    if isinstance(jdb.store, ShardedStore):
+        for name, s in jdb.store.shard_stats().items():
+            assert s["round_trips"] <= 2, name  # the query's shard: query + batch; the other: the batch
+    if jdb.cache.tiers:
+        jdb.reset_stats()
+        again = await orders.query("feed").join(Order.product)
+        assert [o.product for o in again.items] == [o.product for o in page.items]
+        # Found products come from the cache now; the 10 missing ones (no negative caching) are read
+        # again: still one batch per shard that holds them.
+        missing = [(f"p{i}",) for i in range(60, 70)]
+        assert store_trips(jdb) == 1 + shards_touched(jdb, Product, missing)
+
+
+async def test_foreign_keys_are_deduplicated_and_targets_shared(jdb: Database) -> None:
+    await seed(jdb)
+    orders = await jdb.repository(Order).get_many([(f"c{i}", "o00") for i in range(6)])
+    items = [o for o in orders if o is not None]
+    jdb.reset_stats()
+    await jdb.repository(Order).load(items + items, Order.customer)
+    assert store_trips(jdb) <= shard_count(jdb)
+    assert jdb.stats()["store"]["reads"] == 6 or isinstance(jdb.store, ShardedStore) or jdb.cache.tiers
+    assert [o.customer.id for o in items] == [f"c{i}" for i in range(6)]  # type: ignore[union-attr]
+
+
+async def test_missing_target_is_none_and_required_raises(jdb: Database) -> None:
+    await seed(jdb)
+    orders = jdb.repository(Order)
+    page = await orders.query("c4")  # skus p4..p8: p8 is missing
+    await orders.load(page.items, Order.product)
+    assert [o.product is None for o in page.items] == [False] * 4 + [True]
+    fresh = (await orders.query("c4")).items
+    with pytest.raises(NotFound) as info:
+        await orders.load(fresh, Order.product_required)
+    assert info.value.entity == "Product"
+    with pytest.raises(NotLoaded):
+        _ = fresh[0].product_required  # nothing half-loaded
+    ok = (await orders.query("c1")).items  # p1..p5: all present
+    await orders.load(ok, Order.product_required)
+    assert all(o.product_required is not None for o in ok)
+
+
+async def test_unloaded_relation_raises_and_does_no_io(jdb: Database) -> None:
+    await seed(jdb)
+    page = await jdb.repository(Order).query("c1")
+    before = store_trips(jdb)
+    with pytest.raises(NotLoaded, match="join"):
+        _ = page.items[0].customer
+    with pytest.raises(NotLoaded):
+        _ = page.items[0].product
+    assert store_trips(jdb) == before
+
+
+async def test_bad_foreign_key_is_rejected_before_io(jdb: Database) -> None:
+    orders = jdb.repository(Order)
+    await orders.put(Order("c1", "o1", ""))  # sku is not a key here, so an empty one can be stored
+    items = (await orders.query("c1")).items
+    before = store_trips(jdb)
+    with pytest.raises(ValidationError):
+        await orders.load(items, Order.product)
+    assert store_trips(jdb) == before
+
+
+async def test_optional_foreign_key_none_loads_none(jdb: Database) -> None:
+    await seed(jdb)
+    customers = await jdb.repository(Customer).get_many(["c0", "c1", "c3"])
+    items = [c for c in customers if c is not None]
+    await jdb.repository(Customer).load(items, Customer.account)
+    assert [c.account.id if c.account else None for c in items] == [None, "a1", None]  # a3 missing
+
+
+# -- nested and one-to-many --------------------------------------------------------------------------
+
+
+async def test_nested_join_order_customer_account(jdb: Database) -> None:
+    await seed(jdb)
+    orders = jdb.repository(Order)
+    keys = [(f"c{i}", f"o{j:02}") for i in range(6) for j in range(2)]
+    items = [o for o in await orders.get_many(keys) if o is not None]
+    jdb.reset_stats()
+    await orders.load(items, Order.customer, Customer.account)
+    # One batch per level (per shard): customers, then accounts.
+    assert store_trips(jdb) <= 2 * shard_count(jdb)
+    for o in items:
+        assert o.customer is not None and o.customer.id == o.customer_id
+        expected = await jdb.repository(Account).get(o.customer.account_id) if o.customer.account_id else None
+        assert o.customer.account == expected
+    # The two orders of one customer share one Customer object.
+    assert items[0].customer is items[1].customer
+    # The same path through a query.
+    page = await orders.query("c2").join(Order.customer, Customer.account)
+    assert all(o.customer.account.id == "a2" for o in page.items)  # type: ignore[union-attr]
+
+
+async def test_path_must_be_reachable(jdb: Database) -> None:
+    orders = jdb.repository(Order)
+    with pytest.raises(ValidationError, match="does not reach"):
+        await orders.load([Order("c1", "o1", "p1")], Customer.account)
+    with pytest.raises(ValidationError):
+        await orders.load([Order("c1", "o1", "p1")], "customer")  # type: ignore[arg-type]
+
+
+async def test_one_to_many_is_one_query_per_parent(jdb: Database) -> None:
+    await seed(jdb)
+    customers = jdb.repository(Customer)
+    items = [c for c in await customers.get_many([f"c{i}" for i in range(6)] + ["nobody"]) if c]
+    extra = await customers.put(Customer("lonely", "No orders"))
+    items.append(extra)
+    jdb.reset_stats()
+    await customers.load(items, Customer.orders)
+    assert jdb.stats()["store"]["queries"] == 7
+    for c in items:
+        assert c.orders == await jdb.repository(Order).query(c.id).all()
+    assert items[-1].orders == []
+    # one-to-many then many-to-one, level by level
+    await customers.load(items[:2], Customer.orders, Order.product)
+    assert all(o.product is None or o.product.sku == o.sku for c in items[:2] for o in c.orders)
+
+
+def test_many_declaration_errors() -> None:
+    class Parent(Entity, table="jn_parent"):
+        id: PartitionKey[str]
+        kids = Many(Order, "sku", index="nope")
+        kids2 = Many(Order, "qty")
+        kids3 = Many["Ghost"]("Ghost", "id")  # type: ignore[name-defined]
+
+    with pytest.raises(ConfigError, match="no index"):
+        Parent.kids.resolve()
+    with pytest.raises(ConfigError, match="partition key"):
+        Parent.kids2.resolve()
+    with pytest.raises(ConfigError, match="Ghost"):
+        _ = Parent.kids3.target
+    assert Many(Order, "sku").fields == ("sku",)
+
+
+# -- session ---------------------------------------------------------------------------------------
+
+
+async def test_session_reads_each_item_once(jdb: Database) -> None:
+    await seed(jdb)
+    async with Session(jdb) as s:
+        customers = s.repository(Customer)
+        c1 = await customers.get("c1")
+        jdb.reset_stats()
+        assert await customers.get("c1") is c1
+        assert await customers.get("nobody") is None
+        assert await customers.get("nobody") is None
+        many = await customers.get_many(["c1", "c2", "nobody", "c2"])
+        assert many[0] is c1 and many[1] is many[3] and many[2] is None
+        # c1 (first get), nobody (first get) and c2 were read; everything else came from the map.
+        assert (s.hits, s.misses) == (5, 3)
+        trips = store_trips(jdb)
+        orders = await s.repository(Order).query("c1").join(Order.customer)
+        assert all(o.customer is c1 for o in orders.items)
+        assert store_trips(jdb) == trips + 1  # the query only: the customer was in the map
+        await s.load(orders.items, Order.customer, Customer.account)
+        assert c1 is not None and c1.account is not None and c1.account.id == "a1"
+        stored = await customers.put(Customer("c1", "Renamed", account_id="a1"))
+        assert await customers.get("c1") is stored
+        await customers.delete("c2")
+        assert await customers.get("c2") is None
+    assert len(s) == 0
+
+
+async def test_session_query_returns_mapped_objects(jdb: Database) -> None:
+    await seed(jdb)
+    s = Session(jdb)
+    orders = s.repository(Order)
+    first = await orders.get("c1", "o00")
+    page = await orders.query("c1")
+    assert page.items[0] is first
+    streamed = [o async for o in orders.query("c1")]
+    assert streamed[0] is first
+    assert (await orders.query("c1").all())[1] is page.items[1]
