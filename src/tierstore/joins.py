@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Sequence
+from operator import attrgetter
 from typing import Any, Protocol, TypeVar, overload
 
 from tierstore.errors import ConfigError, NotFound, ValidationError
@@ -210,19 +211,26 @@ async def load_relations(
     waves = _plan(schema.cls, relations)
     if not items:
         return
-    pool: dict[type[Any], dict[int, Any]] = {schema.cls: {id(i): i for i in items}}
+    # Instances reachable so far, per class: the items, then each relation's distinct targets.
+    pool: dict[type[Any], list[Any]] = {schema.cls: items}
+    seen: dict[type[Any], set[int]] = {}
     for wave in waves:
         jobs = []
         for rel in wave:
-            instances = [obj for cls, objs in pool.items() if issubclass(cls, rel.owner) for obj in objs.values()]
+            lists = [objs for cls, objs in pool.items() if issubclass(cls, rel.owner)]
+            instances = lists[0] if len(lists) == 1 else [o for objs in lists for o in objs]
             jobs.append(_load_ref(db, rel, instances) if isinstance(rel, Ref) else _load_many(db, rel, instances))
         results = await gather_all(jobs)
         for rel, (instances, values, targets) in zip(wave, results, strict=True):
+            set_value = rel.set
             for obj, value in zip(instances, values, strict=True):
-                rel.set(obj, value)
-            bucket = pool.setdefault(rel.target, {})
+                set_value(obj, value)
+            ids = seen.setdefault(rel.target, set())
+            bucket = pool.setdefault(rel.target, [])
             for t in targets:
-                bucket.setdefault(id(t), t)
+                if id(t) not in ids:
+                    ids.add(id(t))
+                    bucket.append(t)
 
 
 async def _load_ref(
@@ -230,34 +238,26 @@ async def _load_ref(
 ) -> tuple[list[Any], list[Any], list[Any]]:
     target = schema_of(rel.target)
     fields = rel.fields
-    index: dict[Key, int] = {}
-    uniq: list[Key] = []
-    fks: list[Key | None] = []
-    check = target.check_key
-    for obj in instances:
-        fk: Key = tuple(getattr(obj, f) for f in fields)
-        if None in fk:
-            fks.append(None)
-            continue
-        if fk not in index:
-            check(fk)  # a foreign key of the wrong type or empty is bad data: say so before any I/O
-            index[fk] = len(uniq)
-            uniq.append(fk)
-        fks.append(fk)
-    found: list[Any] = []
-    if uniq:
-        found = await db.repository(rel.target).get_many([key_arg(target, k) for k in uniq])
+    # Foreign keys in the form Repository.get_many takes (the bare value for one-field keys), so they can
+    # be de-duplicated and passed on as they are; get_many validates them all before any I/O.
+    fks: list[Any]
+    if len(fields) == 1:
+        fks = list(map(attrgetter(fields[0]), instances))
+    else:
+        fks = [None if None in fk else key_arg(target, fk) for fk in map(attrgetter(*fields), instances)]
+    uniq = list(dict.fromkeys(fk for fk in fks if fk is not None))
+    found: list[Any] = await db.repository(rel.target).get_many(uniq) if uniq else []
+    by_fk = dict(zip(uniq, found, strict=True))
     if rel.required:
-        missing = [k for k, v in zip(uniq, found, strict=True) if v is None]
+        missing = [k for k, v in by_fk.items() if v is None]
         if missing or None in fks:
-            key = missing[0] if missing else None
             raise NotFound(
                 f"{rel.owner.__name__}.{rel.name} is required, but "
                 + (f"{len(missing)} {target.name} item(s) do not exist" if missing else "a foreign key is None"),
                 entity=target.name,
-                key=key,
+                key=missing[0] if missing else None,
             )
-    values = [None if fk is None else found[index[fk]] for fk in fks]
+    values = [by_fk.get(fk) for fk in fks]
     return instances, values, [v for v in found if v is not None]
 
 

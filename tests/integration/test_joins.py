@@ -273,11 +273,11 @@ async def test_unloaded_relation_raises_and_does_no_io(jdb: Database) -> None:
 
 async def test_bad_foreign_key_is_rejected_before_io(jdb: Database) -> None:
     orders = jdb.repository(Order)
-    await orders.put(Order("c1", "o1", ""))  # sku is not a key here, so an empty one can be stored
-    items = (await orders.query("c1")).items
+    await orders.put(Order("c1", "o1", "p1"))
     before = store_trips(jdb)
+    # An empty foreign key (sku is not a key of Order, so nothing stopped it being set) is bad data.
     with pytest.raises(ValidationError):
-        await orders.load(items, Order.product)
+        await orders.load([Order("c1", "o1", "p1"), Order("c1", "o2", "")], Order.product)
     assert store_trips(jdb) == before
 
 

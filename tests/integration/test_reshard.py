@@ -21,7 +21,7 @@ from tierstore.routing import Router
 from tierstore.stores.base import Store
 from tierstore.stores.sharded import ShardedStore
 
-from conftest import PG_URL, require
+from conftest import DYNAMODB_URL, PG_URL, require
 
 
 class Item(Entity, table="rs_items"):
@@ -68,6 +68,9 @@ def shard_urls(kind: str, tmp_path: Path) -> dict[str, str]:
         return {}
     if kind == "sqlite":
         return {s: f"sqlite+aiosqlite:///{tmp_path}/{s}.db" for s in "abc"}
+    if kind == "dynamodb":  # three table sets on one endpoint, told apart by a table prefix
+        sep = "&" if "?" in DYNAMODB_URL else "?"
+        return {s: f"{DYNAMODB_URL}{sep}table_prefix=rs{s}_" for s in "abc"}
     return {s: _pg_url(db) for s, db in PG_DBS.items()}
 
 
@@ -78,6 +81,8 @@ async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
         require(PG_URL, "postgres")
         for db in PG_DBS.values():
             await _ensure_pg_database(db)
+    if kind == "dynamodb":
+        require(DYNAMODB_URL, "dynamodb")
     stores: dict[str, Store] = {}
     try:
         for shard, url in shard_urls(kind, tmp_path).items():
@@ -99,6 +104,7 @@ async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
         pytest.param("memory"),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("dynamodb", marks=pytest.mark.dynamodb),
     ]
 )
 async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[dict[str, Store]]:
