@@ -1,0 +1,217 @@
+"""Per-node machinery shared by the network tiers: circuit breaker, invalidation backlog, rendezvous hashing.
+
+A :class:`Breaker` has three states::
+
+    closed ──(``failures`` consecutive failures)──► open ──(``cooldown`` elapsed)──► half-open
+      ▲                                              ▲                                  │
+      └──────────────(the probe succeeds)────────────┼──────────(the probe fails)───────┘
+
+While open, calls are refused without I/O (the caller treats that as a miss), so a dead or hung node costs
+nothing after the first few timeouts. In half-open, one call at a time is let through as a probe.
+
+A :class:`NodeHealth` pairs a node's breaker with its backlog of invalidations that could not be delivered.
+The tier replays the backlog before it reads the node again; past ``max_pending`` keys the backlog collapses
+into "clear this node's namespace" (cheaper to replay than 10,000 deletes, and bounded in memory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Literal
+
+__all__ = ["Breaker", "BreakerState", "NodeHealth", "Rendezvous", "partition_tag"]
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+class Breaker:
+    """Circuit breaker of one node. Not thread-safe: use it from one event loop."""
+
+    __slots__ = (
+        "_failures", "_on_change", "_probe_until", "_retry_at", "_state", "cooldown", "failures",
+        "name", "opens", "rejected",
+    )
+
+    def __init__(
+        self,
+        *,
+        failures: int = 5,
+        cooldown: float = 1.0,
+        name: str = "",
+        on_change: Callable[[Breaker], None] | None = None,
+    ) -> None:
+        if failures < 1 or cooldown <= 0:
+            from tierstore.errors import ConfigError
+
+            raise ConfigError("a breaker needs failures >= 1 and cooldown > 0")
+        self.failures = failures
+        self.cooldown = cooldown
+        self.name = name
+        self.opens = 0
+        """Times the breaker went from closed or half-open to open."""
+        self.rejected = 0
+        """Calls refused without I/O while open."""
+        self._state: BreakerState = "closed"
+        self._failures = 0
+        self._retry_at = 0.0
+        self._probe_until = 0.0
+        self._on_change = on_change
+
+    def __repr__(self) -> str:
+        return f"Breaker({self.name!r}, {self._state}, opens={self.opens})"
+
+    @property
+    def state(self) -> BreakerState:
+        return self._state
+
+    def allow(self) -> bool:
+        """May a call go out now? In half-open, ``True`` means: you are the probe."""
+        state = self._state
+        if state == "closed":
+            return True
+        now = time.monotonic()
+        if state == "open":
+            if now < self._retry_at:
+                self.rejected += 1
+                return False
+            self._set("half_open")
+            self._probe_until = now + self.cooldown
+            return True
+        # half-open with a probe out: let another through only if that probe has not answered in a cooldown
+        if now >= self._probe_until:
+            self._probe_until = now + self.cooldown
+            return True
+        self.rejected += 1
+        return False
+
+    def success(self) -> None:
+        self._failures = 0
+        if self._state == "half_open":
+            self._set("closed")
+
+    def failure(self) -> None:
+        self._failures += 1
+        if self._state == "half_open" or (self._state == "closed" and self._failures >= self.failures):
+            self._retry_at = time.monotonic() + self.cooldown
+            self.opens += 1
+            self._set("open")
+
+    def trip(self) -> None:
+        """Open now, whatever the count (e.g. the node reported it is shutting down)."""
+        self._failures = self.failures
+        if self._state != "open":
+            self._retry_at = time.monotonic() + self.cooldown
+            self.opens += 1
+            self._set("open")
+
+    def _set(self, state: BreakerState) -> None:
+        self._state = state
+        if self._on_change is not None:
+            self._on_change(self)
+
+
+class NodeHealth:
+    """A node's breaker plus the invalidations it still owes (replayed before the node is read again)."""
+
+    __slots__ = ("_overflows", "breaker", "max_pending", "name", "overflow", "pending")
+
+    def __init__(self, name: str, breaker: Breaker, *, max_pending: int = 10_000) -> None:
+        self.name = name
+        self.breaker = breaker
+        self.max_pending = max_pending
+        self.pending: set[str] = set()
+        self.overflow = False
+        """The backlog outgrew ``max_pending``: the node's namespace must be cleared before it is trusted."""
+        self._overflows = 0
+
+    def __repr__(self) -> str:
+        return (
+            f"NodeHealth({self.name!r}, {self.breaker.state}, pending={len(self.pending)}, "
+            f"overflow={self.overflow})"
+        )
+
+    @property
+    def owes(self) -> bool:
+        """Invalidations are owed: the node must not be read (or filled) before they are replayed."""
+        return self.overflow or bool(self.pending)
+
+    def remember(self, keys: Iterable[str]) -> None:
+        if self.overflow:
+            self._overflows += 1  # a clear already under way may have missed these: it must run again
+            return
+        self.pending.update(keys)
+        if len(self.pending) > self.max_pending:
+            self.pending.clear()
+            self.overflow = True
+            self._overflows += 1
+
+    def backlog(self) -> tuple[list[str], int | None]:
+        """What to replay now: the keys, and (if the namespace must be cleared) a ticket for :meth:`replayed`."""
+        return sorted(self.pending), (self._overflows if self.overflow else None)
+
+    def replayed(self, keys: Iterable[str], clear_ticket: int | None = None) -> None:
+        """The replay of ``keys`` went through (and, with the ticket of :meth:`backlog`, the clear did)."""
+        self.pending.difference_update(keys)
+        if clear_ticket is not None and clear_ticket == self._overflows:
+            self.overflow = False
+
+
+_M64 = (1 << 64) - 1
+
+
+def _mix64(x: int) -> int:
+    """splitmix64's finaliser: a cheap, well-spread 64-bit mix."""
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
+
+
+def _hash64(data: bytes) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def partition_tag(key: str) -> str:
+    """The part of a cache key that names its partition: inside the first ``{…}``, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+class Rendezvous:
+    """Highest-random-weight choice of a node per partition tag: stable, and adding or removing a node moves
+    only the partitions that node wins or held (about 1/N of them)."""
+
+    __slots__ = ("_cache", "_seeds", "names")
+
+    def __init__(self, names: Iterable[str]) -> None:
+        self.names = tuple(names)
+        if not self.names:
+            from tierstore.errors import ConfigError
+
+            raise ConfigError("rendezvous hashing needs at least one node")
+        self._seeds = tuple(_hash64(n.encode()) for n in self.names)
+        self._cache: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return f"Rendezvous({list(self.names)})"
+
+    def index(self, key: str) -> int:
+        """Index of the node that owns ``key``'s partition."""
+        if len(self._seeds) == 1:
+            return 0
+        tag = partition_tag(key)
+        found = self._cache.get(tag)
+        if found is None:
+            h = _hash64(tag.encode())
+            seeds = self._seeds
+            found = max(range(len(seeds)), key=lambda j: _mix64(h ^ seeds[j]))
+            if len(self._cache) >= 65_536:
+                self._cache.clear()
+            self._cache[tag] = found
+        return found

@@ -1,0 +1,126 @@
+"""L1 coherence across processes: evict in-process entries that other processes' writes made stale.
+
+A shared tier that publishes its invalidations (the Redis tier: ``PUBLISH`` on ``tierstore:inv:<prefix>`` in
+the same script that writes the tombstones, so it costs no extra round trip) is an :class:`InvalidationFeed`.
+:class:`L1Coherence` subscribes to it and evicts the keys from the process's :class:`MemoryTier`.
+
+Messages sent while a process is not subscribed are lost, so the in-process tier is flushed whenever the
+subscription starts or ends, and the tiered path fills it only while :attr:`L1Coherence.connected` is true.
+Staleness of an L1 entry is therefore bounded by the channel's delivery delay while it is up, and by nothing
+while it is down (L1 is empty then); every L1 entry also has the tier's max age.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Protocol, runtime_checkable
+
+from tierstore.tiers.memory import MemoryTier
+
+__all__ = ["InvalidationFeed", "L1Coherence"]
+
+log = logging.getLogger("tierstore.cache.coherence")
+
+
+@runtime_checkable
+class InvalidationFeed(Protocol):
+    publishes_invalidations: bool
+    """False when the tier was configured not to publish (then nobody subscribes)."""
+
+    def invalidations(self) -> AsyncIterator[list[str]]:
+        """Subscribe. Yields ``[]`` once subscribed, then the cache keys other processes invalidated
+        (``["*"]``: everything). Ends or raises when the subscription is lost."""
+        ...
+
+
+class L1Coherence:
+    """Keeps one :class:`MemoryTier` coherent with the writes of other processes, through a feed."""
+
+    def __init__(
+        self, l1: MemoryTier, feed: InvalidationFeed, *, retry: float = 0.05, max_retry: float = 2.0,
+        ready_timeout: float = 0.5,
+    ) -> None:
+        self.l1 = l1
+        self.feed = feed
+        self.retry = retry
+        self.max_retry = max_retry
+        self.ready_timeout = ready_timeout
+        self.connected = False
+        self.started = False
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self.connected else "closed" if self._closed else "disconnected"
+        return f"L1Coherence({state})"
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        extra = self.l1.stats.extra
+        extra[name] = extra.get(name, 0) + n
+
+    async def start(self) -> None:
+        """Start listening, and wait (briefly) for the subscription so the first reads may fill L1."""
+        if self.started or self._closed:
+            return
+        self.started = True
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="tierstore-l1-coherence")
+        try:
+            async with asyncio.timeout(self.ready_timeout):
+                await self._ready.wait()
+        except TimeoutError:
+            log.warning("L1 coherence: channel not subscribed after %.2fs; L1 stays empty until it is",
+                        self.ready_timeout)
+
+    async def _run(self) -> None:
+        delay = self.retry
+        while not self._closed:
+            try:
+                async for keys in self.feed.invalidations():
+                    if not keys:
+                        # Subscribed: anything L1 holds may have missed messages sent before now.
+                        await self.l1.clear()
+                        self.connected = True
+                        self._ready.set()
+                        delay = self.retry
+                        self._bump("coherence_subscribes")
+                        continue
+                    if "*" in keys:
+                        await self.l1.clear()
+                        self._bump("coherence_flushes")
+                    else:
+                        invalidate = self.l1.invalidate
+                        for k in keys:
+                            invalidate(k)
+                        self._bump("coherence_evictions", len(keys))
+            except asyncio.CancelledError:
+                await self._down()
+                raise
+            except Exception as exc:
+                log.debug("L1 coherence: channel lost: %r", exc)
+            await self._down()
+            if self._closed:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.max_retry)
+
+    async def _down(self) -> None:
+        if self.connected:
+            self.connected = False
+            self._bump("coherence_drops")
+        self._ready.clear()
+        await self.l1.clear()  # messages will be missed from now on: nothing in L1 may outlive the drop
+
+    async def aclose(self) -> None:
+        self._closed = True
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            except Exception as exc:
+                log.debug("L1 coherence: stopped with %r", exc)
