@@ -1,0 +1,416 @@
+"""A fast item codec between msgspec Structs and DynamoDB AttributeValue dicts, precomputed per schema.
+
+boto3's ``TypeSerializer``/``TypeDeserializer`` dispatch every value through ``getattr`` and build a
+``Decimal`` for every number; here a Struct goes through ``msgspec.to_builtins`` and one type switch per value,
+and back through one type switch per value and ``msgspec.convert`` (which also checks the types).
+
+Mapping (both ways): ``str`` ↔ S, ``int``/``float`` ↔ N, ``bool`` ↔ BOOL, ``None`` ↔ NULL, ``bytes`` ↔ B,
+``list``/``tuple`` ↔ L, ``dict``/nested Struct ↔ M, ``set``/``frozenset`` of str/int/float/bytes ↔ SS/NS/BS
+(an *empty* set is written as an empty L, since DynamoDB has no empty sets); everything msgspec turns into a
+builtin (datetime, UUID, Decimal, enums…) travels as that builtin (mostly S). Binary values are accepted both as
+``bytes`` (botocore, DAX) and as base64 text (the raw JSON wire protocol).
+
+Keys. A key made of one field is stored in that field's own attribute (S, N or B). A key of several fields
+(``partition_key=("tenant", "stream")``) gets a synthetic S attribute (``_pk``/``_sk``, ``_<index>_pk``/
+``_<index>_sk`` for indexes) next to the fields, holding the parts encoded so that byte order is tuple order:
+
+* ``str``: the text with NUL escaped as NUL+``\\x02``, then the terminator NUL+``\\x01``;
+* ``int`` (-2**63 ≤ n < 2**63): ``n + 2**63`` as 20 zero-padded digits, then the terminator;
+* ``bytes``: lowercase hex, then the terminator.
+
+A shorter part sorts before any longer one that extends it (the terminator is below every other character) and
+no part's encoding is a prefix of another's, so a condition on the first sort part becomes a range or prefix
+condition on the synthetic attribute (:meth:`KeyLayout.condition`).
+"""
+
+from __future__ import annotations
+
+import base64
+import operator
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from tierstore.errors import ConfigError, StoreError, ValidationError
+from tierstore.model.schema import Key, KeyPart, Schema
+from tierstore.query import SortCondition
+
+__all__ = ["AV", "DynamoCodec", "KeyLayout", "codec_for", "from_av", "key_identity", "to_av"]
+
+T = TypeVar("T")
+AV = dict[str, Any]
+
+_TERM = "\x00\x01"
+_NEXT = "\x00\x02"  # one past the terminator: the exclusive upper bound of every extension of a part
+_INT_OFFSET = 2**63
+_BUILTINS = (bytes, bytearray)
+
+
+# -- values ------------------------------------------------------------------------------------------------
+
+
+def _num_text(v: int | float) -> str:
+    if v.__class__ is int:
+        return str(v)
+    if v != v or v in (float("inf"), float("-inf")):
+        raise ValidationError("DynamoDB numbers cannot be NaN or Infinity", backend="dynamodb")
+    return repr(v)
+
+
+def to_av(v: Any) -> AV:
+    """One builtin value (as ``msgspec.to_builtins`` returns them) as an AttributeValue."""
+    t = v.__class__
+    if t is str:
+        return {"S": v}
+    if t is int:
+        return {"N": str(v)}
+    if t is bool:
+        return {"BOOL": v}
+    if v is None:
+        return {"NULL": True}
+    if t is float:
+        return {"N": _num_text(v)}
+    if t is dict:
+        return {"M": {k: to_av(x) for k, x in v.items()}}
+    if t is list or t is tuple:
+        return {"L": [to_av(x) for x in v]}
+    if t is bytes or t is bytearray:
+        return {"B": bytes(v)}
+    raise ValidationError(f"cannot store a {t.__name__} in DynamoDB", backend="dynamodb")
+
+
+def _num(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
+def _blob(v: Any) -> bytes:
+    return v if v.__class__ is bytes else base64.b64decode(v)
+
+
+def from_av(av: Mapping[str, Any]) -> Any:
+    """One AttributeValue as a builtin value (sets as lists: ``msgspec.convert`` makes them sets again)."""
+    for tag, v in av.items():
+        if tag == "S":
+            return v
+        if tag == "N":
+            try:
+                return int(v)
+            except ValueError:
+                return float(v)
+        if tag == "M":
+            return {k: from_av(x) for k, x in v.items()}
+        if tag == "L":
+            return [from_av(x) for x in v]
+        if tag == "BOOL":
+            return v
+        if tag == "NULL":
+            return None
+        if tag == "B":
+            return _blob(v)
+        if tag == "SS":
+            return list(v)
+        if tag == "NS":
+            return [_num(x) for x in v]
+        if tag == "BS":
+            return [_blob(x) for x in v]
+        raise StoreError(f"unknown AttributeValue type {tag!r}", backend="dynamodb")
+    raise StoreError("empty AttributeValue", backend="dynamodb")
+
+
+def key_identity(av: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A hashable identity of a key AttributeValue map, equal for ``bytes`` and its base64 text."""
+    out = []
+    for name in sorted(av):
+        ((tag, v),) = av[name].items()
+        out.append((name, tag, _blob(v) if tag == "B" else v))
+    return tuple(out)
+
+
+def _set_encoder(elem: Any) -> Callable[[Any], AV] | None:
+    if elem is str:
+        tag, conv = "SS", None
+    elif elem is int or elem is float:
+        tag, conv = "NS", _num_text
+    elif elem is bytes:
+        tag, conv = "BS", None
+    else:
+        return None
+
+    def encode(values: list[Any]) -> AV:
+        if not values:
+            return {"L": []}
+        return {tag: values if conv is None else [conv(x) for x in values]}
+
+    return encode
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    args = typing.get_args(tp)
+    if args and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return tp
+
+
+# -- keys --------------------------------------------------------------------------------------------------
+
+
+def _part(value: KeyPart) -> str:
+    if isinstance(value, str):
+        return value.replace("\x00", _NEXT) + _TERM
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -_INT_OFFSET <= value < _INT_OFFSET:
+            raise ValidationError(
+                f"an int in a composite DynamoDB key must fit in 64 bits, got {value}", backend="dynamodb"
+            )
+        return f"{value + _INT_OFFSET:020d}{_TERM}"
+    if isinstance(value, bytes):
+        return value.hex() + _TERM
+    raise ValidationError(f"key parts are str, int or bytes, got {type(value).__name__}", backend="dynamodb")
+
+
+def _prefix_text(value: str | bytes) -> str:
+    """A begins_with prefix of a part: the part's encoding without its terminator."""
+    return value.replace("\x00", _NEXT) if isinstance(value, str) else value.hex()
+
+
+_SCALAR_TAG = {str: "S", int: "N", bytes: "B"}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyLayout:
+    """Where one key (partition or sort, of the table or an index) lives in the item."""
+
+    attr: str
+    """The attribute name (a field's encoded name, or a synthetic ``_pk``-style name)."""
+    type: str
+    """Its DynamoDB type: S, N or B."""
+    fields: tuple[str, ...]
+    field_types: tuple[Any, ...]
+    synthetic: bool
+
+    def value(self, parts: tuple[Any, ...]) -> AV:
+        if self.synthetic:
+            return {"S": "".join(_part(p) for p in parts)}
+        (v,) = parts
+        if self.type == "S":
+            return {"S": v}
+        if self.type == "N":
+            return {"N": str(v)}
+        return {"B": v}
+
+    def condition(self, cond: SortCondition, name: str, value: str) -> tuple[str, list[AV]] | bool:
+        """``cond`` on this (sort) key as a KeyConditionExpression fragment and its values.
+
+        ``name``/``value``: the placeholders to use (``value`` gets a numeric suffix). ``True``: no condition
+        needed (every item matches); ``False``: no item can match (skip the request).
+        """
+        op, vals = cond.op, cond.values
+        if op == "between" and vals[0] > vals[1]:
+            return False
+        if self.synthetic:
+            return self._synthetic_condition(op, vals, name, value)
+        if self.type != "N":
+            # Key values are never empty, and DynamoDB rejects an empty value in a key condition.
+            empty = [not v for v in vals]
+            if any(empty):
+                if op in ("gt", "ge", "begins_with"):
+                    return True
+                if op in ("eq", "lt", "le") or empty[1]:
+                    return False
+                op, vals = "le", (vals[1],)  # between("", b)
+        avs = [self.value((v,)) for v in vals]
+        if op == "begins_with":
+            return f"begins_with({name}, {value}0)", avs
+        if op == "between":
+            return f"{name} BETWEEN {value}0 AND {value}1", avs
+        sym = {"eq": "=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}[op]
+        return f"{name} {sym} {value}0", avs
+
+    def _synthetic_condition(
+        self, op: str, vals: tuple[Any, ...], name: str, value: str
+    ) -> tuple[str, list[AV]] | bool:
+        def low(v: Any) -> AV:  # every key whose first part is v starts with this
+            return {"S": _part(v)}
+
+        def high(v: Any) -> AV:  # above every key whose first part is v, below every larger first part
+            return {"S": _part(v)[: -len(_TERM)] + _NEXT}
+
+        if op == "eq":
+            return f"begins_with({name}, {value}0)", [low(vals[0])]
+        if op == "begins_with":
+            if not vals[0]:
+                return True
+            return f"begins_with({name}, {value}0)", [{"S": _prefix_text(vals[0])}]
+        if op == "lt":
+            return f"{name} < {value}0", [low(vals[0])]
+        if op == "le":
+            return f"{name} < {value}0", [high(vals[0])]
+        if op == "gt":
+            return f"{name} > {value}0", [high(vals[0])]
+        if op == "ge":
+            return f"{name} >= {value}0", [low(vals[0])]
+        return f"{name} BETWEEN {value}0 AND {value}1", [low(vals[0]), high(vals[1])]
+
+
+def _layout(schema: Schema[Any], fields: tuple[str, ...], synthetic_name: str, names: Mapping[str, str]) -> KeyLayout:
+    from tierstore.model.schema import _base_type
+
+    types = tuple(_base_type(schema.field_types[f]) for f in fields)
+    if len(fields) == 1:
+        return KeyLayout(names[fields[0]], _SCALAR_TAG[types[0]], fields, types, synthetic=False)
+    return KeyLayout(synthetic_name, "S", fields, types, synthetic=True)
+
+
+# -- the codec ---------------------------------------------------------------------------------------------
+
+
+class DynamoCodec(Generic[T]):
+    """Struct ↔ AttributeValue map for one schema, plus its key layouts. Build with :func:`codec_for`."""
+
+    def __init__(self, schema: Schema[T]) -> None:
+        cls = schema.cls
+        config = cls.__struct_config__  # type: ignore[attr-defined]
+        where = schema.name
+        if config.array_like:
+            raise ConfigError(f"{where}: array_like entities cannot be stored in DynamoDB (attributes need names)")
+        self.schema = schema
+        self.cls = cls
+        names = dict(zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True))  # type: ignore[attr-defined]
+        self.names = names
+        self.attrs: tuple[str, ...] = tuple(names.values()) + ((config.tag_field,) if config.tag_field else ())
+        self.partition = _layout(schema, schema.partition, "_pk", names)
+        self.sort = _layout(schema, schema.sort, "_sk", names) if schema.sort else None
+        self.indexes: dict[str, tuple[KeyLayout, KeyLayout | None]] = {}
+        for ix_name, ix in schema.indexes.items():
+            self.indexes[ix_name] = (
+                _layout(schema, ix.partition_fields, f"_{ix_name}_pk", names),
+                _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names) if ix.sort_fields else None,
+            )
+        layouts = [self.partition, *([self.sort] if self.sort else [])]
+        for p, s in self.indexes.values():
+            layouts += [p, *([s] if s else [])]
+        self.synthetic = tuple(lay for lay in dict.fromkeys(layouts) if lay.synthetic)
+        for lay in self.synthetic:
+            if lay.attr in self.attrs:
+                raise ConfigError(f"{where}: field name {lay.attr!r} is reserved for a DynamoDB composite key")
+        self.key_attrs: tuple[str, ...] = (self.partition.attr,) + ((self.sort.attr,) if self.sort else ())
+        self.version_attr = names[schema.version] if schema.version else None
+        self.ttl_attr = names[schema.ttl] if schema.ttl else None
+        # Attribute types of every key attribute (table and indexes), for CreateTable.
+        self.attribute_types: dict[str, str] = {}
+        for lay in layouts:
+            if self.attribute_types.setdefault(lay.attr, lay.type) != lay.type:
+                raise ConfigError(f"{where}: attribute {lay.attr!r} is used as a key with two types")
+        # Index key attributes that are plain fields must not be empty (DynamoDB rejects the write).
+        self._index_fields = tuple(
+            (names[lay.fields[0]], ix_name)
+            for ix_name, pair in self.indexes.items()
+            for lay in pair
+            if lay is not None and not lay.synthetic and lay.type != "N"
+        )
+        hints = {f.name: f.type for f in schema.fields}
+        self._set_encoders: dict[str, Callable[[Any], AV]] = {}
+        for fname, tp in hints.items():
+            tp = _unwrap_optional(tp)
+            origin = typing.get_origin(tp)
+            if origin in (set, frozenset):
+                (elem,) = typing.get_args(tp) or (Any,)
+                enc = _set_encoder(elem)
+                if enc is not None:
+                    self._set_encoders[names[fname]] = enc
+        self._np = len(schema.partition)
+        self._convert_error = (msgspec.ValidationError, TypeError, ValueError)
+        self._key_getters = self._make_key_getters()
+
+    def _make_key_getters(self) -> list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]]:
+        out: list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]] = []
+        for lay in self.synthetic:
+            getter = operator.attrgetter(*lay.fields)
+            out.append((lay.attr, getter, lay))  # attrgetter of 2+ names returns a tuple
+        return out
+
+    def __repr__(self) -> str:
+        return f"DynamoCodec({self.schema.name}, key={self.key_attrs})"
+
+    # -- items -------------------------------------------------------------------------------------------
+
+    def encode(self, item: T) -> dict[str, AV]:
+        """The full item: every field, plus the synthetic key attributes."""
+        raw = msgspec.to_builtins(item, builtin_types=_BUILTINS, str_keys=True)
+        sets = self._set_encoders
+        if sets:
+            out = {k: (sets[k](v) if k in sets else to_av(v)) for k, v in raw.items()}
+        else:
+            out = {k: to_av(v) for k, v in raw.items()}
+        for attr, getter, lay in self._key_getters:
+            out[attr] = lay.value(getter(item))
+        for attr, ix_name in self._index_fields:
+            av = out.get(attr)
+            if av is not None and not next(iter(av.values()), None):
+                raise ValidationError(
+                    f"{self.schema.name}.{attr} is a key of index {ix_name} and must not be empty on DynamoDB",
+                    entity=self.schema.name, key=self.schema.key_of(item), backend="dynamodb",
+                )
+        return out
+
+    def decode(self, av_item: Mapping[str, AV]) -> T:
+        d = {}
+        for name in self.attrs:
+            av = av_item.get(name)
+            if av is not None:
+                d[name] = from_av(av)
+        try:
+            return msgspec.convert(d, self.cls, str_keys=True)
+        except self._convert_error as exc:
+            raise StoreError(
+                f"a stored item does not match {self.schema.name}: {exc}", entity=self.schema.name,
+                backend="dynamodb",
+            ) from None
+
+    def decode_many(self, items: list[dict[str, AV]]) -> list[T]:
+        decode = self.decode
+        return [decode(i) for i in items]
+
+    # -- keys --------------------------------------------------------------------------------------------
+
+    def key(self, key: Key) -> dict[str, AV]:
+        """The table key attributes of a flat key tuple."""
+        n = self._np
+        out = {self.partition.attr: self.partition.value(key[:n])}
+        if self.sort is not None:
+            out[self.sort.attr] = self.sort.value(key[n:])
+        return out
+
+    def key_of_av(self, av_item: Mapping[str, AV]) -> dict[str, AV]:
+        """The table key attributes of a stored item (or a key map)."""
+        return {a: av_item[a] for a in self.key_attrs}
+
+    def index_layouts(self, index: str | None) -> tuple[KeyLayout, KeyLayout | None]:
+        if index is None:
+            return self.partition, self.sort
+        return self.indexes[index]
+
+    def cursor_attrs(self, index: str | None) -> tuple[str, ...]:
+        """The attributes of a LastEvaluatedKey for a query on ``index`` (or the table)."""
+        attrs = list(self.key_attrs)
+        if index is not None:
+            p, s = self.indexes[index]
+            attrs += [p.attr] + ([s.attr] if s else [])
+        return tuple(dict.fromkeys(attrs))
+
+
+def codec_for(schema: Schema[T]) -> DynamoCodec[T]:
+    """The cached codec of ``schema``."""
+    codec: DynamoCodec[T] | None = getattr(schema, "_dynamo_codec", None)
+    if codec is None:
+        codec = DynamoCodec(schema)
+        schema._dynamo_codec = codec  # type: ignore[attr-defined]
+    return codec
