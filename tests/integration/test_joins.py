@@ -31,8 +31,9 @@ from tierstore.joins import Many
 from tierstore.routing import Router
 from tierstore.session import Session
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
+from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
 
-from conftest import MYSQL_URL, PG_URL, require, store_url, tier_url
+from conftest import MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, require, store_url, tier_url
 
 
 class Account(Entity, table="jn_accounts"):
@@ -116,7 +117,7 @@ async def open_join_db(kind: str, tiers: tuple[str, ...], tmp_path: os.PathLike[
             store: Any = ShardedStoreConfig(router=Router.uniform(list(urls)), stores=urls)
         else:
             store = store_url(kind, tmp_path)
-        db = tierstore.connect(store, [tier_url(t, prefix) for t in tiers])
+        db = tierstore.connect(store, [make_tier(t, prefix) for t in tiers])
     except ConfigError as exc:
         if "missing" in str(exc) or "No module" in str(exc):
             pytest.skip(f"backend not available: {exc}")
@@ -128,10 +129,28 @@ async def open_join_db(kind: str, tiers: tuple[str, ...], tmp_path: os.PathLike[
     return db
 
 
+def node_urls(kind: str, prefix: str) -> dict[str, str]:
+    """Two single-node URLs of one kind: Redis databases 0 and 1, or the two memcached servers."""
+    if kind == "redis":
+        require(REDIS_URL, "redis")
+        base = REDIS_URL.split("?", 1)[0].rsplit("/", 1)[0]
+        return {f"r{db}": f"{base}/{db}?prefix={prefix}" for db in (0, 1)}
+    require(MEMCACHED_URL, "memcached")
+    hosts = MEMCACHED_URL.split("://", 1)[1].split("?", 1)[0].split(",")
+    return {h: f"memcached://{h}?prefix={prefix}" for h in hosts}
+
+
+def make_tier(name: str, prefix: str) -> Any:
+    if name.startswith("sharded-"):
+        return ShardedTierConfig(nodes=node_urls(name.split("-", 1)[1], prefix))
+    return tier_url(name, prefix)
+
+
 def _marks(kind: str, tiers: tuple[str, ...]) -> list[pytest.MarkDecorator]:
     base = kind.split("-", 1)[1] if kind.startswith("sharded-") else kind
     marks = [getattr(pytest.mark, base)] if base != "memory" else []
-    return marks + [getattr(pytest.mark, t) for t in tiers if t != "memory"]
+    tier_kinds = [t.split("-", 1)[1] if t.startswith("sharded-") else t for t in tiers]
+    return marks + [getattr(pytest.mark, t) for t in tier_kinds if t != "memory"]
 
 
 SETUPS = [
@@ -149,6 +168,8 @@ SETUPS = [
     ("sharded-sqlite", ("memory",)),
     ("sharded-postgres", ()),
     ("sharded-postgres", ("redis",)),
+    ("postgres", ("sharded-redis",)),
+    ("sharded-sqlite", ("memory", "sharded-memcached")),
 ]
 
 
@@ -392,3 +413,47 @@ async def test_session_query_returns_mapped_objects(jdb: Database) -> None:
     streamed = [o async for o in orders.query("c1")]
     assert streamed[0] is first
     assert (await orders.query("c1").all())[1] is page.items[1]
+
+
+# -- sharded cache nodes, one of them failing ------------------------------------------------------------
+
+
+@pytest.mark.redis
+@pytest.mark.faults
+async def test_join_through_sharded_redis_nodes_survives_a_node_outage() -> None:
+    """Two real Redis nodes (one behind a fault proxy) under a ShardedTier: while one node is cut the join
+    stays correct and the other node keeps serving; a write made during the outage is not lost to a stale
+    cache entry once the node is back."""
+    from tierstore.config import tier_config
+    from tierstore.testing.proxy import FaultProxy
+
+    require(REDIS_URL, "redis")
+    prefix = f"j{uuid.uuid4().hex[:12]}"
+    urls = node_urls("redis", prefix)
+    async with FaultProxy("127.0.0.1", urlsplit(REDIS_URL).port or 6379) as proxy:
+        proxied = urls["r1"].replace(f":{urlsplit(REDIS_URL).port or 6379}/", f":{proxy.port}/")
+        nodes = {"r0": tier_config(urls["r0"]).build(), "r1": tier_config(proxied + "&timeout=50ms").build()}
+        tier = ShardedTier(nodes)
+        async with tierstore.connect("memory://", [tier]) as db:
+            products, orders = db.repository(Product), db.repository(Order)
+            await products.put_many([Product(f"p{i}", "v1") for i in range(40)])
+            await orders.put_many([Order("feed", f"o{i:02}", f"p{i}") for i in range(40)])
+            await orders.query("feed").join(Order.product)  # fill both nodes
+            on_r1 = [f"p{i}" for i in range(40) if tier.node_of(PRODUCT.cache_key((f"p{i}",))) == "r1"]
+            assert on_r1 and len(on_r1) < 40
+            await proxy.cut()
+            proxy.drop()
+            db.reset_stats()
+            page = await orders.query("feed").join(Order.product)
+            assert all(o.product is not None and o.product.title == "v1" for o in page.items)
+            # The healthy node served its keys: only r1's went to the store.
+            assert db.stats()["store"]["reads"] == len(on_r1)
+            await products.put(Product(on_r1[0], "v2"))  # its invalidation cannot reach r1 now
+            proxy.reset()
+            page = await orders.query("feed").join(Order.product)
+            titles = {o.product.sku: o.product.title for o in page.items if o.product is not None}
+            assert titles[on_r1[0]] == "v2"
+            assert all(t == "v1" for sku, t in titles.items() if sku != on_r1[0])
+
+
+PRODUCT = tierstore.schema_of(Product)

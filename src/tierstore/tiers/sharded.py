@@ -17,50 +17,24 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from hashlib import blake2b
 from typing import Any
 
 from tierstore.errors import ConfigError
 from tierstore.stats import TierStats
 from tierstore.tiers.base import CacheTier, Lease
+from tierstore.tiers.breaker import Rendezvous, partition_tag
 
 __all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
 
 log = logging.getLogger("tierstore.cache")
 
-_M64 = (1 << 64) - 1
 MAX_PENDING_PER_NODE = 10_000
-_MEMO_MAX = 65_536
 _CLEAR = "\x00*"  # pending marker: clear the whole node (cannot collide with a cache key)
 
 
-class _DeadLease:
-    """Token of leases handed out for keys of a failed node: their fills are dropped."""
-
-    __slots__ = ()
-
-
-_DEAD = _DeadLease()
-
-
-def node_tag(key: str) -> str:
-    """The part of a cache key that picks the node: inside the first ``{…}`` if present and non-empty."""
-    if key.startswith("{"):
-        end = key.find("}")
-        if end > 1:
-            return key[1:end]
-    return key
-
-
-def _h64(text: str) -> int:
-    return int.from_bytes(blake2b(text.encode(), digest_size=8).digest(), "big")
-
-
-def _mix(x: int) -> int:
-    """splitmix64's finaliser: a cheap, well-spread 64-bit mix."""
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
+VOID = Lease(None)
+"""Miss that must not be filled (its node failed or owes invalidations), as the other tiers spell it."""
+node_tag = partition_tag
 
 
 class ShardedTier:
@@ -86,13 +60,14 @@ class ShardedTier:
         self.nodes: dict[str, CacheTier] = dict(nodes)
         self._names = tuple(self.nodes)
         self._tiers = tuple(self.nodes.values())
-        self._seeds = tuple(_h64(n) for n in self._names)
+        # The same rendezvous as the Redis and Memcached tiers' own multi-node routing: one node name picks
+        # the same partitions whichever layer spreads the keys.
+        self._rendezvous = Rendezvous(self._names)
         kinds = {t.name for t in self._tiers}
         self.name = name or (f"sharded-{kinds.pop()}" if len(kinds) == 1 else "sharded")
         self.local = all(getattr(t, "local", False) for t in self._tiers)
         self.stats = TierStats()
         self.owns_nodes = owns_nodes
-        self._memo: dict[str, int] = {}
         self._pending: dict[int, set[str]] = {}
         self._closed = False
 
@@ -102,21 +77,8 @@ class ShardedTier:
     # -- placement ---------------------------------------------------------------------------------
 
     def node_index(self, key: str) -> int:
-        """Position of the node that owns ``key`` (rendezvous on :func:`node_tag`)."""
-        tag = node_tag(key)
-        i = self._memo.get(tag)
-        if i is None:
-            h = _h64(tag)
-            best = -1
-            i = 0
-            for n, seed in enumerate(self._seeds):
-                score = _mix(h ^ seed)
-                if score > best:
-                    best, i = score, n
-            if len(self._memo) >= _MEMO_MAX:
-                self._memo.clear()
-            self._memo[tag] = i
-        return i
+        """Position of the node that owns ``key`` (rendezvous on the partition tag inside ``{…}``)."""
+        return self._rendezvous.index(key)
 
     def node_of(self, key: str) -> str:
         return self._names[self.node_index(key)]
@@ -181,12 +143,12 @@ class ShardedTier:
 
         async def one(n: int, idx: list[int]) -> list[bytes | Lease | None]:
             if n in self._pending and not await self._replay(n):
-                return [Lease(_DEAD) for _ in idx]
+                return [VOID] * len(idx)
             try:
                 return await self._tiers[n].get_many([keys[i] for i in idx])
             except Exception as exc:
                 self._failed(n, "get", exc)
-                return [Lease(_DEAD) for _ in idx]
+                return [VOID] * len(idx)
 
         if len(groups) == 1:
             ((n, idx),) = groups.items()
@@ -203,7 +165,7 @@ class ShardedTier:
         return out
 
     async def fill_many(self, entries: Sequence[tuple[str, bytes, Lease]], ttl: float) -> None:
-        live = [e for e in entries if e[2].token is not _DEAD]
+        live = [e for e in entries if e[2].token is not None]
         self.stats.fills_dropped += len(entries) - len(live)
         if not live:
             return
