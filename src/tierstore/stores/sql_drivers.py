@@ -409,7 +409,7 @@ class MysqlDriver(_EngineDriver):
             cur = held.cursor
             self.stats.round_trips += 1
             try:
-                await cur.execute(sql, args)
+                await cur.execute(_bind(held.conn, sql, args))
                 res = await (cur.fetchone() if one else cur.fetchall())
             except BaseException as exc:
                 if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
@@ -443,14 +443,14 @@ class MysqlDriver(_EngineDriver):
                     self.stats.round_trips += 1
                     res: Any
                     if mode == ONE:
-                        await cur.execute(sql, args)
+                        await cur.execute(_bind(conn, sql, args))
                         res = await cur.fetchone()
                     elif mode == ALL:
-                        await cur.execute(sql, args)
+                        await cur.execute(_bind(conn, sql, args))
                         res = await cur.fetchall()
                     else:
                         try:
-                            await cur.execute(sql, args)
+                            await cur.execute(_bind(conn, sql, args))
                             res = (cur.rowcount, cur.lastrowid)
                         except self._integrity as exc:
                             if mode != INSERT or exc.args[0] != 1062:  # ER_DUP_ENTRY
@@ -475,6 +475,14 @@ class MysqlDriver(_EngineDriver):
         self.release(held)
         return result
 
+
+
+def _bind(conn: Any, sql: str, args: Sequence[Any]) -> str:
+    """Interpolate escaped values, as aiomysql's ``Cursor.execute`` does, but with a working ``bytes``
+    escape: aiomysql 0.3 imports ``escape_bytes_prefixed`` from PyMySQL, which PyMySQL ≥ 1.1 replaced by
+    a string, so aiomysql fails on every ``bytes`` parameter. A hex literal is a binary string in MySQL."""
+    esc = conn.escape
+    return sql % tuple(f"X'{a.hex()}'" if isinstance(a, bytes) else esc(a) for a in args)
 
 
 # -- SQLite ----------------------------------------------------------------------------------------
