@@ -301,8 +301,6 @@ class _Node:
             "socket_timeout": None,  # the round trip's deadline covers reads and writes
             "socket_connect_timeout": config.connect_timeout,
             "retry": Retry(NoBackoff(), 0),
-            "lib_name": None,
-            "lib_version": None,
         }
         self.connection_class: type[Connection] = Connection
         if config.tls:
@@ -880,7 +878,6 @@ class RedisTier:
         kwargs: dict[str, Any] = {
             "host": node.host, "port": node.port, "db": cfg.db, "username": cfg.username,
             "password": cfg.password, "socket_timeout": None, "socket_connect_timeout": cfg.connect_timeout,
-            "retry": Retry(NoBackoff(), 0), "lib_name": None, "lib_version": None,
         }
         if cfg.tls:
             kwargs.update(ssl=True, ssl_cert_reqs="required" if cfg.tls_verify else "none",

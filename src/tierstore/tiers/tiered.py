@@ -310,8 +310,12 @@ class TieredCache:
     ) -> None:
         policy = self.policy
         encoded: dict[int, tuple[bytes, float]] = {}
-        for offset, tier_leases in enumerate(leases):
-            if not tier_leases:
+        dropped = False
+        # Farthest first: if a shared tier drops a fill, an invalidation has overtaken this read (in some
+        # process), so the value must not go into the nearer tiers either — not even this process's L1.
+        for offset in reversed(range(len(leases))):
+            tier_leases = leases[offset]
+            if not tier_leases or dropped:
                 continue
             t = start + offset
             if self.tiers[t] is self.l1 and not await self._l1_ready():
@@ -341,7 +345,10 @@ class TieredCache:
                 entries.append((cks[i], enc[0], lease))
                 ttl = min(ttl, enc[1])
             if entries:
+                stats = self.tiers[t].stats
+                before = stats.fills_dropped
                 await self._tier_fill(t, entries, policy.jittered(ttl))
+                dropped = stats.fills_dropped > before
 
     # -- writes ------------------------------------------------------------------------------------
 
