@@ -46,6 +46,7 @@ T = TypeVar("T")
 DEFAULT_SLOTS = 1024
 MAX_SLOTS = 1 << 16
 HASH_NAME = "blake2b-64"
+_MEMO_MAX = 1 << 16
 _SHARD_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
 _RANGE = re.compile(r"\s*([A-Za-z0-9_.\-]+)\s*=\s*(\d+)(?:\s*-\s*(\d+))?\s*\Z")
 
@@ -155,7 +156,7 @@ class Router:
     'pg-a=0-511,pg-b=512-1023'
     """
 
-    __slots__ = ("_hash", "_index", "_slot_shard", "shards", "slots")
+    __slots__ = ("_hash", "_index", "_memo", "_slot_shard", "shards", "slots")
 
     def __init__(self, slot_shards: Sequence[str]) -> None:
         """``slot_shards[i]`` names the shard of slot ``i``. Prefer :meth:`uniform`, :meth:`parse`."""
@@ -171,6 +172,7 @@ class Router:
         self._index = {name: i for i, name in enumerate(names)}
         self._slot_shard: tuple[str, ...] = tuple(slot_shards)
         self._hash = hash(self._slot_shard)
+        self._memo: dict[Key, int] = {}  # partition -> shard index: hot partitions skip the hash
 
     # -- construction ------------------------------------------------------------------------------
 
@@ -303,17 +305,28 @@ class Router:
         return self._slot_shard[slot]
 
     def shard_of(self, partition: Key) -> str:
-        return self._slot_shard[self.slot_of_token(partition_token(partition))]
+        """The shard of a flat partition tuple."""
+        return self.shards[self.shard_index_of(partition)]
 
     def shard_for(self, schema: Schema[Any], key: Key) -> str:
         """The shard holding the item with flat key ``key``."""
-        return self._slot_shard[self.slot_of_token(partition_token(key[: len(schema.partition)]))]
+        return self.shards[self.shard_index_of(key[: len(schema.partition)])]
 
     def shard_index_for(self, schema: Schema[Any], key: Key) -> int:
-        """Position in :attr:`shards` of the shard of ``key`` (the store's hot path)."""
-        token = partition_token(key[: len(schema.partition)])
-        slot = int.from_bytes(blake2b(token.encode(), digest_size=8).digest(), "big") % self.slots
-        return self._index[self._slot_shard[slot]]
+        """Position in :attr:`shards` of the shard of flat key ``key`` (the store's hot path)."""
+        return self.shard_index_of(key[: len(schema.partition)])
+
+    def shard_index_of(self, partition: Key) -> int:
+        """Position in :attr:`shards` of the shard of ``partition``; recent partitions skip the hash."""
+        found = self._memo.get(partition)
+        if found is None:
+            token = partition_token(partition)
+            slot = int.from_bytes(blake2b(token.encode(), digest_size=8).digest(), "big") % self.slots
+            found = self._index[self._slot_shard[slot]]
+            if len(self._memo) >= _MEMO_MAX:
+                self._memo.clear()
+            self._memo[partition] = found
+        return found
 
     def group(self, schema: Schema[Any], keys: Iterable[Key]) -> dict[str, list[int]]:
         """Request positions of ``keys`` grouped by shard (each group in request order)."""
