@@ -33,7 +33,7 @@ from tierstore.session import Session
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
 
-from conftest import MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, require, store_url, tier_url
+from conftest import DYNAMODB_URL, MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, require, store_url, tier_url
 
 
 class Account(Entity, table="jn_accounts"):
@@ -93,7 +93,9 @@ async def ensure_database(url: str, database: str) -> None:
                                       password=p.password or "")
         try:
             async with conn.cursor() as cur:
-                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                await cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (database,))
+                if not await cur.fetchone():
+                    await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{database}`")
         finally:
             conn.close()
 
@@ -103,6 +105,10 @@ async def shard_urls(base: str, tmp_path: os.PathLike[str]) -> dict[str, str]:
         return {"a": "memory://", "b": "memory://"}
     if base == "sqlite":
         return {"a": f"sqlite+aiosqlite:///{tmp_path}/a.db", "b": f"sqlite+aiosqlite:///{tmp_path}/b.db"}
+    if base == "dynamodb":  # two table sets on one endpoint, told apart by a table prefix
+        require(DYNAMODB_URL, "dynamodb")
+        sep = "&" if "?" in DYNAMODB_URL else "?"
+        return {s: f"{DYNAMODB_URL}{sep}table_prefix=jn{s}_" for s in "ab"}
     url = {"postgres": PG_URL, "mysql": MYSQL_URL}[base]
     require(url, base)
     await ensure_database(url, SHARD_DB)
@@ -167,6 +173,8 @@ SETUPS = [
     ("sharded-memory", ("memcached",)),
     ("sharded-sqlite", ("memory",)),
     ("sharded-postgres", ()),
+    ("sharded-mysql", ("memory",)),
+    ("sharded-dynamodb", ("memory",)),
     ("sharded-postgres", ("redis",)),
     ("postgres", ("sharded-redis",)),
     ("sharded-sqlite", ("memory", "sharded-memcached")),
