@@ -1,0 +1,307 @@
+"""Cache floors and peers: a dict + msgspec decode, raw Redis and Memcached reads, aiocache and cashews.
+
+The raw floors keep the msgspec msgpack payload of each item (no envelope) and decode it on read: the least
+work a hand-written cache read can do. They hold only the keys cached scenarios read (hot, get_many and warm
+sets). Peers are used as their users would: aiocache's RedisCache with its default JSON serializer (items
+stored as builtins, converted back with ``msgspec.convert``), cashews with its defaults (pickle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import msgspec
+
+from tierstore.bench.data import BenchItem, Dataset
+from tierstore.bench.harness import (
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    PUT,
+    QUERY,
+    Driver,
+    GetFn,
+    GetManyFn,
+    PageFn,
+    PutFn,
+)
+
+__all__ = ["AiocacheDriver", "AiomcacheDriver", "CashewsDriver", "DictDecodeDriver", "RedisDriver"]
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(BenchItem)
+
+
+class DictDecodeDriver(Driver):
+    """A dict of encoded items, decoded on every read: the floor of an in-process cache hit."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+
+    def __init__(self) -> None:
+        self._flat: dict[tuple[str, str], bytes] = {}
+        self._parts: dict[str, list[bytes]] = {}
+
+    async def open(self, data: Dataset) -> None:
+        encode = _encoder.encode
+        for item in data.items:
+            raw = encode(item)
+            self._flat[(item.pk, item.sk)] = raw
+            self._parts.setdefault(item.pk, []).append(raw)  # items are generated in sort-key order
+
+    def getter(self) -> GetFn:
+        flat, decode = self._flat, _decoder.decode
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            raw = flat.get((pk, sk))
+            return None if raw is None else decode(raw)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        flat, decode = self._flat, _decoder.decode
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            out: list[BenchItem | None] = []
+            for k in keys:
+                raw = flat.get(k)
+                out.append(None if raw is None else decode(raw))
+            return out
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        flat, encode = self._flat, _encoder.encode
+
+        async def put(item: BenchItem) -> None:
+            flat[(item.pk, item.sk)] = encode(item)
+
+        return put
+
+    def pager(self) -> PageFn:
+        parts, decode = self._parts, _decoder.decode
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            return [decode(raw) for raw in parts.get(pk, ())[:limit]]
+
+        return page
+
+
+class RedisDriver(Driver):
+    """redis.asyncio (hiredis) GET or MGET plus msgspec decode; its connection pool serves concurrent readers."""
+
+    def __init__(self, url: str, run_id: str, *, batch: bool) -> None:
+        self.url = url
+        self.prefix = f"tsbench{run_id}{'mget' if batch else 'get'}:"
+        self.batch = batch
+        self.caps = frozenset({GET_MANY}) if batch else frozenset({GET, CONCURRENT})
+        self.trips = 0
+        self._redis: Any = None
+        self._keys: list[str] = []
+
+    async def open(self, data: Dataset) -> None:
+        import redis.asyncio
+
+        self._redis = redis.asyncio.Redis.from_url(self.url)
+        mapping = {f"{self.prefix}{pk}:{sk}": _encoder.encode(data.item((pk, sk))) for pk, sk in data.cached_keys}
+        self._keys = list(mapping)
+        await self._redis.mset(mapping)
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                if self._keys:
+                    await self._redis.delete(*self._keys)
+            await self._redis.aclose()
+
+    def counters(self) -> dict[str, int]:
+        return {"tier": self.trips}
+
+    def getter(self) -> GetFn:
+        get_raw, decode, prefix = self._redis.get, _decoder.decode, self.prefix
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            raw = await get_raw(f"{prefix}{pk}:{sk}")
+            return None if raw is None else decode(raw)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        mget, decode, prefix = self._redis.mget, _decoder.decode, self.prefix
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            raws = await mget([f"{prefix}{pk}:{sk}" for pk, sk in keys])
+            return [None if raw is None else decode(raw) for raw in raws]
+
+        return get_many
+
+
+class AiomcacheDriver(Driver):
+    """aiomcache get / multi_get plus msgspec decode, on the first node of the Memcached URL (pool of 8)."""
+
+    caps = frozenset({GET, GET_MANY, CONCURRENT})
+
+    def __init__(self, url: str, run_id: str) -> None:
+        host, _, port = urlsplit(url).netloc.rsplit("@", 1)[-1].split(",")[0].rpartition(":")
+        self.host, self.port = host or "127.0.0.1", int(port or 11211)
+        self.prefix = f"tsbench{run_id}mc:"
+        self.trips = 0
+        self._mc: Any = None
+        self._keys: list[bytes] = []
+
+    async def open(self, data: Dataset) -> None:
+        import aiomcache
+
+        self._mc = aiomcache.Client(self.host, self.port, pool_size=8)
+        for pk, sk in data.cached_keys:
+            key = f"{self.prefix}{pk}:{sk}".encode()
+            self._keys.append(key)
+            await self._mc.set(key, _encoder.encode(data.item((pk, sk))), exptime=3600)
+
+    async def aclose(self) -> None:
+        if self._mc is not None:
+            with contextlib.suppress(Exception):
+                for key in self._keys:
+                    await self._mc.delete(key)
+            await self._mc.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"tier": self.trips}
+
+    def getter(self) -> GetFn:
+        get_raw, decode, prefix = self._mc.get, _decoder.decode, self.prefix
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            raw = await get_raw(f"{prefix}{pk}:{sk}".encode())
+            return None if raw is None else decode(raw)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        multi_get, decode, prefix = self._mc.multi_get, _decoder.decode, self.prefix
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            raws = await multi_get(*(f"{prefix}{pk}:{sk}".encode() for pk, sk in keys))
+            return [None if raw is None else decode(raw) for raw in raws]
+
+        return get_many
+
+
+class AiocacheDriver(Driver):
+    """aiocache ``RedisCache`` with its default JSON serializer."""
+
+    caps = frozenset({GET, GET_MANY, CONCURRENT})
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url = url
+        self.namespace = f"tsbench{run_id}aiocache"
+        self.trips = 0
+        self._cache: Any = None
+        self._keys: list[str] = []
+
+    async def open(self, data: Dataset) -> None:
+        from aiocache import RedisCache
+
+        parts = urlsplit(self.url)
+        self._cache = RedisCache(
+            endpoint=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            db=int(parts.path.lstrip("/") or 0),
+            password=parts.password,
+            namespace=self.namespace,
+        )
+        pairs = [(f"{pk}:{sk}", msgspec.to_builtins(data.item((pk, sk)))) for pk, sk in data.cached_keys]
+        self._keys = [k for k, _ in pairs]
+        await self._cache.multi_set(pairs)
+
+    async def aclose(self) -> None:
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                for key in self._keys:
+                    await self._cache.delete(key)
+            await self._cache.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"tier": self.trips}
+
+    def getter(self) -> GetFn:
+        get_raw = self._cache.get
+        convert = msgspec.convert
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            value = await get_raw(f"{pk}:{sk}")
+            return None if value is None else convert(value, BenchItem)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        multi_get = self._cache.multi_get
+        convert = msgspec.convert
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            values = await multi_get([f"{pk}:{sk}" for pk, sk in keys])
+            return [None if v is None else convert(v, BenchItem) for v in values]
+
+        return get_many
+
+
+class CashewsDriver(Driver):
+    """cashews on Redis with its defaults (values pickled; no client-side cache)."""
+
+    caps = frozenset({GET, GET_MANY, CONCURRENT})
+
+    def __init__(self, url: str, run_id: str) -> None:
+        self.url = url
+        self.prefix = f"tsbench{run_id}cashews:"
+        self.trips = 0
+        self._cache: Any = None
+        self._keys: list[str] = []
+
+    async def open(self, data: Dataset) -> None:
+        from cashews import Cache
+
+        self._cache = Cache()
+        self._cache.setup(self.url, client_side=False)
+        await self._cache.init()
+        for pk, sk in data.cached_keys:
+            key = f"{self.prefix}{pk}:{sk}"
+            self._keys.append(key)
+            await self._cache.set(key, data.item((pk, sk)), expire=3600)
+
+    async def aclose(self) -> None:
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                if self._keys:
+                    await self._cache.delete_many(*self._keys)
+            with contextlib.suppress(Exception):
+                await self._cache.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"tier": self.trips}
+
+    def getter(self) -> GetFn:
+        get_raw, prefix = self._cache.get, self.prefix
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            value: BenchItem | None = await get_raw(f"{prefix}{pk}:{sk}")
+            return value
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        get_many_raw, prefix = self._cache.get_many, self.prefix
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            return list(await get_many_raw(*(f"{prefix}{pk}:{sk}" for pk, sk in keys)))
+
+        return get_many

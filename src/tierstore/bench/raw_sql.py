@@ -1,0 +1,590 @@
+"""Raw SQL floors: the same work as a tierstore SQL store, written directly against each client library.
+
+Each floor owns its own table (``tsbench_raw_<driver>``) with one typed column per field, and does the least a
+careful hand-written data layer would: held connection, autocommit, prepared or cached statements, one
+statement per operation, rows turned into ``BenchItem`` positionally. ``concurrent_getter`` uses a pool.
+SQLite floors run in WAL mode with ``synchronous=FULL``, as tierstore's SQLite store does by default.
+"""
+
+# SQL text here is assembled from the benchmark entity's constant field and table names only; every value is
+# a bound parameter.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import warnings
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import msgspec
+
+from tierstore.bench.data import FIELDS, BenchItem, Dataset
+from tierstore.bench.harness import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+
+__all__ = ["AiomysqlDriver", "AiosqliteDriver", "AsyncpgDriver", "CoreDriver", "Sqlite3Driver"]
+
+POOL_SIZE = 8
+LOAD_CHUNK = 500
+_COLS = ", ".join(FIELDS)
+_VALUE_FIELDS = [f for f in FIELDS if f not in ("pk", "sk")]
+_astuple = msgspec.structs.astuple
+_asdict = msgspec.structs.asdict
+
+_SQL_TYPES = {
+    "pk": ("VARCHAR(32) NOT NULL", "VARCHAR(32) NOT NULL", "TEXT NOT NULL"),
+    "sk": ("VARCHAR(32) NOT NULL", "VARCHAR(32) NOT NULL", "TEXT NOT NULL"),
+    "name": ("VARCHAR(64)", "VARCHAR(64)", "TEXT"),
+    "email": ("VARCHAR(64)", "VARCHAR(64)", "TEXT"),
+    "status": ("VARCHAR(16)", "VARCHAR(16)", "TEXT"),
+    "amount_cents": ("BIGINT", "BIGINT", "INTEGER"),
+    "quantity": ("INTEGER", "INTEGER", "INTEGER"),
+    "score": ("DOUBLE PRECISION", "DOUBLE", "REAL"),
+    "created_at": ("BIGINT", "BIGINT", "INTEGER"),
+    "note": ("VARCHAR(128)", "VARCHAR(128)", "TEXT"),
+}
+_DIALECT_COLUMN = {"postgres": 0, "mariadb": 1, "sqlite": 2}
+
+
+def create_table_sql(dialect: str, table: str) -> str:
+    col = _DIALECT_COLUMN[dialect]
+    cols = ", ".join(f"{f} {_SQL_TYPES[f][col]}" for f in FIELDS)
+    return f"CREATE TABLE {table} ({cols}, PRIMARY KEY (pk, sk))"
+
+
+def _chunks(items: Sequence[Any], n: int = LOAD_CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + n] for i in range(0, len(items), n)]
+
+
+def _in_order(keys: Sequence[tuple[str, str]], rows: Any) -> list[BenchItem | None]:
+    found = {(r[0], r[1]): BenchItem(*r) for r in rows}
+    return [found.get(k) for k in keys]
+
+
+def _mysql_params(url: str) -> dict[str, Any]:
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+        "db": parts.path.lstrip("/") or "test",
+    }
+
+
+# -- SQLAlchemy Core -------------------------------------------------------------------------------------
+
+
+class CoreDriver(Driver):
+    """SQLAlchemy 2 async Core on a held AUTOCOMMIT connection (``raw:sqlalchemy-core-<db>``)."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+
+    def __init__(self, url: str, dialect: str, table: str = "tsbench_raw_core") -> None:
+        self.url = url
+        self.dialect = dialect
+        self.table_name = table
+        self.trips = 0
+        self._engine: Any = None
+        self._conn: Any = None
+
+    async def open(self, data: Dataset) -> None:
+        import sqlalchemy as sa
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        kw: dict[str, Any] = {"pool_size": POOL_SIZE, "max_overflow": 0}
+        engine = create_async_engine(self.url, **kw)
+        if self.dialect == "sqlite":
+
+            @sa.event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:
+                cur = dbapi_conn.cursor()
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.close()
+
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        md = sa.MetaData()
+        types: dict[str, Any] = {
+            "pk": sa.String(32), "sk": sa.String(32), "name": sa.String(64), "email": sa.String(64),
+            "status": sa.String(16), "amount_cents": sa.BigInteger(), "quantity": sa.Integer(),
+            "score": sa.Double(), "created_at": sa.BigInteger(), "note": sa.String(128),
+        }
+        t = sa.Table(
+            self.table_name, md, *(sa.Column(f, types[f], primary_key=f in ("pk", "sk")) for f in FIELDS)
+        )
+        async with self._engine.connect() as c:
+            await c.run_sync(md.drop_all)
+            await c.run_sync(md.create_all)
+            for chunk in _chunks(data.items):
+                await c.execute(sa.insert(t), [_asdict(i) for i in chunk])
+        self._get = sa.select(t).where(t.c.pk == sa.bindparam("pk"), t.c.sk == sa.bindparam("sk"))
+        if self.dialect == "postgres":
+            # A row-value IN list of 100 pairs is planned as a scan on PostgreSQL; unnest() is what a careful
+            # hand-written query uses (as raw:asyncpg does).
+            from sqlalchemy.dialects.postgresql import ARRAY
+
+            pairs = sa.select(
+                sa.func.unnest(sa.bindparam("pks", type_=ARRAY(sa.String()))),
+                sa.func.unnest(sa.bindparam("sks", type_=ARRAY(sa.String()))),
+            )
+            self._get_many = sa.select(t).where(sa.tuple_(t.c.pk, t.c.sk).in_(pairs))
+        else:
+            self._get_many = sa.select(t).where(
+                sa.tuple_(t.c.pk, t.c.sk).in_(sa.bindparam("keys", expanding=True))
+            )
+        self._page = sa.select(t).where(t.c.pk == sa.bindparam("pk")).order_by(t.c.sk).limit(sa.bindparam("n"))
+        if self.dialect == "mariadb":
+            from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+            mins = mysql_insert(t)
+            self._upsert: Any = mins.on_duplicate_key_update({f: mins.inserted[f] for f in _VALUE_FIELDS})
+        else:
+            if self.dialect == "postgres":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                ins: Any = pg_insert(t)
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                ins = sqlite_insert(t)
+            self._upsert = ins.on_conflict_do_update(
+                index_elements=["pk", "sk"], set_={f: ins.excluded[f] for f in _VALUE_FIELDS}
+            )
+        self._conn = await self._engine.connect()
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+    def counters(self) -> dict[str, int]:
+        return {"store": self.trips}
+
+    def getter(self) -> GetFn:
+        conn, stmt = self._conn, self._get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = (await conn.execute(stmt, {"pk": pk, "sk": sk})).first()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def concurrent_getter(self) -> GetFn:
+        engine, stmt = self._engine, self._get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            async with engine.connect() as conn:
+                row = (await conn.execute(stmt, {"pk": pk, "sk": sk})).first()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        conn, stmt = self._conn, self._get_many
+        if self.dialect == "postgres":
+
+            async def get_many_pg(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+                self.trips += 1
+                params = {"pks": [k[0] for k in keys], "sks": [k[1] for k in keys]}
+                return _in_order(keys, await conn.execute(stmt, params))
+
+            return get_many_pg
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            return _in_order(keys, await conn.execute(stmt, {"keys": list(keys)}))
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        conn, stmt = self._conn, self._upsert
+
+        async def put(item: BenchItem) -> None:
+            self.trips += 1
+            await conn.execute(stmt, _asdict(item))
+
+        return put
+
+    def pager(self) -> PageFn:
+        conn, stmt = self._conn, self._page
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            self.trips += 1
+            return [BenchItem(*r) for r in await conn.execute(stmt, {"pk": pk, "n": limit})]
+
+        return page
+
+
+# -- asyncpg ---------------------------------------------------------------------------------------------
+
+
+class AsyncpgDriver(Driver):
+    """asyncpg on a held connection (statement cache on); a pool of 8 for concurrent readers."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    table = "tsbench_raw_asyncpg"
+
+    def __init__(self, url: str) -> None:
+        _, rest = url.split("://", 1)
+        self.dsn = "postgresql://" + rest
+        self.trips = 0
+        self._conn: Any = None
+        self._pool: Any = None
+        t = self.table
+        self.sql_get = f"SELECT {_COLS} FROM {t} WHERE pk = $1 AND sk = $2"
+        self.sql_many = (
+            f"SELECT {_COLS} FROM {t} WHERE (pk, sk) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        )
+        marks = ", ".join(f"${i + 1}" for i in range(len(FIELDS)))
+        sets = ", ".join(f"{f} = EXCLUDED.{f}" for f in _VALUE_FIELDS)
+        self.sql_put = f"INSERT INTO {t} ({_COLS}) VALUES ({marks}) ON CONFLICT (pk, sk) DO UPDATE SET {sets}"
+        self.sql_page = f"SELECT {_COLS} FROM {t} WHERE pk = $1 ORDER BY sk LIMIT $2"
+
+    async def open(self, data: Dataset) -> None:
+        import asyncpg
+
+        self._conn = await asyncpg.connect(self.dsn)
+        await self._conn.execute(f"DROP TABLE IF EXISTS {self.table}")
+        await self._conn.execute(create_table_sql("postgres", self.table))
+        marks = ", ".join(f"${i + 1}" for i in range(len(FIELDS)))
+        await self._conn.executemany(
+            f"INSERT INTO {self.table} ({_COLS}) VALUES ({marks})", [_astuple(i) for i in data.items]
+        )
+        self._pool = await asyncpg.create_pool(self.dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            with contextlib.suppress(Exception):
+                await self._pool.close()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"store": self.trips}
+
+    def getter(self) -> GetFn:
+        fetchrow, sql = self._conn.fetchrow, self.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = await fetchrow(sql, pk, sk)
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def concurrent_getter(self) -> GetFn:
+        fetchrow, sql = self._pool.fetchrow, self.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = await fetchrow(sql, pk, sk)
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        fetch, sql = self._conn.fetch, self.sql_many
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            return _in_order(keys, await fetch(sql, [k[0] for k in keys], [k[1] for k in keys]))
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        execute, sql = self._conn.execute, self.sql_put
+
+        async def put(item: BenchItem) -> None:
+            self.trips += 1
+            await execute(sql, *_astuple(item))
+
+        return put
+
+    def pager(self) -> PageFn:
+        fetch, sql = self._conn.fetch, self.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            self.trips += 1
+            return [BenchItem(*r) for r in await fetch(sql, pk, limit)]
+
+        return page
+
+
+# -- aiomysql --------------------------------------------------------------------------------------------
+
+
+class AiomysqlDriver(Driver):
+    """aiomysql on a held autocommit connection and cursor; a pool of 8 for concurrent readers."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    table = "tsbench_raw_aiomysql"
+
+    def __init__(self, url: str) -> None:
+        self.params = _mysql_params(url)
+        self.trips = 0
+        self._conn: Any = None
+        self._cur: Any = None
+        self._pool: Any = None
+        t = self.table
+        self.sql_get = f"SELECT {_COLS} FROM {t} WHERE pk = %s AND sk = %s"
+        marks = ", ".join(["%s"] * len(FIELDS))
+        sets = ", ".join(f"{f} = VALUES({f})" for f in _VALUE_FIELDS)
+        self.sql_insert = f"INSERT INTO {t} ({_COLS}) VALUES ({marks})"
+        self.sql_put = f"{self.sql_insert} ON DUPLICATE KEY UPDATE {sets}"
+        self.sql_page = f"SELECT {_COLS} FROM {t} WHERE pk = %s ORDER BY sk LIMIT %s"
+        self._many_sql: dict[int, str] = {}
+
+    def _sql_many(self, n: int) -> str:
+        sql = self._many_sql.get(n)
+        if sql is None:
+            rows = ", ".join(["(%s, %s)"] * n)
+            sql = self._many_sql[n] = f"SELECT {_COLS} FROM {self.table} WHERE (pk, sk) IN ({rows})"
+        return sql
+
+    async def open(self, data: Dataset) -> None:
+        import aiomysql
+
+        self._conn = await aiomysql.connect(**self.params, autocommit=True)
+        self._cur = await self._conn.cursor()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "Unknown table" from DROP TABLE IF EXISTS on a first run
+            await self._cur.execute(f"DROP TABLE IF EXISTS {self.table}")
+        await self._cur.execute(create_table_sql("mariadb", self.table))
+        for chunk in _chunks(data.items):
+            await self._cur.executemany(self.sql_insert, [_astuple(i) for i in chunk])
+        self._pool = await aiomysql.create_pool(
+            **self.params, autocommit=True, minsize=POOL_SIZE, maxsize=POOL_SIZE
+        )
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            with contextlib.suppress(Exception):
+                await self._pool.wait_closed()
+        if self._cur is not None:
+            with contextlib.suppress(Exception):
+                await self._cur.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"store": self.trips}
+
+    def getter(self) -> GetFn:
+        cur, sql = self._cur, self.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            await cur.execute(sql, (pk, sk))
+            row = await cur.fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def concurrent_getter(self) -> GetFn:
+        pool, sql = self._pool, self.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            async with pool.acquire() as conn, conn.cursor() as cur:
+                await cur.execute(sql, (pk, sk))
+                row = await cur.fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        cur = self._cur
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            await cur.execute(self._sql_many(len(keys)), [v for k in keys for v in k])
+            return _in_order(keys, await cur.fetchall())
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        cur, sql = self._cur, self.sql_put
+
+        async def put(item: BenchItem) -> None:
+            self.trips += 1
+            await cur.execute(sql, _astuple(item))
+
+        return put
+
+    def pager(self) -> PageFn:
+        cur, sql = self._cur, self.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            self.trips += 1
+            await cur.execute(sql, (pk, limit))
+            return [BenchItem(*r) for r in await cur.fetchall()]
+
+        return page
+
+
+# -- SQLite ----------------------------------------------------------------------------------------------
+
+
+class _SqliteSql:
+    table = "tsbench_raw"
+    sql_get = f"SELECT {_COLS} FROM {table} WHERE pk = ? AND sk = ?"
+    sql_insert = f"INSERT INTO {table} ({_COLS}) VALUES ({', '.join(['?'] * len(FIELDS))})"
+    sql_put = sql_insert + " ON CONFLICT (pk, sk) DO UPDATE SET " + ", ".join(
+        f"{f} = excluded.{f}" for f in _VALUE_FIELDS
+    )
+    sql_page = f"SELECT {_COLS} FROM {table} WHERE pk = ? ORDER BY sk LIMIT ?"
+    _many: dict[int, str] = {}
+
+    @classmethod
+    def sql_many(cls, n: int) -> str:
+        sql = cls._many.get(n)
+        if sql is None:
+            rows = ", ".join(["(?, ?)"] * n)
+            sql = cls._many[n] = f"SELECT {_COLS} FROM {cls.table} WHERE (pk, sk) IN (VALUES {rows})"
+        return sql
+
+
+def _load_sqlite(conn: sqlite3.Connection, data: Dataset) -> None:
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(f"DROP TABLE IF EXISTS {_SqliteSql.table}")
+    conn.execute(create_table_sql("sqlite", _SqliteSql.table))
+    conn.execute("BEGIN")
+    conn.executemany(_SqliteSql.sql_insert, [_astuple(i) for i in data.items])
+    conn.execute("COMMIT")
+
+
+class Sqlite3Driver(Driver):
+    """The standard library's blocking sqlite3, for reference: what the query costs without a thread hop."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY})
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.trips = 0
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self, data: Dataset) -> None:
+        self._conn = sqlite3.connect(self.path, isolation_level=None)
+        _load_sqlite(self._conn, data)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"store": self.trips}
+
+    def getter(self) -> GetFn:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteSql.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = execute(sql, (pk, sk)).fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        assert self._conn is not None
+        execute = self._conn.execute
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            return _in_order(keys, execute(_SqliteSql.sql_many(len(keys)), [v for k in keys for v in k]))
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteSql.sql_put
+
+        async def put(item: BenchItem) -> None:
+            self.trips += 1
+            execute(sql, _astuple(item))
+
+        return put
+
+    def pager(self) -> PageFn:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteSql.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            self.trips += 1
+            return [BenchItem(*r) for r in execute(sql, (pk, limit))]
+
+        return page
+
+
+class AiosqliteDriver(Driver):
+    """aiosqlite on one autocommit connection, one thread hop per operation (``execute_fetchall``)."""
+
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.trips = 0
+        self._db: Any = None
+
+    async def open(self, data: Dataset) -> None:
+        import aiosqlite
+
+        with sqlite3.connect(self.path, isolation_level=None) as setup:
+            _load_sqlite(setup, data)
+        setup.close()
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                await self._db.close()
+
+    def counters(self) -> dict[str, int]:
+        return {"store": self.trips}
+
+    def getter(self) -> GetFn:
+        fetchall, sql = self._db.execute_fetchall, _SqliteSql.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            rows = await fetchall(sql, (pk, sk))
+            return BenchItem(*rows[0]) if rows else None
+
+        return get
+
+    def batch_getter(self) -> GetManyFn:
+        fetchall = self._db.execute_fetchall
+
+        async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+            self.trips += 1
+            return _in_order(keys, await fetchall(_SqliteSql.sql_many(len(keys)), [v for k in keys for v in k]))
+
+        return get_many
+
+    def putter(self) -> PutFn:
+        fetchall, sql = self._db.execute_fetchall, _SqliteSql.sql_put
+
+        async def put(item: BenchItem) -> None:
+            self.trips += 1
+            await fetchall(sql, _astuple(item))
+
+        return put
+
+    def pager(self) -> PageFn:
+        fetchall, sql = self._db.execute_fetchall, _SqliteSql.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchItem]:
+            self.trips += 1
+            return [BenchItem(*r) for r in await fetchall(sql, (pk, limit))]
+
+        return page

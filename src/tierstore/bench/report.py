@@ -1,0 +1,211 @@
+"""Ratios against the floors, the targets of the issues read off the rows, and the printed table.
+
+Ratio = time per op of the system ÷ that of its floor in the same run (below 1: faster than the floor). For a
+single caller it compares p50s; with concurrent callers it compares throughput (floor ops/s ÷ system ops/s).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from tierstore.bench.harness import Registry, Report, Scenario
+
+__all__ = ["add_ratios", "format_report", "ratio", "targets_from_rows", "write_json"]
+
+REQUIRED_KEYS = ("scenario", "system", "ops_per_s", "p50_us", "p99_us", "round_trips_per_op")
+
+
+def ratio(row: Mapping[str, Any], floor: Mapping[str, Any], concurrency: int = 1) -> float | None:
+    """Time per op of ``row`` relative to ``floor``; ``None`` when either is unusable."""
+    if concurrency > 1:
+        num, den = floor.get("ops_per_s") or 0.0, row.get("ops_per_s") or 0.0
+    else:
+        num, den = row.get("p50_us") or 0.0, floor.get("p50_us") or 0.0
+    if not den or not num or math.isnan(num) or math.isnan(den):
+        return None
+    return round(num / den, 3)
+
+
+def add_ratios(rows: list[dict[str, Any]], registry: Registry, scenarios: Mapping[str, Scenario]) -> None:
+    """Give every row ``floor``, ``ratio_vs_floor``, ``cpu_ratio_vs_floor`` and ``ratios`` (all floors present)."""
+    index = {(r["scenario"], r["system"]): r for r in rows}
+    for row in rows:
+        row.setdefault("floor", None)
+        row.setdefault("ratio_vs_floor", None)
+        spec = registry.systems.get(row["system"])
+        scenario = scenarios.get(row["scenario"])
+        if spec is None or scenario is None or spec.kind != "tierstore":
+            continue
+        ratios: dict[str, float] = {}
+        for floor_name in spec.floors_for(scenario):
+            floor = index.get((scenario.name, floor_name))
+            if floor is not None:
+                r = ratio(row, floor, scenario.concurrency)
+                if r is not None:
+                    ratios[floor_name] = r
+        if not ratios:
+            continue
+        primary = next(iter(ratios))
+        row["floor"] = primary
+        row["ratio_vs_floor"] = ratios[primary]
+        row["ratios"] = ratios
+        floor_cpu = index[(scenario.name, primary)].get("cpu_us_per_op") or 0.0
+        if floor_cpu:
+            row["cpu_ratio_vs_floor"] = round(row["cpu_us_per_op"] / floor_cpu, 3)
+
+
+def _row(rows: Iterable[dict[str, Any]], scenario: str, system: str) -> dict[str, Any] | None:
+    return next((r for r in rows if r["scenario"] == scenario and r["system"] == system), None)
+
+
+def targets_from_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issue's targets that the result rows answer directly."""
+    out: list[dict[str, Any]] = []
+    for row in rows:
+        system = row["system"]
+        if row["scenario"] != "get" or not system.startswith("tierstore:"):
+            continue
+        parts = system.split(":", 1)[1].split("+")
+        store, tiers = parts[0], parts[1:]
+        if tiers and tiers[0] == "memory":
+            out.append({
+                "check": "l1_hit_get_us",
+                "system": system,
+                "value": row["p50_us"],
+                "target": "<= 1.5",
+                "ok": row["p50_us"] <= 1.5,
+                "detail": f"p50 of a warm in-process hit; cpu {row['cpu_us_per_op']} us/op",
+            })
+        if not tiers and store in ("sqlite", "postgres", "mariadb"):
+            core = _row(rows, "get", f"raw:sqlalchemy-core-{store}")
+            if core is not None:
+                r = ratio(row, core)
+                out.append({
+                    "check": "get_cache_off_vs_core",
+                    "system": system,
+                    "value": r,
+                    "target": "<= 1.1 (stretch <= 0.8)",
+                    "ok": r is not None and r <= 1.1,
+                    "detail": f"p50 {row['p50_us']} us vs raw:sqlalchemy-core-{store} {core['p50_us']} us",
+                })
+        if not tiers and store == "sqlite":
+            aio = _row(rows, "get", "raw:aiosqlite")
+            if aio is not None:
+                r = ratio(row, aio)
+                out.append({
+                    "check": "sqlite_get_vs_aiosqlite",
+                    "system": system,
+                    "value": r,
+                    "target": "<= 0.5 (aim)",
+                    "ok": r is not None and r <= 0.5,
+                    "detail": f"p50 {row['p50_us']} us vs raw:aiosqlite {aio['p50_us']} us",
+                })
+    return out
+
+
+# -- printing --------------------------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if isinstance(value, int | float):
+        if abs(value) >= 1000:
+            return f"{value:,.0f}"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _notes(row: Mapping[str, Any]) -> str:
+    notes = []
+    if row.get("hit_ratio") is not None:
+        notes.append(f"L1 hit {row['hit_ratio']:.3f} vs LRU {row.get('lru_hit_ratio', 0):.3f}")
+    ratios = row.get("ratios") or {}
+    others = [f"{name.split(':', 1)[1]} {r:.2f}" for name, r in ratios.items() if name != row.get("floor")]
+    if others:
+        notes.append("vs " + ", ".join(others))
+    if row.get("batch", 1) > 1:
+        notes.append(f"batch {row['batch']}")
+    return "; ".join(notes)
+
+
+def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    head = ("scenario", "system", "ops/s", "p50 µs", "p99 µs", "cpu µs", "rt/op", "×floor", "floor", "notes")
+    body = [
+        (
+            str(r["scenario"]),
+            str(r["system"]),
+            _num(r["ops_per_s"], 0),
+            _num(r["p50_us"], 2),
+            _num(r["p99_us"], 2),
+            _num(r.get("cpu_us_per_op"), 2),
+            _num(r["round_trips_per_op"], 2),
+            _num(r.get("ratio_vs_floor"), 2),
+            str(r.get("floor") or ""),
+            _notes(r),
+        )
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    right = {2, 3, 4, 5, 6, 7}
+
+    def line(cells: Sequence[str]) -> str:
+        pairs = enumerate(zip(cells, widths, strict=True))
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs)
+
+    out = [line(head), line(["-" * w for w in widths])]
+    last = None
+    for b in body:
+        if last is not None and b[0] != last:
+            out.append("")
+        out.append(line(b).rstrip())
+        last = b[0]
+    return "\n".join(out)
+
+
+def format_checks(checks: Sequence[Mapping[str, Any]]) -> str:
+    if not checks:
+        return ""
+    lines = ["Targets and checks:"]
+    for c in checks:
+        mark = "ok  " if c.get("ok") else "MISS"
+        where = f" [{c['system']}]" if c.get("system") else ""
+        value = _num(c.get("value"), 3)
+        lines.append(f"  {mark} {c['check']}{where}: {value} (target {c['target']}) {c.get('detail', '')}")
+    return "\n".join(lines)
+
+
+def format_report(report: Report) -> str:
+    parts = [format_table(report.rows) if report.rows else "No results."]
+    checks = format_checks(report.checks)
+    if checks:
+        parts.append(checks)
+    if report.skipped:
+        lines = ["Skipped:"]
+        for s in report.skipped:
+            what = s["system"] + (f" / {s['scenario']}" if s.get("scenario") else "")
+            lines.append(f"  {what}: {s['reason']}")
+        parts.append("\n".join(lines))
+    meta = report.meta
+    if meta:
+        parts.append(
+            f"{meta.get('items')} items, L1 capacity {meta.get('l1_capacity')}, {meta.get('cell_seconds')} s per cell"
+            f" in {meta.get('rounds')} round(s), {meta.get('elapsed_s')} s total."
+            " Ratios: time per op vs the floor in this run (p50; throughput for concurrent scenarios)."
+        )
+    return "\n\n".join(parts)
+
+
+def write_json(report: Report, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(report.as_json(), fh, indent=1, allow_nan=False, default=_nan_safe)
+        fh.write("\n")
+
+
+def _nan_safe(value: Any) -> Any:
+    return str(value)

@@ -1,0 +1,166 @@
+"""The built-in scenarios (DESIGN §10 names). Each does the same work on every system that can run it.
+
+A new workload is a :class:`~tierstore.bench.harness.Scenario` subclass added to :func:`builtin_scenarios`;
+``join_100`` arrives with the joins module and needs a ``join`` driver capability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tierstore.bench.data import Dataset, lru_hit_ratio
+from tierstore.bench.harness import (
+    CACHE,
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    L1,
+    PUT,
+    QUERY,
+    Cell,
+    Driver,
+    Op,
+    RunContext,
+    Scenario,
+)
+
+__all__ = [
+    "Get",
+    "GetConcurrent64",
+    "GetMany100",
+    "Herd100",
+    "Put",
+    "QueryPage",
+    "ZipfRead",
+    "builtin_scenarios",
+]
+
+PAGE_SIZE = 50
+HERD = 100
+
+
+class Get(Scenario):
+    name = "get"
+    needs = frozenset({GET})
+    cached = True
+    description = "get() of 16 hot keys in turn, cache warm"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        get = driver.getter()
+        pks = [k[0] for k in data.hot]
+        sks = [k[1] for k in data.hot]
+        n = len(pks)
+        return lambda i: get(pks[i % n], sks[i % n])
+
+
+class GetMany100(Scenario):
+    name = "get_many_100"
+    needs = frozenset({GET_MANY})
+    cached = True
+    description = "get_many() of the same 100 keys spread over every partition, cache warm"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        get_many = driver.batch_getter()
+        keys = list(data.many)
+        return lambda i: get_many(keys)
+
+
+class GetConcurrent64(Scenario):
+    name = "get_concurrent_64"
+    needs = frozenset({GET, CONCURRENT})
+    cached = True
+    concurrency = 64
+    description = "64 tasks each doing get() over a warm set of 128 keys (distinct keys in flight)"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        get = driver.concurrent_getter()
+        pks = [k[0] for k in data.warm]
+        sks = [k[1] for k in data.warm]
+        n = len(pks)
+        return lambda i: get(pks[i % n], sks[i % n])
+
+
+class Put(Scenario):
+    name = "put"
+    needs = frozenset({PUT})
+    description = "put() (upsert) of 100 items of a write partition in turn"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        put = driver.putter()
+        items = list(data.writes)
+        n = len(items)
+        return lambda i: put(items[i % n])
+
+
+class QueryPage(Scenario):
+    name = "query_page"
+    needs = frozenset({QUERY})
+    description = f"first page of {PAGE_SIZE} items of one partition (of 100), partitions in turn"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        page = driver.pager()
+        pks = data.partition_keys
+        n = len(pks)
+        return lambda i: page(pks[i % n], PAGE_SIZE)
+
+
+class ZipfRead(Scenario):
+    """Zipf-distributed get() over the whole key space, which is larger than the in-process tier.
+
+    The tier starts cold; its hit ratio over the timed reads is reported with that of a plain LRU of the same
+    capacity run over the very same key sequence.
+    """
+
+    name = "zipf_read"
+    needs = frozenset({GET, L1})
+    description = "get() of Zipf(s=1) keys over all items; L1 holds a tenth of them"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        await driver.clear_cache()
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        get = driver.getter()
+        pks = [k[0] for k in data.keys]
+        sks = [k[1] for k in data.keys]
+        seq = data.zipf
+        n = len(seq)
+        return lambda i: get(pks[seq[i % n]], sks[seq[i % n]])
+
+    def finish(self, driver: Driver, cell: Cell, ctx: RunContext) -> dict[str, Any]:
+        hits = cell.counters.get("l1_hits", 0)
+        misses = cell.counters.get("l1_misses", 0)
+        total = hits + misses
+        return {
+            "hit_ratio": round(hits / total, 4) if total else None,
+            "lru_hit_ratio": round(lru_hit_ratio(ctx.data.zipf, ctx.data.l1_capacity, cell.spans), 4),
+            "l1_capacity": ctx.data.l1_capacity,
+            "key_space": len(ctx.data.items),
+        }
+
+
+class Herd100(Scenario):
+    """A hot key is invalidated, then 100 tasks read it at once: store reads per herd should be 1."""
+
+    name = "herd_100"
+    needs = frozenset({GET, CACHE})
+    round_trips = ("store",)
+    description = f"invalidate a hot key, then {HERD} concurrent get() of it; round trips = store reads"
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        get = driver.concurrent_getter()
+        invalidate = driver.invalidate
+        hot = list(data.hot)
+        n = len(hot)
+
+        async def herd(i: int) -> None:
+            pk, sk = hot[i % n]
+            await invalidate(pk, sk)
+            await asyncio.gather(*(get(pk, sk) for _ in range(HERD)))
+
+        return herd
+
+
+def builtin_scenarios() -> list[Scenario]:
+    """Every built-in scenario, in the order they run and appear in the table."""
+    return [Get(), GetMany100(), GetConcurrent64(), Put(), QueryPage(), ZipfRead(), Herd100()]

@@ -1,0 +1,139 @@
+"""The ``tierstore`` command: ``bench``, ``reshard`` and ``version``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tierstore", description="tierstore command line tools")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    bench = sub.add_parser(
+        "bench",
+        help="benchmark tierstore against raw clients in the same run",
+        description=(
+            "Run every selected scenario on every available system, print a table (ops/s, p50, p99, CPU, round "
+            "trips per op, ratio vs the raw floor) and optionally write JSON. Systems whose backend module is "
+            "missing or whose server is unreachable are skipped with the reason. Server URLs come from "
+            "TIERSTORE_PG_URL, TIERSTORE_MYSQL_URL, TIERSTORE_REDIS_URL, TIERSTORE_REDIS_CLUSTER_URL, "
+            "TIERSTORE_MEMCACHED_URL and TIERSTORE_DYNAMODB_URL."
+        ),
+    )
+    bench.add_argument("--quick", action="store_true", help="short cells, small data set, quick systems (< 60 s)")
+    bench.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    bench.add_argument(
+        "--systems",
+        metavar="GLOB[,GLOB]",
+        help="systems to run, e.g. 'tierstore:postgres*' (default: every tierstore system, plus their floors)",
+    )
+    bench.add_argument("--scenarios", metavar="LIST", help="comma-separated scenario names (default: all)")
+    bench.add_argument("--duration", type=float, metavar="SECONDS", help="timed seconds per system and scenario")
+    bench.add_argument("--rounds", type=int, metavar="N", help="interleaved rounds per cell (default 3; 1 quick)")
+    bench.add_argument("--partitions", type=int, metavar="N", help="data set size in partitions of 100 items")
+    bench.add_argument("--no-floors", action="store_true", help="do not add the floors of the selected systems")
+    bench.add_argument("--no-checks", action="store_true", help="skip the memory and Zipf-policy checks")
+    bench.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                       help="progress bar on stderr (default: when stderr is a terminal)")
+    bench.add_argument("--list", action="store_true", help="list systems and scenarios, then exit")
+
+    sub.add_parser("reshard", help="move slot ranges between shards (see tierstore reshard --help)", add_help=False)
+    sub.add_parser("version", help="print the tierstore version")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tierstore`` console script; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "reshard":
+        return _reshard(args_list[1:])
+    parser = _parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse exits on --help and on usage errors
+        return int(exc.code or 0)
+    if args.command == "version":
+        from tierstore import __version__
+
+        print(f"tierstore {__version__}")
+        return 0
+    if args.command == "bench":
+        return _bench(args)
+    parser.print_help()
+    return 2
+
+
+def _reshard(argv: list[str]) -> int:
+    try:
+        from tierstore import reshard
+    except ImportError as exc:
+        if exc.name not in ("tierstore.reshard", "tierstore"):
+            raise
+        print("tierstore reshard is not available in this version (module tierstore.reshard is missing)",
+              file=sys.stderr)
+        return 2
+    status: int = reshard.main(argv)
+    return status
+
+
+def _split(value: str | None) -> tuple[str, ...]:
+    return tuple(p.strip() for p in value.split(",") if p.strip()) if value else ()
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from tierstore.bench.harness import Registry, Settings, run, select
+    from tierstore.bench.report import format_report, write_json
+
+    if args.duration is not None and args.duration <= 0:
+        print("tierstore bench: --duration must be positive", file=sys.stderr)
+        return 2
+    if args.rounds is not None and args.rounds < 1:
+        print("tierstore bench: --rounds must be at least 1", file=sys.stderr)
+        return 2
+    if args.partitions is not None and args.partitions < 1:
+        print("tierstore bench: --partitions must be at least 1", file=sys.stderr)
+        return 2
+    settings = Settings(
+        quick=args.quick,
+        duration=args.duration,
+        rounds=args.rounds,
+        systems=_split(args.systems),
+        scenarios=_split(args.scenarios),
+        floors=not args.no_floors,
+        checks=not args.no_checks,
+        partitions=args.partitions,
+        progress=args.progress,
+    )
+    registry = Registry.default()
+    try:
+        select(registry, settings)
+    except ValueError as exc:
+        print(f"tierstore bench: {exc}", file=sys.stderr)
+        return 2
+    if args.list:
+        print("Scenarios:")
+        for sc in registry.scenarios.values():
+            print(f"  {sc.name:<20} {sc.description}")
+        print("Systems:")
+        for spec in registry.systems.values():
+            quick = "" if spec.quick else " (not in --quick)"
+            print(f"  {spec.name:<34} {spec.description}{quick}")
+        return 0
+    report = asyncio.run(run(settings, registry))
+    print(format_report(report))
+    if args.json:
+        write_json(report, args.json)
+        print(f"\nwrote {args.json}")
+    if not report.rows:
+        print("tierstore bench: no system could run; see the reasons above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
