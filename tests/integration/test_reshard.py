@@ -1,4 +1,5 @@
-"""Resharding on real stores: two (then three) MemoryStores, SQLite files and PostgreSQL databases.
+"""Resharding on real stores: two (then three) MemoryStores, SQLite files, PostgreSQL and MariaDB databases,
+and DynamoDB Local table sets.
 
 After every run — also one interrupted and resumed — each item is present exactly once, on the shard the new
 router names, with its version unchanged.
@@ -21,7 +22,7 @@ from tierstore.routing import Router
 from tierstore.stores.base import Store
 from tierstore.stores.sharded import ShardedStore
 
-from conftest import DYNAMODB_URL, PG_URL, require
+from conftest import DYNAMODB_URL, MYSQL_URL, PG_URL, require
 
 
 class Item(Entity, table="rs_items"):
@@ -43,10 +44,27 @@ NEW = OLD.with_shards(["a", "b", "c"])
 PG_DBS = {"a": "test", "b": "test_shard_b", "c": "test_shard_c"}
 
 
-def _pg_url(database: str) -> str:
+def _pg_url(database: str, base: str = PG_URL) -> str:
     from urllib.parse import urlsplit, urlunsplit
 
-    return urlunsplit(urlsplit(PG_URL)._replace(path=f"/{database}"))
+    return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
+
+
+async def _ensure_mysql_database(name: str) -> None:
+    from urllib.parse import urlsplit
+
+    import aiomysql
+
+    p = urlsplit(MYSQL_URL)
+    conn = await aiomysql.connect(host=p.hostname, port=p.port or 3306, user=p.username or "root",
+                                  password=p.password or "")
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
+            if not await cur.fetchone():
+                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
+    finally:
+        conn.close()
 
 
 async def _ensure_pg_database(name: str) -> None:
@@ -71,6 +89,8 @@ def shard_urls(kind: str, tmp_path: Path) -> dict[str, str]:
     if kind == "dynamodb":  # three table sets on one endpoint, told apart by a table prefix
         sep = "&" if "?" in DYNAMODB_URL else "?"
         return {s: f"{DYNAMODB_URL}{sep}table_prefix=rs{s}_" for s in "abc"}
+    if kind == "mysql":
+        return {s: _pg_url(db, MYSQL_URL) for s, db in PG_DBS.items()}
     return {s: _pg_url(db) for s, db in PG_DBS.items()}
 
 
@@ -83,6 +103,10 @@ async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
             await _ensure_pg_database(db)
     if kind == "dynamodb":
         require(DYNAMODB_URL, "dynamodb")
+    if kind == "mysql":
+        require(MYSQL_URL, "mysql")
+        for db in PG_DBS.values():
+            await _ensure_mysql_database(db)
     stores: dict[str, Store] = {}
     try:
         for shard, url in shard_urls(kind, tmp_path).items():
@@ -104,6 +128,7 @@ async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
         pytest.param("memory"),
         pytest.param("sqlite", marks=pytest.mark.sqlite),
         pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mysql", marks=pytest.mark.mysql),
         pytest.param("dynamodb", marks=pytest.mark.dynamodb),
     ]
 )
