@@ -12,7 +12,9 @@ Per entity (table), in phases recorded in a checkpoint file after every batch:
 4. **cleanup** — the moved items are deleted from their source shard, and their cache keys invalidated in
    every given tier (entries filled while the move was under way, including "not found" ones, must go).
 5. **verify** — every shard of the new layout is scanned: each item must be on the shard the new router
-   names, no key may be on two shards, and the count must equal ``before``.
+   names (so no key is on two shards), and their count must equal ``before``.
+
+Every pass holds one batch in memory, whatever the table size.
 
 Dry run by default: the plan and, per move, how many items it carries; nothing is written. The engine is an
 offline tool: writes to the moving slots must be paused while it runs (or ``stop_after_copy=True`` pauses
@@ -37,6 +39,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -91,14 +94,13 @@ class TableReport:
     after: int = 0
     copied: int = 0
     deleted: int = 0
-    misplaced: int = 0
-    duplicates: int = 0
+    misplaced: int = 0  # items on a shard the new router does not name (a key on two shards is one)
     moves: list[MoveCount] = field(default_factory=list)
     invalidation_failures: int = 0
 
     @property
     def ok(self) -> bool:
-        return self.before == self.after and not self.misplaced and not self.duplicates
+        return self.before == self.after and not self.misplaced
 
 
 @dataclass(slots=True)
@@ -130,7 +132,7 @@ class ReshardReport:
                 state = "ok" if t.ok else "FAILED"
                 lines.append(
                     f"{t.table}: {state} — before {t.before}, after {t.after}, copied {t.copied}, "
-                    f"deleted {t.deleted}, misplaced {t.misplaced}, duplicates {t.duplicates}"
+                    f"deleted {t.deleted}, misplaced {t.misplaced}"
                     + (f", {t.invalidation_failures} cache invalidation(s) failed" if t.invalidation_failures else "")
                 )
         if self.dry_run:
@@ -141,6 +143,13 @@ class ReshardReport:
 
 
 # -- store capabilities --------------------------------------------------------------------------------
+
+
+_M64 = (1 << 64) - 1
+
+
+def _key_digest(key: Key) -> int:
+    return int.from_bytes(blake2b(msgspec.msgpack.encode(list(key)), digest_size=8).digest(), "big")
 
 
 def _encode_key(key: Key) -> str:
@@ -481,7 +490,7 @@ class _Engine:
             if not rep.ok:
                 raise ReshardError(
                     f"{schema.table}: verification failed: before {rep.before}, after {rep.after}, "
-                    f"misplaced {rep.misplaced}, duplicates {rep.duplicates}",
+                    f"misplaced {rep.misplaced}",
                     entity=schema.name,
                 )
             state["phase"] = "done"
@@ -489,16 +498,13 @@ class _Engine:
         return rep, False
 
     async def _count_placed(self, schema: Schema[Any], router: Router) -> int:
-        """Distinct keys found on the shard ``router`` names for them."""
-        keys: set[Key] = set()
+        """Items found on the shard ``router`` names for them (a key can be placed correctly only once)."""
+        placed = 0
         for shard in router.shards:
             async for page in scan_all(self.stores[shard], schema, self.batch):
-                for item in page:
-                    key = schema.key_of(item)
-                    if router.shard_for(schema, key) == shard:
-                        keys.add(key)
-                self.emit(ReshardEvent(schema.table, "count", shard, len(keys)))
-        return len(keys)
+                placed += sum(1 for i in page if router.shard_for(schema, schema.key_of(i)) == shard)
+                self.emit(ReshardEvent(schema.table, "count", shard, placed))
+        return placed
 
     async def _copy(self, schema: Schema[Any], state: dict[str, Any], rep: TableReport) -> None:
         cursors: dict[str, str | None] = state.setdefault("cursor", {})
@@ -525,30 +531,31 @@ class _Engine:
             self.cp.save()
 
     async def _check(self, schema: Schema[Any]) -> list[MoveCount]:
-        """Per move: the items in its slots on the source and on the target must be the same keys."""
-        src: dict[SlotMove, set[Key]] = {m: set() for m in self.plan.moves}
-        dst: dict[SlotMove, set[Key]] = {m: set() for m in self.plan.moves}
+        """Per move: the source's and the target's items in the moving slots must be the same keys — compared
+        by count and by an order-independent checksum of the keys, in constant memory."""
+        src = {m: [0, 0] for m in self.plan.moves}  # [count, checksum]
+        dst = {m: [0, 0] for m in self.plan.moves}
         old = self.plan.old
         for shard in self.layout:
             async for page in scan_all(self.stores[shard], schema, self.batch):
                 for item in page:
                     key = schema.key_of(item)
                     m = self.plan.move_of(old.slot_for(schema, key))
-                    if m is None:
+                    if m is None or shard not in (m.source, m.target):
                         continue
-                    if m.source == shard:
-                        src[m].add(key)
-                    elif m.target == shard:
-                        dst[m].add(key)
+                    acc = src[m] if m.source == shard else dst[m]
+                    acc[0] += 1
+                    acc[1] = (acc[1] + _key_digest(key)) & _M64
         for m in self.plan.moves:
-            if not src[m] <= dst[m]:
+            if src[m] != dst[m]:
                 raise ReshardError(
-                    f"{schema.table}: {m}: {len(src[m] - dst[m])} item(s) on {m.source} were not copied to "
-                    f"{m.target}; run again to resume the copy",
+                    f"{schema.table}: {m}: {src[m][0]} item(s) on {m.source}, {dst[m][0]} on {m.target}, and "
+                    f"not the same keys; run again to resume the copy (a target that held items of these "
+                    f"slots before the copy must be cleaned first)",
                     entity=schema.name,
                 )
-        self.emit(ReshardEvent(schema.table, "check", None, sum(len(v) for v in src.values()), "copies match"))
-        return [MoveCount(str(m), len(src[m])) for m in self.plan.moves]
+        self.emit(ReshardEvent(schema.table, "check", None, sum(c for c, _ in src.values()), "copies match"))
+        return [MoveCount(str(m), src[m][0]) for m in self.plan.moves]
 
     async def _cleanup(self, schema: Schema[Any], state: dict[str, Any], rep: TableReport) -> None:
         cursors: dict[str, str | None] = state.setdefault("cursor", {})
@@ -591,20 +598,16 @@ class _Engine:
 
     async def _verify(self, schema: Schema[Any], rep: TableReport) -> None:
         new = self.plan.new
-        seen: set[Key] = set()
-        misplaced = duplicates = 0
+        placed = misplaced = 0
         for shard in self.layout:
             async for page in scan_all(self.stores[shard], schema, self.batch):
                 for item in page:
-                    key = schema.key_of(item)
-                    if key in seen:
-                        duplicates += 1
-                    seen.add(key)
-                    if new.shard_for(schema, key) != shard:
+                    if new.shard_for(schema, schema.key_of(item)) == shard:
+                        placed += 1
+                    else:
                         misplaced += 1
-        rep.after = len(seen)
+        rep.after = placed
         rep.misplaced = misplaced
-        rep.duplicates = duplicates
         self.emit(ReshardEvent(schema.table, "verify", None, rep.after, "ok" if rep.ok else "FAILED"))
 
 

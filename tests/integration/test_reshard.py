@@ -346,3 +346,29 @@ def test_cli_rejects_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["--bogus"])
     assert os.environ.get("TIERSTORE_NEVER_SET") is None
+
+
+async def test_a_stray_on_the_target_stops_the_run_before_anything_is_deleted(tmp_path: Path) -> None:
+    stores: dict[str, Store] = {s: MemoryStore() for s in "abc"}
+    expected = await load(stores, OLD, tenants=10, per=2)
+    plan = OLD.plan(NEW)
+    stray = next(f"x{i}" for i in range(1000) if plan.move_of(OLD.slot_of((f"x{i}",))) is not None)
+    await stores["c"].put(ITEM, Item(stray, 1, "left over"))
+    with pytest.raises(ReshardError, match="not the same keys"):
+        await reshard(OLD, NEW, stores, [Item], execute=True, checkpoint=tmp_path / "cp.json")
+    # Nothing was deleted: every item is still on its old shard.
+    for router_shard in ("a", "b"):
+        items = (await contents(stores, ITEM))[router_shard]
+        assert all(OLD.shard_for(ITEM, (i.tenant, i.n)) == router_shard for i in items)
+    assert sum(len(v) for k, v in (await contents(stores, ITEM)).items() if k != "c") == len(expected)
+
+
+async def test_verification_reports_a_misplaced_item(tmp_path: Path) -> None:
+    stores: dict[str, Store] = {s: MemoryStore() for s in "abc"}
+    await load(stores, OLD, tenants=10, per=2)
+    checkpoint = tmp_path / "cp.json"
+    assert (await reshard(OLD, NEW, stores, [Item], execute=True, checkpoint=checkpoint)).ok
+    wrong = next(f"y{i}" for i in range(1000) if NEW.shard_of((f"y{i}",)) != "a")
+    await stores["a"].put(ITEM, Item(wrong, 1, "misplaced"))
+    with pytest.raises(ReshardError, match="misplaced 1"):
+        await reshard(OLD, NEW, stores, [Item], execute=True, checkpoint=checkpoint)
