@@ -308,6 +308,19 @@ def _is_loopback(url: str | None) -> bool:
         return False
 
 
+def _env_proxy(url: str) -> str | None:
+    """The proxy the environment sets for ``url`` (HTTP(S)_PROXY, NO_PROXY), as botocore would use."""
+    import urllib.request
+
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # public, untyped
+    if not proxy or bypass(parts.hostname or "", proxies):
+        return None
+    return proxy
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DynamoStoreConfig:
     """``dynamodb://REGION?endpoint_url=…&table_prefix=…&billing=on_demand|provisioned&consistent=false``.
@@ -508,16 +521,21 @@ class DynamoStore:
             return
         import aiohttp
 
+        endpoint = client.meta.endpoint_url
         http = await stack.enter_async_context(
             aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=cfg.max_connections),
                 timeout=aiohttp.ClientTimeout(total=None, connect=cfg.connect_timeout, sock_read=cfg.timeout),
-                trust_env=True,  # honour HTTPS_PROXY/NO_PROXY as botocore does
+                # HTTPS_PROXY/NO_PROXY are honoured as botocore does, but read once: aiohttp's trust_env
+                # would look them (and ~/.netrc) up on a thread for every request.
+                proxy=_env_proxy(endpoint),
+                cookie_jar=aiohttp.DummyCookieJar(),
+                auto_decompress=False,
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "tierstore aiohttp"},
             )
         )
-        self._data = WireTransport(client.meta.endpoint_url, client.meta.region_name, credentials, http)
+        self._data = WireTransport(endpoint, client.meta.region_name, credentials, http)
 
     async def aclose(self) -> None:
         if self._closed:
@@ -752,6 +770,36 @@ class DynamoStore:
             if not last:
                 return
             params["ExclusiveStartKey"] = last
+
+    async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
+        """Up to ``limit`` items of the table after the item with key ``after`` (resharding, exports).
+
+        DynamoDB scans in its own hash order, not key order; resuming from the last key seen works the same.
+        """
+        t = self._table(schema)
+        params: dict[str, Any] = {"TableName": t.name, "ConsistentRead": True}
+        if after is not None:
+            params["ExclusiveStartKey"] = self._key(t, after)
+        out: list[T] = []
+        while len(out) < limit:
+            params["Limit"] = limit - len(out)
+            reply = await self._call("Scan", params, idempotent=True, entity=schema.name)
+            out += t.codec.decode_many(reply.get("Items") or [])
+            last = reply.get("LastEvaluatedKey")
+            if not last:
+                break
+            params["ExclusiveStartKey"] = last
+        return out
+
+    async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
+        """Write ``items`` exactly as given, version fields kept (resharding, backups): BatchWriteItem."""
+        t = self._table(schema)
+        encoded = [self._item(t, it) for it in items]
+        limits.check_distinct((k for k, _, _ in encoded), "restore_many", entity=schema.name)
+        if not items:
+            return
+        self.stats.writes += len(items)
+        await self._batch_write(t, [{"PutRequest": {"Item": av}} for _, av, _ in encoded], list(items))
 
     # -- reads ---------------------------------------------------------------------------------------------
 
