@@ -27,7 +27,7 @@ from tierstore.model.entity import Entity, Ref, Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.routing import gather_all
 
-__all__ = ["Loader", "Many", "key_arg", "load_relations"]
+__all__ = ["Loader", "Many", "check_relations", "key_arg", "load_relations"]
 
 _T = TypeVar("_T", bound=Entity)
 
@@ -197,6 +197,12 @@ def _plan(root: type[Any], relations: Sequence[Relation[Any]]) -> list[list[Ref[
         produced_in_wave.add(rel.target)
         reachable.add(rel.target)
     return waves
+
+
+def check_relations(schema: Schema[Any], relations: Sequence[Relation[Any]]) -> None:
+    """Raise ``ValidationError``/``ConfigError`` now if ``relations`` cannot be loaded onto items of
+    ``schema`` (for ``query(...).join(...)``, so a bad path fails before the query is sent)."""
+    _plan(schema.cls, relations)
 
 
 async def load_relations(

@@ -465,3 +465,11 @@ async def test_join_through_sharded_redis_nodes_survives_a_node_outage() -> None
 
 
 PRODUCT = tierstore.schema_of(Product)
+
+
+def test_check_relations_rejects_a_bad_path_without_io() -> None:
+    from tierstore.joins import check_relations
+
+    check_relations(tierstore.schema_of(Order), [Order.customer, Customer.account, Customer.orders])
+    with pytest.raises(ValidationError):
+        check_relations(tierstore.schema_of(Order), [Customer.account])
