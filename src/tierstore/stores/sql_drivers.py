@@ -169,10 +169,16 @@ class _EngineDriver(Driver):
         self._count += 1
         try:
             fairy = await self.engine.raw_connection()
-            held = _Held(fairy, fairy.driver_connection)
-            await self._setup(held)
         except BaseException as exc:
             self._count -= 1
+            if isinstance(exc, Exception):
+                raise self.connect_error(exc) from None
+            raise
+        held = _Held(fairy, fairy.driver_connection)
+        try:
+            await self._setup(held)
+        except BaseException as exc:
+            self.discard(held)
             if isinstance(exc, Exception):
                 raise self.connect_error(exc) from None
             raise
@@ -185,11 +191,17 @@ class _EngineDriver(Driver):
         idle = self._idle
         while idle:
             held = idle.pop()
-            if self.recycle is not None and time.monotonic() - held.born > self.recycle:
+            if not self._alive(held) or (
+                self.recycle is not None and time.monotonic() - held.born > self.recycle
+            ):
                 self.discard(held)
                 continue
             return held
         return None
+
+    def _alive(self, held: _Held) -> bool:
+        """Cheap local check (no I/O) that the server has not closed the connection."""
+        return True
 
     async def acquire(self) -> _Held:
         if self._closed:
@@ -247,8 +259,18 @@ class _EngineDriver(Driver):
 
     def _fail(self, held: _Held, exc: BaseException) -> bool:
         """Release or discard ``held`` after ``exc``; True if the connection was broken."""
-        if not isinstance(exc, TierstoreError) and (not isinstance(exc, Exception) or self._broken(held, exc)):
+        if isinstance(exc, TierstoreError):
+            self.release(held)
+            return False
+        if not isinstance(exc, Exception):  # cancelled mid-protocol: the connection state is unknown
             self.discard(held)
+            return True
+        if self._broken(held, exc):
+            # A lost connection usually means a restart or failover: the idle ones are gone too.
+            self.discard(held)
+            idle, self._idle = self._idle, []
+            for other in idle:
+                self.discard(other)
             return True
         self.release(held)
         return False
@@ -301,6 +323,9 @@ class PostgresDriver(_EngineDriver):
         self._pg_conn_error = asyncpg.PostgresConnectionError
         self._unique = asyncpg.UniqueViolationError
         self._data_error = asyncpg.DataError
+
+    def _alive(self, held: _Held) -> bool:
+        return not held.conn.is_closed()
 
     def _broken(self, held: _Held, exc: BaseException) -> bool:
         if held.conn.is_closed() or isinstance(exc, self._pg_conn_error):
@@ -396,6 +421,9 @@ class MysqlDriver(_EngineDriver):
         # Autocommit: a single statement is its own transaction (one round trip); ``run`` BEGINs explicitly.
         await held.conn.autocommit(True)
         held.cursor = await held.conn.cursor()
+
+    def _alive(self, held: _Held) -> bool:
+        return not held.conn.closed
 
     def _broken(self, held: _Held, exc: BaseException) -> bool:
         if isinstance(exc, self._my_error) and not isinstance(exc, self._interface):
