@@ -6,13 +6,13 @@ Most tests run on both data-plane transports: the raw wire path (the default) an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from conftest import DYNAMODB_URL, require
 
 import tierstore
 from tierstore import (
@@ -39,6 +39,7 @@ from tierstore.retry import Backoff
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
 from _models import Blob, Customer, Event, Order
+from conftest import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
 
@@ -51,10 +52,8 @@ def config(**kw: Any) -> DynamoStoreConfig:
 
 async def drop_tables(store: DynamoStore) -> None:
     for t in list(store._tables.values()):
-        try:
+        with contextlib.suppress(TierstoreError):
             await store._call("DeleteTable", {"TableName": t.name}, idempotent=False, control=True)
-        except TierstoreError:
-            pass
 
 
 @pytest.fixture(params=[True, False], ids=["wire", "botocore"])
