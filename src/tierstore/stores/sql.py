@@ -428,7 +428,7 @@ class SqlStore:
         self.stats.writes += len(items)
         per = max(1, min(500, _MAX_PARAMS // len(plan.cols)))
         chunks = [(s, rows[s : s + per]) for s in range(0, len(rows), per)]
-        follow_up = plan.flavor == "odku" and plan.version_idx is not None
+        follow_up = plan.flavor == "odku" and plan.version_idx is not None and not plan.mysql_returning
         return await self._run(
             schema, None, _op_put_many(plan, items, chunks), len(chunks) > 1 or follow_up
         )
@@ -547,7 +547,7 @@ def _op_put_many(plan: Plan[T], items: Sequence[T], chunks: list[tuple[int, list
         if vi is None:
             yield (EXEC, sql, args)
             continue
-        if plan.flavor == "returning":
+        if plan.flavor == "returning" or plan.mysql_returning:
             got = yield (ALL, sql, args)
         else:
             yield (EXEC, sql, args)

@@ -254,6 +254,8 @@ class Plan(Generic[T]):
         self.backend = backend
         self.name = schema.name
         self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in _MYSQL else "returning"
+        # MariaDB >= 10.5 returns rows from INSERT … ON DUPLICATE KEY UPDATE (SQLAlchemy knows once connected).
+        self.mysql_returning = self.flavor == "odku" and bool(getattr(dialect, "insert_returning", False))
         self.cols = tuple(f.name for f in schema.fields)
         pos = self.position = {c: i for i, c in enumerate(self.cols)}
         self.key_idx = tuple(pos[f] for f in schema.key_fields)
@@ -438,11 +440,12 @@ class Plan(Generic[T]):
         t = self.table
         return [{c: _bp(f"r{r}_{j}", t.c[c]) for j, c in enumerate(self.cols)} for r in range(rows)]
 
-    def _upsert(self, rows: int) -> Sql:
+    def _upsert(self, rows: int, many: bool = False) -> Sql:
         """Insert-or-replace ``rows`` rows; the version column becomes stored + 1 (the row's value on insert).
 
-        ``returning``: returns key columns + version. ``odku`` (MySQL): one row leaves the new version in
-        ``LAST_INSERT_ID()``; several rows need a follow-up read (see :meth:`select_versions`).
+        ``returning``: returns key columns + version. ``odku`` (MySQL): ``put`` leaves the new version in
+        ``LAST_INSERT_ID()``; ``put_many`` returns key columns + version on MariaDB ≥ 10.5 and otherwise
+        needs a follow-up read in the same transaction (see :meth:`select_versions`).
         """
         t, schema = self.table, self.schema
         key = list(schema.key_fields)
@@ -454,10 +457,13 @@ class Plan(Generic[T]):
             upd: dict[str, Any] = {c: ins.inserted[c] for c in non_key if c != version}
             if version:
                 bumped = t.c[version] + sa.literal_column("1")
-                upd[version] = sa.func.last_insert_id(bumped) if rows == 1 else bumped
+                upd[version] = bumped if many else sa.func.last_insert_id(bumped)
             if not upd:
                 upd = {key[0]: t.c[key[0]]}
-            stmt: sa.ClauseElement = ins.on_duplicate_key_update(upd)
+            odku = ins.on_duplicate_key_update(upd)
+            stmt: sa.ClauseElement = odku
+            if many and version and self.mysql_returning:
+                stmt = odku.returning(*(t.c[c] for c in key), t.c[version])
         else:
             mod = postgresql if self.dialect.name == "postgresql" else sqlite_dialect
             ins = mod.insert(t).values(values)
@@ -500,7 +506,7 @@ class Plan(Generic[T]):
     def upsert_many(self, rows: int) -> Sql:
         sql = self._many.get(("upsert", rows))
         if sql is None:
-            sql = self._many[("upsert", rows)] = self._upsert(rows)
+            sql = self._many[("upsert", rows)] = self._upsert(rows, many=True)
         return sql
 
     def _keys_where(self, n: int) -> sa.ColumnElement[bool]:
