@@ -531,6 +531,10 @@ async def test_connect_failure_names_backend_and_hides_password(backend: str) ->
         await store.open()
     text = str(info.value)
     assert "s3cret" not in text and "***" in text and backend in text
+    with pytest.raises(StoreError):  # still failing, not half-open
+        await store.open()
+    with pytest.raises(StoreError):
+        await store.get(K, ("x",))
     await store.aclose()
 
 

@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import sqlalchemy as sa
 
-from tierstore.config import parse_duration, redact_url
+from tierstore.config import parse_duration, query_params, redact_url
 from tierstore.errors import (
     ConditionFailed,
     ConfigError,
@@ -170,7 +170,8 @@ class SqlStoreConfig:
     @classmethod
     def from_url(cls, url: str) -> SqlStoreConfig:
         backend = _backend_of(url)
-        base, params = _split_query(url)
+        base, _ = _split_query(url)
+        params = query_params(url, _OWN[backend] | _PASS_THROUGH[backend])
         own = {k: v for k, v in params.items() if k in _OWN[backend]}
         rest = {k: v for k, v in params.items() if k not in _OWN[backend]}
         kw: dict[str, Any] = {}

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
-from tierstore.errors import StoreError, TierstoreError
+from tierstore.errors import ConfigError, StoreError, TierstoreError
 from tierstore.stats import StoreStats
 
 __all__ = ["ALL", "EXEC", "INSERT", "ONE", "Driver", "MysqlDriver", "Operation", "PostgresDriver", "SqliteDriver"]
@@ -162,7 +162,13 @@ class _EngineDriver(Driver):
         except (SQLAlchemyError, ImportError, ValueError, TypeError) as exc:
             raise self.connect_error(exc) from None
         self.dialect = self.engine.dialect
-        self.release(await self._connect())  # fail fast, and initialize the dialect
+        try:
+            self.release(await self._connect())  # fail fast, and initialize the dialect
+        except BaseException:
+            engine, self.engine = self.engine, None
+            with contextlib.suppress(Exception):
+                await engine.dispose()
+            raise
 
     async def _connect(self) -> _Held:
         assert self.engine is not None
@@ -317,7 +323,10 @@ class PostgresDriver(_EngineDriver):
         # otherwise runs json.loads first.
         kw["engine_kw"] = {**kw["engine_kw"], "json_deserializer": _identity, "json_serializer": _identity}
         super().__init__(*args, **kw)
-        import asyncpg
+        try:
+            import asyncpg
+        except ImportError:
+            raise ConfigError("the postgres store needs asyncpg: pip install 'tierstore[postgres]'") from None
 
         self._pg_error = asyncpg.PostgresError
         self._pg_conn_error = asyncpg.PostgresConnectionError
@@ -411,7 +420,10 @@ class MysqlDriver(_EngineDriver):
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
-        import aiomysql  # re-exports pymysql's exception classes
+        try:
+            import aiomysql  # re-exports pymysql's exception classes
+        except ImportError:
+            raise ConfigError("the mysql store needs aiomysql: pip install 'tierstore[mysql]'") from None
 
         self._my_error = aiomysql.MySQLError
         self._integrity = aiomysql.IntegrityError
@@ -605,7 +617,9 @@ class SqliteDriver(Driver):
         self.stats.round_trips += 1
         if reader is not None:
             try:
-                return reader.execute(sql, args).fetchone()  # type: ignore[no-any-return]
+                # fetchall steps the statement to its end, so no read transaction stays open in the reader.
+                rows = reader.execute(sql, args).fetchall()
+                return rows[0] if rows else None
             except sqlite3.OperationalError as exc:
                 if not _is_busy(exc):
                     raise self.error(exc, "read") from None
