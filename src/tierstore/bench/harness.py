@@ -222,7 +222,7 @@ class Settings:
     """One run's options (the CLI's flags)."""
 
     quick: bool = False
-    duration: float | None = None  # seconds per system × scenario; default 0.2 quick, 1.0 otherwise
+    duration: float | None = None  # seconds per system × scenario; default 0.15 quick, 1.0 otherwise
     rounds: int | None = None  # interleaved rounds per cell; default 1 quick, 3 otherwise
     systems: tuple[str, ...] = ()  # globs; empty: every tierstore system (quick ones with --quick)
     scenarios: tuple[str, ...] = ()  # names; empty: all
@@ -233,7 +233,7 @@ class Settings:
 
     @property
     def cell_seconds(self) -> float:
-        return self.duration if self.duration is not None else (0.2 if self.quick else 1.0)
+        return self.duration if self.duration is not None else (0.15 if self.quick else 1.0)
 
     @property
     def warmup_seconds(self) -> float:
