@@ -45,7 +45,10 @@ class ThreadTransport:
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         method = self._methods.get(operation)
         if method is None:
-            method = self._methods[operation] = getattr(self.client, _snake(operation))
+            method = getattr(self.client, _snake(operation), None)
+            if method is None:
+                raise DynamoFault("UnsupportedOperation", f"{type(self.client).__name__} has no {operation}")
+            self._methods[operation] = method
         loop = asyncio.get_running_loop()
         try:
             reply: dict[str, Any] = await loop.run_in_executor(self._executor, functools.partial(method, **params))

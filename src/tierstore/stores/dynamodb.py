@@ -150,7 +150,7 @@ def fault_from_botocore(exc: BaseException) -> DynamoFault:
     if isinstance(exc, bx.ClientError):
         response: dict[str, Any] = getattr(exc, "response", None) or {}
         error = response.get("Error") or {}
-        code = str(error.get("Code") or "Unknown")
+        code = str(error.get("Code") or getattr(exc, "code", None) or "Unknown")  # DAX sets .code only, at times
         reasons = response.get("CancellationReasons") or getattr(exc, "cancellation_reasons", None)
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
         if code == "ConnectionException":  # amazon-dax-client: the cluster connection broke
@@ -608,6 +608,8 @@ class DynamoStore:
             return Throttled(f"{op} was throttled ({code}) {attempts} times; giving up", **where)
         if code == "ValidationException":
             return ValidationError(f"DynamoDB rejected {op}: {msg}", **where)
+        if code == "UnsupportedOperation":
+            return Unsupported(f"{op} is not available here: {msg}", **where)
         if code == "ResourceNotFoundException":
             return StoreError(f"{op}: table not found ({msg}); ensure_schema creates it", **where)
         if code in ("ConnectionError", "ConnectionLost"):

@@ -1,0 +1,205 @@
+"""The DAX adapter, exercised without a DAX cluster: ``DaxStore`` is handed a real botocore (boto3) DynamoDB
+client pointed at DynamoDB Local — amazon-dax-client mirrors that client for the data-plane operations — and must
+pass the contract suite through it, calling it off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import threading
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import tierstore
+from tierstore import ConditionFailed, ConfigError, Database, StoreError, Throttled, TierstoreError, Unsupported
+from tierstore.retry import Backoff
+from tierstore.stores.dax import DaxStore, DaxStoreConfig
+from tierstore.stores.dynamodb import DynamoStoreConfig, fault_from_botocore
+
+from _models import ALL, Customer
+from conftest import DYNAMODB_URL, require
+
+pytestmark = pytest.mark.dynamodb
+
+
+class RecordingClient:
+    """A boto3 DynamoDB client that records which thread each call ran on."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.threads: list[int] = []
+
+    def __getattr__(self, name: str) -> Any:
+        target = getattr(self._inner, name)
+        if not callable(target):
+            return target
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.threads.append(threading.get_ident())
+            return target(*args, **kwargs)
+
+        return call
+
+
+def boto3_client() -> Any:
+    require(DYNAMODB_URL, "dynamodb")
+    import boto3
+
+    endpoint = DynamoStoreConfig.from_url(DYNAMODB_URL).endpoint_url
+    return boto3.client("dynamodb", region_name="us-east-1", endpoint_url=endpoint,
+                        aws_access_key_id="local", aws_secret_access_key="local")
+
+
+@pytest.fixture
+async def dax() -> AsyncIterator[tuple[DaxStore, RecordingClient]]:
+    client = RecordingClient(boto3_client())
+    store = DaxStore(DaxStoreConfig(endpoint="dax://local", region="us-east-1",
+                                    table_prefix=f"dx{uuid.uuid4().hex[:10]}_"), client=client)
+    await store.open()
+    try:
+        yield store, client
+    finally:
+        for t in list(store._tables.values()):
+            with contextlib.suppress(TierstoreError):
+                await store._call("DeleteTable", {"TableName": t.name}, idempotent=False, control=True)
+        await store.aclose()
+
+
+# -- the contract suite through the adapter ----------------------------------------------------------------
+
+
+def _contract_cases() -> list[Any]:
+    import test_contract
+
+    functions = [
+        (name, fn) for name, fn in sorted(vars(test_contract).items())
+        if name.startswith("test_") and inspect.iscoroutinefunction(fn)
+        and list(inspect.signature(fn).parameters) == ["db"]
+    ]
+    return [
+        pytest.param(fn, tiers, id=f"{name}-{'memory' if tiers else 'none'}")
+        for name, fn in functions
+        for tiers in ((), ("memory://?max_items=1000",))
+    ]
+
+
+@pytest.mark.parametrize(("case", "tiers"), _contract_cases())
+async def test_contract_through_the_dax_adapter(
+    dax: tuple[DaxStore, RecordingClient], case: Callable[[Database], Any], tiers: tuple[str, ...]
+) -> None:
+    store, client = dax
+    db = tierstore.connect(store, list(tiers))
+    await db.open()
+    try:
+        for e in ALL:
+            await db.create_tables(e)
+            await store.truncate(tierstore.schema_of(e))
+        await case(db)
+    finally:
+        await db.aclose()
+    main = threading.get_ident()
+    assert client.threads and main not in client.threads  # every blocking call ran off the event loop
+
+
+# -- adapter specifics -------------------------------------------------------------------------------------
+
+
+async def test_gets_coalesce_into_one_batch_through_the_thread_pool(dax: tuple[DaxStore, RecordingClient]) -> None:
+    store, _ = dax
+    c = tierstore.schema_of(Customer)
+    await store.ensure_schema(c)
+    await store.put_many(c, [Customer(f"c{i}", f"n{i}") for i in range(20)])
+    before = store.stats.round_trips
+    got = await asyncio.gather(*(store.get(c, (f"c{i}",)) for i in range(20)))
+    assert [g.name for g in got] == [f"n{i}" for i in range(20)]  # type: ignore[union-attr]
+    assert store.stats.round_trips - before == 1
+
+
+async def test_errors_from_the_blocking_client_are_translated(dax: tuple[DaxStore, RecordingClient]) -> None:
+    store, _ = dax
+    c = tierstore.schema_of(Customer)
+    await store.ensure_schema(c)
+    await store.put(c, Customer("c1", "a"))
+    with pytest.raises(ConditionFailed):
+        await store.put(c, Customer("c1", "b"), expect_version=5)
+    with pytest.raises(StoreError, match="table not found"):
+        await store.get(tierstore.schema_of(ALL[1]), ("x", "y"))
+
+
+def test_amazon_dax_client_errors_map_like_botocore_ones() -> None:
+    from amazondax.DaxError import DaxClientError, DaxErrorCode, DaxServiceError
+
+    condition = DaxServiceError("PutItem", "condition failed", (4, 37, 38, 39, 43), "req", None, 400)
+    assert fault_from_botocore(condition).code == "ConditionalCheckFailedException"
+    throttled = DaxClientError("slow down", DaxErrorCode.ProvisionedThroughputExceeded)
+    assert fault_from_botocore(throttled).code == "ProvisionedThroughputExceededException"
+    canceled = DaxServiceError("TransactWriteItems", "canceled", (4, 37, 38, 39, 58), "req", None, 400,
+                               cancellation_reasons=[{"Code": "None"}, {"Code": "ConditionalCheckFailed"}])
+    fault = fault_from_botocore(canceled)
+    assert fault.code == "TransactionCanceledException" and fault.reasons and len(fault.reasons) == 2
+    broken = DaxServiceError.from_no_more_data_exception("GetItem", EOFError())
+    assert fault_from_botocore(broken).code == "ConnectionLost"
+
+
+class FailingDax:
+    """Stands in for AmazonDaxClient: raises its exceptions from a worker thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+        self.calls = 0
+
+    def get_item(self, **kwargs: Any) -> Any:
+        self.calls += 1
+        raise self.exc
+
+    def create_table(self, **kwargs: Any) -> Any:
+        raise NotImplementedError("Table operations are not supported on DAX.")
+
+
+async def test_dax_faults_through_the_store() -> None:
+    from amazondax.DaxError import DaxClientError, DaxErrorCode
+
+    c = tierstore.schema_of(Customer)
+    cfg = DaxStoreConfig(endpoint="dax://x", backoff=Backoff(attempts=3, base=0.001, cap=0.002))
+    throttling = FailingDax(DaxClientError("slow down", DaxErrorCode.Throttling))
+    store = DaxStore(cfg, client=throttling, control_client=throttling)
+    await store.open()
+    try:
+        with pytest.raises(Throttled):
+            await store.get(c, ("x",))
+        assert throttling.calls == 3
+        with pytest.raises(Unsupported):  # DAX has no table operations
+            await store.ensure_schema(c)
+    finally:
+        await store.aclose()
+    store = DaxStore(cfg, client=FailingDax(OSError("connection reset")))
+    await store.open()
+    try:
+        with pytest.raises(StoreError) as info:
+            await store.get(c, ("x",))
+        assert not isinstance(info.value, Unsupported) and isinstance(info.value.__cause__, OSError)
+    finally:
+        await store.aclose()
+
+
+def test_dax_config_from_url() -> None:
+    cfg = DaxStoreConfig.from_url(
+        "daxs://AKID:secret@my-cluster.abc123.dax-clusters.eu-west-1.amazonaws.com?table_prefix=p_&threads=4"
+        "&consistent=true&attempts=3&control_endpoint_url=http://localhost:8000"
+    )
+    assert cfg.endpoint == "daxs://my-cluster.abc123.dax-clusters.eu-west-1.amazonaws.com"
+    assert (cfg.region, cfg.table_prefix, cfg.threads, cfg.consistent) == ("eu-west-1", "p_", 4, True)
+    assert cfg.backoff.attempts == 3 and cfg.control_endpoint_url == "http://localhost:8000"
+    assert "secret" not in repr(cfg) and "secret" not in repr(cfg.build())
+    dyn = cfg.dynamo_config()
+    assert dyn.fast_path is False and dyn.table_prefix == "p_" and dyn.region == "eu-west-1"
+    assert isinstance(tierstore.config.store_config("dax://h:8111?region=us-east-1"), DaxStoreConfig)
+    with pytest.raises(ConfigError):
+        DaxStoreConfig(endpoint="http://not-dax")
+    with pytest.raises(ConfigError):
+        DaxStoreConfig.from_url("dax://h?bogus=1")
