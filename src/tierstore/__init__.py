@@ -21,14 +21,19 @@ from tierstore.errors import (
     Unsupported,
     ValidationError,
 )
+from tierstore.joins import Many
 from tierstore.model import TTL, Entity, Index, PartitionKey, Ref, Schema, SortKey, Version, schema_of
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
+from tierstore.routing import Router, scatter_gather
+from tierstore.session import Session
 from tierstore.stats import StoreStats, TierStats
 from tierstore.stores.base import Delete, Put, Store
 from tierstore.stores.memory import MemoryStore
+from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.memory import MemoryTier
+from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
 from tierstore.tiers.tiered import CachePolicy, TieredCache
 
 __version__ = "0.1.0"
@@ -48,6 +53,7 @@ __all__ = [
     "Entity",
     "Index",
     "Lease",
+    "Many",
     "MemoryStore",
     "MemoryTier",
     "NotFound",
@@ -59,7 +65,13 @@ __all__ = [
     "QueryResult",
     "Ref",
     "Repository",
+    "Router",
     "Schema",
+    "Session",
+    "ShardedStore",
+    "ShardedStoreConfig",
+    "ShardedTier",
+    "ShardedTierConfig",
     "SortCondition",
     "SortKey",
     "Store",
@@ -84,5 +96,6 @@ __all__ = [
     "gt",
     "le",
     "lt",
+    "scatter_gather",
     "schema_of",
 ]

@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
+from typing import TYPE_CHECKING
+
 from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, TierstoreError, ValidationError
 from tierstore.model.entity import Entity
@@ -18,6 +20,9 @@ from tierstore.tiers.base import CacheTier
 from tierstore.tiers.tiered import CachePolicy, TieredCache
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "Transaction", "connect"]
+
+if TYPE_CHECKING:
+    from tierstore.session import Session
 
 log = logging.getLogger("tierstore")
 T = TypeVar("T", bound=Entity)
@@ -154,6 +159,12 @@ class Database:
             await self.open()
             await self.store.ensure_schema(schema)
             self._ensured.add(schema.table)
+
+    def session(self) -> Session:
+        """A unit of work with an identity map: repeated loads in it are not fetched again."""
+        from tierstore.session import Session
+
+        return Session(self)
 
     def transaction(self) -> Transaction:
         """``async with db.transaction() as tx: tx.put(a); tx.delete(B, key)`` — all or nothing."""

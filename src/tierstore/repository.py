@@ -37,7 +37,8 @@ class Repository(Generic[T]):
         self.cache: TieredCache = db.cache
         self._l1 = self.cache.l1
         self._remote = len(self.cache.tiers) > (1 if self._l1 is not None else 0)
-        self._immutable = self.schema.immutable
+        # Frozen entities share one decoded object between callers: only safe with no relations to load.
+        self._immutable = self.schema.immutable and not self.schema.relations
         self._inflight: dict[str, asyncio.Future[T | None]] = {}
         self._ready = False
         schema = self.schema
@@ -222,6 +223,24 @@ class Repository(Generic[T]):
         await load_relations(self.db, self.schema, list(items), relations)
         return list(items)
 
+    async def scatter_gather(
+        self,
+        partition: Any,
+        *,
+        index: str | None = None,
+        sort: SortCondition | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        concurrency: int = 8,
+    ) -> list[T]:
+        """The one explicit cross-shard read: query every shard, merge in sort order, apply ``limit``
+        globally. See :func:`tierstore.routing.scatter_gather`."""
+        from tierstore.routing import scatter_gather
+
+        return await scatter_gather(
+            self, partition, index=index, sort=sort, limit=limit, reverse=reverse, concurrency=concurrency
+        )
+
     # -- writes ------------------------------------------------------------------------------------
 
     async def put(self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None) -> T:
@@ -311,7 +330,14 @@ class QueryResult(Generic[T]):
         return f"QueryResult({self.repo.schema.name}, {self.query})"
 
     def join(self, *relations: Relation[Any]) -> QueryResult[T]:
-        """Load these relations onto every item of each page (batched, no N+1)."""
+        """Load these relations onto every item of each page (batched, no N+1).
+
+        Nested: ``join(Order.customer, Customer.account)`` loads level by level. The path is checked here,
+        before any query runs.
+        """
+        from tierstore.joins import check_relations
+
+        check_relations(self.repo.schema, self._joins + relations)
         return QueryResult(self.repo, self.query, self._joins + relations)
 
     async def _page(self, q: Query) -> Page[T]:

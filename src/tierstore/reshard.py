@@ -165,10 +165,6 @@ async def scan_page(store: Store, schema: Schema[T], after: Key | None, limit: i
     scan = getattr(store, "scan", None)
     if scan is not None:
         return await scan(schema, after=after, limit=limit)  # type: ignore[no-any-return]
-    if isinstance(store, MemoryStore):  # items are kept encoded, by key
-        table: dict[Key, bytes] = store._tables.get(schema.table, {})
-        keys = sorted(k for k in table if after is None or k > after)[:limit]
-        return [schema.decoder.decode(table[k]) for k in keys]
     sql = _sql_access(store)
     if sql is not None:
         return await sql.scan(schema, after, limit)

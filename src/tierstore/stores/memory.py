@@ -121,6 +121,21 @@ class MemoryStore:
             table.pop(k, None)
         self.stats.writes += len(keys)
 
+    async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
+        """Up to ``limit`` items in key order, after ``after`` (resharding, exports)."""
+        await self._trip()
+        table = self._table(schema)
+        keys = sorted(k for k in table if after is None or k > after)[:limit]
+        return [schema.decoder.decode(table[k]) for k in keys]
+
+    async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
+        """Write items exactly as given, versions kept (resharding, backups)."""
+        await self._trip()
+        table = self._table(schema)
+        for item in items:
+            table[schema.key_of(item)] = schema.encoder.encode(item)
+        self.stats.writes += len(items)
+
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
         await self._trip()
         self.stats.queries += 1
