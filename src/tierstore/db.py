@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, TierstoreError, ValidationError
