@@ -19,7 +19,7 @@ Semantics shared with every store:
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -50,7 +50,7 @@ from tierstore.stores.sql_drivers import (
     PostgresDriver,
     SqliteDriver,
 )
-from tierstore.stores.sql_schema import KEY_LENGTH, Plan, metadata_for, successor, table_for
+from tierstore.stores.sql_schema import KEY_LENGTH, Plan, Sql, metadata_for, successor, table_for
 
 __all__ = ["KEY_LENGTH", "SqlStore", "SqlStoreConfig", "metadata_for", "table_for"]
 
@@ -84,6 +84,7 @@ _PASS_THROUGH = {
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _MAX_PARAMS = 8000  # per statement; SQLite allows 32766, PostgreSQL 32767
 _BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_ARRAY_BATCH = 1000  # PostgreSQL keys per statement
 _IN_LOOP_ROWS = 128  # SQLite: reads of at most this many rows by key run in the event loop's thread
 
 
@@ -345,17 +346,11 @@ class SqlStore:
         for k in keys:
             plan.check_key(k)
         self.stats.reads += len(keys)
-        width = len(schema.key_fields)
-        limit = _bucket_floor(_MAX_PARAMS // 8 // width)
         found: dict[Key, T] = {}
         decode, key_of_row = plan.decode_row, plan.key_of_row
-        for start in range(0, len(keys), limit):
-            part = list(keys[start : start + limit])
-            n = _bucket(len(part))
-            part += [part[-1]] * (n - len(part))  # repeated keys: a few statement shapes, same answer
-            args = [k[0] for k in part] if width == 1 else [v for k in part for v in k]
+        for sql, args, n in _key_batches(plan, keys, plan.get_many):
             try:
-                rows = await self._driver.fetchall(plan.get_many(n).text, args, bounded=n <= _IN_LOOP_ROWS)
+                rows = await self._driver.fetchall(sql, args, bounded=n <= _IN_LOOP_ROWS)
             except StoreError as exc:
                 raise self._ctx(exc, schema) from exc.__cause__
             for row in rows:
@@ -447,14 +442,7 @@ class SqlStore:
         for k in keys:
             plan.check_key(k)
         self.stats.writes += len(keys)
-        width = len(schema.key_fields)
-        limit = _bucket_floor(_MAX_PARAMS // 8 // width)
-        chunks: list[tuple[str, Sequence[Any]]] = []
-        for start in range(0, len(keys), limit):
-            part = list(keys[start : start + limit])
-            n = _bucket(len(part))
-            part += [part[-1]] * (n - len(part))
-            chunks.append((plan.delete_many(n).text, [v for k in part for v in k]))
+        chunks = [(sql, args) for sql, args, _ in _key_batches(plan, keys, plan.delete_many)]
         await self._run(schema, None, _op_statements(chunks), len(chunks) > 1)
 
     async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
@@ -591,6 +579,28 @@ def _op_transact(
     if any(r is not None for r in reasons):
         raise TransactionCanceled("transaction canceled", reasons=reasons, backend=backend)
     return results
+
+
+def _key_batches(
+    plan: Plan[Any], keys: Sequence[Key], statement: Callable[[int], Sql]
+) -> Iterator[tuple[str, Sequence[Any], int]]:
+    """Statements over ``keys`` in batches: ``(sql, args, keys in the batch)``.
+
+    PostgreSQL takes a batch as one array per key column. Elsewhere a batch is an ``IN`` list padded to the
+    next of a few sizes by repeating its last key (same answer, few statement shapes to prepare and cache).
+    """
+    width = len(plan.key_idx)
+    if plan.array_keys:
+        for start in range(0, len(keys), _ARRAY_BATCH):
+            part = keys[start : start + _ARRAY_BATCH]
+            yield statement(0).text, [list(col) for col in zip(*part, strict=True)], len(part)
+        return
+    limit = _bucket_floor(_MAX_PARAMS // 8 // width)
+    for start in range(0, len(keys), limit):
+        chunk = list(keys[start : start + limit])
+        n = _bucket(len(chunk))
+        chunk += [chunk[-1]] * (n - len(chunk))
+        yield statement(n).text, [v for k in chunk for v in k], n
 
 
 def _bucket(n: int) -> int:

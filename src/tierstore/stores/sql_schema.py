@@ -256,6 +256,7 @@ class Plan(Generic[T]):
         self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in _MYSQL else "returning"
         # MariaDB >= 10.5 returns rows from INSERT … ON DUPLICATE KEY UPDATE (SQLAlchemy knows once connected).
         self.mysql_returning = self.flavor == "odku" and bool(getattr(dialect, "insert_returning", False))
+        self.array_keys = dialect.name == "postgresql"  # batches of keys travel as one array per key column
         self.cols = tuple(f.name for f in schema.fields)
         pos = self.position = {c: i for i, c in enumerate(self.cols)}
         self.key_idx = tuple(pos[f] for f in schema.key_fields)
@@ -528,20 +529,46 @@ class Plan(Generic[T]):
             return [f"k{i}" for i in range(n)]
         return [f"k{i}_{j}" for i in range(n) for j in range(len(self.schema.key_fields))]
 
+    def _unnest(self) -> tuple[Any, sa.ColumnElement[bool]]:
+        """PostgreSQL: ``unnest($1::type[], $2::type[]) AS _k(k0, k1)`` and the join condition on the key.
+
+        One array parameter per key column: a single statement shape for any batch size, and a nested loop
+        of primary-key index probes (an ``IN`` list of row values plans and runs about 2× slower)."""
+        t, fields = self.table, self.schema.key_fields
+        arrays = [sa.bindparam(f"a{i}", type_=postgresql.ARRAY(t.c[f].type)) for i, f in enumerate(fields)]
+        keys = sa.func.unnest(*arrays).table_valued(*(f"k{i}" for i in range(len(fields)))).render_derived("_k")
+        return keys, sa.and_(*(t.c[f] == keys.c[f"k{i}"] for i, f in enumerate(fields)))
+
     def get_many(self, n: int) -> Sql:
+        """Rows of ``n`` keys (on PostgreSQL ``n`` is ignored: the keys travel as arrays)."""
+        if self.array_keys:
+            n = 0
         sql = self._many.get(("get", n))
         if sql is None:
             t = self.table
-            sql = self._sql(sa.select(*(t.c[c] for c in self.cols)).where(self._keys_where(n)))
-            self._check_order(sql, self._keys_names(n))
+            cols = [t.c[c] for c in self.cols]
+            if self.array_keys:
+                keys, on = self._unnest()
+                sql = self._sql(sa.select(*cols).select_from(t.join(keys, on)))
+                self._check_order(sql, [f"a{i}" for i in range(len(self.key_idx))])
+            else:
+                sql = self._sql(sa.select(*cols).where(self._keys_where(n)))
+                self._check_order(sql, self._keys_names(n))
             self._many[("get", n)] = sql
         return sql
 
     def delete_many(self, n: int) -> Sql:
+        if self.array_keys:
+            n = 0
         sql = self._many.get(("delete", n))
         if sql is None:
-            sql = self._sql(sa.delete(self.table).where(self._keys_where(n)))
-            self._check_order(sql, self._keys_names(n))
+            if self.array_keys:
+                _, on = self._unnest()
+                sql = self._sql(sa.delete(self.table).where(on))  # renders DELETE … USING unnest(…)
+                self._check_order(sql, [f"a{i}" for i in range(len(self.key_idx))])
+            else:
+                sql = self._sql(sa.delete(self.table).where(self._keys_where(n)))
+                self._check_order(sql, self._keys_names(n))
             self._many[("delete", n)] = sql
         return sql
 
