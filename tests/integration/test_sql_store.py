@@ -424,6 +424,40 @@ async def test_special_floats_where_the_database_has_them(store: SqlStore) -> No
         assert got is not None and math.isnan(got.f)
 
 
+# -- scan and restore (resharding, backups) --------------------------------------------------------
+
+
+async def test_scan_pages_the_table_in_key_order(store: SqlStore) -> None:
+    items = [Bin(t, sh, bytes([b, 0xFF])) for t in ("b", "a", "é") for sh in (3, -1) for b in (9, 0, 255)]
+    await store.put_many(B, items)
+    seen: list[Bin] = []
+    after = None
+    while True:
+        page = await store.scan(B, after=after, limit=4)
+        seen += page
+        if len(page) < 4:
+            break
+        after = B.key_of(page[-1])
+    assert [B.key_of(b) for b in seen] == sorted(B.key_of(b) for b in items)
+    with pytest.raises(ValidationError):
+        await store.scan(B, limit=0)
+
+
+async def test_restore_many_keeps_versions(store: SqlStore) -> None:
+    await store.put(D, Doc("f", "a", rank=1))
+    await store.put(D, Doc("f", "a", rank=2))  # version 2
+    restored = [Doc("f", "a", rank=7, version=9)] + [Doc("g", f"n{i:04d}", version=3) for i in range(1200)]
+    await store.restore_many(D, restored)  # three statements, one transaction
+    got = await store.get(D, ("f", "a"))
+    assert got is not None and (got.rank, got.version) == (7, 9)
+    assert [d.version for d in await store.scan(D, after=("g", "n1196"), limit=10)] == [3, 3, 3]
+    assert (await store.put(D, Doc("f", "a"))).version == 10  # versions continue from the restored one
+    with pytest.raises(ValidationError):
+        await store.restore_many(D, [Doc("x", "y"), Doc("x", "y")])
+    await store.restore_many(F, [Frozen(id=3, payload=[1])])  # an entity without a version field
+    assert await store.get(F, (3,)) == Frozen(id=3, payload=[1])
+
+
 # -- transactions ---------------------------------------------------------------------------------
 
 

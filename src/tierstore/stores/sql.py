@@ -406,6 +406,45 @@ class SqlStore:
             cursor = encode_cursor(query, [last[plan.position[c]] for c in order.cols])
         return Page(items, cursor)
 
+    async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
+        """Up to ``limit`` items of the whole table in key order, after the key ``after`` (resharding,
+        exports). Keyset-paged: each call is one indexed range read."""
+        plan = self._plans.get(schema) or await self._plan(schema)
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValidationError(f"limit must be a positive int, got {limit!r}", entity=schema.name)
+        named: dict[str, Any] = {"lim": limit}
+        if after is not None:
+            schema.check_key(after)
+            plan.check_key(after)
+            named.update({f"a{i}": v for i, v in enumerate(after)})
+        sql = plan.scan(after is not None)
+        self.stats.queries += 1
+        try:
+            rows = await self._driver.fetchall(sql.text, sql.args(named), bounded=limit < _IN_LOOP_ROWS)
+        except StoreError as exc:
+            raise self._ctx(exc, schema, after) from exc.__cause__
+        return [plan.decode_row(r) for r in rows]
+
+    async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
+        """Write ``items`` exactly as given, version fields kept, replacing what is there (resharding,
+        backups). One transaction when it takes more than one statement."""
+        if not items:
+            return
+        plan = self._plans.get(schema) or await self._plan(schema)
+        for it in items:
+            if type(it) is not schema.cls:
+                raise ValidationError(f"expected {schema.name}, got {type(it).__name__}", entity=schema.name)
+        rows = [plan.row_values(it) for it in items]
+        if len({tuple(r[i] for i in plan.key_idx) for r in rows}) != len(rows):
+            raise ValidationError("restore_many got the same key twice", entity=schema.name)
+        self.stats.writes += len(items)
+        per = max(1, min(500, _MAX_PARAMS // len(plan.cols)))
+        stmts: list[tuple[str, Sequence[Any]]] = [
+            (plan.replace_many(len(chunk)).text, [v for r in chunk for v in r])
+            for chunk in (rows[s : s + per] for s in range(0, len(rows), per))
+        ]
+        await self._run(schema, None, _op_statements(stmts), len(stmts) > 1)
+
     # -- writes ----------------------------------------------------------------------------------------
 
     async def put(

@@ -480,6 +480,62 @@ class Plan(Generic[T]):
         self._check_order(sql, [f"r{r}_{j}" for r in range(rows) for j in range(len(self.cols))])
         return sql
 
+    def replace_many(self, rows: int) -> Sql:
+        """Insert-or-overwrite ``rows`` rows exactly as given, version included (restores, resharding)."""
+        sql = self._many.get(("replace", rows))
+        if sql is not None:
+            return sql
+        t, key = self.table, list(self.schema.key_fields)
+        non_key = [c for c in self.cols if c not in key]
+        values = self._values(rows)
+        stmt: sa.ClauseElement
+        if self.flavor == "odku":
+            ins = mysql.insert(t).values(values)
+            stmt = ins.on_duplicate_key_update({c: ins.inserted[c] for c in non_key} or {key[0]: t.c[key[0]]})
+        else:
+            mod = postgresql if self.dialect.name == "postgresql" else sqlite_dialect
+            up = mod.insert(t).values(values)
+            index = [t.c[c] for c in key]
+            stmt = (
+                up.on_conflict_do_update(index_elements=index, set_={c: up.excluded[c] for c in non_key})
+                if non_key
+                else up.on_conflict_do_nothing(index_elements=index)
+            )
+        sql = self._many[("replace", rows)] = self._sql(stmt)
+        self._check_order(sql, [f"r{r}_{j}" for r in range(rows) for j in range(len(self.cols))])
+        return sql
+
+    def scan(self, has_after: bool) -> Sql:
+        """Rows in key order after the key ``a0, a1…`` (when ``has_after``), at most ``lim``."""
+        sql = self._many.get(("scan", int(has_after)))
+        if sql is not None:
+            return sql
+        t = self.table
+        keys = [t.c[f] for f in self.schema.key_fields]
+        stmt = sa.select(*(t.c[c] for c in self.cols))
+        if has_after:
+            marks = [_bp(f"a{i}", col) for i, col in enumerate(keys)]
+            stmt = stmt.where(self._after(keys, marks, reverse=False))
+        stmt = stmt.order_by(*keys).limit(sa.bindparam("lim", type_=sa.Integer()))
+        sql = self._many[("scan", int(has_after))] = self._sql(stmt)
+        return sql
+
+    def _after(
+        self, cols: Sequence[sa.ColumnElement[Any]], marks: Sequence[sa.BindParameter[Any]], reverse: bool
+    ) -> sa.ColumnElement[bool]:
+        """``(cols) > (marks)`` (``<`` when ``reverse``), in the form each dialect range-scans."""
+        if len(cols) == 1:
+            return cols[0] < marks[0] if reverse else cols[0] > marks[0]
+        if self.dialect.name in _MYSQL:
+            # MySQL only range-scans an expanded OR, not a row-value comparison.
+            terms = []
+            for i in range(len(cols)):
+                eqs = [cols[j] == marks[j] for j in range(i)]
+                terms.append(sa.and_(*eqs, cols[i] < marks[i] if reverse else cols[i] > marks[i]))
+            return sa.or_(*terms)
+        lhs, rhs = sa.tuple_(*cols), sa.tuple_(*marks)
+        return lhs < rhs if reverse else lhs > rhs
+
     def _insert_new(self) -> Sql:
         """Insert one row unless the key exists: ``returning`` does nothing on conflict (rowcount 0), MySQL
         raises a duplicate-key error that the driver reports as a conflict."""
@@ -636,20 +692,7 @@ class Plan(Generic[T]):
                 raise ValidationError(f"unknown sort condition {op!r}", entity=self.name)
         ocols = [t.c[c] for c in order.cols]
         if has_cursor and ocols:
-            pos = [_bp(f"c{i}", col) for i, col in enumerate(ocols)]
-            if self.dialect.name in _MYSQL:
-                # MySQL only range-scans an expanded OR, not a row-value comparison.
-                terms = []
-                for i in range(len(ocols)):
-                    eqs = [ocols[j] == pos[j] for j in range(i)]
-                    cmp = ocols[i] < pos[i] if reverse else ocols[i] > pos[i]
-                    terms.append(sa.and_(*eqs, cmp))
-                conds.append(sa.or_(*terms))
-            elif len(ocols) == 1:
-                conds.append(ocols[0] < pos[0] if reverse else ocols[0] > pos[0])
-            else:
-                lhs, rhs = sa.tuple_(*ocols), sa.tuple_(*pos)
-                conds.append(lhs < rhs if reverse else lhs > rhs)
+            conds.append(self._after(ocols, [_bp(f"c{i}", col) for i, col in enumerate(ocols)], reverse))
         stmt = sa.select(*(t.c[c] for c in self.cols)).where(*conds)
         stmt = stmt.order_by(*(c.desc() if reverse else c.asc() for c in ocols))
         stmt = stmt.limit(sa.bindparam("lim", type_=sa.Integer()))
