@@ -159,12 +159,15 @@ def _unwrap_optional(tp: Any) -> Any:
     return tp
 
 
-def _kind(tp: Any) -> tuple[str, str] | None:
-    """The fast decoding of a field: (the AttributeValue tag it is stored under, the conversion), or None."""
+def _kind(tp: Any) -> tuple[str, str, bool] | None:
+    """The fast decoding of a field: (the AttributeValue tag it is stored under, the conversion, whether it
+    may be None), or None for the generic path."""
     from tierstore.model.schema import _base_type
 
-    base = _base_type(_unwrap_optional(_base_type(tp)))
-    return _KINDS.get(base)
+    plain = _base_type(tp)
+    base = _base_type(_unwrap_optional(plain))
+    kind = _KINDS.get(base)
+    return None if kind is None else (*kind, base is not plain)
 
 
 _KINDS: dict[Any, tuple[str, str]] = {
@@ -172,21 +175,27 @@ _KINDS: dict[Any, tuple[str, str]] = {
 }
 
 
-def _compile_fields(kinds: Mapping[str, tuple[str, str] | None]) -> Callable[[Mapping[str, AV]], dict[str, Any]]:
+def _compile_fields(
+    kinds: Mapping[str, tuple[str, str, bool] | None],
+) -> Callable[[Mapping[str, AV]], dict[str, Any]]:
     """A function from an AttributeValue map to a dict of builtins, specialised for these attributes.
 
-    Generated code, because the per-attribute work is the whole cost of decoding a page: each attribute is
-    read with its expected tag (``av["S"]``, ``int(av["N"])``…) and only a different tag (NULL for an optional
-    field, say) takes the generic path. Names enter the source only as ``repr()`` literals.
+    Generated code, because the per-attribute work is the whole cost of decoding a page. Scalar fields that
+    cannot be None are read in one dict literal with their expected tag (``item["n"]["N"]``); a missing
+    attribute or another tag raises, and the caller takes the careful path for that item. Optional and
+    structured fields are read one by one. Names enter the source only as ``repr()`` literals.
     """
-    lines = ["def fields(item):", "    d = {}", "    get = item.get"]
-    for name, kind in kinds.items():
+    strict = [(name, k) for name, k in kinds.items() if k is not None and not k[2]]
+    loose = [(name, k) for name, k in kinds.items() if k is None or k[2]]
+    body = ", ".join(f"{name!r}: {conv}(item[{name!r}][{tag!r}])" for name, (tag, conv, _) in strict)
+    lines = ["def fields(item):", f"    d = {{{body}}}"] + (["    get = item.get"] if loose else [])
+    for name, kind in loose:
         lit = repr(name)
         lines += [f"    av = get({lit})", "    if av is not None:"]
         if kind is None:
             lines.append(f"        d[{lit}] = from_av(av)")
             continue
-        tag, conv = kind
+        tag, conv, _ = kind
         lines += [
             f"        v = av.get({tag!r})",
             f"        d[{lit}] = {conv}(v) if v is not None else from_av(av)",
@@ -415,7 +424,7 @@ class DynamoCodec(Generic[T]):
     def decode(self, av_item: Mapping[str, AV]) -> T:
         try:
             d = self._fields(av_item)
-        except (ValueError, TypeError, AttributeError):  # a value of an unexpected shape: the careful path
+        except (KeyError, ValueError, TypeError, AttributeError):  # a missing field, another tag: careful path
             d = self._generic_fields(av_item)
         try:
             return msgspec.convert(d, self.cls)
@@ -430,8 +439,12 @@ class DynamoCodec(Generic[T]):
             ) from None
 
     def decode_many(self, items: list[dict[str, AV]]) -> list[T]:
-        decode = self.decode
-        return [decode(i) for i in items]
+        fields, convert, cls = self._fields, msgspec.convert, self.cls
+        try:
+            return [convert(fields(i), cls) for i in items]
+        except (KeyError, ValueError, TypeError, AttributeError, msgspec.ValidationError):
+            decode = self.decode  # some item needs the careful path (and maybe raises a StoreError)
+            return [decode(i) for i in items]
 
     # -- keys --------------------------------------------------------------------------------------------
 
