@@ -83,7 +83,7 @@ _PASS_THROUGH = {
 }
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
 _MAX_PARAMS = 8000  # per statement; SQLite allows 32766, PostgreSQL 32767
-_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 100, 128, 256, 512)  # 100: the usual batch (DynamoDB's, the joins')
 _ARRAY_BATCH = 1000  # PostgreSQL keys per statement
 _IN_LOOP_ROWS = 128  # SQLite: reads of at most this many rows by key run in the event loop's thread
 
