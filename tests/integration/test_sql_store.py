@@ -558,6 +558,31 @@ async def test_created_tables_match_metadata_for(backend: str, tmp_path: os.Path
         assert cols["name"]["type"].collation == "C"
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_alembic_autogenerate_sees_no_difference(backend: str, tmp_path: os.PathLike[str]) -> None:
+    """``metadata_for`` is what Alembic's ``target_metadata`` needs: the created schema compares equal."""
+    pytest.importorskip("alembic", reason="alembic is not installed")
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    url = url_of(backend, tmp_path)
+    store = await open_store(url)
+    await store.aclose()
+    target = metadata_for(*ENTITIES)
+
+    def diff(conn: sa.Connection) -> Any:
+        ctx = MigrationContext.configure(
+            conn,
+            opts={
+                "compare_type": True,
+                "include_name": lambda name, kind, parents: kind != "table" or name in target.tables,
+            },
+        )
+        return compare_metadata(ctx, target)
+
+    assert await _reflect(store, url, diff) == []
+
+
 @pytest.mark.parametrize("backend", NETWORK)
 async def test_connect_failure_names_backend_and_hides_password(backend: str) -> None:
     scheme = "postgresql+asyncpg" if backend == "postgres" else "mysql+aiomysql"
@@ -682,6 +707,23 @@ async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path: os.PathLike[str])
         got = await store.get(K, ("r",))
         assert got is not None and got.n == 2
         other.close()
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.sqlite
+async def test_undecodable_row_is_a_store_error(tmp_path: os.PathLike[str]) -> None:
+    store = await open_store(url_of("sqlite", tmp_path))
+    try:
+        await store.put(K, Kinds("bad"))
+        other = sqlite3.connect(f"{tmp_path}/store.db", isolation_level=None)
+        other.execute(f"UPDATE {K.table} SET tags = '{{not json' WHERE id = 'bad'")  # noqa: S608 - test table
+        other.close()
+        with pytest.raises(StoreError, match="does not decode") as info:
+            await store.get(K, ("bad",))
+        assert info.value.key == ("bad",) and info.value.entity == "Kinds"
+        with pytest.raises(StoreError, match="does not decode"):
+            await store.get_many(K, [("bad",)])
     finally:
         await store.aclose()
 

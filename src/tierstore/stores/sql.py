@@ -295,8 +295,10 @@ class SqlStore:
         for entity in entities:
             schema = schema_of(entity)
             plan = await self._plan(schema)
-            ddl = str(sa.schema.DropTable(plan.table, if_exists=True).compile(dialect=self._driver.dialect))
-            await self._run(schema, None, _single(EXEC, ddl, ()), False)
+            try:
+                await self._driver.drop(plan.table)
+            except StoreError as exc:
+                raise self._ctx(exc, schema) from exc.__cause__
             self._created.discard(schema.table)
 
     async def truncate(self, schema: Schema[Any]) -> None:

@@ -85,6 +85,9 @@ class Driver:
     async def create(self, table: sa.Table) -> None:
         raise NotImplementedError
 
+    async def drop(self, table: sa.Table) -> None:
+        raise NotImplementedError
+
     async def aclose(self) -> None:
         raise NotImplementedError
 
@@ -295,6 +298,17 @@ class _EngineDriver(Driver):
                 # Another process may have created it between the check and the CREATE: look again.
                 if attempt:
                     raise self.error(exc, f"creating table {table.name}") from None
+
+    async def drop(self, table: sa.Table) -> None:
+        if self.engine is None:
+            await self.open()
+        assert self.engine is not None
+        try:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(table.drop, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise self.error(exc, f"dropping table {table.name}") from None
+        self.stats.round_trips += 1
 
     async def aclose(self) -> None:
         if self._closed:
@@ -715,6 +729,14 @@ class SqliteDriver(Driver):
         except sqlite3.Error as exc:
             raise self.error(exc, f"creating table {table.name}") from None
         self.stats.round_trips += len(stmts)
+
+    async def drop(self, table: sa.Table) -> None:
+        ddl = str(sa.schema.DropTable(table, if_exists=True).compile(dialect=self.dialect))
+        try:
+            await self._in_thread(lambda conn: conn.execute(ddl))
+        except sqlite3.Error as exc:
+            raise self.error(exc, f"dropping table {table.name}") from None
+        self.stats.round_trips += 1
 
     async def aclose(self) -> None:
         if self._closed:
