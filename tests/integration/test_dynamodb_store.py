@@ -136,6 +136,45 @@ async def test_ensure_schema_adds_new_indexes_and_refuses_a_different_key(store:
         await make(store, WrongKey)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class LocalIndex(Index):
+    """An Index flagged ``local`` (the flag DynamoStore reads to create an LSI instead of a GSI)."""
+
+    local: bool = True
+
+
+class Timeline(Entity, table="ts_timeline", indexes=[LocalIndex("by_score", "user", "score"), Index("by_tag", "tag")]):
+    user: PartitionKey[str]
+    post: tierstore.SortKey[str]
+    score: int
+    tag: str = "t"
+
+
+class TimelineBare(Entity, table="ts_timeline"):
+    user: PartitionKey[str]
+    post: tierstore.SortKey[str]
+
+
+async def test_local_secondary_indexes(store: DynamoStore) -> None:
+    await make(store, Timeline)
+    t = store._table(tierstore.schema_of(Timeline))
+    desc = (await store._call("DescribeTable", {"TableName": t.name}, idempotent=True, control=True))["Table"]
+    assert [i["IndexName"] for i in desc["LocalSecondaryIndexes"]] == ["by_score"]
+    assert [i["IndexName"] for i in desc["GlobalSecondaryIndexes"]] == ["by_tag"]
+    schema = tierstore.schema_of(Timeline)
+    await store.put_many(schema, [Timeline("u1", f"p{i}", score=10 - i) for i in range(5)] + [Timeline("u2", "p", 1)])
+    page = await store.query(schema, Query(("u1",), index="by_score", sort=le(8), consistent=True))  # LSIs can
+    assert [x.post for x in page] == ["p4", "p3", "p2"]
+    with pytest.raises(Unsupported):
+        await store.query(schema, Query(("t",), index="by_tag", consistent=True))
+
+
+async def test_local_indexes_only_come_with_the_table(store: DynamoStore) -> None:
+    await make(store, TimelineBare)
+    with pytest.raises(ConfigError, match="only"):
+        await make(store, Timeline)
+
+
 async def test_short_table_names_need_a_prefix() -> None:
     class Tiny(Entity, table="ab"):
         id: PartitionKey[str]
@@ -398,6 +437,13 @@ async def test_unreachable_endpoint_raises_store_error_only(fast_path: bool) -> 
             await s.ensure_schema(tierstore.schema_of(Customer))
     finally:
         await s.aclose()
+
+
+def test_implements_the_store_protocol() -> None:
+    from tierstore.stores.dax import DaxStore
+
+    assert isinstance(DynamoStore(), tierstore.Store)
+    assert isinstance(DaxStore(), tierstore.Store)
 
 
 async def test_closed_store_refuses_to_reopen(store: DynamoStore) -> None:

@@ -337,7 +337,19 @@ class DynamoCodec(Generic[T]):
         self.partition = _layout(schema, schema.partition, "_pk", names)
         self.sort = _layout(schema, schema.sort, "_sk", names) if schema.sort else None
         self.indexes: dict[str, tuple[KeyLayout, KeyLayout | None]] = {}
+        self.local_indexes: frozenset[str] = frozenset(
+            n for n, ix in schema.indexes.items() if getattr(ix, "local", False)
+        )
         for ix_name, ix in schema.indexes.items():
+            if ix_name in self.local_indexes:
+                # An LSI shares the table's partition key and needs a sort key of its own.
+                if ix.partition_fields != schema.partition or not ix.sort_fields:
+                    raise ConfigError(
+                        f"{where}: local index {ix_name} must have the table's partition key "
+                        f"{schema.partition} and a sort key"
+                    )
+                self.indexes[ix_name] = (self.partition, _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names))
+                continue
             self.indexes[ix_name] = (
                 _layout(schema, ix.partition_fields, f"_{ix_name}_pk", names),
                 _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names) if ix.sort_fields else None,

@@ -644,8 +644,13 @@ class DynamoStore:
     # -- schema --------------------------------------------------------------------------------------------
 
     async def ensure_schema(self, schema: Schema[Any]) -> None:
-        """Create the table and its GSIs if missing (on-demand or provisioned), wait until ACTIVE, add GSIs
-        declared since, and enable TTL on the entity's TTL field. Idempotent."""
+        """Create the table and its indexes if missing (on-demand or provisioned), wait until ACTIVE, add GSIs
+        declared since, and enable TTL on the entity's TTL field. Idempotent.
+
+        Indexes are GSIs; an ``Index`` with a true ``local`` attribute (same partition key as the table, a sort
+        key of its own) becomes an LSI, which DynamoDB creates only together with the table and which, unlike
+        a GSI, serves strongly consistent queries.
+        """
         t = self._table(schema)
         if t.ready:
             return
@@ -667,8 +672,15 @@ class DynamoStore:
             if desc.get("TableStatus") != "ACTIVE":
                 desc = await self._wait_active(t)
         have = {g["IndexName"] for g in desc.get("GlobalSecondaryIndexes") or ()}
+        have_local = {g["IndexName"] for g in desc.get("LocalSecondaryIndexes") or ()}
+        missing_local = sorted(codec.local_indexes - have_local)
+        if missing_local:
+            raise ConfigError(
+                f"table {t.name} lacks the local indexes {missing_local}; DynamoDB creates local indexes only "
+                "with the table", entity=schema.name, backend=self.name,
+            )
         for ix_name in codec.indexes:
-            if ix_name not in have:
+            if ix_name not in have and ix_name not in codec.local_indexes:
                 await self._call("UpdateTable", {
                     "TableName": t.name,
                     "AttributeDefinitions": self._attribute_definitions(t),
@@ -720,6 +732,15 @@ class DynamoStore:
             gsi["ProvisionedThroughput"] = self._throughput()
         return gsi
 
+    def _lsi(self, t: _Table, ix_name: str) -> dict[str, Any]:
+        p, s = t.codec.indexes[ix_name]
+        assert s is not None
+        return {
+            "IndexName": ix_name,
+            "KeySchema": [{"AttributeName": p.attr, "KeyType": "HASH"}, {"AttributeName": s.attr, "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }
+
     def _create_params(self, t: _Table) -> dict[str, Any]:
         codec = t.codec
         for attr in codec.attribute_types:
@@ -730,8 +751,11 @@ class DynamoStore:
             + ([{"AttributeName": codec.sort.attr, "KeyType": "RANGE"}] if codec.sort else []),
             "AttributeDefinitions": self._attribute_definitions(t),
         }
-        if codec.indexes:
-            params["GlobalSecondaryIndexes"] = [self._gsi(t, ix) for ix in codec.indexes]
+        globals_ = [ix for ix in codec.indexes if ix not in codec.local_indexes]
+        if globals_:
+            params["GlobalSecondaryIndexes"] = [self._gsi(t, ix) for ix in globals_]
+        if codec.local_indexes:
+            params["LocalSecondaryIndexes"] = [self._lsi(t, ix) for ix in sorted(codec.local_indexes)]
         if self.config.billing == "provisioned":
             params["BillingMode"] = "PROVISIONED"
             params["ProvisionedThroughput"] = self._throughput()
@@ -939,7 +963,8 @@ class DynamoStore:
         self.stats.queries += 1
         if query.index is not None and query.index not in codec.indexes:
             raise ValidationError(f"{schema.name} has no index {query.index!r}", entity=schema.name)
-        if query.index is not None and query.consistent:
+        local = query.index is None or query.index in codec.local_indexes
+        if query.consistent and not local:
             raise Unsupported(
                 "DynamoDB global secondary indexes serve only eventually consistent reads",
                 entity=schema.name, backend=self.name,
@@ -971,7 +996,7 @@ class DynamoStore:
             params["ScanIndexForward"] = False
         if query.index is not None:
             params["IndexName"] = query.index
-        elif query.consistent or self._consistent:
+        if local and (query.consistent or self._consistent):
             params["ConsistentRead"] = True
         if query.cursor is not None:
             params["ExclusiveStartKey"] = self._decode_cursor(t, query)
