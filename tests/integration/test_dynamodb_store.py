@@ -400,6 +400,16 @@ async def test_uncoalesced_gets_are_one_call_each() -> None:
         await s.aclose()
 
 
+async def test_a_bad_key_fails_only_its_own_caller(store: DynamoStore) -> None:
+    await make(store, Customer)
+    c = tierstore.schema_of(Customer)
+    await store.put(c, Customer("c1", "a"))
+    results = await asyncio.gather(store.get(c, ("c1",)), store.get(c, ("k" * 2049,)), store.get(c, ("c1",)),
+                                   return_exceptions=True)
+    assert isinstance(results[1], ValidationError)
+    assert [r.name for r in (results[0], results[2])] == ["a", "a"]  # type: ignore[union-attr]
+
+
 async def test_a_cancelled_caller_does_not_fail_the_batch(store: DynamoStore) -> None:
     await make(store, Customer)
     c = tierstore.schema_of(Customer)

@@ -53,6 +53,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import os
 import re
 import time
 import uuid
@@ -522,9 +523,15 @@ class DynamoStore:
         import aiohttp
 
         endpoint = client.meta.endpoint_url
+        ssl_context: Any = True
+        ca_bundle = os.environ.get("AWS_CA_BUNDLE")
+        if ca_bundle:  # the CA bundle botocore would use
+            import ssl
+
+            ssl_context = ssl.create_default_context(cafile=ca_bundle)
         http = await stack.enter_async_context(
             aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=cfg.max_connections),
+                connector=aiohttp.TCPConnector(limit=cfg.max_connections, ssl=ssl_context),
                 timeout=aiohttp.ClientTimeout(total=None, connect=cfg.connect_timeout, sock_read=cfg.timeout),
                 # HTTPS_PROXY/NO_PROXY are honoured as botocore does, but read once: aiohttp's trust_env
                 # would look them (and ~/.netrc) up on a thread for every request.
@@ -832,9 +839,10 @@ class DynamoStore:
     async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None:
         t = self._tables.get(schema) or self._table(schema)
         consistent = consistent or self._consistent
+        av = self._key(t, key)  # a bad key fails its own caller here, never a whole batch
         self.stats.reads += 1
         if not self._coalesce:
-            return await self._get_item(t, key, consistent)  # type: ignore[no-any-return]
+            return await self._get_item(t, key, av, consistent)  # type: ignore[no-any-return]
         slot = 1 if consistent else 0
         batch = t.batches[slot]
         if batch is not None:
@@ -852,7 +860,7 @@ class DynamoStore:
             raise
         t.batches[slot] = None
         if not batch:
-            return await self._get_item(t, key, consistent)  # type: ignore[no-any-return]
+            return await self._get_item(t, key, av, consistent)  # type: ignore[no-any-return]
         keys = list(dict.fromkeys([key, *batch]))
         try:
             found = await self._batch_get(t, keys, consistent)
@@ -886,8 +894,8 @@ class DynamoStore:
                 if not f.done():
                     f.set_result(found.get(k))
 
-    async def _get_item(self, t: _Table, key: Key, consistent: bool) -> Any:
-        params: dict[str, Any] = {"TableName": t.name, "Key": self._key(t, key)}
+    async def _get_item(self, t: _Table, key: Key, av: dict[str, AV], consistent: bool) -> Any:
+        params: dict[str, Any] = {"TableName": t.name, "Key": av}
         if consistent:
             params["ConsistentRead"] = True
         reply = await self._call("GetItem", params, idempotent=True, entity=t.schema.name, key=key)
