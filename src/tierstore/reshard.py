@@ -20,10 +20,11 @@ Dry run by default: the plan and, per move, how many items it carries; nothing i
 offline tool: writes to the moving slots must be paused while it runs (or ``stop_after_copy=True`` pauses
 it between copy and cleanup, for switching services to the new router).
 
-Enumerating a shard needs a capability the ``Store`` protocol does not have. A store may offer
-``async scan(schema, *, after: Key | None, limit: int) -> list[T]`` (items in key order, after ``after``)
-and ``async restore_many(schema, items) -> None`` (write items exactly as given, versions kept); this module
-uses them when present and otherwise falls back to what it knows of ``MemoryStore`` and the SQL store.
+Enumerating a shard needs two store capabilities beyond the ``Store`` protocol, which every built-in store
+has: ``async scan(schema, *, after: Key | None, limit: int) -> list[T]`` (items in key order, after
+``after``) and ``async restore_many(schema, items) -> None`` (write items exactly as given, versions kept).
+A store without them raises ``Unsupported`` (or, for entities with no version field, is copied with
+``put_many``).
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.routing import ReshardPlan, Router, SlotMove, gather_all
 from tierstore.stores.base import Store
-from tierstore.stores.memory import MemoryStore
 from tierstore.tiers.base import CacheTier
 
 __all__ = ["MoveCount", "ReshardError", "ReshardEvent", "ReshardReport", "TableReport", "main", "reshard"]
@@ -165,12 +165,6 @@ async def scan_page(store: Store, schema: Schema[T], after: Key | None, limit: i
     scan = getattr(store, "scan", None)
     if scan is not None:
         return await scan(schema, after=after, limit=limit)  # type: ignore[no-any-return]
-    sql = _sql_access(store)
-    if sql is not None:
-        return await sql.scan(schema, after, limit)
-    dynamo = _dynamo_access(store)
-    if dynamo is not None:
-        return await dynamo.scan(schema, after, limit)
     raise Unsupported(
         f"resharding needs to enumerate {schema.table} on {store!r}; this store offers no scan()",
         entity=schema.name,
@@ -186,22 +180,6 @@ async def restore_many(store: Store, schema: Schema[T], items: Sequence[T]) -> N
     if restore is not None:
         await restore(schema, items)
         return
-    if isinstance(store, MemoryStore):
-        table = store._table(schema)
-        for item in items:
-            table[schema.key_of(item)] = schema.encoder.encode(item)
-        store.stats.writes += len(items)
-        return
-    sql = _sql_access(store)
-    if sql is not None:
-        per = max(1, min(200, 30_000 // max(1, len(schema.fields))))  # stay under every driver's parameter limit
-        for start in range(0, len(items), per):
-            await sql.restore(schema, items[start : start + per])
-        return
-    dynamo = _dynamo_access(store)
-    if dynamo is not None:
-        await dynamo.restore(schema, items)
-        return
     if schema.version is None:
         await store.put_many(schema, items)  # nothing for put_many to change: an exact copy
         return
@@ -211,111 +189,6 @@ async def restore_many(store: Store, schema: Schema[T], items: Sequence[T]) -> N
         entity=schema.name,
         backend=getattr(store, "name", None),
     )
-
-
-class _SqlAccess:
-    """Scan and exact writes on ``SqlStore`` through its per-table plan and driver, until the store offers
-    ``scan``/``restore_many`` itself. Statements are built with SQLAlchemy Core from the table metadata and
-    compiled for the store's dialect, like the store's own."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    async def scan(self, schema: Schema[T], after: Key | None, limit: int) -> list[T]:
-        import sqlalchemy as sa
-
-        from tierstore.stores.sql_schema import Sql
-
-        plan = await self.store._plan(schema)
-        t = plan.table
-        keys = [t.c[f] for f in schema.key_fields]
-        stmt = sa.select(*(t.c[c] for c in plan.cols)).order_by(*keys).limit(sa.bindparam("lim"))
-        named: dict[str, Any] = {"lim": limit}
-        if after is not None:
-            marks = [sa.bindparam(f"a{i}", type_=c.type) for i, c in enumerate(keys)]
-            stmt = stmt.where(keys[0] > marks[0] if len(keys) == 1 else sa.tuple_(*keys) > sa.tuple_(*marks))
-            named.update({f"a{i}": v for i, v in enumerate(after)})
-        sql = Sql(stmt, plan.dialect)
-        try:
-            rows = await self.store._driver.fetchall(sql.text, sql.args(named))
-        except StoreError as exc:
-            raise self.store._ctx(exc, schema) from exc.__cause__
-        return [plan.decode_row(r) for r in rows]
-
-    async def restore(self, schema: Schema[T], items: Sequence[T]) -> None:
-        import sqlalchemy as sa
-
-        from tierstore.stores.sql_drivers import EXEC
-        from tierstore.stores.sql_schema import Sql
-
-        plan = await self.store._plan(schema)
-        t = plan.table
-        rows = [plan.row_values(i) for i in items]
-        ins = Sql(
-            sa.insert(t).values([
-                {c: sa.bindparam(f"r{r}_{j}", type_=t.c[c].type) for j, c in enumerate(plan.cols)}
-                for r in range(len(rows))
-            ]),
-            plan.dialect,
-        )
-        dele = plan.delete_many(len(items))
-        key_args = [v for i in items for v in schema.key_of(i)]
-        ins_args = ins.args({f"r{r}_{j}": v for r, row in enumerate(rows) for j, v in enumerate(row)})
-
-        def op() -> Any:
-            # Delete, then insert as given: an exact copy (upserts would bump versions), in one transaction.
-            yield (EXEC, dele.text, key_args)
-            yield (EXEC, ins.text, ins_args)
-
-        self.store.stats.writes += len(items)
-        await self.store._run(schema, None, op(), True)
-
-
-def _sql_access(store: Any) -> _SqlAccess | None:
-    if all(hasattr(store, a) for a in ("_plan", "_driver", "_run", "_ctx")):
-        return _SqlAccess(store)
-    return None
-
-
-class _DynamoAccess:
-    """Scan and exact writes on ``DynamoStore`` through its table codec and request path (retries,
-    ``UnprocessedItems`` handling), until the store offers ``scan``/``restore_many`` itself.
-
-    DynamoDB scans in its own (hash) order, not key order; ``after`` is the key of the last item seen,
-    which is exactly what ``ExclusiveStartKey`` takes, so resuming works the same.
-    """
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    async def scan(self, schema: Schema[T], after: Key | None, limit: int) -> list[T]:
-        t = self.store._table(schema)
-        params: dict[str, Any] = {"TableName": t.name, "ConsistentRead": True, "Limit": limit}
-        if after is not None:
-            params["ExclusiveStartKey"] = t.codec.key(after)
-        out: list[T] = []
-        while len(out) < limit:
-            params["Limit"] = limit - len(out)
-            reply = await self.store._call("Scan", params, idempotent=True, entity=schema.name)
-            out += [t.codec.decode(i) for i in reply.get("Items") or []]
-            last = reply.get("LastEvaluatedKey")
-            if not last:
-                break
-            params["ExclusiveStartKey"] = last
-        return out
-
-    async def restore(self, schema: Schema[T], items: Sequence[T]) -> None:
-        t = self.store._table(schema)
-        # The whole item as encoded, version included: a PutRequest writes it exactly.
-        requests = [{"PutRequest": {"Item": self.store._item(t, i)[1]}} for i in items]
-        self.store.stats.writes += len(items)
-        await self.store._batch_write(t, requests, list(items))
-
-
-def _dynamo_access(store: Any) -> _DynamoAccess | None:
-    if all(hasattr(store, a) for a in ("_table", "_call", "_batch_write", "_item")):
-        return _DynamoAccess(store)
-    return None
 
 
 async def scan_all(store: Store, schema: Schema[T], batch: int, after: Key | None = None) -> AsyncIterator[list[T]]:
