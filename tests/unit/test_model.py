@@ -37,6 +37,8 @@ def declare(body: str, name: str = "decl_mod") -> type[Entity]:
         ("class X(Entity, table='x', partition_key='a', sort_key='a'):\n  a: str", "both partition and sort"),
         ("class X(Entity, table='x'):\n  a: PartitionKey[str]\n  v: Version = 0\n  w: Version = 0", "more than one"),
         ("class X(Entity, table='x', indexes=[Index('i', 'zz')]):\n  a: PartitionKey[str]", "unknown field"),
+        ("class X(Entity, table='x', indexes=[Index('i', 'b', 'c', local=True)]):\n  a: PartitionKey[str]\n"
+         "  b: str = ''\n  c: str = ''", "local index"),
         ("class X(Entity, table='x'):\n  a: PartitionKey[str]\n  customer = Ref(Entity, 'a')\n  customer2: int = 0"
          "\n  locals()['a2'] = 1", ""),
     ],

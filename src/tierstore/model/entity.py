@@ -22,11 +22,14 @@ class Index:
     """A secondary index: a GSI on DynamoDB, an SQL index elsewhere.
 
     ``partition`` and ``sort`` name fields of the entity; a query on the index needs the partition values.
+    ``local=True`` declares a DynamoDB local secondary index: same partition key as the table, created with
+    the table, strongly consistent reads allowed (elsewhere it is an ordinary index).
     """
 
     name: str
     partition: str | tuple[str, ...]
     sort: str | tuple[str, ...] = ()
+    local: bool = False
 
     @property
     def partition_fields(self) -> tuple[str, ...]:

@@ -369,6 +369,10 @@ def build_schema(cls: type[T]) -> Schema[T]:
                 raise ConfigError(f"{where}: index {ix.name} names unknown field {n!r}", entity=where)
             if _base_type(field_types[n]) not in _KEY_TYPES:
                 raise ConfigError(f"{where}: index {ix.name} field {n} must be str, int or bytes", entity=where)
+        if ix.local and ix.partition_fields != partition:
+            raise ConfigError(
+                f"{where}: local index {ix.name} must share the table's partition key {partition}", entity=where
+            )
         indexes[ix.name] = ix
     relations: dict[str, Relation[Any]] = {}
     for klass in reversed(cls.__mro__):
