@@ -219,7 +219,8 @@ def test_floors_follow_the_nearest_tier_for_cached_scenarios() -> None:
     reg = Registry.default({})
     pg_mem = reg.systems["tierstore:postgres+memory"]
     sc = reg.scenarios
-    assert pg_mem.floors_for(sc["get"]) == ("raw:dict-decode",)
+    assert pg_mem.floors_for(sc["get"]) == ("raw:dict-decode", "peer:cashews-client-side")
+    assert pg_mem.floors_for(sc["get_many_100"]) == ("raw:dict-decode",)
     assert pg_mem.floors_for(sc["put"])[0] == "raw:sqlalchemy-core-postgres"
     pg_redis = reg.systems["tierstore:postgres+redis"]
     assert pg_redis.floors_for(sc["get"]) == ("raw:redis-get-decode", "peer:aiocache", "peer:cashews")
@@ -440,6 +441,29 @@ def test_targets_from_rows() -> None:
     assert checks[("sqlite_get_vs_aiosqlite", "tierstore:sqlite")]["value"] == 0.25
     l1 = checks[("l1_hit_get_us", "tierstore:sqlite+memory")]
     assert l1["value"] == 1.7 and l1["ok"] is False
+    assert not any(c["check"].startswith("redis") for c in checks.values())  # no Redis rows: no Redis checks
+
+
+def test_targets_for_later_backends() -> None:
+    rows = [
+        {"scenario": "get", "system": "tierstore:postgres+redis", "p50_us": 50.0, "cpu_us_per_op": 40.0},
+        {"scenario": "get", "system": "raw:redis-get-decode", "p50_us": 48.0, "cpu_us_per_op": 45.0},
+        {"scenario": "get", "system": "peer:aiocache", "p50_us": 75.0},
+        {"scenario": "get_concurrent_64", "system": "tierstore:postgres+redis", "p50_us": 9.0, "ops_per_s": 60_000.0},
+        {"scenario": "get_concurrent_64", "system": "raw:redis-get-decode", "p50_us": 9.0, "ops_per_s": 10_000.0},
+        {"scenario": "herd_100", "system": "tierstore:postgres+redis", "p50_us": 900.0, "round_trips_per_op": 2.0},
+        {"scenario": "get", "system": "tierstore:dynamodb", "p50_us": 300.0, "cpu_us_per_op": 100.0},
+        {"scenario": "get", "system": "raw:aioboto3", "p50_us": 900.0, "cpu_us_per_op": 600.0},
+    ]
+    checks = {c["check"]: c for c in report.targets_from_rows(rows)}
+    assert checks["redis_get_vs_raw"]["value"] == pytest.approx(50 / 48, abs=1e-3)
+    assert checks["redis_get_vs_raw"]["ok"] is True  # within 1.08
+    assert checks["redis_get_vs_aiocache"]["ok"] is True
+    assert "redis_get_vs_cashews" not in checks  # that peer did not run
+    assert checks["redis_concurrent_vs_raw"]["value"] == pytest.approx(1 / 6, abs=1e-3)
+    assert checks["redis_concurrent_vs_raw"]["ok"] is True
+    assert checks["herd_store_reads"]["ok"] is False
+    assert checks["dynamodb_get_cpu_vs_aioboto3"]["value"] == pytest.approx(1 / 6, abs=1e-3)
 
 
 def test_progress_bar_draws_only_when_enabled() -> None:

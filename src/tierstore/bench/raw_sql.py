@@ -54,6 +54,12 @@ def create_table_sql(dialect: str, table: str) -> str:
     return f"CREATE TABLE {table} ({cols}, PRIMARY KEY (pk, sk))"
 
 
+def many_join_sql(table: str, rows: str) -> str:
+    """SQLite get_many: the keys as a VALUES list joined on the primary key (an index search per key)."""
+    cols = ", ".join(f"t.{f}" for f in FIELDS)
+    return f"SELECT {cols} FROM (VALUES {rows}) AS v JOIN {table} AS t ON t.pk = v.column1 AND t.sk = v.column2"
+
+
 def _chunks(items: Sequence[Any], n: int = LOAD_CHUNK) -> list[Sequence[Any]]:
     return [items[i : i + n] for i in range(0, len(items), n)]
 
@@ -130,7 +136,11 @@ class CoreDriver(Driver):
                 sa.func.unnest(sa.bindparam("pks", type_=ARRAY(sa.String()))),
                 sa.func.unnest(sa.bindparam("sks", type_=ARRAY(sa.String()))),
             )
-            self._get_many = sa.select(t).where(sa.tuple_(t.c.pk, t.c.sk).in_(pairs))
+            self._get_many: Any = sa.select(t).where(sa.tuple_(t.c.pk, t.c.sk).in_(pairs))
+        elif self.dialect == "sqlite":
+            # SQLite scans for a row-value IN list; the join on a VALUES list uses the key (see many_join_sql).
+            self._sqlite_many: dict[int, Any] = {}
+            self._get_many = None
         else:
             self._get_many = sa.select(t).where(
                 sa.tuple_(t.c.pk, t.c.sk).in_(sa.bindparam("keys", expanding=True))
@@ -196,6 +206,25 @@ class CoreDriver(Driver):
                 return _in_order(keys, await conn.execute(stmt, params))
 
             return get_many_pg
+        if self.dialect == "sqlite":
+            import sqlalchemy as sa
+
+            def statement(n: int) -> Any:
+                stmt = self._sqlite_many.get(n)
+                if stmt is None:
+                    rows = ", ".join(f"(:p{i}, :s{i})" for i in range(n))
+                    stmt = self._sqlite_many[n] = sa.text(many_join_sql(self.table_name, rows))
+                return stmt
+
+            async def get_many_sqlite(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
+                self.trips += 1
+                params = {}
+                for i, (pk, sk) in enumerate(keys):
+                    params[f"p{i}"] = pk
+                    params[f"s{i}"] = sk
+                return _in_order(keys, await conn.execute(statement(len(keys)), params))
+
+            return get_many_sqlite
 
         async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
             self.trips += 1
@@ -446,10 +475,10 @@ class _SqliteSql:
 
     @classmethod
     def sql_many(cls, n: int) -> str:
+        # SQLite plans "(pk, sk) IN (VALUES …)" as a table scan; a join on the VALUES list uses the key.
         sql = cls._many.get(n)
         if sql is None:
-            rows = ", ".join(["(?, ?)"] * n)
-            sql = cls._many[n] = f"SELECT {_COLS} FROM {cls.table} WHERE (pk, sk) IN (VALUES {rows})"
+            sql = cls._many[n] = many_join_sql(cls.table, ", ".join(["(?, ?)"] * n))
         return sql
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from tierstore.bench.harness import Registry, Report, Scenario
 
-__all__ = ["add_ratios", "format_report", "ratio", "targets_from_rows", "write_json"]
+__all__ = ["TARGETS", "Target", "add_ratios", "format_report", "ratio", "targets_from_rows", "write_json"]
 
 REQUIRED_KEYS = ("scenario", "system", "ops_per_s", "p50_us", "p99_us", "round_trips_per_op")
 
@@ -61,48 +62,113 @@ def _row(rows: Iterable[dict[str, Any]], scenario: str, system: str) -> dict[str
     return next((r for r in rows if r["scenario"] == scenario and r["system"] == system), None)
 
 
-def targets_from_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The issue's targets that the result rows answer directly."""
+def _layout(system: str) -> tuple[str, tuple[str, ...]] | None:
+    """``("postgres", ("memory", "redis"))`` for ``tierstore:postgres+memory+redis``; None for other kinds."""
+    if not system.startswith("tierstore:"):
+        return None
+    store, *tiers = system.split(":", 1)[1].split("+")
+    return store, tuple(tiers)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One target of the issues, read off the rows.
+
+    ``applies(store, tiers)`` picks the tierstore rows of ``scenario``; ``against(store)`` names the row it is
+    compared with (``None``: the row's own ``metric`` value). ``metric``: ``ratio`` (time per op, as in the
+    table), ``cpu_ratio``, ``p50_us`` or ``round_trips_per_op``. The target holds when value ``<= limit``.
+    """
+
+    check: str
+    scenario: str
+    applies: Callable[[str, tuple[str, ...]], bool]
+    limit: float
+    target: str
+    against: Callable[[str], str] | None = None
+    metric: str = "ratio"
+
+
+TARGETS: tuple[Target, ...] = (
+    # issue 2
+    Target("l1_hit_get_us", "get", lambda s, t: t[:1] == ("memory",), 1.5, "<= 1.5 us", metric="p50_us"),
+    Target(
+        "get_cache_off_vs_core", "get", lambda s, t: not t and s in ("sqlite", "postgres", "mariadb"), 1.1,
+        "<= 1.1 (stretch <= 0.8)", against=lambda s: f"raw:sqlalchemy-core-{s}",
+    ),
+    Target(
+        "sqlite_get_vs_aiosqlite", "get", lambda s, t: not t and s == "sqlite", 0.5, "<= 0.5 (aim)",
+        against=lambda s: "raw:aiosqlite",
+    ),
+    # issue 3
+    Target(
+        "redis_get_vs_raw", "get", lambda s, t: t[:1] == ("redis",), 1.08, "<= 1.08",
+        against=lambda s: "raw:redis-get-decode",
+    ),
+    Target(
+        "redis_get_many_vs_mget", "get_many_100", lambda s, t: t[:1] == ("redis",), 1.2, "<= 1.2",
+        against=lambda s: "raw:redis-mget-decode",
+    ),
+    Target(
+        "redis_get_vs_aiocache", "get", lambda s, t: t[:1] == ("redis",), 1.0, "< 1 (faster)",
+        against=lambda s: "peer:aiocache",
+    ),
+    Target(
+        "redis_get_vs_cashews", "get", lambda s, t: t[:1] == ("redis",), 1.0, "< 1 (faster)",
+        against=lambda s: "peer:cashews",
+    ),
+    Target(
+        "redis_concurrent_vs_raw", "get_concurrent_64", lambda s, t: t[:1] == ("redis",), 0.2,
+        "<= 0.2 (>= 5x the throughput)", against=lambda s: "raw:redis-get-decode",
+    ),
+    Target(
+        "l1_hit_vs_cashews_client_side", "get", lambda s, t: t[:1] == ("memory",) and "redis" in t, 0.3, "<= 0.3",
+        against=lambda s: "peer:cashews-client-side",
+    ),
+    Target("herd_store_reads", "herd_100", lambda s, t: bool(t), 1.0, "= 1 store read per herd",
+           metric="round_trips_per_op"),
+    # issue 4
+    Target(
+        "dynamodb_get_cpu_vs_aioboto3", "get", lambda s, t: not t and s == "dynamodb", 0.8, "<= 0.8 (client CPU)",
+        against=lambda s: "raw:aioboto3", metric="cpu_ratio",
+    ),
+    Target(
+        "dynamodb_concurrent_vs_aioboto3", "get_concurrent_64", lambda s, t: not t and s == "dynamodb", 0.2,
+        "<= 0.2 (>= 5x the throughput)", against=lambda s: "raw:aioboto3",
+    ),
+)
+
+
+def targets_from_rows(rows: Sequence[dict[str, Any]], targets: Sequence[Target] = TARGETS) -> list[dict[str, Any]]:
+    """The issues' targets that the result rows answer directly (rows missing on either side: no check)."""
     out: list[dict[str, Any]] = []
-    for row in rows:
-        system = row["system"]
-        if row["scenario"] != "get" or not system.startswith("tierstore:"):
-            continue
-        parts = system.split(":", 1)[1].split("+")
-        store, tiers = parts[0], parts[1:]
-        if tiers and tiers[0] == "memory":
+    concurrency = {"get_concurrent_64": 64}
+    for t in targets:
+        for row in rows:
+            layout = _layout(row["system"])
+            if row["scenario"] != t.scenario or layout is None or not t.applies(*layout):
+                continue
+            detail = f"p50 {row['p50_us']} us, cpu {row.get('cpu_us_per_op')} us"
+            if t.against is None:
+                value = row.get(t.metric)
+            else:
+                other_name = t.against(layout[0])
+                other = _row(rows, t.scenario, other_name)
+                if other is None:
+                    continue
+                if t.metric == "cpu_ratio":
+                    a, b = row.get("cpu_us_per_op") or 0.0, other.get("cpu_us_per_op") or 0.0
+                    value = round(a / b, 3) if a and b else None
+                else:
+                    value = ratio(row, other, concurrency.get(t.scenario, 1))
+                detail += f"; {other_name} p50 {other['p50_us']} us, cpu {other.get('cpu_us_per_op')} us"
             out.append({
-                "check": "l1_hit_get_us",
-                "system": system,
-                "value": row["p50_us"],
-                "target": "<= 1.5",
-                "ok": row["p50_us"] <= 1.5,
-                "detail": f"p50 of a warm in-process hit; cpu {row['cpu_us_per_op']} us/op",
+                "check": t.check,
+                "system": row["system"],
+                "value": value,
+                "target": t.target,
+                "ok": value is not None and value <= t.limit,
+                "detail": detail,
             })
-        if not tiers and store in ("sqlite", "postgres", "mariadb"):
-            core = _row(rows, "get", f"raw:sqlalchemy-core-{store}")
-            if core is not None:
-                r = ratio(row, core)
-                out.append({
-                    "check": "get_cache_off_vs_core",
-                    "system": system,
-                    "value": r,
-                    "target": "<= 1.1 (stretch <= 0.8)",
-                    "ok": r is not None and r <= 1.1,
-                    "detail": f"p50 {row['p50_us']} us vs raw:sqlalchemy-core-{store} {core['p50_us']} us",
-                })
-        if not tiers and store == "sqlite":
-            aio = _row(rows, "get", "raw:aiosqlite")
-            if aio is not None:
-                r = ratio(row, aio)
-                out.append({
-                    "check": "sqlite_get_vs_aiosqlite",
-                    "system": system,
-                    "value": r,
-                    "target": "<= 0.5 (aim)",
-                    "ok": r is not None and r <= 0.5,
-                    "detail": f"p50 {row['p50_us']} us vs raw:aiosqlite {aio['p50_us']} us",
-                })
     return out
 
 

@@ -61,7 +61,7 @@ _REDIS_FLOORS = {
     "*": ("raw:redis-get-decode",),
 }
 TIER_FLOORS: dict[str, dict[str, tuple[str, ...]]] = {
-    "memory": {"*": ("raw:dict-decode",)},
+    "memory": {"get": ("raw:dict-decode", "peer:cashews-client-side"), "*": ("raw:dict-decode",)},
     "redis": _REDIS_FLOORS,
     "redis-cluster": _REDIS_FLOORS,
     "memcached": {"*": ("raw:aiomcache-get-decode",)},
@@ -321,6 +321,13 @@ def builtin_systems(env: Mapping[str, str]) -> list[SystemSpec]:
             modules=("cashews", "redis"),
             servers=(redis,),
             description="cashews on Redis, defaults",
+        ),
+        SystemSpec(
+            name="peer:cashews-client-side",
+            make=lambda ctx: raw_cache.CashewsDriver(redis, ctx.run_id, client_side=True),
+            modules=("cashews", "redis"),
+            servers=(redis,),
+            description="cashews on Redis with client_side=True (local hits kept coherent by client tracking)",
         ),
     ]
     return specs
