@@ -373,6 +373,11 @@ def _fake_registry(drivers: dict[str, FakeDriver]) -> Registry:
     reg.add_system(SystemSpec(name="raw:slow", make=lambda ctx: drivers["raw:slow"]))
     reg.add_system(SystemSpec(name="raw:broken", make=lambda ctx: drivers["raw:broken"]))
     reg.add_system(SystemSpec(name="raw:absent", make=lambda ctx: Driver(), modules=("no_such_module_tsbench",)))
+
+    def bad_make(ctx: RunContext) -> Driver:
+        raise ValueError("cannot build")
+
+    reg.add_system(SystemSpec(name="raw:unbuildable", make=bad_make))
     return reg
 
 
@@ -385,7 +390,7 @@ async def test_run_rows_ratios_and_skips(tmp_path: Any) -> None:
     }
     settings = Settings(
         duration=0.03, rounds=2, partitions=2, checks=False, progress=False,
-        systems=("tierstore:*", "raw:broken", "raw:absent"),
+        systems=("tierstore:*", "raw:broken", "raw:absent", "raw:unbuildable"),
     )
     rep = await harness.run(settings, _fake_registry(drivers), env={})
     rows = {(r["scenario"], r["system"]): r for r in rep.rows}
@@ -397,6 +402,7 @@ async def test_run_rows_ratios_and_skips(tmp_path: Any) -> None:
     reasons = {(s["system"], s.get("scenario")): s["reason"] for s in rep.skipped}
     assert reasons[("raw:broken", None)] == "setup failed: ConnectionError: refused by fake"
     assert reasons[("raw:absent", None)] == "module no_such_module_tsbench is not installed"
+    assert reasons[("raw:unbuildable", None)] == "setup failed: ValueError: cannot build"
     assert reasons[("raw:fast", "get_many_100")] == "RuntimeError: get_many exploded"
     assert all(d.closed for d in drivers.values())
     get = rows[("get", "tierstore:fake")]

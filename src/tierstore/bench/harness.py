@@ -626,9 +626,10 @@ async def run(
     phases: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="tierstore-bench-") as workdir:
         ctx = RunContext(settings=settings, data=data, env=env, workdir=workdir)
-        drivers = await _open_all(registry, asked, scenarios, ctx, progress, report)
-        phases["setup_s"] = time.monotonic() - started
+        drivers: list[tuple[SystemSpec, Driver]] = []
         try:
+            await _open_all(registry, asked, scenarios, ctx, progress, report, drivers)
+            phases["setup_s"] = time.monotonic() - started
             cells = await _run_cells(drivers, scenarios, ctx, progress, report)
             phases["bench_s"] = time.monotonic() - started - phases["setup_s"]
         finally:
@@ -672,18 +673,23 @@ async def _open_all(
     ctx: RunContext,
     progress: Progress,
     report: Report,
-) -> list[tuple[SystemSpec, Driver]]:
+    opened: list[tuple[SystemSpec, Driver]],
+) -> None:
+    """Open every available system (and the floors of the tierstore ones) into ``opened``, table order."""
     reach = _Reachability()
     queue = list(asked)
     seen = {spec.name for spec in queue}
-    opened: list[tuple[SystemSpec, Driver]] = []
     progress.begin("setup", len(queue))
     while queue:
         spec = queue.pop(0)
         reason = await unavailable(spec, ctx, reach)
         driver: Driver | None = None
         if reason is None:
-            driver = spec.make(ctx)
+            try:
+                driver = spec.make(ctx)
+            except Exception as exc:
+                driver, reason = None, f"setup failed: {_reason(exc)}"
+        if driver is not None:
             if not _applicable(driver, scenarios):
                 progress.advance(spec.name)
                 continue  # nothing selected that this system can do: not a skip worth printing
@@ -711,7 +717,6 @@ async def _open_all(
     # Table order is registry order, whatever order floors were discovered in.
     order = {name: i for i, name in enumerate(registry.systems)}
     opened.sort(key=lambda pair: order.get(pair[0].name, len(order)))
-    return opened
 
 
 async def _run_cells(
