@@ -124,26 +124,70 @@ class Repository(Generic[T]):
     async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
         """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``."""
         schema = self.schema
-        flat = [schema.key_arg(k) for k in keys]
+        fast = schema.fast_key
+        paired = bool(schema.sort)
+        flat: list[Key] = []
+        index: dict[Key, int] = {}
+        uniq: list[Key] = []
+        cks: list[str] = []
+        for arg in keys:
+            if paired:
+                got = fast(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
+            else:
+                got = fast(arg, None)
+            if got is None:
+                key = schema.key_arg(arg)  # the general path: validates and explains
+                ck = None
+            else:
+                key, ck = got
+            flat.append(key)
+            if key not in index:
+                index[key] = len(uniq)
+                uniq.append(key)
+                cks.append(ck if ck is not None else schema.cache_key(key))
         if not self._ready:
             await self._ensure()
         if not flat:
             return []
-        index: dict[Key, int] = {}
-        uniq: list[Key] = []
-        for k in flat:
-            if k not in index:
-                index[k] = len(uniq)
-                uniq.append(k)
         if consistent or not self.cache.tiers:
-            found = await self.store.get_many(schema, uniq, consistent=consistent)
+            found: list[T | None] = await self.store.get_many(schema, uniq, consistent=consistent)
         else:
-            cks = [schema.cache_key(k) for k in uniq]
+            found = [None] * len(uniq)
+            todo: list[int] | range = range(len(uniq))
+            l1 = self._l1
+            if l1 is not None:
+                # The in-process tier answers synchronously; only its misses take the tiered path.
+                misses: list[int] = []
+                todo = misses
+                decode = self.codec.decode
+                cls = self.entity
+                for i, ck in enumerate(cks):
+                    entry = l1.entry(ck)
+                    if entry is None:
+                        misses.append(i)
+                        continue
+                    obj = entry.obj
+                    if obj is None:
+                        obj = decode(entry.value)
+                        if obj is None:
+                            misses.append(i)  # undecodable: the tiered path counts and replaces it
+                            continue
+                        if obj.__class__ is not cls:
+                            continue  # a cached "not found"
+                        if self._immutable:
+                            entry.obj = obj
+                    found[i] = obj
+            if todo:
+                wanted = [uniq[i] for i in todo]
 
-            async def load(idx: list[int]) -> list[T | None]:
-                return await self.store.get_many(schema, [uniq[i] for i in idx])
+                async def load(idx: list[int]) -> list[T | None]:
+                    return await self.store.get_many(schema, [wanted[i] for i in idx])
 
-            found = await self.cache.read_many(self.codec, cks, load, expires_of=self._expires_of)
+                loaded = await self.cache.read_many(
+                    self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of
+                )
+                for i, value in zip(todo, loaded, strict=True):
+                    found[i] = value
         live = self._live
         return [live(found[index[k]]) for k in flat]
 

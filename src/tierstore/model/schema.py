@@ -90,6 +90,7 @@ class Schema(Generic[T]):
         self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
+        self._cache_key: Callable[[Key], str] = _make_cache_key(self._tag_prefix, len(partition), self.key_types)
         self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = _make_fast_key(
             self._tag_prefix, len(partition), len(sort), self.key_types
         )
@@ -169,11 +170,8 @@ class Schema(Generic[T]):
         return ",".join(_token(p) for p in partition)
 
     def cache_key(self, key: Key) -> str:
-        n = len(self.partition)
-        head = self._tag_prefix + ",".join(_token(p) for p in key[:n]) + "}"
-        if len(key) == n:
-            return head
-        return head + ":" + ",".join(_token(p) for p in key[n:])
+        """``{table:partition}`` or ``{table:partition}:sort`` for a validated key."""
+        return self._cache_key(key)
 
     # -- items -------------------------------------------------------------------------------------
 
@@ -196,6 +194,25 @@ class Schema(Generic[T]):
 
 
 _TOKENIZERS: dict[type, Callable[[Any], str]] = {str: _escape, int: int.__repr__, bytes: lambda b: "x" + b.hex()}
+
+
+def _make_cache_key(prefix: str, n_partition: int, types: tuple[type, ...]) -> Callable[[Key], str]:
+    toks = [_TOKENIZERS[t] for t in types]
+    if len(types) == 1:
+        (t0,) = toks
+        return lambda key: prefix + t0(key[0]) + "}"
+    if len(types) == 2 and n_partition == 1:
+        t0, t1 = toks
+        return lambda key: prefix + t0(key[0]) + "}:" + t1(key[1])
+    ptoks, stoks = toks[:n_partition], toks[n_partition:]
+
+    def general(key: Key) -> str:
+        head = prefix + ",".join([t(v) for t, v in zip(ptoks, key, strict=False)]) + "}"
+        if not stoks:
+            return head
+        return head + ":" + ",".join([t(v) for t, v in zip(stoks, key[n_partition:], strict=True)])
+
+    return general
 
 
 def _make_fast_key(

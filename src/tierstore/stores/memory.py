@@ -19,6 +19,32 @@ __all__ = ["MemoryStore", "MemoryStoreConfig"]
 T = TypeVar("T")
 
 
+class _Table(dict[Key, bytes]):
+    """Encoded items by key, plus the keys of each partition (so a query reads one partition only)."""
+
+    def __init__(self, n_partition: int) -> None:
+        super().__init__()
+        self.n = n_partition
+        self.partitions: dict[Key, set[Key]] = {}
+
+    def __setitem__(self, key: Key, raw: bytes) -> None:
+        super().__setitem__(key, raw)
+        self.partitions.setdefault(key[: self.n], set()).add(key)
+
+    def pop(self, key: Key, default: Any = None) -> Any:
+        raw = super().pop(key, default)
+        part = self.partitions.get(key[: self.n])
+        if part is not None:
+            part.discard(key)
+            if not part:
+                del self.partitions[key[: self.n]]
+        return raw
+
+    def clear(self) -> None:
+        super().clear()
+        self.partitions.clear()
+
+
 class MemoryStore:
     """Items are kept encoded, so callers never share objects with the store."""
 
@@ -27,7 +53,7 @@ class MemoryStore:
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.stats = StoreStats()
-        self._tables: dict[str, dict[Key, bytes]] = {}
+        self._tables: dict[str, _Table] = {}
         self._closed = False
         self.latency = latency  # optional simulated round-trip time, for demos and benchmarks
 
@@ -41,8 +67,11 @@ class MemoryStore:
 
             await asyncio.sleep(self.latency)
 
-    def _table(self, schema: Schema[Any]) -> dict[Key, bytes]:
-        return self._tables.setdefault(schema.table, {})
+    def _table(self, schema: Schema[Any]) -> _Table:
+        table = self._tables.get(schema.table)
+        if table is None:
+            table = self._tables[schema.table] = _Table(len(schema.partition))
+        return table
 
     async def open(self) -> None:
         pass
@@ -144,9 +173,28 @@ class MemoryStore:
         else:
             ix = schema.indexes[query.index]
             pfields, sfields = ix.partition_fields, ix.sort_fields
-        rows: list[tuple[tuple[Any, ...], T]] = []
         decode = schema.decoder.decode
-        for key, raw in self._table(schema).items():
+        table = self._table(schema)
+        after = None if query.cursor is None else tuple(decode_cursor(query, query.cursor))
+        limit = query.limit
+        if query.index is None:
+            # Table order is key order: sort and filter on keys, decode only the page.
+            n = len(pfields)
+            positions = []
+            for key in table.partitions.get(query.partition, ()):
+                sort_vals = key[n:]
+                if query.sort is not None and not sort_matches(query.sort, sort_vals[0]):
+                    continue
+                positions.append((sort_vals + key, key))
+            positions.sort(reverse=query.reverse)
+            if after is not None:
+                positions = [p for p in positions if (p[0] < after if query.reverse else p[0] > after)]
+            more = limit is not None and len(positions) > limit
+            page_pos = positions[:limit] if limit is not None else positions
+            items = [decode(table[k]) for _, k in page_pos]
+            return Page(items, encode_cursor(query, page_pos[-1][0]) if more else None)
+        rows: list[tuple[tuple[Any, ...], T]] = []
+        for key, raw in table.items():
             item = decode(raw)
             if tuple(getattr(item, f) for f in pfields) != query.partition:
                 continue
@@ -155,10 +203,8 @@ class MemoryStore:
                 continue
             rows.append((sort_vals + key, item))
         rows.sort(key=lambda r: r[0], reverse=query.reverse)
-        if query.cursor is not None:
-            after = tuple(decode_cursor(query, query.cursor))
+        if after is not None:
             rows = [r for r in rows if (r[0] < after if query.reverse else r[0] > after)]
-        limit = query.limit
         if limit is not None and len(rows) > limit:
             page = rows[:limit]
             return Page([r[1] for r in page], encode_cursor(query, page[-1][0]))
