@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
 import pytest
 
 import tierstore
-from tierstore import CachePolicy, MemoryStore
+from tierstore import CachePolicy, MemoryStore, TierError
 
 from _models import Customer
 from conftest import tier_url
@@ -87,3 +88,74 @@ async def test_herd_across_processes_reads_the_store_once(tiers: tuple[str, ...]
     finally:
         for db in dbs:
             await db.aclose()
+
+
+class _Stalling:
+    """Wraps a tier; while ``stall`` is set, get_many waits for ``go`` (or fails when ``fail`` is set)."""
+
+    local = False
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.stats = inner.stats
+        self.stall = False
+        self.fail = False
+        self.go = asyncio.Event()
+
+    async def open(self) -> None:
+        await self.inner.open()
+
+    async def get_many(self, keys: Any) -> Any:
+        if self.stall:
+            await self.go.wait()
+            if self.fail:
+                raise TierError("injected", backend="test")
+        return await self.inner.get_many(keys)
+
+    async def fill_many(self, entries: Any, ttl: float) -> None:
+        await self.inner.fill_many(entries, ttl)
+
+    async def set_many(self, entries: Any, ttl: float) -> None:
+        await self.inner.set_many(entries, ttl)
+
+    async def invalidate_many(self, keys: Any) -> None:
+        await self.inner.invalidate_many(keys)
+
+    async def clear(self) -> None:
+        await self.inner.clear()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("how", ["leader-fails", "leader-cancelled"])
+async def test_a_failed_or_cancelled_coalesced_read_strands_no_one(how: str) -> None:
+    from tierstore.config import tier_config
+
+    inner = tier_config(tier_url("redis", f"herd{uuid.uuid4().hex[:10]}")).build()
+    tier = _Stalling(inner)
+    store = MemoryStore()
+    async with tierstore.connect(store, [tier]) as db:
+        repo = db.repository(Customer)
+        await repo.put_many([Customer(f"c{i}", f"n{i}") for i in range(10)])
+        await repo.get_many([f"c{i}" for i in range(10)])
+        tier.stall = True
+        first = asyncio.create_task(repo.get("c0"))  # in flight: the next tick's readers coalesce
+        await asyncio.sleep(0.01)
+        readers = [asyncio.create_task(repo.get(f"c{i}")) for i in range(1, 10)]
+        await asyncio.sleep(0.01)  # the leader has sent the merged read, which stalls
+        if how == "leader-cancelled":
+            readers[0].cancel()  # the first of them led the batch
+        tier.fail = how == "leader-fails"
+        tier.go.set()
+        results = await asyncio.wait_for(asyncio.gather(first, *readers, return_exceptions=True), 5)
+        if how == "leader-cancelled":
+            assert isinstance(results[1], asyncio.CancelledError)
+            results = [results[0], *results[2:]]
+        assert all(isinstance(r, Customer) for r in results), results  # fell through to the store
+        if how == "leader-fails":
+            # The two failed requests (the first read and the merged one) count once each, not per caller.
+            assert inner.stats.errors == 2 and inner.stats.extra.get("tier_breaker", "closed") == "closed"
+    await inner.aclose()

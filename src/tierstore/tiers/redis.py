@@ -317,6 +317,10 @@ class _Node:
     async def call(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         """Send ``commands`` in one write and read their replies (a ``ResponseError`` reply is returned in
         place, not raised). Raises on a connection problem or when the deadline passes."""
+        return await self.call_packed(_pack(commands), len(commands))
+
+    async def call_packed(self, packed: bytes, n: int) -> list[Any]:
+        """:meth:`call` for ``n`` commands already in RESP (see :func:`_pack`)."""
         if self.closed:
             raise TierError("the Redis tier is closed", backend="redis")
         async with asyncio.timeout(self.timeout):
@@ -325,9 +329,9 @@ class _Node:
                 try:
                     if not conn.is_connected:
                         await conn.connect()  # type: ignore[no-untyped-call]
-                    await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
+                    await conn.send_packed_command(packed, check_health=False)
                     out: list[Any] = []
-                    for _ in commands:
+                    for _ in range(n):
                         try:
                             out.append(await conn.read_response())
                         except ResponseError as exc:
@@ -350,6 +354,28 @@ class _Node:
                 await conn.disconnect(nowait=True)
             except Exception as exc:  # closing must not fail
                 log.debug("redis %s: disconnect failed: %r", self.addr, exc)
+
+
+def _arg(a: Any) -> bytes:
+    if isinstance(a, bytes):
+        return a
+    if isinstance(a, str):
+        return a.encode()
+    if isinstance(a, int):
+        return b"%d" % a
+    raise TypeError(f"cannot send {type(a).__name__} to Redis")
+
+
+def _pack(commands: Sequence[Sequence[Any]]) -> bytes:
+    """Commands in RESP, ready to write (about twice as fast as redis-py's general packer for MGET/EVALSHA)."""
+    out: list[bytes] = []
+    append = out.append
+    for cmd in commands:
+        append(b"*%d\r\n" % len(cmd))
+        for a in cmd:
+            b = _arg(a)
+            append(b"$%d\r\n%s\r\n" % (len(b), b))
+    return b"".join(out)
 
 
 class _Failed(Exception):
@@ -577,14 +603,14 @@ class RedisTier:
             return
         prefix = self._prefix
         groups = list(by_slot.values())
-        commands: list[tuple[Any, ...]] = []
+        parts: list[bytes] = []
         for g in groups:
-            if len(g) == 1:
-                commands.append(("GET", prefix + keys[g[0]].encode()))
-            else:
-                commands.append(("MGET", *[prefix + keys[i].encode() for i in g]))
+            parts.append(b"*2\r\n$3\r\nGET\r\n" if len(g) == 1 else b"*%d\r\n$4\r\nMGET\r\n" % (len(g) + 1))
+            for i in g:
+                k = prefix + keys[i].encode()
+                parts.append(b"$%d\r\n%s\r\n" % (len(k), k))
         try:
-            replies = await node.call(commands)
+            replies = await node.call_packed(b"".join(parts), len(groups))
         except Exception as exc:
             self._failed(node, exc)
             self.stats.misses += sum(len(g) for g in groups)

@@ -44,6 +44,7 @@ T = TypeVar("T")
 MAX_PENDING_INVALIDATIONS = 10_000
 _VOID = Lease(None)
 _RELEASE = (b"", 0.0)  # fill entry with an empty value: release the lease, cache nothing
+_NO_LEASES: dict[int, Lease] = {}  # shared, never written
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -86,6 +87,10 @@ class CachePolicy:
         return ttl * (1.0 - random.random() * self.ttl_jitter) if self.ttl_jitter else ttl
 
 
+class _SharedFailure(TierError):
+    """A coalesced read failed in the caller that led it: one failure, not one per caller it served."""
+
+
 class _Coalescer:
     """Merges the ``get_many`` calls one tier receives in one loop tick (while another is in flight)."""
 
@@ -115,8 +120,11 @@ class _Coalescer:
         self._batch = joiners
         try:
             await asyncio.sleep(0)  # one tick: the callers already scheduled join
-        finally:
+        except BaseException:
             self._batch = None
+            self._abandon(joiners, _SharedFailure("coalesced read abandoned"))
+            raise
+        self._batch = None
         if not joiners:
             self._running += 1
             try:
@@ -134,10 +142,7 @@ class _Coalescer:
         try:
             got = await self.tier.get_many(merged)
         except BaseException as exc:
-            err = exc if isinstance(exc, Exception) else TierError("coalesced read abandoned")
-            for _, f in joiners:
-                if not f.done():
-                    f.set_exception(err)
+            self._abandon(joiners, _SharedFailure(f"coalesced read failed: {exc!r}"))
             raise
         finally:
             self._running -= 1
@@ -168,6 +173,14 @@ class _Coalescer:
                 f.set_result(share(ks))
         return mine
 
+    @staticmethod
+    def _abandon(joiners: list[tuple[Sequence[str], asyncio.Future[list[bytes | Lease | None]]]],
+                 exc: Exception) -> None:
+        """The leader failed or was cancelled: every joiner fails open on its own (a miss)."""
+        for _, f in joiners:
+            if not f.done():
+                f.set_exception(exc)
+
 
 class TieredCache:
     """Orchestrates the tiers of one database. Nearest tier first."""
@@ -180,13 +193,17 @@ class TieredCache:
         self._pending: dict[int, set[str]] = {}
         p = self.policy
         self._getters: list[Callable[[Sequence[str]], Awaitable[list[bytes | Lease | None]]]] = []
+        self._coalescers: list[_Coalescer | None] = []
         self._breakers: list[Breaker | None] = []
         for tier in self.tiers:
             if tier.local:
                 self._getters.append(tier.get_many)
                 self._breakers.append(None)
+                self._coalescers.append(None)
             else:
-                self._getters.append(_Coalescer(tier).get_many if p.coalesce else tier.get_many)
+                coalescer = _Coalescer(tier) if p.coalesce else None
+                self._coalescers.append(coalescer)
+                self._getters.append(coalescer.get_many if coalescer is not None else tier.get_many)
                 self._breakers.append(Breaker(failures=p.breaker_failures, cooldown=p.breaker_cooldown,
                                               name=tier.name))
         self.coherence: L1Coherence | None = None
@@ -227,45 +244,57 @@ class TieredCache:
         n = len(cks)
         results: list[Any] = [None] * n
         pending = list(range(n))
-        leases: list[dict[int, Lease]] = []
+        leases: list[dict[int, Lease]] = []  # per tier visited: the leases it handed out
+        decode = codec.decode
+        missed = pending
         for t in range(start, len(self.tiers)):
-            tier = self.tiers[t]
-            got_leases: dict[int, Lease] = {}
-            leases.append(got_leases)
-            if not pending:
-                continue
             got = await self._tier_get(t, [cks[i] for i in pending] if len(pending) < n else cks)
-            waiting: list[int] = []
-            missed: list[int] = []
-            bad: list[str] = []
+            missed = []
+            got_leases: dict[int, Lease] | None = None
+            waiting: list[int] | None = None
+            bad: list[str] | None = None
             for i, g in zip(pending, got, strict=True):
                 if g.__class__ is bytes:
-                    value = codec.decode(g)
-                    if value is None:
-                        tier.stats.undecodable += 1
-                        bad.append(cks[i])
-                        missed.append(i)
-                    else:
+                    value = decode(g)
+                    if value is not None:
                         results[i] = value
+                        continue
+                    self.tiers[t].stats.undecodable += 1
+                    if bad is None:
+                        bad = []
+                    bad.append(cks[i])
+                    missed.append(i)
                 elif g is None:
+                    if waiting is None:
+                        waiting = []
                     waiting.append(i)
                 else:
-                    assert isinstance(g, Lease)
-                    if g.token is not None:
-                        got_leases[i] = g
+                    if g.token is not None:  # type: ignore[union-attr]
+                        if got_leases is None:
+                            got_leases = {}
+                        got_leases[i] = g  # type: ignore[assignment]
                     missed.append(i)
-            if bad:
+            if bad is not None:
                 await self._tier_invalidate(t, bad)
-            if waiting:
+            if waiting is not None:
+                if got_leases is None:
+                    got_leases = {}
                 missed += await self._wait_for_fill(t, codec, cks, waiting, results, got_leases)
+            leases.append(got_leases or _NO_LEASES)
+            if not missed:
+                break
             pending = missed
-        if pending:
-            loaded = await load(pending)
-            for i, value in zip(pending, loaded, strict=True):
+        if missed:
+            loaded = await load(missed)
+            for i, value in zip(missed, loaded, strict=True):
                 results[i] = ABSENT if value is None else value
-        if any(leases):
-            await self._back_fill(codec, cks, results, leases, start, expires_of)
-        return [None if r is ABSENT else r for r in results]
+        for tier_leases in leases:
+            if tier_leases:
+                await self._back_fill(codec, cks, results, leases, start, expires_of)
+                break
+        if ABSENT in results:
+            return [None if r is ABSENT else r for r in results]
+        return results
 
     async def _wait_for_fill(
         self, t: int, codec: Codec[Any], cks: Sequence[str], waiting: list[int],
@@ -397,6 +426,8 @@ class TieredCache:
 
     def _error(self, t: int, what: str, exc: BaseException) -> None:
         tier = self.tiers[t]
+        if isinstance(exc, _SharedFailure):
+            return  # counted once, by the caller that led the coalesced read
         tier.stats.errors += 1
         breaker = self._breakers[t]
         if breaker is not None:
@@ -426,17 +457,25 @@ class TieredCache:
         return True
 
     async def _tier_get(self, t: int, keys: Sequence[str]) -> list[bytes | Lease | None]:
-        if t in self._pending and not await self._replay(t):
+        if self._pending and t in self._pending and not await self._replay(t):
             return [_VOID] * len(keys)
-        if not self._allow(t):
+        breaker = self._breakers[t]
+        if breaker is not None and breaker.state != "closed" and not breaker.allow():
             return [_VOID] * len(keys)
         try:
-            got = await self._getters[t](keys)
+            coalescer = self._coalescers[t]
+            if coalescer is not None and coalescer._batch is not None:
+                # A batch is being collected this tick: join it (the coalescer's fast path, one frame less).
+                fut: asyncio.Future[list[bytes | Lease | None]] = asyncio.get_running_loop().create_future()
+                coalescer._batch.append((keys, fut))
+                got = await fut
+            else:
+                got = await self._getters[t](keys)
         except Exception as exc:
             self._error(t, "get", exc)
             return [_VOID] * len(keys)
-        if self._breakers[t] is not None:
-            self._ok(t)
+        if breaker is not None:
+            breaker.success()
         return got
 
     async def _tier_fill(self, t: int, entries: list[tuple[str, bytes, Lease]], ttl: float) -> None:
