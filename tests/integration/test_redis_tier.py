@@ -445,10 +445,14 @@ async def _eventually(check: Any) -> None:
     raise AssertionError("condition not reached in time")
 
 
-async def test_l1_entries_are_evicted_by_other_processes_writes() -> None:
+@pytest.mark.parametrize(
+    "base", [REDIS_URL, pytest.param(REDIS_CLUSTER_URL, marks=pytest.mark.redis_cluster)], ids=["redis", "cluster"]
+)
+async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> None:
+    require(base, "redis")
     store = MemoryStore()
     prefix = _prefix()
-    urls = ["memory://", _url(REDIS_URL, prefix)]
+    urls = ["memory://", _url(base, prefix)]
     async with tierstore.connect(store, urls) as a, tierstore.connect(store, urls) as b:
         ra, rb = a.repository(Customer), b.repository(Customer)
         await ra.put(Customer("k", "v1"))
@@ -468,6 +472,16 @@ async def test_l1_entries_are_evicted_by_other_processes_writes() -> None:
 
         await _eventually(fresh)
         assert l1.stats.extra["coherence_evictions"] >= 1
+
+        await ra.get("k")
+        assert len(l1) == 1
+        await b.cache.tiers[-1].clear()  # another process clears the namespace: every L1 is flushed
+
+        async def flushed() -> bool:
+            return len(l1) == 0
+
+        await _eventually(flushed)
+        assert l1.stats.extra["coherence_flushes"] == 1
 
 
 async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down() -> None:
