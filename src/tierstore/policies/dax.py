@@ -122,7 +122,8 @@ class DaxStylePolicy:
         # Item cache keys are "{table:partition}" or "{table:partition}:sort" with ':' escaped inside tokens,
         # so nothing of theirs contains "::".
         if query_index is None:
-            return schema.cache_key(partition) + "::gen"
+            # The item cache's hash tag "{table:partition}" (Schema.cache_key takes whole keys only).
+            return "{" + schema.table + ":" + schema.partition_token(partition) + "}::gen"
         return "{" + schema.table + "::ix:" + query_index + "}::gen"
 
     @staticmethod
