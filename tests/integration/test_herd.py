@@ -159,3 +159,49 @@ async def test_a_failed_or_cancelled_coalesced_read_strands_no_one(how: str) -> 
             # The two failed requests (the first read and the merged one) count once each, not per caller.
             assert inner.stats.errors == 2 and inner.stats.extra.get("tier_breaker", "closed") == "closed"
     await inner.aclose()
+
+
+STALE_TIERS = [
+    pytest.param("redis", marks=pytest.mark.redis),
+    pytest.param("redis_cluster", marks=pytest.mark.redis_cluster),
+    pytest.param("memcached", marks=pytest.mark.memcached),
+]
+
+
+@pytest.mark.parametrize("backend", STALE_TIERS)
+async def test_stale_entries_are_served_while_one_reader_refreshes(backend: str) -> None:
+    """``stale=``: past its TTL an entry is still served (no waiting) while exactly one reader refreshes it;
+    an invalidation is never served stale."""
+    from tierstore import schema_of
+
+    store = MemoryStore(latency=0.01)
+    prefix = f"herd{uuid.uuid4().hex[:10]}"
+    policy = CachePolicy(ttl=1.0, ttl_jitter=0, lease_wait=0.02, lease_retries=25)
+    url = tier_url(backend, prefix) + "&stale=30s"
+    dbs = [await tierstore.connect(store, [url], policy=policy).open() for _ in range(4)]
+    try:
+        repos = [db.repository(Customer) for db in dbs]
+        await repos[0].put(Customer("hot", "v1"))
+        assert (await repos[0].get("hot")).name == "v1"  # type: ignore[union-attr]
+        # The item changes in the store behind the cache's back: only the TTL bounds how long v1 is served.
+        await store.put(schema_of(Customer), Customer("hot", "v2", version=1))
+        await asyncio.sleep(1.2)
+        before = store.stats.reads
+        got = await asyncio.gather(*(repos[i % 4].get("hot") for i in range(100)))
+        names = [g.name if g else None for g in got]
+        assert store.stats.reads - before == 1  # the one refresh
+        # The refresher's own process joins its read (single flight) and gets v2; the three others get v1.
+        assert set(names) <= {"v1", "v2"} and names.count("v1") >= 75
+        tiers = [db.cache.tiers[0] for db in dbs]
+        assert sum(t.stats.lease_waits for t in tiers) == 0  # nobody waited
+        assert sum(t.stats.extra.get("refreshes", 0) for t in tiers) == 1
+        assert sum(t.stats.extra.get("stale_hits", 0) for t in tiers) >= 1
+        for repo in repos:
+            assert (await repo.get("hot")).name == "v2"  # type: ignore[union-attr]
+
+        await repos[1].put(Customer("hot", "v3"))  # a write through tierstore invalidates: never stale
+        for repo in repos:
+            assert (await repo.get("hot")).name == "v3"  # type: ignore[union-attr]
+    finally:
+        for db in dbs:
+            await db.aclose()

@@ -280,3 +280,29 @@ async def test_write_through_race_keeps_the_newer_version(tiers: tuple[str, ...]
     finally:
         await a.aclose()
         await b.aclose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_stale_refresh_that_read_before_a_write_is_dropped(backend: str) -> None:
+    """``stale=``: the reader refreshing an expired entry reads the old value, a write commits and
+    invalidates, then the refresh lands — it must be dropped, and nothing stale served after the write."""
+    store = GatedStore()
+    prefix = f"race{uuid.uuid4().hex[:10]}"
+    policy = CachePolicy(ttl=1.0, ttl_jitter=0)
+    url = tier_url(backend, prefix) + "&stale=30s"
+    a = await tierstore.connect(store, [url], policy=policy).open()
+    b = await tierstore.connect(store, [url], policy=policy).open()
+    try:
+        ra, rb = a.repository(Customer), b.repository(Customer)
+        await ra.put(Customer("k", "old"))
+        await ra.get("k")  # cached, soft expiry in 1 s
+        await asyncio.sleep(1.2)
+        got = await force_race(lambda: ra.get("k"), lambda: rb.put(Customer("k", "new")), store)
+        assert got is not None and got.name == "old"  # the refresher read before the write: allowed
+        assert a.cache.tiers[0].stats.extra["refreshes"] == 1
+        for repo in (ra, rb, ra, rb):
+            after = await repo.get("k")
+            assert after is not None and after.name == "new"
+    finally:
+        await a.aclose()
+        await b.aclose()

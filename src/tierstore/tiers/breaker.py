@@ -20,7 +20,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Literal
 
-__all__ = ["Breaker", "BreakerState", "NodeHealth", "Rendezvous", "partition_tag"]
+__all__ = [
+    "ENTRY", "ENTRY_HEADER", "LEASE", "MAX_VERSION", "STALE_ENTRY", "STALE_HEADER", "TOMBSTONE", "Breaker",
+    "BreakerState", "NodeHealth", "Rendezvous", "entry", "parse_hosts", "partition_tag", "valid_prefix",
+]
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -215,3 +218,64 @@ class Rendezvous:
                 self._cache.clear()
             self._cache[tag] = found
         return found
+
+
+def valid_prefix(prefix: str) -> str:
+    """A key namespace: 1-64 characters of ``[A-Za-z0-9_.:-]`` (no braces: they would become the hash tag)."""
+    import re
+
+    from tierstore.errors import ConfigError
+
+    if not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,64}", prefix):
+        raise ConfigError(f"cache prefix must be 1-64 characters of [A-Za-z0-9_.:-], got {prefix!r}")
+    return prefix
+
+
+def parse_hosts(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
+    """``h1:p1,h2,[::1]:p3`` as ``((host, port), ...)``."""
+    from tierstore.errors import ConfigError
+
+    out: list[tuple[str, int]] = []
+    for part in netloc.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if part.startswith("["):
+            host, _, rest = part[1:].partition("]")
+            port_s = rest[1:] if rest.startswith(":") else ""
+        else:
+            host, _, port_s = part.rpartition(":") if ":" in part else (part, "", "")
+        try:
+            port = int(port_s) if port_s else default_port
+        except ValueError:
+            raise ConfigError(f"bad port in {part!r}") from None
+        if not host or not 0 < port < 65536:
+            raise ConfigError(f"bad host:port {part!r}")
+        out.append((host, port))
+    if not out:
+        raise ConfigError("the URL names no host")
+    return tuple(out)
+
+
+# -- the stored form of an entry (shared by the Redis and memcached tiers) -------------------------------------
+
+ENTRY = 0x44  # b"D" + 16 hex digits of version + envelope
+STALE_ENTRY = 0x53  # b"S" + 16 hex version + 12 hex soft expiry (Unix ms) + 8 hex nonce + envelope
+LEASE = 0x4C  # b"L" + token: a reader missed and will fill
+TOMBSTONE = 0x54  # b"T": invalidated a moment ago
+ENTRY_HEADER = 17
+STALE_HEADER = 37
+MAX_VERSION = (1 << 64) - 1
+
+
+def entry(value: bytes, version: int, ttl: float, stale: float) -> bytes:
+    """``value`` as stored. With ``stale`` > 0 it carries a soft expiry ``ttl`` from now: past it, one reader
+    refreshes the entry while the others are still served it (it lives ``ttl + stale`` in all). The nonce
+    makes two fills of one key distinguishable, so a refresh can check that it replaces the entry it saw."""
+    import random
+
+    v = min(max(int(version), 0), MAX_VERSION)
+    if stale <= 0:
+        return b"D%016x" % v + value
+    soft = int((time.time() + ttl) * 1000)
+    return b"S%016x%012x%08x" % (v, soft, random.getrandbits(32)) + value

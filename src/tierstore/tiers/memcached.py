@@ -40,17 +40,23 @@ from aiomcache.pool import Connection, MemcachePool
 from tierstore.errors import ConfigError, TierError
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
-from tierstore.tiers.breaker import Breaker, NodeHealth, Rendezvous
+from tierstore.tiers.breaker import (
+    ENTRY_HEADER,
+    STALE_HEADER,
+    Breaker,
+    NodeHealth,
+    Rendezvous,
+    entry,
+    parse_hosts,
+    valid_prefix,
+)
 
 __all__ = ["MemcachedTier", "MemcachedTierConfig", "memcached_key"]
 
 log = logging.getLogger("tierstore.cache.memcached")
 R = TypeVar("R")
 
-_D, _L, _T = 0x44, 0x4C, 0x54
-_HEADER = 17
-_FILL_VERSION = b"D" + b"0" * 16
-_MAX_VERSION = (1 << 64) - 1
+_D, _S, _L, _T = 0x44, 0x53, 0x4C, 0x54  # b"D", b"S", b"L", b"T": see tiers/breaker.py
 MAX_KEY_BYTES = 250
 THIRTY_DAYS = 30 * 24 * 3600
 ITEM_OVERHEAD = 512
@@ -83,7 +89,7 @@ def exptime(seconds: float) -> int:
 
 _PARAMS = {
     "prefix", "timeout", "connect_timeout", "pool_size", "lease", "tombstone", "breaker_failures",
-    "breaker_cooldown", "max_value", "max_pending",
+    "breaker_cooldown", "max_value", "max_pending", "stale",
 }
 
 
@@ -94,7 +100,9 @@ class MemcachedTierConfig:
     Parameters: ``prefix`` (key namespace), ``timeout`` (deadline of one round trip), ``connect_timeout``,
     ``pool_size`` (connections per node), ``lease``/``tombstone`` (lifetimes, whole seconds, at least 2 s:
     memcached's clock ticks once a second), ``breaker_failures``/``breaker_cooldown``, ``max_value`` (the
-    servers' item size, ``-I``; 1 MiB by default), ``max_pending`` (invalidation backlog per node).
+    servers' item size, ``-I``; 1 MiB by default), ``max_pending`` (invalidation backlog per node), ``stale``
+    (serve an entry up to this long past its TTL while one reader refreshes it — never after an invalidation;
+    0, the default, is off).
     """
 
     hosts: tuple[tuple[str, int], ...] = (("127.0.0.1", 11211),)
@@ -108,11 +116,12 @@ class MemcachedTierConfig:
     breaker_cooldown: float = 1.0
     max_value: int = 1024 * 1024
     max_pending: int = 10_000
+    stale: float = 0.0
 
     def __post_init__(self) -> None:
-        from tierstore.tiers.redis import _valid_prefix  # same rule; redis.py is importable without a server
-
-        _valid_prefix(self.prefix)
+        if self.stale < 0:
+            raise ConfigError("MemcachedTierConfig.stale must be >= 0")
+        valid_prefix(self.prefix)
         if not self.hosts:
             raise ConfigError("MemcachedTierConfig needs at least one host")
         for name in ("timeout", "connect_timeout", "breaker_cooldown"):
@@ -129,8 +138,6 @@ class MemcachedTierConfig:
     @classmethod
     def from_url(cls, url: str) -> MemcachedTierConfig:
         from tierstore.config import parse_duration, parse_int, parse_size, query_params, redact_url
-        from tierstore.tiers.redis import _hosts
-
         scheme, _, rest = url.partition("://")
         if scheme.lower() != "memcached":
             raise ConfigError(f"not a memcached URL: {redact_url(url)!r}")
@@ -146,7 +153,7 @@ class MemcachedTierConfig:
             return parse_int(p[name], name) if name in p else default
 
         return cls(
-            hosts=_hosts(netloc, 11211),
+            hosts=parse_hosts(netloc, 11211),
             prefix=p.get("prefix", "tierstore"),
             timeout=dur("timeout", 0.1),
             connect_timeout=dur("connect_timeout", 0.2),
@@ -157,6 +164,7 @@ class MemcachedTierConfig:
             breaker_cooldown=dur("breaker_cooldown", 1.0),
             max_value=parse_size(p["max_value"], "max_value") if "max_value" in p else 1024 * 1024,
             max_pending=num("max_pending", 10_000),
+            stale=dur("stale", 0.0),
         )
 
     def build(self) -> MemcachedTier:
@@ -429,8 +437,10 @@ class MemcachedTier:
             return
         node.health.breaker.success()
         need: list[tuple[int, bytes, int | None]] = []  # (index, key, cas of a tombstone)
+        refresh: list[tuple[int, bytes]] = []  # (index, stale entry)
         seen: set[bytes] = set()
         hits = 0
+        now_ms = int(time.time() * 1000) if self.config.stale > 0 else 0
         for i, mk in zip(idx, mkeys, strict=True):
             got = found.get(mk)
             if got is None:
@@ -439,8 +449,16 @@ class MemcachedTier:
                 value, cas = got
                 t = value[0] if value else 0
                 if t == _D:
-                    out[i] = value[_HEADER:]
+                    out[i] = value[ENTRY_HEADER:]
                     hits += 1
+                    continue
+                if t == _S:
+                    if now_ms and int(value[17:29], 16) <= now_ms and mk not in seen:
+                        seen.add(mk)
+                        refresh.append((i, value))  # past its soft expiry: one reader refreshes it
+                    else:
+                        out[i] = value[STALE_HEADER:]
+                        hits += 1
                     continue
                 if t == _L:
                     out[i] = None
@@ -454,29 +472,46 @@ class MemcachedTier:
             seen.add(mk)
             need.append((i, mk, cas))
         self.stats.hits += hits
-        self.stats.misses += len(idx) - hits
-        if not need:
+        self.stats.misses += len(idx) - hits - len(refresh)
+        if not need and not refresh:
             return
         token = self._origin + b"%x" % next(self._tokens)
         markers = [b"L" + token + b":%d" % j for j in range(len(need))]
-        payload = b"".join(
+        parts = [
             _store(b"add", mk, m, self._lease_exp) if cas is None else _store(b"cas", mk, m, self._lease_exp, cas)
             for (_, mk, cas), m in zip(need, markers, strict=True)
-        )
+        ]
+        # A stale entry's refresh lock lives beside it: the reader that adds it refreshes; the others are
+        # served the stale value at once.
+        parts += [_store(b"add", self._key(node, keys[i] + "#r"), token, self._lease_exp) for i, _ in refresh]
         try:
-            replies = await node.call(payload, lambda r: _read_lines(r, len(need)))
+            replies = await node.call(b"".join(parts), lambda r: _read_lines(r, len(parts)))
         except Exception as exc:
             self._failed(node, exc)
+            for i, value in refresh:  # absent keys stay VOID misses; stale entries are still served
+                out[i] = value[STALE_HEADER:]
+            self.stats.hits += len(refresh)
             return
         self.stats.round_trips += 1
         leases = 0
-        for (i, _, _), m, reply in zip(need, markers, replies, strict=True):
+        for (i, _, _), m, reply in zip(need, markers, replies[: len(need)], strict=True):
             if reply == _STORED:
                 out[i] = Lease(m)
                 leases += 1
             else:
                 out[i] = None  # another reader won the lease (or filled): wait and re-read
         self._bump("leases", leases)
+        won = 0
+        for (i, value), reply in zip(refresh, replies[len(need) :], strict=True):
+            if reply == _STORED:
+                out[i] = Lease(b"R" + value[:STALE_HEADER] + token)
+                won += 1
+            else:
+                out[i] = value[STALE_HEADER:]
+        self.stats.hits += len(refresh) - won
+        self.stats.misses += won
+        self._bump("stale_hits", len(refresh) - won)
+        self._bump("refreshes", won)
 
     # -- fills and writes ----------------------------------------------------------------------------------
 
@@ -484,32 +519,42 @@ class MemcachedTier:
         live = [(k, v, lease.token) for k, v, lease in entries if isinstance(lease.token, bytes)]
         if not live or self._closed:
             return
-        exp = exptime(ttl)
+        exp = exptime(ttl + self.config.stale)
         keys = [e[0] for e in live]
-        await self._each(self._route(keys), lambda node, idx: self._fill_on(node, idx, live, exp))
+        await self._each(self._route(keys), lambda node, idx: self._fill_on(node, idx, live, ttl, exp))
 
-    async def _fill_on(self, node: _Node, idx: list[int], live: list[tuple[str, bytes, bytes]], exp: int) -> None:
+    async def _fill_on(
+        self, node: _Node, idx: list[int], live: list[tuple[str, bytes, bytes]], ttl: float, exp: int
+    ) -> None:
         if node.health.owes or not node.health.breaker.allow():
             self.stats.fills_dropped += len(idx)
             return
+        stale = self.config.stale
         try:
             mkeys, found = await self._gets(node, [live[i][0] for i in idx])
             parts: list[bytes] = []
-            planned: list[bool] = []  # per command: a real fill (True) or giving up an oversized lease
+            planned: list[bool] = []  # per command: a real fill (True), or giving a lease up / unlocking
             for i, mk in zip(idx, mkeys, strict=True):
-                _, value, token = live[i]
+                key, value, token = live[i]
                 got = found.get(mk)
-                if got is None or got[0] != token:
+                if token[:1] == b"R":
+                    # A refresh: only if the entry is still the one the refresher saw (no invalidation since).
+                    parts.append(b"delete " + self._key(node, key + "#r") + b"\r\n")
+                    planned.append(False)
+                    if got is None or got[0][:STALE_HEADER] != token[1 : 1 + STALE_HEADER]:
+                        self.stats.fills_dropped += bool(value)
+                        continue
+                elif got is None or got[0] != token:
                     self.stats.fills_dropped += 1
                     continue
-                if not value or len(value) + _HEADER > self._limit:
+                if not value or len(value) + STALE_HEADER > self._limit:
                     if value:
                         self._bump("oversized")  # not sent
                     # Give the lease up (nothing to cache): a short tombstone, which the next reader leases.
                     parts.append(_store(b"cas", mk, b"T", self._tomb_exp, got[1]))
                     planned.append(False)
                 else:
-                    parts.append(_store(b"cas", mk, _FILL_VERSION + value, exp, got[1]))
+                    parts.append(_store(b"cas", mk, entry(value, 0, ttl, stale), exp, got[1]))
                     planned.append(True)
             if not parts:
                 return
@@ -532,11 +577,13 @@ class MemcachedTier:
     async def set_many(self, entries: Sequence[tuple[str, bytes, int]], ttl: float) -> None:
         if not entries or self._closed:
             return
-        exp = exptime(ttl)
+        exp = exptime(ttl + self.config.stale)
         keys = [e[0] for e in entries]
-        await self._each(self._route(keys), lambda node, idx: self._set_on(node, idx, entries, exp))
+        await self._each(self._route(keys), lambda node, idx: self._set_on(node, idx, entries, ttl, exp))
 
-    async def _set_on(self, node: _Node, idx: list[int], entries: Sequence[tuple[str, bytes, int]], exp: int) -> None:
+    async def _set_on(
+        self, node: _Node, idx: list[int], entries: Sequence[tuple[str, bytes, int]], ttl: float, exp: int
+    ) -> None:
         keys = [entries[i][0] for i in idx]
         if not await self._usable(node):
             node.health.remember(keys)
@@ -552,21 +599,21 @@ class MemcachedTier:
                 sent: list[int] = []
                 for i, mk in zip(todo, mkeys, strict=True):
                     key, value, version = entries[i]
-                    if len(value) + _HEADER > self._limit:
+                    if len(value) + STALE_HEADER > self._limit:
                         self._bump("oversized")
                         failed.append(key)  # not cacheable: tombstone it so no older entry survives
                         continue
-                    stamp = b"D%016x" % min(max(int(version), 0), _MAX_VERSION)
+                    stored = entry(value, version, ttl, self.config.stale)
                     got = found.get(mk)
                     if got is None:
-                        parts.append(_store(b"add", mk, stamp + value, exp))
+                        parts.append(_store(b"add", mk, stored, exp))
                     else:
                         current, cas = got
                         t = current[0] if current else 0
-                        if t == _T or (t == _D and current[1:_HEADER] > stamp[1:]):
+                        if t == _T or (t in (_D, _S) and current[1:ENTRY_HEADER] > stored[1:ENTRY_HEADER]):
                             self.stats.fills_dropped += 1  # deleted a moment ago, or a newer version is in
                             continue
-                        parts.append(_store(b"cas", mk, stamp + value, exp, cas))
+                        parts.append(_store(b"cas", mk, stored, exp, cas))
                     sent.append(i)
                 if not parts:
                     todo = []

@@ -28,6 +28,7 @@ import itertools
 import logging
 import math
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,16 +44,22 @@ from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError,
 from tierstore.errors import ConfigError, TierError
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
-from tierstore.tiers.breaker import Breaker, NodeHealth, Rendezvous
+from tierstore.tiers.breaker import (
+    ENTRY_HEADER,
+    STALE_HEADER,
+    Breaker,
+    NodeHealth,
+    Rendezvous,
+    entry,
+    parse_hosts,
+    valid_prefix,
+)
 
 __all__ = ["RedisTier", "RedisTierConfig"]
 
 log = logging.getLogger("tierstore.cache.redis")
 
-_D, _L, _T = 0x44, 0x4C, 0x54  # b"D", b"L", b"T"
-_HEADER = 17  # b"D" + 16 hex digits of version
-_FILL_VERSION = b"D" + b"0" * 16
-_MAX_VERSION = (1 << 64) - 1
+_D, _S, _L, _T = 0x44, 0x53, 0x4C, 0x54  # b"D", b"S", b"L", b"T": see tiers/breaker.py
 VOID = Lease(None)
 """Miss that must not be filled (the node is down or owes invalidations): read the store, skip the fill."""
 
@@ -107,7 +114,7 @@ for i = 1, #KEYS do
   local new = ARGV[3 + i]
   local v = redis.call('GET', KEYS[i])
   local t = v and string.byte(v, 1)
-  if t ~= 84 and not (t == 68 and string.sub(v, 2, 17) > string.sub(new, 2, 17)) then
+  if t ~= 84 and not ((t == 68 or t == 83) and string.sub(v, 2, 17) > string.sub(new, 2, 17)) then
     redis.call('SET', KEYS[i], new, 'PX', ARGV[1])
     n = n + 1
   end
@@ -117,7 +124,28 @@ if ARGV[2] ~= '' then
 end
 return n
 """
-_SCRIPTS = {"lease": _LEASE, "fill": _FILL, "invalidate": _INVALIDATE, "set": _SET}
+# REFRESH (stale mode): KEYS = (entry, refresh lock) pairs; ARGV = ttl_ms, then per pair the header of the entry
+# the refresher saw and the new value (empty: the item is gone). Replaces the entry only if it is still the one
+# seen, so an invalidation (and any fill after it) always wins over a refresh that read the store before it.
+_REFRESH = """
+local n = 0
+for i = 1, #KEYS, 2 do
+  local j = (i + 1) / 2
+  local cur = redis.call('GET', KEYS[i])
+  if cur and string.sub(cur, 1, 37) == ARGV[2 * j] then
+    local v = ARGV[2 * j + 1]
+    if v == '' then
+      redis.call('DEL', KEYS[i])
+    else
+      redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
+      n = n + 1
+    end
+  end
+  redis.call('DEL', KEYS[i + 1])
+end
+return n
+"""
+_SCRIPTS = {"lease": _LEASE, "fill": _FILL, "invalidate": _INVALIDATE, "set": _SET, "refresh": _REFRESH}
 _SHA: dict[str, str] = {}
 
 
@@ -132,39 +160,8 @@ def _sha(name: str) -> str:
 
 _PARAMS = {
     "prefix", "timeout", "connect_timeout", "pool_size", "lease", "tombstone", "breaker_failures",
-    "breaker_cooldown", "max_value", "max_pending", "coherence", "ping", "tls_ca", "tls_verify",
+    "breaker_cooldown", "max_value", "max_pending", "coherence", "ping", "tls_ca", "tls_verify", "stale",
 }
-
-
-def _valid_prefix(prefix: str) -> str:
-    import re
-
-    if not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,64}", prefix):
-        raise ConfigError(f"cache prefix must be 1-64 characters of [A-Za-z0-9_.:-], got {prefix!r}")
-    return prefix
-
-
-def _hosts(netloc: str, default_port: int) -> tuple[tuple[str, int], ...]:
-    out: list[tuple[str, int]] = []
-    for part in netloc.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if part.startswith("["):
-            host, _, rest = part[1:].partition("]")
-            port_s = rest[1:] if rest.startswith(":") else ""
-        else:
-            host, _, port_s = part.rpartition(":") if ":" in part else (part, "", "")
-        try:
-            port = int(port_s) if port_s else default_port
-        except ValueError:
-            raise ConfigError(f"bad port in {part!r}") from None
-        if not host or not 0 < port < 65536:
-            raise ConfigError(f"bad host:port {part!r}")
-        out.append((host, port))
-    if not out:
-        raise ConfigError("the URL names no host")
-    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,7 +175,8 @@ class RedisTierConfig:
     (tombstone lifetime), ``breaker_failures``/``breaker_cooldown``, ``max_value`` (larger entries are not
     cached), ``max_pending`` (invalidation backlog per node before the node's namespace is cleared instead),
     ``coherence`` (publish invalidations for other processes' in-process tiers), ``ping`` (liveness probe of
-    the invalidation channel), ``tls_ca`` (CA bundle path), ``tls_verify``.
+    the invalidation channel), ``tls_ca`` (CA bundle path), ``tls_verify``, ``stale`` (serve an entry up to this
+    long past its TTL while one reader refreshes it — never after an invalidation; 0, the default, is off).
     """
 
     hosts: tuple[tuple[str, int], ...] = (("127.0.0.1", 6379),)
@@ -201,11 +199,14 @@ class RedisTierConfig:
     ping: float = 1.0
     tls_ca: str | None = None
     tls_verify: bool = True
+    stale: float = 0.0
 
     def __post_init__(self) -> None:
-        _valid_prefix(self.prefix)
+        valid_prefix(self.prefix)
         if not self.hosts:
             raise ConfigError("RedisTierConfig needs at least one host")
+        if self.stale < 0:
+            raise ConfigError("RedisTierConfig.stale must be >= 0")
         if self.cluster and self.db != 0:
             raise ConfigError("Redis Cluster has only database 0")
         for name in ("timeout", "connect_timeout", "lease", "tombstone", "breaker_cooldown", "ping"):
@@ -248,7 +249,7 @@ class RedisTierConfig:
             return parse_int(p[name], name) if name in p else default
 
         return cls(
-            hosts=_hosts(netloc, 6379),
+            hosts=parse_hosts(netloc, 6379),
             cluster=cluster,
             tls=scheme.startswith("rediss"),
             db=db,
@@ -268,6 +269,7 @@ class RedisTierConfig:
             ping=dur("ping", 1.0),
             tls_ca=p.get("tls_ca") or None,
             tls_verify=parse_bool(p["tls_verify"], "tls_verify") if "tls_verify" in p else True,
+            stale=dur("stale", 0.0),
         )
 
     def build(self) -> RedisTier:
@@ -410,6 +412,7 @@ class RedisTier:
         self._topology_lock = asyncio.Lock()
         self._closed = False
         self.publishes_invalidations = config.coherence
+        self._stale_mode = config.stale > 0
         self._listeners: set[asyncio.Task[Any]] = set()
         if not config.cluster:
             for host, port in config.hosts:
@@ -618,7 +621,9 @@ class RedisTier:
         node.health.breaker.success()
         self.stats.round_trips += 1
         need: dict[int, list[int]] = {}
+        refresh: list[tuple[int, bytes]] = []
         hits = 0
+        now_ms = int(time.time() * 1000) if self._stale_mode else 0
         for g, reply, slot in zip(groups, replies, by_slot, strict=True):
             if isinstance(reply, Exception):
                 self._reply_error(node, reply)
@@ -630,8 +635,14 @@ class RedisTier:
                     continue
                 t = v[0] if v else 0
                 if t == _D:
-                    out[i] = v[_HEADER:]
+                    out[i] = v[ENTRY_HEADER:]
                     hits += 1
+                elif t == _S:
+                    if now_ms and int(v[17:29], 16) <= now_ms:
+                        refresh.append((i, v))  # past its soft expiry: one reader refreshes it
+                    else:
+                        out[i] = v[STALE_HEADER:]
+                        hits += 1
                 elif t == _L:
                     out[i] = None  # another reader holds the lease
                 elif t == _T:
@@ -639,9 +650,44 @@ class RedisTier:
                 else:
                     out[i] = v  # foreign bytes: the caller counts them undecodable and invalidates them
         self.stats.hits += hits
-        self.stats.misses += sum(len(g) for g in groups) - hits
+        self.stats.misses += sum(len(g) for g in groups) - hits - len(refresh)
         if need:
             await self._lease(node, need, keys, out)
+        if refresh:
+            await self._refresh_lease(node, refresh, keys, out)
+
+    async def _refresh_lease(
+        self, node: _Node, refresh: list[tuple[int, bytes]], keys: Sequence[str], out: list[bytes | Lease | None]
+    ) -> None:
+        """Stale entries: one reader per key wins the refresh lock (its lease carries the entry's header);
+        the others are served the stale value at once, without waiting."""
+        token = f"{self._origin}{next(self._tokens):x}".encode()
+        prefix = self._prefix
+        parts = []
+        for i, _ in refresh:
+            side = prefix + keys[i].encode() + b"#r"
+            parts.append(_pack([("SET", side, token, "NX", "PX", self._lease_ms)]))
+        try:
+            replies = await node.call_packed(b"".join(parts), len(parts))
+            self.stats.round_trips += 1
+        except Exception as exc:
+            self._failed(node, exc)
+            replies = [None] * len(refresh)
+        won = 0
+        for (i, v), reply in zip(refresh, replies, strict=True):
+            if reply is not None and not isinstance(reply, Exception):
+                out[i] = Lease(b"R" + v[:STALE_HEADER] + token)
+                won += 1
+            else:
+                out[i] = v[STALE_HEADER:]
+        self.stats.hits += len(refresh) - won
+        self.stats.misses += won
+        self._bump("stale_hits", len(refresh) - won)
+        self._bump("refreshes", won)
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        if n:
+            self.stats.extra[name] = self.stats.extra.get(name, 0) + n
 
     async def _lease(
         self, node: _Node, need: dict[int, list[int]], keys: Sequence[str], out: list[bytes | Lease | None]
@@ -668,7 +714,9 @@ class RedisTier:
                     out[i] = Lease(v)
                     leases += 1
                 elif v[0] == _D:
-                    out[i] = v[_HEADER:]  # filled between our two round trips
+                    out[i] = v[ENTRY_HEADER:]  # filled between our two round trips
+                elif v[0] == _S:
+                    out[i] = v[STALE_HEADER:]
                 else:
                     out[i] = v
         self.stats.extra["leases"] = self.stats.extra.get("leases", 0) + leases
@@ -689,12 +737,15 @@ class RedisTier:
                 live.append((key, value, token))
         if not live or self._closed:
             return
-        ttl_ms = str(max(1, math.ceil(ttl * 1000)))
+        stale = self.config.stale
+        ttl_ms = str(max(1, math.ceil((ttl + stale) * 1000)))
+        stored = [entry(v, 0, ttl, stale) if v else b"" for _, v, _ in live]
         groups = await self._route([e[0] for e in live])
-        await self._each(groups, lambda node, by_slot: self._fill_on(node, by_slot, live, ttl_ms))
+        await self._each(groups, lambda node, by_slot: self._fill_on(node, by_slot, live, stored, ttl_ms))
 
     async def _fill_on(
-        self, node: _Node, by_slot: dict[int, list[int]], live: list[tuple[str, bytes, bytes]], ttl_ms: str
+        self, node: _Node, by_slot: dict[int, list[int]], live: list[tuple[str, bytes, bytes]],
+        stored: list[bytes], ttl_ms: str,
     ) -> None:
         count = sum(len(g) for g in by_slot.values())
         if node.health.owes or not node.health.breaker.allow():
@@ -702,23 +753,41 @@ class RedisTier:
             self.stats.fills_dropped += count
             return
         prefix = self._prefix
-        calls = []
+        fills: list[tuple[Any, ...]] = []
+        refreshes: list[tuple[Any, ...]] = []
+        groups: list[list[int]] = []
         for g in by_slot.values():
-            args: list[Any] = [len(g)]
-            args += [prefix + live[i][0].encode() for i in g]
-            args += [ttl_ms, self._tomb_ms]
-            for i in g:
-                _, value, token = live[i]
-                args.append(token)
-                args.append(_FILL_VERSION + value if value else b"")
-            calls.append(tuple(args))
+            plain = [i for i in g if live[i][2][:1] != b"R"]
+            fresh = [i for i in g if live[i][2][:1] == b"R"]
+            if plain:
+                args: list[Any] = [len(plain)]
+                args += [prefix + live[i][0].encode() for i in plain]
+                args += [ttl_ms, self._tomb_ms]
+                for i in plain:
+                    args.append(live[i][2])
+                    args.append(stored[i])
+                fills.append(tuple(args))
+                groups.append(plain)
+            if fresh:
+                args = [2 * len(fresh)]
+                for i in fresh:
+                    main = prefix + live[i][0].encode()
+                    args += [main, main + b"#r"]
+                args.append(ttl_ms)
+                for i in fresh:
+                    args.append(live[i][2][1 : 1 + STALE_HEADER])
+                    args.append(stored[i])
+                refreshes.append(tuple(args))
         try:
-            replies = await self._scripts(node, "fill", calls)
+            replies = await self._scripts(node, "fill", fills) if fills else []
+            if refreshes:
+                replies += await self._scripts(node, "refresh", refreshes)
         except Exception as exc:
             self._failed(node, exc)
             return
         node.health.breaker.success()
-        for g, reply in zip(by_slot.values(), replies, strict=True):
+        refresh_groups = [[i for i in g if live[i][2][:1] == b"R"] for g in by_slot.values()]
+        for g, reply in zip(groups + [g for g in refresh_groups if g], replies, strict=True):
             if isinstance(reply, Exception):
                 self._reply_error(node, reply)
                 continue
@@ -729,7 +798,8 @@ class RedisTier:
     async def set_many(self, entries: Sequence[tuple[str, bytes, int]], ttl: float) -> None:
         if not entries or self._closed:
             return
-        ttl_ms = str(max(1, math.ceil(ttl * 1000)))
+        stale = self.config.stale
+        ttl_ms = str(max(1, math.ceil((ttl + stale) * 1000)))
         keys = [e[0] for e in entries]
         max_value = self.config.max_value
         values: list[bytes | None] = []
@@ -738,8 +808,7 @@ class RedisTier:
                 self.stats.extra["oversized"] = self.stats.extra.get("oversized", 0) + 1
                 values.append(None)  # not cached: invalidate instead, so no older entry survives
             else:
-                v = min(max(int(version), 0), _MAX_VERSION)
-                values.append(b"D%016x" % v + value)
+                values.append(entry(value, version, ttl, stale))
         groups = await self._route(keys)
         await self._each(groups, lambda node, by_slot: self._set_on(node, by_slot, keys, values, ttl_ms))
 
