@@ -12,7 +12,7 @@ import pytest
 
 from tierstore.cli import main
 
-from conftest import PG_URL, require
+from conftest import DYNAMODB_URL, MYSQL_URL, PG_URL, REDIS_URL, require
 
 SERVER_VARS = (
     "TIERSTORE_PG_URL",
@@ -64,15 +64,18 @@ def test_quick_on_the_embedded_default_without_servers(
     doc, rows = _rows(out)
 
     systems = {"tierstore:memory", "tierstore:memory+memory", "raw:dict-decode", "raw:sqlite3", "raw:aiosqlite",
-               "raw:sqlalchemy-core-sqlite"}
+               "raw:sqlalchemy-core-sqlite", "raw:dict-join-batch", "raw:dict-join-n+1"}
     sql_store = importlib.util.find_spec("tierstore.stores.sql") is not None
     if sql_store:
-        systems |= {"tierstore:sqlite", "tierstore:sqlite+memory"}
+        systems |= {"tierstore:sqlite", "tierstore:sqlite+memory", "raw:sqlite3-join-batch", "raw:sqlite3-join-n+1",
+                    "raw:aiosqlite-join-batch", "raw:aiosqlite-join-n+1"}
     assert {s for _, s in rows} == systems
     for system in systems:
+        joins_only = "-join-" in system
         for scenario in ("get", "get_many_100", "put", "query_page"):
-            assert (scenario, system) in rows, (scenario, system)
-        assert (("get_concurrent_64", system) in rows) == (system != "raw:sqlite3")
+            assert ((scenario, system) in rows) != joins_only, (scenario, system)
+        assert (("join_100", system) in rows) == (joins_only or system.startswith("tierstore:"))
+        assert (("get_concurrent_64", system) in rows) == (system not in ("raw:sqlite3",) and not joins_only)
         cached = system.endswith("+memory")
         assert (("zipf_read", system) in rows) == cached
         assert (("herd_100", system) in rows) == cached
@@ -96,12 +99,24 @@ def test_quick_on_the_embedded_default_without_servers(
         assert get["floor"] == "raw:sqlalchemy-core-sqlite"
         assert set(get["ratios"]) == {"raw:sqlalchemy-core-sqlite", "raw:aiosqlite", "raw:sqlite3"}
 
+    # join_100: 1 query + 1 batch; the naive floor reads once per order
+    assert rows[("join_100", "tierstore:memory")]["round_trips_per_op"] == 2.0
+    assert rows[("join_100", "tierstore:memory")]["floor"] == "raw:dict-join-batch"
+    assert rows[("join_100", "raw:dict-join-n+1")]["round_trips_per_op"] == 101.0
+    if sql_store:
+        join = rows[("join_100", "tierstore:sqlite")]
+        assert join["round_trips_per_op"] == 2.0 and join["floor"] == "raw:sqlite3-join-batch"
+        assert set(join["ratios"]) == {"raw:sqlite3-join-batch", "raw:aiosqlite-join-batch",
+                                       "raw:sqlite3-join-n+1", "raw:aiosqlite-join-n+1"}
+
     skipped = {s["system"]: s["reason"] for s in doc["skipped"]}
     assert "tierstore:postgres" in skipped and "unreachable" in skipped["tierstore:postgres"]
+    assert "unreachable" in skipped["tierstore:dynamodb+dax-style"]
     assert not any(s.startswith("raw:") for s in skipped)  # floors of skipped systems are not even tried
     assert "skipped tierstore:postgres" in printed.err
     checks = {c["check"] for c in doc["checks"]}
-    assert {"l1_entry_bytes", "zipf_policy", "page_memory", "l1_hit_get_us"} <= checks
+    assert {"l1_entry_bytes", "zipf_policy", "page_memory", "l1_hit_get_us", "join_vs_hand_batch",
+            "join_round_trips"} <= checks
     assert "get" in printed.out and "Targets and checks:" in printed.out
     assert not list(tmp_path.glob("*.db")), "the run must not leave database files behind"
 
@@ -126,3 +141,70 @@ def test_selected_systems_bring_their_floors(tmp_path: Path, capsys: pytest.Capt
         assert set(row["ratios"]) == {"raw:sqlalchemy-core-postgres", "raw:asyncpg"}
         assert rows[(scenario, "raw:asyncpg")]["round_trips_per_op"] == 1.0
     assert doc["meta"]["items"] == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.mysql
+def test_join_100_rows_on_postgres_and_mariadb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require(PG_URL, "postgres")
+    require(MYSQL_URL, "mysql")
+    if importlib.util.find_spec("tierstore.stores.sql") is None:
+        pytest.skip("the SQL store has not landed")
+    out = tmp_path / "join.json"
+    status = main([
+        "bench", "--systems", "tierstore:postgres,tierstore:mariadb", "--scenarios", "join_100",
+        "--duration", "0.05", "--rounds", "1", "--partitions", "2", "--no-checks", "--json", str(out),
+    ])
+    assert status == 0, capsys.readouterr().err
+    doc, rows = _rows(out)
+    for store, client in (("postgres", "asyncpg"), ("mariadb", "aiomysql")):
+        row = rows[("join_100", f"tierstore:{store}")]
+        assert row["round_trips_per_op"] == 2.0, store  # 1 query + 1 batch of the 90 distinct customers
+        assert row["floor"] == f"raw:{client}-join-batch"
+        assert set(row["ratios"]) == {f"raw:{client}-join-batch", f"raw:{client}-join-n+1"}
+        assert rows[("join_100", f"raw:{client}-join-batch")]["round_trips_per_op"] == 2.0
+        assert rows[("join_100", f"raw:{client}-join-n+1")]["round_trips_per_op"] == 101.0
+        # the naive loop is far slower than either batched join
+        assert row["ratios"][f"raw:{client}-join-n+1"] < 1
+    assert not doc["skipped"]
+
+
+@pytest.mark.dynamodb
+@pytest.mark.redis
+def test_dax_style_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    require(DYNAMODB_URL, "dynamodb")
+    require(REDIS_URL, "redis")
+    out = tmp_path / "dax.json"
+    status = main([
+        "bench", "--systems", "tierstore:dynamodb+dax-style", "--scenarios", "get,get_many_100,query_page,join_100",
+        "--duration", "0.1", "--rounds", "1", "--partitions", "2", "--no-checks", "--json", str(out),
+    ])
+    assert status == 0, capsys.readouterr().err
+    _, rows = _rows(out)
+    dax = "tierstore:dynamodb+dax-style"
+    assert {s for _, s in rows} == {dax, "raw:aioboto3", "raw:dict-decode", "raw:aioboto3-join-batch",
+                                    "raw:aioboto3-join-n+1"}
+    for scenario in ("get", "get_many_100", "query_page"):
+        row = rows[(scenario, dax)]
+        assert row["floor"] == "raw:aioboto3" and row["ratio_vs_floor"] < 1, scenario
+        assert row["store_round_trips_per_op"] == 0.0, scenario  # answered by the item or the query cache
+    assert rows[("query_page", dax)]["query_cache_hit_ratio"] == 1.0
+    assert rows[("join_100", dax)]["floor"] == "raw:aioboto3-join-batch"
+    assert rows[("join_100", "raw:aioboto3-join-batch")]["round_trips_per_op"] == 2.0
+
+
+@pytest.mark.dynamodb
+def test_dax_style_is_skipped_without_redis(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    require(DYNAMODB_URL, "dynamodb")
+    port = _closed_port()
+    monkeypatch.setenv("TIERSTORE_REDIS_URL", f"redis://127.0.0.1:{port}/0")
+    out = tmp_path / "nodax.json"
+    status = main([
+        "bench", "--systems", "tierstore:dynamodb+dax-style", "--scenarios", "get", "--duration", "0.02",
+        "--partitions", "1", "--no-checks", "--no-progress", "--json", str(out),
+    ])
+    err = capsys.readouterr().err
+    assert status == 1  # nothing could run
+    assert f"skipped tierstore:dynamodb+dax-style: 127.0.0.1:{port} is unreachable" in err

@@ -15,14 +15,25 @@ import pytest
 
 import tierstore
 from tierstore.bench import harness, report
-from tierstore.bench.data import BenchItem, Dataset, LruReference, lru_hit_ratio, zipf_sequence
+from tierstore.bench.data import (
+    JOIN_PAGE,
+    ORDER_FIELDS,
+    BenchItem,
+    BenchOrder,
+    Dataset,
+    LruReference,
+    lru_hit_ratio,
+    zipf_sequence,
+)
 from tierstore.bench.harness import (
     GET,
     GET_MANY,
+    JOIN,
     Cell,
     Driver,
     GetFn,
     GetManyFn,
+    JoinFn,
     Registry,
     RunContext,
     Scenario,
@@ -34,11 +45,16 @@ from tierstore.bench.harness import (
     summarize,
     unavailable,
 )
-from tierstore.bench.scenarios import Get, GetConcurrent64, Herd100
-from tierstore.bench.systems import builtin_systems, server_urls
+from tierstore.bench.raw_cache import DictJoinDriver
+from tierstore.bench.raw_join import JoinFloor
+from tierstore.bench.raw_sql import AiosqliteJoinDriver, Sqlite3JoinDriver
+from tierstore.bench.scenarios import Get, GetConcurrent64, Herd100, check_join, join_pairs
+from tierstore.bench.systems import DAX_STYLE, JOIN_FLOORS, TierstoreDriver, builtin_systems, server_urls
 from tierstore.cli import main
 
-DESIGN_SCENARIOS = {"get", "get_many_100", "put", "query_page", "get_concurrent_64", "zipf_read", "herd_100"}
+DESIGN_SCENARIOS = {
+    "get", "get_many_100", "put", "query_page", "get_concurrent_64", "join_100", "zipf_read", "herd_100",
+}
 BRIEF_SYSTEMS = {
     "tierstore:memory",
     "tierstore:memory+memory",
@@ -63,6 +79,19 @@ BRIEF_SYSTEMS = {
     "raw:aioboto3",
     "peer:aiocache",
     "peer:cashews",
+    "tierstore:dynamodb+dax-style",
+    "raw:dict-join-batch",
+    "raw:dict-join-n+1",
+    "raw:sqlite3-join-batch",
+    "raw:sqlite3-join-n+1",
+    "raw:aiosqlite-join-batch",
+    "raw:aiosqlite-join-n+1",
+    "raw:asyncpg-join-batch",
+    "raw:asyncpg-join-n+1",
+    "raw:aiomysql-join-batch",
+    "raw:aiomysql-join-n+1",
+    "raw:aioboto3-join-batch",
+    "raw:aioboto3-join-n+1",
 }
 
 
@@ -94,6 +123,9 @@ def test_summarize_row() -> None:
     assert row["cpu_us_per_op"] == 2.0
     herd = summarize(cell, Herd100())  # counts store reads only
     assert herd["round_trips_per_op"] == 0.5
+    assert "query_cache_hit_ratio" not in row
+    cell.counters.update(query_cache_hits=3, query_cache_misses=1)
+    assert summarize(cell, Get())["query_cache_hit_ratio"] == 0.75
 
 
 def test_summarize_without_samples_has_no_nan() -> None:
@@ -171,6 +203,36 @@ def test_bench_item_is_about_200_bytes() -> None:
     assert len(BenchItem.__struct_fields__) == 10
 
 
+def test_orders_for_join_100() -> None:
+    data = Dataset(partitions=20)
+    assert data.order_partitions == 2 and Dataset(partitions=100).order_partitions == 8
+    assert Dataset(partitions=1000).order_partitions == 8 and Dataset(partitions=3).order_partitions == 2
+    assert len(data.orders) == 2 * JOIN_PAGE == 200
+    keys = set(data.keys)
+    for pk in data.order_partition_keys:
+        orders = [o for o in data.orders if o.pk == pk]
+        assert [o.sk for o in orders] == sorted(o.sk for o in orders) and len(orders) == JOIN_PAGE
+        customers = [(o.customer_pk, o.customer_sk) for o in orders]
+        assert set(customers) <= keys
+        assert len(set(customers)) == data.join_distinct == 90  # some customers ordered twice
+        assert len({c[0] for c in customers}) > 10  # spread over many item partitions
+    assert [o.customer_sk for o in data.orders] == [o.customer_sk for o in Dataset(partitions=20).orders]
+    assert Dataset(partitions=20).items == data.items  # the orders drew from their own random stream
+    # joined customers stay warm in the in-process tier; Zipf reads still evict
+    assert len(set(data.cached_keys) | set(data.join_customers)) < data.l1_capacity < len(data.items)
+    assert Dataset(partitions=2, order_partitions=0).orders == []
+    with pytest.raises(ValueError):
+        Dataset(partitions=2, join_distinct=101)
+
+
+def test_bench_order_refers_to_an_item() -> None:
+    schema = tierstore.schema_of(BenchOrder)
+    assert schema.key_fields == ("pk", "sk")
+    assert BenchOrder.customer.target is BenchItem
+    assert BenchOrder.customer.fields == ("customer_pk", "customer_sk")
+    assert BenchOrder.__struct_fields__ == ORDER_FIELDS
+
+
 def test_zipf_sequence_is_skewed_and_deterministic() -> None:
     seq = zipf_sequence(1000, 20_000, 1.0, seed=3)
     assert seq == zipf_sequence(1000, 20_000, 1.0, seed=3)
@@ -230,6 +292,63 @@ def test_floors_follow_the_nearest_tier_for_cached_scenarios() -> None:
     assert "raw:sqlite3" in sqlite.all_floors()
 
 
+def test_join_floors_are_the_stores_hand_written_joins() -> None:
+    reg = Registry.default({})
+    join = reg.scenarios["join_100"]
+    assert not join.cached  # tiered systems are compared with the store's hand-written join too
+    assert reg.systems["tierstore:postgres"].floors_for(join) == ("raw:asyncpg-join-batch", "raw:asyncpg-join-n+1")
+    assert reg.systems["tierstore:postgres+memory+redis"].floors_for(join)[0] == "raw:asyncpg-join-batch"
+    assert reg.systems["tierstore:sqlite"].floors_for(join) == (
+        "raw:sqlite3-join-batch", "raw:aiosqlite-join-batch", "raw:sqlite3-join-n+1", "raw:aiosqlite-join-n+1",
+    )
+    assert reg.systems["tierstore:memory"].floors_for(join) == ("raw:dict-join-batch", "raw:dict-join-n+1")
+    assert reg.systems["tierstore:mariadb"].floors_for(join)[0] == "raw:aiomysql-join-batch"
+    assert reg.systems["tierstore:dynamodb"].floors_for(join)[0] == "raw:aioboto3-join-batch"
+    for floors in JOIN_FLOORS.values():
+        assert all(f in reg.systems for f in floors)
+    # join floors do nothing but join; the plain floors do not join
+    ctx = _ctx_for_specs()
+    for name in ("raw:dict-join-batch", "raw:sqlite3-join-n+1"):
+        assert reg.systems[name].make(ctx).caps == frozenset({JOIN})
+    assert JOIN not in reg.systems["raw:dict-decode"].make(ctx).caps
+
+
+def test_dax_style_system() -> None:
+    env = {
+        "TIERSTORE_DYNAMODB_URL": "dynamodb://eu-west-1?endpoint_url=http://ddb:8000",
+        "TIERSTORE_REDIS_URL": "redis://cache:6379/2",
+    }
+    reg = Registry.default(env)
+    spec = reg.systems[DAX_STYLE]
+    assert spec.servers == (env["TIERSTORE_DYNAMODB_URL"], env["TIERSTORE_REDIS_URL"])
+    sc = reg.scenarios
+    for name in ("get", "get_many_100", "query_page", "put"):
+        assert spec.floors_for(sc[name])[0] == "raw:aioboto3"
+    assert spec.floors_for(sc["get"]) == ("raw:aioboto3", "raw:dict-decode")
+    assert spec.floors_for(sc["join_100"])[0] == "raw:aioboto3-join-batch"
+    driver = spec.make(_ctx_for_specs())
+    assert {GET, GET_MANY, JOIN, harness.QUERY, harness.L1, harness.CACHE} <= driver.caps
+    assert isinstance(driver, TierstoreDriver)
+    # its own tables and its own Redis namespace
+    assert "table_prefix=dynamodb.dax-style." in driver.store_url
+    assert driver.tier_urls[1].startswith("redis://cache:6379/2?prefix=tsbench")
+    assert driver.tier_urls[1].endswith(".dynamodb.dax-style")
+
+
+def test_each_system_has_its_own_cache_namespace_and_dynamodb_tables() -> None:
+    reg = Registry.default({})
+    ctx = _ctx_for_specs()
+    seen: dict[str, str] = {}
+    for name in ("tierstore:postgres+redis", "tierstore:dynamodb+redis", "tierstore:postgres+memory+redis"):
+        driver = reg.systems[name].make(ctx)
+        assert isinstance(driver, TierstoreDriver)
+        redis_url = driver.tier_urls[-1]
+        assert redis_url not in seen, (name, seen.get(redis_url))
+        seen[redis_url] = name
+    dyn = reg.systems["tierstore:dynamodb+memory"].make(ctx)
+    assert isinstance(dyn, TierstoreDriver) and dyn.store_url.endswith("table_prefix=dynamodb.memory.")
+
+
 def test_server_urls_from_env_with_defaults() -> None:
     urls = server_urls({"TIERSTORE_PG_URL": "postgresql+asyncpg://u@db:5433/x"})
     assert urls["postgres"] == "postgresql+asyncpg://u@db:5433/x"
@@ -247,7 +366,7 @@ def test_select() -> None:
     quick, _ = select(reg, Settings(quick=True))
     assert {s.name for s in quick} < {s.name for s in systems}
     assert "tierstore:sqlite+memory" in {s.name for s in quick}
-    picked, only = select(reg, Settings(systems=("raw:sqlite*", "peer:cashews"), scenarios=("get", "put")))
+    picked, only = select(reg, Settings(systems=("raw:sqlite?", "peer:cashews"), scenarios=("get", "put")))
     assert [s.name for s in picked] == ["raw:sqlite3", "peer:cashews"]
     assert [s.name for s in only] == ["get", "put"]
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -270,6 +389,11 @@ def test_endpoints() -> None:
 
 def _ctx(tmp_path: Any, **kw: Any) -> RunContext:
     return RunContext(settings=Settings(**kw), data=Dataset(partitions=2), env={}, workdir=str(tmp_path))
+
+
+def _ctx_for_specs() -> RunContext:
+    """A context for building drivers that are never opened (nothing is written to the work dir)."""
+    return RunContext(settings=Settings(), data=Dataset(partitions=2), env={}, workdir="/nonexistent-tsbench")
 
 
 def _closed_port() -> int:
@@ -427,6 +551,109 @@ async def test_run_rows_ratios_and_skips(tmp_path: Any) -> None:
     assert "tierstore:fake" in text and "Skipped:" in text and "refused by fake" in text
 
 
+# -- join_100 ------------------------------------------------------------------------------------------
+
+
+def _expected_orders(data: Dataset, pk: str) -> list[BenchOrder]:
+    return [o for o in data.orders if o.pk == pk]
+
+
+@pytest.mark.parametrize("mode", ["batch", "n+1"])
+@pytest.mark.parametrize("client", ["dict", "sqlite3", "aiosqlite"])
+async def test_join_floors_do_the_same_work(tmp_path: Any, client: str, mode: str) -> None:
+    data = Dataset(partitions=3)
+    driver: JoinFloor
+    if client == "dict":
+        driver = DictJoinDriver(mode)
+    elif client == "sqlite3":
+        driver = Sqlite3JoinDriver(str(tmp_path / "j.db"), mode)
+    else:
+        driver = AiosqliteJoinDriver(str(tmp_path / "j.db"), mode)
+    await driver.open(data)
+    try:
+        join = driver.joiner()
+        for pk in data.order_partition_keys:
+            before = driver.counters()["store"]
+            pairs = join_pairs(await join(pk, JOIN_PAGE))
+            check_join(pairs, _expected_orders(data, pk), data)
+            # batch: the page query + one read of the 90 distinct customers; n+1: + one read per order
+            assert driver.counters()["store"] - before == (2 if mode == "batch" else 1 + JOIN_PAGE)
+        assert join_pairs(await join("o9999", JOIN_PAGE)) == []  # no orders: no customer read
+    finally:
+        await driver.aclose()
+
+
+def test_join_floor_modes() -> None:
+    with pytest.raises(ValueError, match="join mode"):
+        DictJoinDriver("n+2")
+    assert DictJoinDriver("n+1").tag == "nplus1"
+
+
+async def test_tierstore_join_is_one_query_and_one_batch() -> None:
+    data = Dataset(partitions=3)
+    driver = TierstoreDriver("memory://", [])
+    await driver.open(data)
+    try:
+        join = driver.joiner()
+        pk = data.order_partition_keys[1]
+        before = driver.counters()["store"]
+        page = await join(pk, JOIN_PAGE)
+        assert driver.counters()["store"] - before == 2
+        check_join(join_pairs(page), _expected_orders(data, pk), data)
+        assert all(o.customer is not None for o in page.items)
+    finally:
+        await driver.aclose()
+
+
+def test_check_join_catches_wrong_results() -> None:
+    data = Dataset(partitions=2)
+    orders = _expected_orders(data, data.order_partition_keys[0])
+    right = [(o, data.item((o.customer_pk, o.customer_sk))) for o in orders]
+    check_join(right, orders, data)
+    with pytest.raises(AssertionError, match="expected"):
+        check_join(right[:-1], orders, data)  # an order missing
+    with pytest.raises(AssertionError, match="customer"):
+        check_join([*right[:-1], (orders[-1], None)], orders, data)  # a customer not attached
+    wrong = data.items[0] if data.items[0] != right[0][1] else data.items[1]
+    with pytest.raises(AssertionError, match="customer"):
+        check_join([(orders[0], wrong), *right[1:]], orders, data)  # somebody else's customer
+
+
+class _WrongJoinDriver(Driver):
+    caps = frozenset({JOIN})
+
+    def joiner(self) -> JoinFn:
+        async def join(pk: str, limit: int) -> list[Any]:
+            return []
+
+        return join
+
+
+async def test_join_100_on_the_embedded_systems(tmp_path: Any) -> None:
+    reg = Registry.default({})
+    reg.add_system(SystemSpec(name="raw:wrong-join", make=lambda ctx: _WrongJoinDriver()))
+    settings = Settings(
+        systems=("tierstore:memory", "tierstore:memory+memory", "raw:wrong-join"), scenarios=("join_100",),
+        duration=0.04, rounds=1, partitions=3, checks=False, progress=False,
+    )
+    rep = await harness.run(settings, reg, env={})
+    rows = {r["system"]: r for r in rep.rows}
+    assert set(rows) == {"tierstore:memory", "tierstore:memory+memory", "raw:dict-join-batch", "raw:dict-join-n+1"}
+    assert rows["tierstore:memory"]["round_trips_per_op"] == 2.0
+    assert rows["tierstore:memory+memory"]["round_trips_per_op"] == 1.0  # the page query; customers from L1
+    assert rows["raw:dict-join-batch"]["round_trips_per_op"] == 2.0
+    assert rows["raw:dict-join-n+1"]["round_trips_per_op"] == 101.0
+    assert rows["tierstore:memory"]["floor"] == "raw:dict-join-batch"
+    assert set(rows["tierstore:memory"]["ratios"]) == {"raw:dict-join-batch", "raw:dict-join-n+1"}
+    reasons = {(s["system"], s.get("scenario")): s["reason"] for s in rep.skipped}
+    assert reasons[("raw:wrong-join", "join_100")].startswith("AssertionError: join returned orders []")
+    checks = {(c["check"], c["system"]): c for c in report.targets_from_rows(rep.rows)}
+    vs = checks[("join_vs_hand_batch", "tierstore:memory")]
+    assert vs["value"] == rows["tierstore:memory"]["ratio_vs_floor"] and "raw:dict-join-batch" in vs["detail"]
+    assert checks[("join_round_trips", "tierstore:memory")]["ok"] is True
+    assert ("join_vs_hand_batch", "tierstore:memory+memory") not in checks  # cache-off rows only
+
+
 def test_ratio_uses_throughput_for_concurrent_scenarios() -> None:
     sys_row = {"p50_us": 100.0, "ops_per_s": 4000.0}
     floor = {"p50_us": 50.0, "ops_per_s": 1000.0}
@@ -470,6 +697,26 @@ def test_targets_for_later_backends() -> None:
     assert checks["redis_concurrent_vs_raw"]["ok"] is True
     assert checks["herd_store_reads"]["ok"] is False
     assert checks["dynamodb_get_cpu_vs_aioboto3"]["value"] == pytest.approx(1 / 6, abs=1e-3)
+
+
+def test_targets_for_joins_and_the_dax_style_system() -> None:
+    rows = [
+        {"scenario": "join_100", "system": "tierstore:postgres", "p50_us": 130.0, "round_trips_per_op": 2.0},
+        {"scenario": "join_100", "system": "raw:asyncpg-join-batch", "p50_us": 100.0},
+        {"scenario": "join_100", "system": "tierstore:sqlite", "p50_us": 140.0, "round_trips_per_op": 3.0},
+        {"scenario": "join_100", "system": "raw:sqlite3-join-batch", "p50_us": 100.0},
+        {"scenario": "join_100", "system": "raw:aiosqlite-join-batch", "p50_us": 400.0},
+        {"scenario": "query_page", "system": DAX_STYLE, "p50_us": 20.0, "store_round_trips_per_op": 0.0},
+        {"scenario": "query_page", "system": "tierstore:dynamodb", "p50_us": 900.0, "store_round_trips_per_op": 1.0},
+    ]
+    checks = {(c["check"], c["system"]): c for c in report.targets_from_rows(rows)}
+    assert checks[("join_vs_hand_batch", "tierstore:postgres")]["value"] == 1.3
+    assert checks[("join_vs_hand_batch", "tierstore:postgres")]["ok"] is True
+    sqlite = checks[("join_vs_hand_batch", "tierstore:sqlite")]  # against sqlite3, the store's own driver
+    assert sqlite["value"] == 1.4 and sqlite["ok"] is False
+    assert checks[("join_round_trips", "tierstore:sqlite")]["ok"] is False
+    assert checks[("dax_style_query_cache_hits", DAX_STYLE)]["ok"] is True
+    assert ("dax_style_query_cache_hits", "tierstore:dynamodb") not in checks
 
 
 def test_progress_bar_draws_only_when_enabled() -> None:

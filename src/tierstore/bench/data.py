@@ -2,7 +2,8 @@
 
 ``BenchItem`` is a 10-field Struct of about 200 bytes encoded, like the reference measurements in
 ``baseline-costs.md``. Every system — tierstore or raw floor — loads the same items and answers the same
-keys, so rows of one scenario can be compared as ratios.
+keys, so rows of one scenario can be compared as ratios. ``BenchOrder`` is the second entity, for
+``join_100``: its ``customer`` relation is a ``Ref`` to a ``BenchItem`` (the items play the customers).
 """
 
 from __future__ import annotations
@@ -16,12 +17,15 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tierstore.model.entity import Entity
+from tierstore.model.entity import Entity, Ref
 from tierstore.model.keys import PartitionKey, SortKey
 
 __all__ = [
     "FIELDS",
+    "JOIN_PAGE",
+    "ORDER_FIELDS",
     "BenchItem",
+    "BenchOrder",
     "Dataset",
     "LruReference",
     "lru_hit_ratio",
@@ -46,6 +50,26 @@ class BenchItem(Entity, table="tsbench_items"):
 
 FIELDS: tuple[str, ...] = BenchItem.__struct_fields__
 """Column order of the raw floors' tables: the Struct's field order, so ``BenchItem(*row)`` works."""
+
+
+class BenchOrder(Entity, table="tsbench_orders"):
+    """An order of ``join_100``: ``customer`` is the ``BenchItem`` keyed by (``customer_pk``, ``customer_sk``)."""
+
+    pk: PartitionKey[str]
+    sk: SortKey[str]
+    customer_pk: str
+    customer_sk: str
+    total_cents: int
+    status: str
+    created_at: int
+    customer = Ref(BenchItem, "customer_pk", "customer_sk")
+
+
+ORDER_FIELDS: tuple[str, ...] = BenchOrder.__struct_fields__
+"""Column order of the raw floors' order tables (``BenchOrder(*row)``)."""
+
+JOIN_PAGE = 100
+"""Orders per order partition, and the page ``join_100`` reads."""
 
 _STATUSES = ("new", "active", "paid", "shipped", "closed")
 
@@ -72,6 +96,11 @@ class Dataset:
     ``partitions`` × ``per_partition`` items (partition ``p0000``…, sort keys ``s0000``…), plus the keys the
     scenarios use: a few hot keys (``get``), 100 keys spread over all partitions (``get_many_100``), a warm set
     of 128 (``get_concurrent_64``), a write partition for ``put`` and a Zipf key sequence (``zipf_read``).
+
+    ``orders``: ``order_partitions`` partitions (``o0000``…) of :data:`JOIN_PAGE` orders each, for
+    ``join_100`` (default: one per 10 item partitions, 2 to 8). The orders of one partition name
+    ``join_distinct`` distinct customers (random items), some of them twice, so a join de-duplicates before it
+    reads and a naive loop reads 100 times.
     """
 
     partitions: int = 20
@@ -80,12 +109,15 @@ class Dataset:
     zipf_s: float = 1.0
     zipf_length: int = 200_000
     l1_fraction: float = 0.1
+    order_partitions: int | None = None
+    join_distinct: int = 90
     items: list[BenchItem] = field(default_factory=list)
     hot: list[tuple[str, str]] = field(default_factory=list)
     many: list[tuple[str, str]] = field(default_factory=list)
     warm: list[tuple[str, str]] = field(default_factory=list)
     writes: list[BenchItem] = field(default_factory=list)
     zipf: list[int] = field(default_factory=list)
+    orders: list[BenchOrder] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.per_partition < 1:
@@ -103,6 +135,31 @@ class Dataset:
         self.warm = [keys[(i * 104_729 + 13) % n] for i in range(min(128, n))]
         self.writes = [make_item(rng, "pw", self.sk(s), n + s) for s in range(100)]
         self.zipf = zipf_sequence(n, self.zipf_length, self.zipf_s, self.seed + 1)
+        self.orders = self._make_orders(random.Random(self.seed + 2), keys)
+
+    def _make_orders(self, rng: random.Random, keys: list[tuple[str, str]]) -> list[BenchOrder]:
+        if self.order_partitions is None:
+            self.order_partitions = max(2, min(8, self.partitions // 10))
+        if self.order_partitions < 0 or not 1 <= self.join_distinct <= JOIN_PAGE:
+            raise ValueError(f"order_partitions must be >= 0 and join_distinct within 1..{JOIN_PAGE}")
+        distinct = min(self.join_distinct, len(keys))
+        orders: list[BenchOrder] = []
+        for p in range(self.order_partitions):
+            customers = rng.sample(keys, distinct)
+            customers += [rng.choice(customers) for _ in range(JOIN_PAGE - distinct)]
+            rng.shuffle(customers)
+            for s, (cpk, csk) in enumerate(customers):
+                n = p * JOIN_PAGE + s
+                orders.append(BenchOrder(
+                    pk=self.order_pk(p),
+                    sk=self.sk(s),
+                    customer_pk=cpk,
+                    customer_sk=csk,
+                    total_cents=rng.randrange(100, 1_000_000),
+                    status=_STATUSES[n % len(_STATUSES)],
+                    created_at=1_767_225_600_000 + n * 997,
+                ))
+        return orders
 
     @staticmethod
     def pk(p: int) -> str:
@@ -111,6 +168,19 @@ class Dataset:
     @staticmethod
     def sk(s: int) -> str:
         return f"s{s:04d}"
+
+    @staticmethod
+    def order_pk(p: int) -> str:
+        return f"o{p:04d}"
+
+    @property
+    def order_partition_keys(self) -> list[str]:
+        return [self.order_pk(p) for p in range(self.order_partitions or 0)]
+
+    @property
+    def join_customers(self) -> list[tuple[str, str]]:
+        """The distinct customers the orders name (what ``join_100`` reads through the tiers)."""
+        return list(dict.fromkeys((o.customer_pk, o.customer_sk) for o in self.orders))
 
     @property
     def keys(self) -> list[tuple[str, str]]:
@@ -127,8 +197,10 @@ class Dataset:
 
     @property
     def l1_capacity(self) -> int:
-        """Entries the in-process tier may hold: a fraction of the key space, so Zipf reads must evict."""
-        return max(len(self.cached_keys) + 16, int(len(self.items) * self.l1_fraction))
+        """Entries the in-process tier may hold: a fraction of the key space, so Zipf reads must evict, but
+        at least what the cached scenarios and ``join_100`` read, so those stay warm."""
+        warm = len(set(self.cached_keys).union(self.join_customers))
+        return max(warm + 16, int(len(self.items) * self.l1_fraction))
 
     def item(self, key: tuple[str, str]) -> BenchItem:
         p, s = int(key[0][1:]), int(key[1][1:])

@@ -35,6 +35,7 @@ __all__ = [
     "CONCURRENT",
     "GET",
     "GET_MANY",
+    "JOIN",
     "L1",
     "PUT",
     "QUERY",
@@ -60,12 +61,14 @@ QUERY = "query"
 CONCURRENT = "concurrent"  # get() may be awaited by many tasks at once
 L1 = "l1"  # an in-process tier whose hits and misses are counted (l1_hits / l1_misses)
 CACHE = "cache"  # any cache tier in front of the store (invalidate() works)
+JOIN = "join"  # a page of orders joined to their customers (BenchOrder.customer)
 
 Op = Callable[[int], Awaitable[Any]]
 GetFn = Callable[[str, str], Awaitable[BenchItem | None]]
 GetManyFn = Callable[[Sequence[tuple[str, str]]], Awaitable[Sequence[BenchItem | None]]]
 PutFn = Callable[[BenchItem], Awaitable[Any]]
 PageFn = Callable[[str, int], Awaitable[Any]]
+JoinFn = Callable[[str, int], Awaitable[Any]]
 
 # Ops faster than this are timed in batches (one sample = the mean of a batch): the clock would dominate.
 BATCH_TARGET_NS = 20_000
@@ -80,7 +83,7 @@ class Driver:
     (``repo.get`` itself, not a wrapper), so the harness measures the system and not an extra frame.
     ``counters()`` returns cumulative counters; the harness takes differences around the timed part. Known
     names: ``store`` (round trips to the store of record), ``tier`` (round trips to remote cache tiers),
-    ``l1_hits`` and ``l1_misses``.
+    ``l1_hits`` and ``l1_misses``, ``query_cache_hits`` and ``query_cache_misses``.
     """
 
     caps: frozenset[str] = frozenset()
@@ -113,6 +116,12 @@ class Driver:
     def pager(self) -> PageFn:
         """``pager()(partition, limit)``: the first page of one partition, ordered by sort key."""
         raise self._unsupported("query")
+
+    def joiner(self) -> JoinFn:
+        """``joiner()(order_partition, limit)``: the first page of one order partition with every order's
+        customer; the result is a tierstore ``Page`` whose items have ``customer`` loaded, or a list of
+        ``(order, customer)`` pairs (see :func:`tierstore.bench.scenarios.join_pairs`)."""
+        raise self._unsupported("join")
 
     async def clear_cache(self) -> None:
         """Empty the cache tiers (``zipf_read`` starts cold, like its LRU reference)."""
@@ -320,6 +329,9 @@ def summarize(cell: Cell, scenario: Scenario) -> dict[str, Any]:
     for name in ("store", "tier"):
         if name in cell.counters:
             row[f"{name}_round_trips_per_op"] = round(cell.counters[name] / ops, 3)
+    looked_up = cell.counters.get("query_cache_hits", 0) + cell.counters.get("query_cache_misses", 0)
+    if looked_up:
+        row["query_cache_hit_ratio"] = round(cell.counters["query_cache_hits"] / looked_up, 4)
     row.update(cell.extras)
     return row
 

@@ -4,6 +4,8 @@ The raw floors keep the msgspec msgpack payload of each item (no envelope) and d
 work a hand-written cache read can do. They hold only the keys cached scenarios read (hot, get_many and warm
 sets). Peers are used as their users would: aiocache's RedisCache with its default JSON serializer (items
 stored as builtins, converted back with ``msgspec.convert``), cashews with its defaults (pickle).
+``DictJoinDriver`` is the ``join_100`` floor of the memory store: encoded orders per partition and encoded
+customers by key, decoded on read.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from tierstore.bench.data import BenchItem, Dataset
+from tierstore.bench.data import BenchItem, BenchOrder, Dataset
 from tierstore.bench.harness import (
     CONCURRENT,
     GET,
@@ -29,11 +31,13 @@ from tierstore.bench.harness import (
     PageFn,
     PutFn,
 )
+from tierstore.bench.raw_join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 
-__all__ = ["AiocacheDriver", "AiomcacheDriver", "CashewsDriver", "DictDecodeDriver", "RedisDriver"]
+__all__ = ["AiocacheDriver", "AiomcacheDriver", "CashewsDriver", "DictDecodeDriver", "DictJoinDriver", "RedisDriver"]
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BenchItem)
+_order_decoder = msgspec.msgpack.Decoder(BenchOrder)
 
 
 class DictDecodeDriver(Driver):
@@ -88,6 +92,55 @@ class DictDecodeDriver(Driver):
             return [decode(raw) for raw in parts.get(pk, ())[:limit]]
 
         return page
+
+
+class DictJoinDriver(JoinFloor):
+    """``raw:dict-join-*``: the floor of ``join_100`` on the memory store — dicts of msgpack payloads."""
+
+    def __init__(self, mode: str) -> None:
+        super().__init__(mode)
+        self._customers: dict[Key, bytes] = {}
+        self._orders: dict[str, list[bytes]] = {}
+
+    async def open(self, data: Dataset) -> None:
+        encode = _encoder.encode
+        self._customers = {(i.pk, i.sk): encode(i) for i in data.items}
+        for order in data.orders:  # generated in sort-key order
+            self._orders.setdefault(order.pk, []).append(encode(order))
+
+    def orders_page(self) -> OrdersPage:
+        parts, decode = self._orders, _order_decoder.decode
+
+        async def page(pk: str, limit: int) -> list[BenchOrder]:
+            self.trips += 1
+            return [decode(raw) for raw in parts.get(pk, ())[:limit]]
+
+        return page
+
+    def customer_getter(self) -> CustomerGet:
+        customers, decode = self._customers, _decoder.decode
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            raw = customers.get((pk, sk))
+            return None if raw is None else decode(raw)
+
+        return get
+
+    def customers_getter(self) -> CustomersGet:
+        customers, decode = self._customers, _decoder.decode
+
+        async def get_many(keys: Sequence[Key]) -> dict[Key, BenchItem]:
+            self.trips += 1
+            get = customers.get
+            out: dict[Key, BenchItem] = {}
+            for k in keys:
+                raw = get(k)
+                if raw is not None:
+                    out[k] = decode(raw)
+            return out
+
+        return get_many
 
 
 class RedisDriver(Driver):

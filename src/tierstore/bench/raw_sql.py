@@ -4,6 +4,10 @@ Each floor owns its own table (``tsbench_raw_<driver>``) with one typed column p
 careful hand-written data layer would: held connection, autocommit, prepared or cached statements, one
 statement per operation, rows turned into ``BenchItem`` positionally. ``concurrent_getter`` uses a pool.
 SQLite floors run in WAL mode with ``synchronous=FULL``, as tierstore's SQLite store does by default.
+
+The ``*JoinDriver`` classes are the ``join_100`` floors (see :mod:`tierstore.bench.raw_join`): a customers table
+(the items) and an orders table of their own, the page query, and the customers read by primary key — one
+statement for the distinct keys (``-join-batch``) or one per order (``-join-n+1``).
 """
 
 # SQL text here is assembled from the benchmark entity's constant field and table names only; every value is
@@ -21,14 +25,26 @@ from urllib.parse import unquote, urlsplit
 
 import msgspec
 
-from tierstore.bench.data import FIELDS, BenchItem, Dataset
+from tierstore.bench.data import FIELDS, ORDER_FIELDS, BenchItem, BenchOrder, Dataset
 from tierstore.bench.harness import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+from tierstore.bench.raw_join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 
-__all__ = ["AiomysqlDriver", "AiosqliteDriver", "AsyncpgDriver", "CoreDriver", "Sqlite3Driver"]
+__all__ = [
+    "AiomysqlDriver",
+    "AiomysqlJoinDriver",
+    "AiosqliteDriver",
+    "AiosqliteJoinDriver",
+    "AsyncpgDriver",
+    "AsyncpgJoinDriver",
+    "CoreDriver",
+    "Sqlite3Driver",
+    "Sqlite3JoinDriver",
+]
 
 POOL_SIZE = 8
 LOAD_CHUNK = 500
 _COLS = ", ".join(FIELDS)
+_ORDER_COLS = ", ".join(ORDER_FIELDS)
 _VALUE_FIELDS = [f for f in FIELDS if f not in ("pk", "sk")]
 _astuple = msgspec.structs.astuple
 _asdict = msgspec.structs.asdict
@@ -45,12 +61,23 @@ _SQL_TYPES = {
     "created_at": ("BIGINT", "BIGINT", "INTEGER"),
     "note": ("VARCHAR(128)", "VARCHAR(128)", "TEXT"),
 }
+_ORDER_SQL_TYPES = {
+    "pk": _SQL_TYPES["pk"],
+    "sk": _SQL_TYPES["sk"],
+    "customer_pk": ("VARCHAR(32) NOT NULL", "VARCHAR(32) NOT NULL", "TEXT NOT NULL"),
+    "customer_sk": ("VARCHAR(32) NOT NULL", "VARCHAR(32) NOT NULL", "TEXT NOT NULL"),
+    "total_cents": ("BIGINT", "BIGINT", "INTEGER"),
+    "status": ("VARCHAR(16)", "VARCHAR(16)", "TEXT"),
+    "created_at": ("BIGINT", "BIGINT", "INTEGER"),
+}
 _DIALECT_COLUMN = {"postgres": 0, "mariadb": 1, "sqlite": 2}
 
 
-def create_table_sql(dialect: str, table: str) -> str:
+def create_table_sql(dialect: str, table: str, *, orders: bool = False) -> str:
+    """The items table (or, with ``orders``, the orders table) with one typed column per field."""
     col = _DIALECT_COLUMN[dialect]
-    cols = ", ".join(f"{f} {_SQL_TYPES[f][col]}" for f in FIELDS)
+    fields, types = (ORDER_FIELDS, _ORDER_SQL_TYPES) if orders else (FIELDS, _SQL_TYPES)
+    cols = ", ".join(f"{f} {types[f][col]}" for f in fields)
     return f"CREATE TABLE {table} ({cols}, PRIMARY KEY (pk, sk))"
 
 
@@ -617,3 +644,263 @@ class AiosqliteDriver(Driver):
             return [BenchItem(*r) for r in await fetchall(sql, (pk, limit))]
 
         return page
+
+
+# -- join_100 floors -------------------------------------------------------------------------------------
+
+
+class AsyncpgJoinDriver(JoinFloor):
+    """``raw:asyncpg-join-*``: asyncpg on a held connection; the batch is one ``unnest()`` statement."""
+
+    def __init__(self, url: str, mode: str) -> None:
+        super().__init__(mode)
+        _, rest = url.split("://", 1)
+        self.dsn = "postgresql://" + rest
+        self.customers = f"tsbench_raw_asyncpg_{self.tag}_customers"
+        self.orders = f"tsbench_raw_asyncpg_{self.tag}_orders"
+        self._conn: Any = None
+
+    async def open(self, data: Dataset) -> None:
+        import asyncpg
+
+        self._conn = conn = await asyncpg.connect(self.dsn)
+        for table, rows, orders in ((self.customers, data.items, False), (self.orders, data.orders, True)):
+            fields = ORDER_FIELDS if orders else FIELDS
+            await conn.execute(f"DROP TABLE IF EXISTS {table}")
+            await conn.execute(create_table_sql("postgres", table, orders=orders))
+            marks = ", ".join(f"${i + 1}" for i in range(len(fields)))
+            await conn.executemany(
+                f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({marks})", [_astuple(r) for r in rows]
+            )
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+
+    def orders_page(self) -> OrdersPage:
+        fetch = self._conn.fetch
+        sql = f"SELECT {_ORDER_COLS} FROM {self.orders} WHERE pk = $1 ORDER BY sk LIMIT $2"
+
+        async def page(pk: str, limit: int) -> list[BenchOrder]:
+            self.trips += 1
+            return [BenchOrder(*r) for r in await fetch(sql, pk, limit)]
+
+        return page
+
+    def customer_getter(self) -> CustomerGet:
+        fetchrow = self._conn.fetchrow
+        sql = f"SELECT {_COLS} FROM {self.customers} WHERE pk = $1 AND sk = $2"
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = await fetchrow(sql, pk, sk)
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def customers_getter(self) -> CustomersGet:
+        fetch = self._conn.fetch
+        sql = (
+            f"SELECT {_COLS} FROM {self.customers} "
+            "WHERE (pk, sk) IN (SELECT * FROM unnest($1::text[], $2::text[]))"
+        )
+
+        async def get_many(keys: Sequence[Key]) -> dict[Key, BenchItem]:
+            self.trips += 1
+            rows = await fetch(sql, [k[0] for k in keys], [k[1] for k in keys])
+            return {(r[0], r[1]): BenchItem(*r) for r in rows}
+
+        return get_many
+
+
+class AiomysqlJoinDriver(JoinFloor):
+    """``raw:aiomysql-join-*``: aiomysql on a held autocommit connection; the batch is a row-value IN list."""
+
+    def __init__(self, url: str, mode: str) -> None:
+        super().__init__(mode)
+        self.params = _mysql_params(url)
+        self.customers = f"tsbench_raw_aiomysql_{self.tag}_customers"
+        self.orders = f"tsbench_raw_aiomysql_{self.tag}_orders"
+        self._conn: Any = None
+        self._cur: Any = None
+        self._many_sql: dict[int, str] = {}
+
+    async def open(self, data: Dataset) -> None:
+        import aiomysql
+
+        self._conn = await aiomysql.connect(**self.params, autocommit=True)
+        self._cur = cur = await self._conn.cursor()
+        for table, rows, orders in ((self.customers, data.items, False), (self.orders, data.orders, True)):
+            fields = ORDER_FIELDS if orders else FIELDS
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Unknown table" from DROP TABLE IF EXISTS on a first run
+                await cur.execute(f"DROP TABLE IF EXISTS {table}")
+            await cur.execute(create_table_sql("mariadb", table, orders=orders))
+            sql = f"INSERT INTO {table} ({', '.join(fields)}) VALUES ({', '.join(['%s'] * len(fields))})"
+            for chunk in _chunks(rows):
+                await cur.executemany(sql, [_astuple(r) for r in chunk])
+
+    async def aclose(self) -> None:
+        if self._cur is not None:
+            with contextlib.suppress(Exception):
+                await self._cur.close()
+        if self._conn is not None:
+            self._conn.close()
+
+    def orders_page(self) -> OrdersPage:
+        cur = self._cur
+        sql = f"SELECT {_ORDER_COLS} FROM {self.orders} WHERE pk = %s ORDER BY sk LIMIT %s"
+
+        async def page(pk: str, limit: int) -> list[BenchOrder]:
+            self.trips += 1
+            await cur.execute(sql, (pk, limit))
+            return [BenchOrder(*r) for r in await cur.fetchall()]
+
+        return page
+
+    def customer_getter(self) -> CustomerGet:
+        cur = self._cur
+        sql = f"SELECT {_COLS} FROM {self.customers} WHERE pk = %s AND sk = %s"
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            await cur.execute(sql, (pk, sk))
+            row = await cur.fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def customers_getter(self) -> CustomersGet:
+        cur, cache, table = self._cur, self._many_sql, self.customers
+
+        async def get_many(keys: Sequence[Key]) -> dict[Key, BenchItem]:
+            self.trips += 1
+            sql = cache.get(len(keys))
+            if sql is None:
+                rows = ", ".join(["(%s, %s)"] * len(keys))
+                sql = cache[len(keys)] = f"SELECT {_COLS} FROM {table} WHERE (pk, sk) IN ({rows})"
+            await cur.execute(sql, [v for k in keys for v in k])
+            return {(r[0], r[1]): BenchItem(*r) for r in await cur.fetchall()}
+
+        return get_many
+
+
+class _SqliteJoinSql:
+    customers = _SqliteSql.table
+    orders = "tsbench_raw_orders"
+    sql_get = _SqliteSql.sql_get
+    sql_page = f"SELECT {_ORDER_COLS} FROM {orders} WHERE pk = ? ORDER BY sk LIMIT ?"
+    sql_insert = f"INSERT INTO {orders} ({_ORDER_COLS}) VALUES ({', '.join(['?'] * len(ORDER_FIELDS))})"
+
+
+def _load_sqlite_join(path: str, data: Dataset) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        _load_sqlite(conn, data)
+        conn.execute(f"DROP TABLE IF EXISTS {_SqliteJoinSql.orders}")
+        conn.execute(create_table_sql("sqlite", _SqliteJoinSql.orders, orders=True))
+        conn.execute("BEGIN")
+        conn.executemany(_SqliteJoinSql.sql_insert, [_astuple(o) for o in data.orders])
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+class Sqlite3JoinDriver(JoinFloor):
+    """``raw:sqlite3-join-*``: blocking stdlib sqlite3 (the driver tierstore's SQLite store runs on);
+    the batch joins a VALUES list on the primary key."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        super().__init__(mode)
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self, data: Dataset) -> None:
+        _load_sqlite_join(self.path, data)
+        self._conn = sqlite3.connect(self.path, isolation_level=None)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+
+    def orders_page(self) -> OrdersPage:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteJoinSql.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchOrder]:
+            self.trips += 1
+            return [BenchOrder(*r) for r in execute(sql, (pk, limit))]
+
+        return page
+
+    def customer_getter(self) -> CustomerGet:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteJoinSql.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            row = execute(sql, (pk, sk)).fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return get
+
+    def customers_getter(self) -> CustomersGet:
+        assert self._conn is not None
+        execute, sql_many = self._conn.execute, _SqliteSql.sql_many
+
+        async def get_many(keys: Sequence[Key]) -> dict[Key, BenchItem]:
+            self.trips += 1
+            rows = execute(sql_many(len(keys)), [v for k in keys for v in k])
+            return {(r[0], r[1]): BenchItem(*r) for r in rows}
+
+        return get_many
+
+
+class AiosqliteJoinDriver(JoinFloor):
+    """``raw:aiosqlite-join-*``: aiosqlite ``execute_fetchall`` on one connection (a thread hop per statement)."""
+
+    def __init__(self, path: str, mode: str) -> None:
+        super().__init__(mode)
+        self.path = path
+        self._db: Any = None
+
+    async def open(self, data: Dataset) -> None:
+        import aiosqlite
+
+        _load_sqlite_join(self.path, data)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+
+    async def aclose(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(Exception):
+                await self._db.close()
+
+    def orders_page(self) -> OrdersPage:
+        fetchall, sql = self._db.execute_fetchall, _SqliteJoinSql.sql_page
+
+        async def page(pk: str, limit: int) -> list[BenchOrder]:
+            self.trips += 1
+            return [BenchOrder(*r) for r in await fetchall(sql, (pk, limit))]
+
+        return page
+
+    def customer_getter(self) -> CustomerGet:
+        fetchall, sql = self._db.execute_fetchall, _SqliteJoinSql.sql_get
+
+        async def get(pk: str, sk: str) -> BenchItem | None:
+            self.trips += 1
+            rows = await fetchall(sql, (pk, sk))
+            return BenchItem(*rows[0]) if rows else None
+
+        return get
+
+    def customers_getter(self) -> CustomersGet:
+        fetchall, sql_many = self._db.execute_fetchall, _SqliteSql.sql_many
+
+        async def get_many(keys: Sequence[Key]) -> dict[Key, BenchItem]:
+            self.trips += 1
+            rows = await fetchall(sql_many(len(keys)), [v for k in keys for v in k])
+            return {(r[0], r[1]): BenchItem(*r) for r in rows}
+
+        return get_many

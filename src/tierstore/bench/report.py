@@ -76,7 +76,8 @@ class Target:
 
     ``applies(store, tiers)`` picks the tierstore rows of ``scenario``; ``against(store)`` names the row it is
     compared with (``None``: the row's own ``metric`` value). ``metric``: ``ratio`` (time per op, as in the
-    table), ``cpu_ratio``, ``p50_us`` or ``round_trips_per_op``. The target holds when value ``<= limit``.
+    table), ``cpu_ratio``, or a key of the row itself (``p50_us``, ``round_trips_per_op``,
+    ``store_round_trips_per_op``). The target holds when value ``<= limit``.
     """
 
     check: str
@@ -135,7 +136,27 @@ TARGETS: tuple[Target, ...] = (
         "dynamodb_concurrent_vs_aioboto3", "get_concurrent_64", lambda s, t: not t and s == "dynamodb", 0.2,
         "<= 0.2 (>= 5x the throughput)", against=lambda s: "raw:aioboto3",
     ),
+    Target(
+        "dax_style_query_cache_hits", "query_page", lambda s, t: t == ("dax-style",), 0.01,
+        "~0 store reads per query (query cache hits)", metric="store_round_trips_per_op",
+    ),
+    # issue 5
+    Target(
+        "join_vs_hand_batch", "join_100", lambda s, t: not t, 1.3, "<= 1.3 x hand-written batch code",
+        against=lambda s: _join_batch_floor(s),
+    ),
+    Target(
+        "join_round_trips", "join_100", lambda s, t: not t, 2.0, "2 (1 query + 1 batch, one shard)",
+        metric="round_trips_per_op",
+    ),
 )
+
+
+def _join_batch_floor(store: str) -> str:
+    from tierstore.bench.systems import JOIN_FLOORS
+
+    floors = JOIN_FLOORS.get(store)
+    return floors[0] if floors else f"raw:{store}-join-batch"
 
 
 def targets_from_rows(rows: Sequence[dict[str, Any]], targets: Sequence[Target] = TARGETS) -> list[dict[str, Any]]:

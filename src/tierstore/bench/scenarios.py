@@ -1,20 +1,21 @@
 """The built-in scenarios (DESIGN §10 names). Each does the same work on every system that can run it.
 
-A new workload is a :class:`~tierstore.bench.harness.Scenario` subclass added to :func:`builtin_scenarios`;
-``join_100`` arrives with the joins module and needs a ``join`` driver capability.
+A new workload is a :class:`~tierstore.bench.harness.Scenario` subclass added to :func:`builtin_scenarios`.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
-from tierstore.bench.data import Dataset, lru_hit_ratio
+from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset, lru_hit_ratio
 from tierstore.bench.harness import (
     CACHE,
     CONCURRENT,
     GET,
     GET_MANY,
+    JOIN,
     L1,
     PUT,
     QUERY,
@@ -30,10 +31,13 @@ __all__ = [
     "GetConcurrent64",
     "GetMany100",
     "Herd100",
+    "Join100",
     "Put",
     "QueryPage",
     "ZipfRead",
     "builtin_scenarios",
+    "check_join",
+    "join_pairs",
 ]
 
 PAGE_SIZE = 50
@@ -161,6 +165,60 @@ class Herd100(Scenario):
         return herd
 
 
+def join_pairs(result: Any) -> list[tuple[BenchOrder, BenchItem | None]]:
+    """``(order, customer)`` pairs of a join result: a tierstore ``Page`` of orders with ``customer`` loaded,
+    or the pairs a hand-written floor returns."""
+    items = getattr(result, "items", None)
+    if items is not None:
+        return [(o, o.customer) for o in items]
+    return list(result)
+
+
+class Join100(Scenario):
+    """A page of 100 orders of one partition joined to their customers (``Ref``), order partitions in turn.
+
+    tierstore: ``repo.query(p, limit=100).join(BenchOrder.customer)``. Floors: the same query, then either one
+    batched read of the distinct customers (``-join-batch``) or one read per order (``-join-n+1``). Before
+    timing, the first and the last partition's joins are checked against the data set on every system.
+    """
+
+    name = "join_100"
+    needs = frozenset({JOIN})
+    description = f"query page of {JOIN_PAGE} orders + their customers (Ref), order partitions in turn"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        join = driver.joiner()
+        data = ctx.data
+        expected: dict[str, list[BenchOrder]] = {}
+        for order in data.orders:
+            expected.setdefault(order.pk, []).append(order)
+        pks = data.order_partition_keys
+        for pk in dict.fromkeys(pks[:1] + pks[-1:]):
+            check_join(join_pairs(await join(pk, JOIN_PAGE)), expected[pk], data)
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        join = driver.joiner()
+        pks = data.order_partition_keys
+        if not pks:
+            raise ValueError("the data set has no order partitions")
+        n = len(pks)
+        return lambda i: join(pks[i % n], JOIN_PAGE)
+
+
+def check_join(
+    pairs: Sequence[tuple[BenchOrder, BenchItem | None]], orders: Sequence[BenchOrder], data: Dataset
+) -> None:
+    """Raise ``AssertionError`` unless ``pairs`` are ``orders`` in order, each with its own customer."""
+    got = [(o.pk, o.sk) for o, _ in pairs]
+    want = [(o.pk, o.sk) for o in orders]
+    if got != want:
+        raise AssertionError(f"join returned orders {got[:3]}… of {len(got)}, expected {want[:3]}… of {len(want)}")
+    for order, customer in pairs:
+        key = (order.customer_pk, order.customer_sk)
+        if customer is None or customer != data.item(key):
+            raise AssertionError(f"order {order.pk}/{order.sk}: customer {key} is {customer!r}")
+
+
 def builtin_scenarios() -> list[Scenario]:
     """Every built-in scenario, in the order they run and appear in the table."""
-    return [Get(), GetMany100(), GetConcurrent64(), Put(), QueryPage(), ZipfRead(), Herd100()]
+    return [Get(), GetMany100(), GetConcurrent64(), Put(), QueryPage(), Join100(), ZipfRead(), Herd100()]
