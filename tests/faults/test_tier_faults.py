@@ -458,3 +458,74 @@ async def test_memcached_backlog_overflow_moves_to_a_new_generation(memcached_pr
         got = await repo.get_many(keys)
         assert [g.name if g else None for g in got] == ["new"] * 16
         assert _stats(db)["extra"]["namespace_clears"] >= 1  # type: ignore[index]
+
+
+# -- the breaker and the backlog on their own (no server) -------------------------------------------------------
+
+
+def test_breaker_states() -> None:
+    from tierstore.tiers.breaker import Breaker
+
+    seen: list[str] = []
+    b = Breaker(failures=3, cooldown=0.05, name="n1", on_change=lambda br: seen.append(br.state))
+    assert b.allow() and b.state == "closed"
+    b.failure()
+    b.failure()
+    b.success()  # failures must be consecutive
+    b.failure()
+    b.failure()
+    assert b.state == "closed"
+    b.failure()
+    assert b.state == "open" and b.opens == 1
+    assert not b.allow() and b.rejected == 1  # refused without I/O
+    time.sleep(0.06)
+    assert b.allow() and b.state == "half_open"  # the probe
+    assert not b.allow()  # one probe at a time
+    b.failure()
+    assert b.state == "open" and b.opens == 2
+    time.sleep(0.06)
+    assert b.allow()
+    b.success()
+    assert b.state == "closed" and b.allow()
+    assert seen == ["open", "half_open", "open", "half_open", "closed"]
+    b.trip()
+    assert b.state == "open"
+
+
+def test_backlog_is_bounded_and_a_clear_under_way_cannot_lose_keys() -> None:
+    from tierstore.tiers.breaker import Breaker, NodeHealth
+
+    h = NodeHealth("n1", Breaker(), max_pending=3)
+    h.remember(["a", "b"])
+    keys, ticket = h.backlog()
+    assert keys == ["a", "b"] and ticket is None and h.owes
+    h.remember(["c"])
+    h.replayed(keys)
+    assert h.pending == {"c"}
+    h.remember(["d", "e", "f"])  # past max_pending: clear the node instead
+    assert h.overflow and not h.pending
+    keys, ticket = h.backlog()
+    assert ticket is not None
+    h.remember(["g"])  # failed while the clear ran: that clear may have missed it
+    h.replayed(keys, ticket)
+    assert h.overflow  # so another clear is owed
+    keys, ticket = h.backlog()
+    h.replayed(keys, ticket)
+    assert not h.owes
+
+
+def test_rendezvous_is_stable_and_moves_about_one_nth() -> None:
+    from tierstore.tiers.breaker import Rendezvous, partition_tag
+
+    assert partition_tag("{orders:c1}:o1") == "orders:c1" and partition_tag("plain") == "plain"
+    three = Rendezvous(["a:1", "b:1", "c:1"])
+    four = Rendezvous(["a:1", "b:1", "c:1", "d:1"])
+    keys = [f"{{t:p{i}}}:x" for i in range(3000)]
+    placed = [three.index(k) for k in keys]
+    assert placed == [Rendezvous(["a:1", "b:1", "c:1"]).index(k) for k in keys]  # stable across instances
+    assert all(three.index(f"{{t:p{i}}}:other") == placed[i] for i in range(3000))  # per partition
+    counts = [placed.count(j) for j in range(3)]
+    assert min(counts) > 800  # spread
+    moved = sum(1 for k, p in zip(keys, placed, strict=True) if four.index(k) != p)
+    assert 0.15 < moved / len(keys) < 0.35  # about 1/4 moves to the new node, nothing else moves
+    assert all(four.index(k) in (p, 3) for k, p in zip(keys, placed, strict=True))

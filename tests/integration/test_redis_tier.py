@@ -526,3 +526,26 @@ async def test_no_coherence_channel_when_disabled() -> None:
         await repo.put(Customer("k", "v"))
         await repo.get("k")
         assert isinstance(db.cache.tiers[0], MemoryTier) and len(db.cache.tiers[0]) == 1
+
+
+@pytest.mark.redis_cluster
+async def test_cluster_moved_slots_refresh_the_topology_and_lose_no_invalidation() -> None:
+    tier = await _tier(REDIS_CLUSTER_URL)
+    try:
+        k = "{orders:moved}:1"
+        (lease,) = await tier.get_many([k])
+        assert isinstance(lease, Lease)
+        await tier.fill_many([(k, b"v1", lease)], 60)
+        slot = key_slot(f"{tier.config.prefix}:{k}".encode())
+        right = tier._slots[slot]
+        wrong = next(n for n in set(tier._slots) if n is not None and n is not right)
+        tier._slots[slot] = wrong  # as if the slot had moved since the topology was read
+
+        await tier.invalidate_many([k])  # MOVED: kept for replay, the topology marked stale
+        assert tier.stats.errors >= 1 and wrong.health.owes
+        (after,) = await tier.get_many([k])  # topology refreshed, backlog moved to the owner and replayed
+        assert after != b"v1"
+        assert tier._slots[slot] is right
+        assert tier.stats.invalidations_replayed == 1 and not right.health.owes and not wrong.health.owes
+    finally:
+        await tier.aclose()

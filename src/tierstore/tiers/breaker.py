@@ -149,6 +149,12 @@ class NodeHealth:
             self.overflow = True
             self._overflows += 1
 
+    def require_clear(self) -> None:
+        """The node's namespace must be cleared before it is trusted (e.g. slots moved in with stale keys)."""
+        self.pending.clear()
+        self.overflow = True
+        self._overflows += 1
+
     def backlog(self) -> tuple[list[str], int | None]:
         """What to replay now: the keys, and (if the namespace must be cleared) a ticket for :meth:`replayed`."""
         return sorted(self.pending), (self._overflows if self.overflow else None)

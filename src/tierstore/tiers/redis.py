@@ -495,8 +495,26 @@ class RedisTier:
                 self._slots = slots
                 self._topology_stale = False
                 self.stats.round_trips += 1
+                self._rehome_backlogs()
                 return
             raise TierError(f"no Redis Cluster node answered CLUSTER SLOTS: {last!r}", backend=self.name)
+
+    def _rehome_backlogs(self) -> None:
+        """After a topology change, move each owed invalidation to the node that now owns its key, so it is
+        replayed before that node is read; a pending namespace clear applies to every node (slots may have
+        carried stale keys anywhere)."""
+        nodes = list(self._nodes.values())
+        if any(n.health.overflow for n in nodes):
+            for n in nodes:
+                n.health.require_clear()
+            return
+        prefix = self._prefix
+        for node in nodes:
+            for k in list(node.health.pending):
+                owner = self._slots[key_slot(prefix + k.encode())]
+                if owner is not None and owner is not node:
+                    node.health.pending.discard(k)
+                    owner.health.remember([k])
 
     def _full(self, key: str) -> bytes:
         return self._prefix + key.encode()
