@@ -264,8 +264,8 @@ async def test_redis_through_proxy(redis_proxy: FaultProxy, fault: str, l1: bool
         out = await run_with_fault(db, lambda: _apply(redis_proxy, fault), lambda: _heal(redis_proxy))
         assert_clean(out)
         stats = _stats(db)
-        assert stats["errors"], stats
-        if fault in ("blackhole", "refuse", "slow"):
+        if fault in ("blackhole", "refuse", "slow"):  # a cut may meet no request in flight: then nothing fails
+            assert stats["errors"], stats
             assert stats["extra"]["breaker_opens"] >= 1, stats  # type: ignore[index]
             assert stats["invalidations_replayed"], stats
         assert stats["extra"]["breakers"] == {f"127.0.0.1:{redis_proxy.port}": "closed"}  # type: ignore[index]
@@ -283,8 +283,8 @@ async def test_memcached_through_proxy(memcached_proxies: list[FaultProxy], faul
         out = await run_with_fault(db, lambda: _apply(victim, fault), lambda: _heal(victim))
         assert_clean(out)
         stats = _stats(db)
-        assert stats["errors"], stats
-        if fault in ("blackhole", "refuse", "slow"):
+        if fault in ("blackhole", "refuse", "slow"):  # a cut may meet no request in flight: then nothing fails
+            assert stats["errors"], stats
             assert stats["extra"]["breaker_opens"] >= 1, stats  # type: ignore[index]
         assert set(stats["extra"]["breakers"].values()) == {"closed"}  # type: ignore[index]
 

@@ -212,13 +212,14 @@ def _store(cmd: bytes, key: bytes, value: bytes, exp: int, cas: int | None = Non
 class _Node:
     """One memcached server: a pool of connections (aiomcache's), one deadline per round trip."""
 
-    __slots__ = ("addr", "closed", "gen", "gen_key", "health", "pool", "timeout")
+    __slots__ = ("addr", "closed", "connect_timeout", "gen", "gen_key", "health", "pool", "timeout")
 
     def __init__(self, host: str, port: int, config: MemcachedTierConfig, health: NodeHealth) -> None:
         self.addr = f"{host}:{port}"
         self.pool = MemcachePool(host, port, minsize=1, maxsize=config.pool_size)
         self.health = health
         self.timeout = config.timeout
+        self.connect_timeout = config.connect_timeout
         self.gen: bytes | None = None
         self.gen_key = config.prefix.encode() + b":gen"
         self.closed = False
@@ -236,8 +237,11 @@ class _Node:
         the answer to the next request."""
         if self.closed:
             raise TierError("the memcached tier is closed", backend="memcached")
-        async with asyncio.timeout(self.timeout):
+        # ``connect_timeout`` + ``timeout`` to get a connection (the pool may have to open one), then
+        # ``timeout`` for the exchange.
+        async with asyncio.timeout(self.connect_timeout + self.timeout) as deadline:
             conn: Connection = await self.pool.acquire()
+            deadline.reschedule(asyncio.get_running_loop().time() + self.timeout)
             try:
                 conn.writer.write(payload)
                 await conn.writer.drain()

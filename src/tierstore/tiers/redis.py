@@ -282,8 +282,8 @@ class RedisTierConfig:
 class _Node:
     """Connections to one Redis server, each round trip under one deadline, no client-side retries."""
 
-    __slots__ = ("_free", "_kwargs", "_sem", "addr", "closed", "connection_class", "health", "host", "port",
-                 "timeout")
+    __slots__ = ("_free", "_kwargs", "_sem", "addr", "closed", "connect_timeout", "connection_class", "health",
+                 "host", "port", "timeout")
 
     def __init__(self, host: str, port: int, config: RedisTierConfig, health: NodeHealth) -> None:
         self.host = host
@@ -291,6 +291,7 @@ class _Node:
         self.addr = f"{host}:{port}"
         self.health = health
         self.timeout = config.timeout
+        self.connect_timeout = config.connect_timeout
         self.closed = False
         self._free: list[Connection] = []
         self._sem = asyncio.Semaphore(config.pool_size)
@@ -325,12 +326,17 @@ class _Node:
         """:meth:`call` for ``n`` commands already in RESP (see :func:`_pack`)."""
         if self.closed:
             raise TierError("the Redis tier is closed", backend="redis")
-        async with asyncio.timeout(self.timeout):
+        # One deadline: ``timeout`` for the exchange; a connection made first gets ``connect_timeout`` of its
+        # own (a TLS handshake and AUTH must not eat the budget of the request itself).
+        async with asyncio.timeout(self.timeout) as deadline:
             async with self._sem:
                 conn = self._free.pop() if self._free else self.connection_class(**self._kwargs)
                 try:
                     if not conn.is_connected:
+                        loop = asyncio.get_running_loop()
+                        deadline.reschedule(loop.time() + self.connect_timeout)
                         await conn.connect()  # type: ignore[no-untyped-call]
+                        deadline.reschedule(loop.time() + self.timeout)
                     await conn.send_packed_command(packed, check_health=False)
                     out: list[Any] = []
                     for _ in range(n):
