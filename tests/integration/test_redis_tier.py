@@ -484,7 +484,8 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
         assert l1.stats.extra["coherence_flushes"] == 1
 
 
-async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down() -> None:
+@pytest.mark.parametrize("fault", ["blackhole", "cut"])
+async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down(fault: str) -> None:
     require(REDIS_URL, "redis")
     host, port = _endpoints(REDIS_URL)[0]
     store = MemoryStore()
@@ -499,7 +500,12 @@ async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down() -> None:
             l1 = a.cache.l1
             assert coherence is not None and l1 is not None and coherence.connected and len(l1) == 1
 
-            proxy.blackhole()  # the channel hangs: only the PING can tell
+            if fault == "blackhole":
+                proxy.blackhole()  # the channel hangs: only the PING can tell
+            else:
+                proxy.drop()  # connections are reset, and reconnecting fails for now
+                await proxy.cut()
+
             async def dropped() -> bool:
                 return not coherence.connected
 
@@ -549,3 +555,25 @@ async def test_cluster_moved_slots_refresh_the_topology_and_lose_no_invalidation
         assert tier.stats.invalidations_replayed == 1 and not right.health.owes and not wrong.health.owes
     finally:
         await tier.aclose()
+
+
+async def test_a_channel_reset_is_a_drop_even_when_reconnecting_would_succeed() -> None:
+    """No silent resubscribe: messages sent while the connection was down are lost, so L1 must be flushed."""
+    require(REDIS_URL, "redis")
+    host, port = _endpoints(REDIS_URL)[0]
+    async with FaultProxy(host, port) as proxy:
+        urls = ["memory://", f"redis://127.0.0.1:{proxy.port}/0?prefix={_prefix()}&ping=100ms"]
+        async with tierstore.connect(MemoryStore(), urls) as a:
+            repo = a.repository(Customer)
+            await repo.put(Customer("k", "v1"))
+            await repo.get("k")
+            l1 = a.cache.l1
+            assert l1 is not None and len(l1) == 1
+            await proxy.cut()  # every connection reset; new ones are accepted at once
+
+            async def dropped_and_back() -> bool:
+                extra = l1.stats.extra
+                return extra.get("coherence_drops", 0) >= 1 and extra.get("coherence_subscribes", 0) >= 2
+
+            await _eventually(dropped_and_back)
+            assert len(l1) == 0

@@ -997,6 +997,9 @@ class RedisTier:
         kwargs: dict[str, Any] = {
             "host": node.host, "port": node.port, "db": cfg.db, "username": cfg.username,
             "password": cfg.password, "socket_timeout": None, "socket_connect_timeout": cfg.connect_timeout,
+            # No silent reconnect: messages sent while disconnected are lost, so a drop must reach the consumer
+            # (which flushes L1) rather than be papered over by a retry that resubscribes.
+            "retry": Retry(NoBackoff(), 0),
         }
         if cfg.tls:
             kwargs.update(ssl=True, ssl_cert_reqs="required" if cfg.tls_verify else "none",
