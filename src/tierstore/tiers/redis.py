@@ -60,6 +60,7 @@ __all__ = ["RedisTier", "RedisTierConfig"]
 log = logging.getLogger("tierstore.cache.redis")
 
 _D, _S, _L, _T = 0x44, 0x53, 0x4C, 0x54  # b"D", b"S", b"L", b"T": see tiers/breaker.py
+_PACKED_KEYS = 65_536  # bound of the cache of keys packed as RESP arguments
 VOID = Lease(None)
 """Miss that must not be filled (the node is down or owes invalidations): read the store, skip the fill."""
 
@@ -420,6 +421,7 @@ class RedisTier:
         self.publishes_invalidations = config.coherence
         self._stale_mode = config.stale > 0
         self._listeners: set[asyncio.Task[Any]] = set()
+        self._packed: dict[str, bytes] = {}
         if not config.cluster:
             for host, port in config.hosts:
                 self._order.append(self._node(host, port))
@@ -504,6 +506,15 @@ class RedisTier:
                 self._rehome_backlogs()
                 return
             raise TierError(f"no Redis Cluster node answered CLUSTER SLOTS: {last!r}", backend=self.name)
+
+    def _pack_key(self, key: str) -> bytes:
+        """``key``'s full name as a RESP argument, remembered: hot keys are read far more often than written."""
+        full = self._prefix + key.encode()
+        arg = b"$%d\r\n%s\r\n" % (len(full), full)
+        if len(self._packed) >= _PACKED_KEYS:
+            self._packed.clear()
+        self._packed[key] = arg
+        return arg
 
     def _rehome_backlogs(self) -> None:
         """After a topology change, move each owed invalidation to the node that now owns its key, so it is
@@ -628,14 +639,16 @@ class RedisTier:
         if not await self._usable(node):
             self.stats.misses += sum(len(g) for g in by_slot.values())
             return
-        prefix = self._prefix
         groups = list(by_slot.values())
         parts: list[bytes] = []
+        packed = self._packed
         for g in groups:
             parts.append(b"*2\r\n$3\r\nGET\r\n" if len(g) == 1 else b"*%d\r\n$4\r\nMGET\r\n" % (len(g) + 1))
             for i in g:
-                k = prefix + keys[i].encode()
-                parts.append(b"$%d\r\n%s\r\n" % (len(k), k))
+                arg = packed.get(keys[i])
+                if arg is None:
+                    arg = self._pack_key(keys[i])
+                parts.append(arg)
         try:
             replies = await node.call_packed(b"".join(parts), len(groups))
         except Exception as exc:
