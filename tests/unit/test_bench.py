@@ -457,6 +457,9 @@ class FakeDriver(Driver):
     def counters(self) -> dict[str, int]:
         return {"store": self.trips}
 
+    async def verify(self, data: Dataset) -> str | None:
+        return None  # holds no data to check
+
     def getter(self) -> GetFn:
         async def get(pk: str, sk: str) -> BenchItem | None:
             self.trips += 1
@@ -652,6 +655,45 @@ async def test_join_100_on_the_embedded_systems(tmp_path: Any) -> None:
     assert vs["value"] == rows["tierstore:memory"]["ratio_vs_floor"] and "raw:dict-join-batch" in vs["detail"]
     assert checks[("join_round_trips", "tierstore:memory")]["ok"] is True
     assert ("join_vs_hand_batch", "tierstore:memory+memory") not in checks  # cache-off rows only
+
+
+async def test_verify_notices_data_that_changed_under_a_system(tmp_path: Any) -> None:
+    data = Dataset(partitions=3)
+    driver = TierstoreDriver("memory://", ["memory://"])
+    await driver.open(data)
+    floor = DictJoinDriver("batch")
+    await floor.open(data)
+    try:
+        assert await driver.verify(data) is None and await floor.verify(data) is None
+        await driver.repo.get_many(data.many)  # cached now: the check must look past the tiers
+        await driver.db.store.truncate(tierstore.schema_of(BenchItem))  # another run reloads the table…
+        reason = await driver.verify(data)
+        assert reason is not None and "100 of 100 items differ" in reason
+        floor._customers.clear()
+        assert "customer" in (await floor.verify(data) or "")
+    finally:
+        await driver.aclose()
+
+
+class _ChangedDriver(FakeDriver):
+    async def verify(self, data: Dataset) -> str | None:
+        return "3 of 100 items differ from the data set, e.g. ('p0001', 's0002')"
+
+
+async def test_rows_of_a_system_whose_data_changed_are_discarded(tmp_path: Any) -> None:
+    drivers = {
+        "tierstore:fake": FakeDriver(0.001),
+        "raw:fast": _ChangedDriver(0.001),
+        "raw:slow": FakeDriver(0.002),
+        "raw:broken": FakeDriver(0.001, fail_open=True),
+    }
+    settings = Settings(duration=0.02, rounds=1, partitions=2, checks=False, progress=False, scenarios=("get",))
+    rep = await harness.run(settings, _fake_registry(drivers), env={})
+    assert {r["system"] for r in rep.rows} == {"tierstore:fake", "raw:slow"}
+    assert rep.rows[0]["floor"] == "raw:slow"
+    reasons = {s["system"]: s["reason"] for s in rep.skipped}
+    assert reasons["raw:fast"].startswith("results discarded, its data changed during the run")
+    assert "3 of 100 items differ" in reasons["raw:fast"]
 
 
 def test_ratio_uses_throughput_for_concurrent_scenarios() -> None:

@@ -47,6 +47,7 @@ __all__ = [
     "Scenario",
     "Settings",
     "SystemSpec",
+    "differences",
     "endpoints",
     "measure",
     "percentile",
@@ -96,6 +97,18 @@ class Driver:
 
     def counters(self) -> dict[str, int]:
         return {}
+
+    async def verify(self, data: Dataset) -> str | None:
+        """After the timed part: ``None`` if the system still holds the data set, else what differs.
+
+        Server tables outlive a run and some are shared by name, so another run or test on the same server
+        (say, ``--partitions 2``) can reload them halfway through this one; the rows of a system that fails
+        are dropped. By default ``get_many`` of the ``get_many_100`` keys is compared with the data set.
+        """
+        if GET_MANY not in self.caps:
+            return None
+        got = await self.batch_getter()(data.many)
+        return differences(data, data.many, got)
 
     def _unsupported(self, what: str) -> NotImplementedError:
         return NotImplementedError(f"{type(self).__name__} has no {what}")
@@ -285,6 +298,14 @@ class Cell:
     rounds: int = 0
     elapsed: float = 0.0  # seconds spent on the cell, warm-up and bookkeeping included
     extras: dict[str, Any] = field(default_factory=dict)
+
+
+def differences(data: Dataset, keys: Sequence[tuple[str, str]], got: Sequence[BenchItem | None]) -> str | None:
+    """``None`` if ``got`` are the data set's items of ``keys``, else a short description of what differs."""
+    bad = [k for k, item in zip(keys, got, strict=True) if item != data.item(k)]
+    if not bad:
+        return None
+    return f"{len(bad)} of {len(keys)} items differ from the data set, e.g. {bad[0]}"
 
 
 # -- statistics ------------------------------------------------------------------------------------------
@@ -644,6 +665,8 @@ async def run(
             phases["setup_s"] = time.monotonic() - started
             cells = await _run_cells(drivers, scenarios, ctx, progress, report)
             phases["bench_s"] = time.monotonic() - started - phases["setup_s"]
+            changed = await _verify_all(drivers, ctx, progress, report)
+            cells = [cell for cell in cells if cell.system not in changed]
         finally:
             progress.begin("close", len(drivers))
             for spec, driver in reversed(drivers):
@@ -729,6 +752,26 @@ async def _open_all(
     # Table order is registry order, whatever order floors were discovered in.
     order = {name: i for i, name in enumerate(registry.systems)}
     opened.sort(key=lambda pair: order.get(pair[0].name, len(order)))
+
+
+async def _verify_all(
+    drivers: Sequence[tuple[SystemSpec, Driver]], ctx: RunContext, progress: Progress, report: Report
+) -> set[str]:
+    """Names of the systems whose data changed under them during the run (their rows are discarded)."""
+    changed: set[str] = set()
+    progress.begin("verify", len(drivers))
+    for spec, driver in drivers:
+        try:
+            reason = await driver.verify(ctx.data)
+        except Exception as exc:
+            reason = _reason(exc)
+        if reason is not None:
+            changed.add(spec.name)
+            why = f"results discarded, its data changed during the run (another run on the same server?): {reason}"
+            report.skipped.append({"system": spec.name, "reason": why})
+            progress.note(f"{spec.name}: {why}")
+        progress.advance(spec.name)
+    return changed
 
 
 async def _run_cells(

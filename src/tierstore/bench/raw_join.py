@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
-from tierstore.bench.data import BenchItem, BenchOrder
+from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset
 from tierstore.bench.harness import JOIN, Driver, JoinFn
 
 __all__ = ["JOIN_MODES", "JoinFloor", "join_system_name"]
@@ -51,6 +51,18 @@ class JoinFloor(Driver):
 
     def counters(self) -> dict[str, int]:
         return {"store": self.trips}
+
+    async def verify(self, data: Dataset) -> str | None:
+        from tierstore.bench.scenarios import check_join, join_pairs
+
+        pk = data.order_partition_keys[0] if data.order_partition_keys else None
+        if pk is None:
+            return None
+        try:
+            check_join(join_pairs(await self.joiner()(pk, JOIN_PAGE)), [o for o in data.orders if o.pk == pk], data)
+        except AssertionError as exc:
+            return str(exc)
+        return None
 
     # -- what a subclass supplies (after open) ------------------------------------------------------------
 

@@ -39,6 +39,7 @@ from tierstore.bench.harness import (
     PutFn,
     RunContext,
     SystemSpec,
+    differences,
 )
 from tierstore.bench.raw_join import JOIN_MODES, join_system_name
 
@@ -182,6 +183,19 @@ class TierstoreDriver(Driver):
     async def aclose(self) -> None:
         if self.db is not None:
             await self.db.aclose()
+
+    async def verify(self, data: Dataset) -> str | None:
+        # The store itself, not the tiers: a cache can still answer what a reloaded table lost.
+        db, schema = self.db, self.repo.schema
+        got = await db.store.get_many(schema, [schema.key(pk, sk) for pk, sk in data.many])
+        reason = differences(data, data.many, got)
+        if reason is None and data.orders:
+            orders = [o for o in data.orders if o.pk == data.orders[0].pk]
+            oschema = self.orders.schema
+            found = await db.store.get_many(oschema, [oschema.key_of(o) for o in orders])
+            if found != orders:
+                reason = f"the orders of {orders[0].pk} differ from the data set"
+        return reason
 
     def counters(self) -> dict[str, int]:
         db = self.db
