@@ -128,6 +128,10 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        try:
+            await self.cache.aclose()  # background work of the tiered path (the coherence listener)
+        except Exception as exc:
+            log.warning("closing the tiered cache failed: %r", exc)
         for obj in reversed(self._owned):
             try:
                 await obj.aclose()

@@ -37,11 +37,14 @@ class Repository(Generic[T]):
         self.cache: TieredCache = db.cache
         self._l1 = self.cache.l1
         self._remote = len(self.cache.tiers) > (1 if self._l1 is not None else 0)
-        # Frozen entities share one decoded object between callers: only safe with no relations to load.
-        self._immutable = self.schema.immutable and not self.schema.relations
+        # L1 keeps the decoded object of entities whose fields are all immutable and hands out shallow
+        # copies (~0.06 µs, against ~0.4 µs to decode). Frozen ones with no relations to load are shared.
+        self._keep_obj = self.schema.flat
+        self._share = self.schema.immutable and not self.schema.relations
         self._inflight: dict[str, asyncio.Future[T | None]] = {}
         self._ready = False
         schema = self.schema
+        self._ttl = schema.ttl
         self._expires_of: Callable[[T], float | None] | None = None
         if schema.ttl is not None:
             ttl_field = schema.ttl
@@ -84,15 +87,18 @@ class Repository(Generic[T]):
             entry = l1.entry(ck)
             if entry is not None:
                 obj = entry.obj
-                if obj is not None:
-                    return self._live(obj)
-                value = self.codec.decode(entry.value)
-                if value is not None:
-                    if value.__class__ is not self.entity:  # ABSENT: a cached "not found"
+                if obj is None:
+                    obj = self.codec.decode(entry.value)
+                    if obj is None:
+                        return await self._get_slow(key, ck, True)  # undecodable: counted and replaced there
+                    if obj.__class__ is not self.entity:  # ABSENT: a cached "not found"
                         return None
-                    if self._immutable:
-                        entry.obj = value
-                    return self._live(value)
+                    if not self._keep_obj:
+                        return obj if self._ttl is None else self._live(obj)
+                    entry.obj = obj
+                if not self._share:
+                    obj = obj.__copy__()
+                return obj if self._ttl is None else self._live(obj)
         return await self._get_slow(key, ck, l1 is not None)
 
     async def _get_slow(self, key: Key, ck: str, looked_l1: bool) -> T | None:
@@ -161,12 +167,13 @@ class Repository(Generic[T]):
                 todo = misses
                 decode = self.codec.decode
                 cls = self.entity
+                keep, share = self._keep_obj, self._share
                 for i, ck in enumerate(cks):
                     entry = l1.entry(ck)
                     if entry is None:
                         misses.append(i)
                         continue
-                    obj = entry.obj
+                    obj: Any = entry.obj
                     if obj is None:
                         obj = decode(entry.value)
                         if obj is None:
@@ -174,8 +181,12 @@ class Repository(Generic[T]):
                             continue
                         if obj.__class__ is not cls:
                             continue  # a cached "not found"
-                        if self._immutable:
+                        if keep:
                             entry.obj = obj
+                            if not share:
+                                obj = obj.__copy__()  # type: ignore[attr-defined]  # Struct has it in C
+                    elif not share:
+                        obj = obj.__copy__()
                     found[i] = obj
             if todo:
                 wanted = [uniq[i] for i in todo]

@@ -84,6 +84,8 @@ class Schema(Generic[T]):
         self.indexes = indexes
         self.relations = relations
         self.immutable = _deeply_immutable(cls)
+        # Every field's type is immutable (the class itself may not be frozen): a shallow copy is a full copy.
+        self.flat = all(_immutable_type(f.type, frozenset({cls})) for f in fields)
         fingerprint = repr([(f.name, repr(f.type)) for f in fields]).encode()
         self.schema_id = zlib.crc32(fingerprint)
         self.encoder = msgspec.msgpack.Encoder()

@@ -3,7 +3,9 @@
 Stale-fill guard (DESIGN §4.1): a read miss may hand out a :class:`Lease`. Filling with that lease succeeds
 only if no invalidation of the key happened since the lease was issued; ``invalidate_many`` voids every
 outstanding lease of its keys. A miss returned as ``None`` (no lease) means another reader holds the lease:
-the caller may wait and re-read, or read the store without filling.
+the caller may wait and re-read, or read the store without filling. ``Lease(None)`` is a miss that must
+not be filled (the tier cannot take a fill now, e.g. its breaker is open). A fill with an empty value
+releases the lease without storing anything, so readers waiting on it stop waiting.
 
 Tiers fail open: a tier that errs raises :class:`~tierstore.errors.TierError` and the tiered path treats it
 as a miss (reads) or records the invalidation for replay (writes).
