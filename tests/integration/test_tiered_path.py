@@ -133,3 +133,18 @@ async def test_closed_database_refuses_use() -> None:
         db.repository(Customer)
     with pytest.raises(tierstore.TierstoreError):
         await db.open()
+
+
+async def test_copies_of_cached_flat_entities_are_independent() -> None:
+    async with tierstore.connect("memory://", ["memory://"]) as db:
+        orders = db.repository(Order)
+        await orders.put(Order("c1", "o1", 5))
+        assert orders.schema.flat and not orders.schema.immutable
+        first = await orders.get("c1", "o1")
+        second = await orders.get("c1", "o1")
+        assert first is not None and second is not None and first is not second
+        first.total_cents = 999
+        Order.customer.set(first, Customer("c1", "Ann"))
+        third = (await orders.get_many([("c1", "o1")]))[0]
+        assert third is not None and third.total_cents == 5
+        assert not Order.customer.is_loaded(third)
