@@ -2,6 +2,10 @@
 
     PYTHONPATH=src python benchmarks/join_micro.py [--quick] [--json PATH] [--stores memory,sqlite,postgres]
 
+``tierstore bench --scenarios join_100`` measures the join against hand-written code on the raw clients
+(``raw:<client>-join-batch`` / ``-join-n+1``). This script keeps the other comparison: the join machinery
+against the same batch written by hand on tierstore's own repository API (what ``join()`` itself costs).
+
 ``join_100``: one query returning 100 orders, then each order's product (100 distinct keys), three ways on
 the same data in the same run — ``tierstore`` (``query(...).join(Order.product)``), ``hand-batch`` (the same
 query, then one ``get_many`` of the de-duplicated keys and a dict to attach them, written by hand) and
