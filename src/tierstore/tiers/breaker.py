@@ -12,17 +12,31 @@ nothing after the first few timeouts. In half-open, one call at a time is let th
 A :class:`NodeHealth` pairs a node's breaker with its backlog of invalidations that could not be delivered.
 The tier replays the backlog before it reads the node again; past ``max_pending`` keys the backlog collapses
 into "clear this node's namespace" (cheaper to replay than 10,000 deletes, and bounded in memory).
+
+:class:`NodeTier` is the bookkeeping the Redis and memcached tiers share around those: a breaker per node with
+its state in the tier's stats, the replay of a node's backlog before the node is trusted again, invalidations
+kept for replay when a node cannot take them, and the outcome of a stale entry's refresh lock. Each tier keeps
+its protocol: how a node's namespace is cleared, how keys are tombstoned, what a failure makes doubtful.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Iterable
-from typing import Literal
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, ClassVar, Generic, Literal, Protocol, TypeVar
+
+from tierstore.tiers.base import Lease
+
+if TYPE_CHECKING:
+    import logging
+
+    from tierstore.stats import TierStats
 
 __all__ = [
     "ENTRY", "ENTRY_HEADER", "LEASE", "MAX_VERSION", "STALE_ENTRY", "STALE_HEADER", "TOMBSTONE", "Breaker",
-    "BreakerState", "NodeHealth", "Rendezvous", "entry", "parse_hosts", "partition_tag", "valid_prefix",
+    "BreakerSettings", "BreakerState", "HealthNode", "NodeHealth", "NodeTier", "Rendezvous", "entry",
+    "parse_hosts", "partition_tag", "valid_prefix",
 ]
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -164,6 +178,135 @@ class NodeHealth:
         self.pending.difference_update(keys)
         if clear_ticket is not None and clear_ticket == self._overflows:
             self.overflow = False
+
+
+class HealthNode(Protocol):
+    """What :class:`NodeTier` needs of a tier's node."""
+
+    addr: str
+    health: NodeHealth
+
+
+class BreakerSettings(Protocol):
+    """The part of a tier's config that shapes each node's breaker and backlog."""
+
+    @property
+    def breaker_failures(self) -> int: ...
+    @property
+    def breaker_cooldown(self) -> float: ...
+    @property
+    def max_pending(self) -> int: ...
+
+
+N = TypeVar("N", bound=HealthNode)
+G = TypeVar("G")
+
+
+class NodeTier(Generic[N]):
+    """Per-node bookkeeping shared by the network tiers (see the module docstring).
+
+    A subclass sets ``stats``, ``_log`` and ``_kind`` (the backend's name in log lines) and supplies the protocol:
+    ``_failed`` (count a node's failure), ``_clear_node`` (drop the node's whole namespace) and ``_invalidate_on``
+    (tombstone keys on the node; with ``publish``, also tell other processes' in-process tiers where it can).
+    """
+
+    stats: TierStats
+    _log: ClassVar[logging.Logger]
+    _kind: ClassVar[str]
+
+    def _failed(self, node: N, exc: BaseException) -> None:
+        raise NotImplementedError
+
+    async def _clear_node(self, node: N) -> None:
+        raise NotImplementedError
+
+    async def _invalidate_on(self, node: N, keys: list[str], *, publish: bool) -> None:
+        raise NotImplementedError
+
+    def _bump(self, name: str, n: int = 1) -> None:
+        if n:
+            self.stats.extra[name] = self.stats.extra.get(name, 0) + n
+
+    def _health(self, addr: str, config: BreakerSettings) -> NodeHealth:
+        """A new node's breaker and backlog; the breaker's state is kept in ``stats.extra["breakers"]``."""
+        self.stats.extra.setdefault("breakers", {})[addr] = "closed"
+        breaker = Breaker(
+            failures=config.breaker_failures, cooldown=config.breaker_cooldown, name=addr,
+            on_change=self._on_breaker,
+        )
+        return NodeHealth(addr, breaker, max_pending=config.max_pending)
+
+    def _on_breaker(self, b: Breaker) -> None:
+        self.stats.extra.setdefault("breakers", {})[b.name] = b.state
+        if b.state == "open":
+            self._bump("breaker_opens")
+
+    async def _each(self, groups: dict[N, G], fn: Callable[[N, G], Awaitable[None]]) -> None:
+        """``fn`` on every node's group: inline for one node, concurrently for several."""
+        if len(groups) == 1:
+            ((node, group),) = groups.items()
+            await fn(node, group)
+        else:
+            await asyncio.gather(*(fn(node, group) for node, group in groups.items()))
+
+    async def _replay(self, node: N) -> bool:
+        """Deliver what ``node`` owes (a clear of its namespace, then pending invalidations). True if done."""
+        health = node.health
+        keys, ticket = health.backlog()
+        try:
+            if ticket is not None:
+                await self._clear_node(node)
+            if keys:
+                await self._invalidate_on(node, keys, publish=False)
+        except Exception as exc:
+            self._failed(node, exc)
+            return False
+        health.breaker.success()
+        health.replayed(keys, ticket)
+        self.stats.invalidations_replayed += len(keys)
+        if ticket is not None:
+            self._bump("namespace_clears")
+        return True
+
+    async def _usable(self, node: N) -> bool:
+        """May ``node`` be read now? (breaker closed or probing, and nothing owed)."""
+        if not node.health.breaker.allow():
+            return False
+        if node.health.owes:
+            return await self._replay(node)
+        return True
+
+    async def _invalidate_node(self, node: N, keys: list[str]) -> None:
+        """Invalidate ``keys`` (all routed to ``node``); what the node cannot take now is kept for replay."""
+        if not await self._usable(node):
+            node.health.remember(keys)
+            return
+        try:
+            await self._invalidate_on(node, keys, publish=True)
+        except Exception as exc:
+            self._failed(node, exc)
+            node.health.remember(keys)
+            self._log.warning("%s %s: invalidation failed, kept for replay: %r", self._kind, node.addr, exc)
+            return
+        node.health.breaker.success()
+
+    def _settle_refreshes(
+        self, refresh: list[tuple[int, bytes]], won: Iterable[bool], token: bytes, out: list[bytes | Lease | None]
+    ) -> None:
+        """Entries past their soft expiry, and per entry whether this reader won its refresh lock: a winner gets
+        a lease that carries the entry's header (its fill replaces only that very entry); the others are served
+        the stale value at once, without waiting."""
+        n = 0
+        for (i, v), mine in zip(refresh, won, strict=True):
+            if mine:
+                out[i] = Lease(b"R" + v[:STALE_HEADER] + token)
+                n += 1
+            else:
+                out[i] = v[STALE_HEADER:]
+        self.stats.hits += len(refresh) - n
+        self.stats.misses += n
+        self._bump("stale_hits", len(refresh) - n)
+        self._bump("refreshes", n)
 
 
 _M64 = (1 << 64) - 1

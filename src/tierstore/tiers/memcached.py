@@ -33,7 +33,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from aiomcache.pool import Connection, MemcachePool
 
@@ -43,8 +43,8 @@ from tierstore.tiers.base import Lease
 from tierstore.tiers.breaker import (
     ENTRY_HEADER,
     STALE_HEADER,
-    Breaker,
     NodeHealth,
+    NodeTier,
     Rendezvous,
     entry,
     parse_hosts,
@@ -261,10 +261,12 @@ class _Node:
 # -- the tier ------------------------------------------------------------------------------------------------
 
 
-class MemcachedTier:
+class MemcachedTier(NodeTier[_Node]):
     """A shared cache tier on memcached. Build it from :class:`MemcachedTierConfig` (or a URL)."""
 
     local = False
+    _log: ClassVar[logging.Logger] = log
+    _kind: ClassVar[str] = "memcached"
 
     def __init__(self, config: MemcachedTierConfig) -> None:
         self.config = config
@@ -279,25 +281,11 @@ class MemcachedTier:
         self._closed = False
         self._nodes: list[_Node] = []
         for host, port in config.hosts:
-            addr = f"{host}:{port}"
-            self.stats.extra["breakers"][addr] = "closed"
-            breaker = Breaker(
-                failures=config.breaker_failures, cooldown=config.breaker_cooldown, name=addr,
-                on_change=self._on_breaker,
-            )
-            self._nodes.append(_Node(host, port, config, NodeHealth(addr, breaker, max_pending=config.max_pending)))
+            self._nodes.append(_Node(host, port, config, self._health(f"{host}:{port}", config)))
         self._rendezvous = Rendezvous(n.addr for n in self._nodes)
 
     def __repr__(self) -> str:
         return f"MemcachedTier({','.join(n.addr for n in self._nodes)}, prefix={self.config.prefix!r})"
-
-    def _on_breaker(self, b: Breaker) -> None:
-        self.stats.extra.setdefault("breakers", {})[b.name] = b.state
-        if b.state == "open":
-            self.stats.extra["breaker_opens"] = self.stats.extra.get("breaker_opens", 0) + 1
-
-    def _bump(self, name: str, n: int = 1) -> None:
-        self.stats.extra[name] = self.stats.extra.get(name, 0) + n
 
     # -- lifecycle -------------------------------------------------------------------------------------
 
@@ -372,13 +360,6 @@ class MemcachedTier:
             groups.setdefault(nodes[pick(k)], []).append(i)
         return groups
 
-    async def _each(self, groups: dict[_Node, list[int]], fn: Callable[[_Node, list[int]], Awaitable[None]]) -> None:
-        if len(groups) == 1:
-            ((node, idx),) = groups.items()
-            await fn(node, idx)
-        else:
-            await asyncio.gather(*(fn(node, idx) for node, idx in groups.items()))
-
     async def _gets(self, node: _Node, keys: Sequence[str]) -> tuple[list[bytes], dict[bytes, tuple[bytes, int]]]:
         """``gets`` the generation and ``keys`` in one request; retried once if the generation moved."""
         for _ in range(2):
@@ -391,31 +372,6 @@ class MemcachedTier:
             if self._check_gen(node, found):
                 return mkeys, found
         raise TierError("memcached generation changed twice during one read", backend=self.name)
-
-    async def _replay(self, node: _Node) -> bool:
-        health = node.health
-        keys, ticket = health.backlog()
-        try:
-            if ticket is not None:
-                await self._new_generation(node)
-            if keys:
-                await self._tombstone(node, keys)
-        except Exception as exc:
-            self._failed(node, exc)
-            return False
-        health.breaker.success()
-        health.replayed(keys, ticket)
-        self.stats.invalidations_replayed += len(keys)
-        if ticket is not None:
-            self._bump("namespace_clears")
-        return True
-
-    async def _usable(self, node: _Node) -> bool:
-        if not node.health.breaker.allow():
-            return False
-        if node.health.owes:
-            return await self._replay(node)
-        return True
 
     # -- reads ---------------------------------------------------------------------------------------------
 
@@ -505,17 +461,7 @@ class MemcachedTier:
             else:
                 out[i] = None  # another reader won the lease (or filled): wait and re-read
         self._bump("leases", leases)
-        won = 0
-        for (i, value), reply in zip(refresh, replies[len(need) :], strict=True):
-            if reply == _STORED:
-                out[i] = Lease(b"R" + value[:STALE_HEADER] + token)
-                won += 1
-            else:
-                out[i] = value[STALE_HEADER:]
-        self.stats.hits += len(refresh) - won
-        self.stats.misses += won
-        self._bump("stale_hits", len(refresh) - won)
-        self._bump("refreshes", won)
+        self._settle_refreshes(refresh, (r == _STORED for r in replies[len(need) :]), token, out)
 
     # -- fills and writes ----------------------------------------------------------------------------------
 
@@ -636,7 +582,7 @@ class MemcachedTier:
                         todo.append(i)  # raced with another writer or reader: look again
             failed += [entries[i][0] for i in todo]
             if failed:
-                await self._tombstone(node, failed)
+                await self._invalidate_on(node, failed, publish=False)
         except Exception as exc:
             self._failed(node, exc)
             node.health.remember(keys)
@@ -649,25 +595,11 @@ class MemcachedTier:
         if self._closed:
             raise TierError("the memcached tier is closed", backend=self.name)
         keys = list(dict.fromkeys(keys))
+        await self._each(self._route(keys), lambda node, idx: self._invalidate_node(node, [keys[i] for i in idx]))
 
-        async def one(node: _Node, idx: list[int]) -> None:
-            mine = [keys[i] for i in idx]
-            if not await self._usable(node):
-                node.health.remember(mine)
-                return
-            try:
-                await self._tombstone(node, mine)
-            except Exception as exc:
-                self._failed(node, exc)
-                node.health.remember(mine)
-                log.warning("memcached %s: invalidation failed, kept for replay: %r", node.addr, exc)
-                return
-            node.health.breaker.success()
-
-        await self._each(self._route(keys), one)
-
-    async def _tombstone(self, node: _Node, keys: Sequence[str]) -> None:
-        """``set`` a tombstone on ``keys`` under the node's current generation (checked in the same request)."""
+    async def _invalidate_on(self, node: _Node, keys: Sequence[str], *, publish: bool) -> None:
+        """``set`` a tombstone on ``keys`` under the node's current generation (checked in the same request).
+        memcached has no channel to other processes: ``publish`` changes nothing."""
         for _ in range(2):
             if node.gen is None:
                 await self._ensure_gen(node)
@@ -698,7 +630,7 @@ class MemcachedTier:
         failed: list[BaseException] = []
         for node in self._nodes:
             try:
-                await self._new_generation(node)
+                await self._clear_node(node)
             except Exception as exc:
                 self._failed(node, exc)
                 node.health.overflow = True  # owed: clear it before it is read again
@@ -706,7 +638,8 @@ class MemcachedTier:
         if failed:
             raise TierError(f"clear failed on {len(failed)} node(s): {failed[0]!r}", backend=self.name)
 
-    async def _new_generation(self, node: _Node) -> None:
+    async def _clear_node(self, node: _Node) -> None:
+        """Move ``node`` to a new generation (its old keys become unreachable; other namespaces are untouched)."""
         fresh = os.urandom(4).hex().encode()
         (reply,) = await node.call(_store(b"set", node.gen_key, fresh, 0), lambda r: _read_lines(r, 1))
         self.stats.round_trips += 1

@@ -31,7 +31,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import unquote, urlsplit
 
 from redis.asyncio.client import Redis
@@ -47,8 +47,8 @@ from tierstore.tiers.base import Lease
 from tierstore.tiers.breaker import (
     ENTRY_HEADER,
     STALE_HEADER,
-    Breaker,
     NodeHealth,
+    NodeTier,
     Rendezvous,
     entry,
     parse_hosts,
@@ -394,10 +394,12 @@ class _Failed(Exception):
 # -- the tier ------------------------------------------------------------------------------------------------
 
 
-class RedisTier:
+class RedisTier(NodeTier[_Node]):
     """A shared cache tier on Redis. Build it from :class:`RedisTierConfig` (or a ``redis://`` URL)."""
 
     local = False
+    _log: ClassVar[logging.Logger] = log
+    _kind: ClassVar[str] = "redis"
 
     def __init__(self, config: RedisTierConfig) -> None:
         self.config = config
@@ -436,20 +438,7 @@ class RedisTier:
         addr = f"{host}:{port}"
         node = self._nodes.get(addr)
         if node is None:
-            breakers = self.stats.extra.setdefault("breakers", {})
-            breakers[addr] = "closed"
-
-            def on_change(b: Breaker) -> None:
-                self.stats.extra.setdefault("breakers", {})[b.name] = b.state
-                if b.state == "open":
-                    self.stats.extra["breaker_opens"] = self.stats.extra.get("breaker_opens", 0) + 1
-
-            breaker = Breaker(
-                failures=self.config.breaker_failures, cooldown=self.config.breaker_cooldown, name=addr,
-                on_change=on_change,
-            )
-            node = self._nodes[addr] = _Node(host, port, self.config, NodeHealth(addr, breaker,
-                                                                               max_pending=self.config.max_pending))
+            node = self._nodes[addr] = _Node(host, port, self.config, self._health(addr, self.config))
         return node
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -589,33 +578,6 @@ class RedisTier:
                 replies[j] = r
         return replies
 
-    async def _replay(self, node: _Node) -> bool:
-        """Deliver what ``node`` owes (clear of its namespace, then pending invalidations). True if done."""
-        health = node.health
-        keys, ticket = health.backlog()
-        try:
-            if ticket is not None:
-                await self._clear_node(node)
-            if keys:
-                await self._invalidate_on(node, keys, publish=False)
-        except Exception as exc:
-            self._failed(node, exc)
-            return False
-        health.breaker.success()
-        health.replayed(keys, ticket)
-        self.stats.invalidations_replayed += len(keys)
-        if ticket is not None:
-            self.stats.extra["namespace_clears"] = self.stats.extra.get("namespace_clears", 0) + 1
-        return True
-
-    async def _usable(self, node: _Node) -> bool:
-        """May ``node`` be read now? (breaker closed or probing, and nothing owed)."""
-        if not node.health.breaker.allow():
-            return False
-        if node.health.owes:
-            return await self._replay(node)
-        return True
-
     # -- reads -------------------------------------------------------------------------------------------
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
@@ -696,8 +658,7 @@ class RedisTier:
     async def _refresh_lease(
         self, node: _Node, refresh: list[tuple[int, bytes]], keys: Sequence[str], out: list[bytes | Lease | None]
     ) -> None:
-        """Stale entries: one reader per key wins the refresh lock (its lease carries the entry's header);
-        the others are served the stale value at once, without waiting."""
+        """Stale entries: one reader per key wins the refresh lock (see :meth:`_settle_refreshes`)."""
         token = f"{self._origin}{next(self._tokens):x}".encode()
         prefix = self._prefix
         parts = []
@@ -710,21 +671,7 @@ class RedisTier:
         except Exception as exc:
             self._failed(node, exc)
             replies = [None] * len(refresh)
-        won = 0
-        for (i, v), reply in zip(refresh, replies, strict=True):
-            if reply is not None and not isinstance(reply, Exception):
-                out[i] = Lease(b"R" + v[:STALE_HEADER] + token)
-                won += 1
-            else:
-                out[i] = v[STALE_HEADER:]
-        self.stats.hits += len(refresh) - won
-        self.stats.misses += won
-        self._bump("stale_hits", len(refresh) - won)
-        self._bump("refreshes", won)
-
-    def _bump(self, name: str, n: int = 1) -> None:
-        if n:
-            self.stats.extra[name] = self.stats.extra.get(name, 0) + n
+        self._settle_refreshes(refresh, (r is not None and not isinstance(r, Exception) for r in replies), token, out)
 
     async def _lease(
         self, node: _Node, need: dict[int, list[int]], keys: Sequence[str], out: list[bytes | Lease | None]
@@ -756,7 +703,7 @@ class RedisTier:
                     out[i] = v[STALE_HEADER:]
                 else:
                     out[i] = v
-        self.stats.extra["leases"] = self.stats.extra.get("leases", 0) + leases
+        self._bump("leases", leases)
 
     # -- fills and writes ----------------------------------------------------------------------------------
 
@@ -768,7 +715,7 @@ class RedisTier:
             if not isinstance(token, bytes):
                 continue  # a VOID lease, or one from another tier: nothing to fill
             if len(value) > max_value:
-                self.stats.extra["oversized"] = self.stats.extra.get("oversized", 0) + 1
+                self._bump("oversized")
                 live.append((key, b"", token))  # not sent: give the lease up instead
             else:
                 live.append((key, value, token))
@@ -842,7 +789,7 @@ class RedisTier:
         values: list[bytes | None] = []
         for _, value, version in entries:
             if len(value) > max_value:
-                self.stats.extra["oversized"] = self.stats.extra.get("oversized", 0) + 1
+                self._bump("oversized")
                 values.append(None)  # not cached: invalidate instead, so no older entry survives
             else:
                 values.append(entry(value, version, ttl, stale))
@@ -903,22 +850,9 @@ class RedisTier:
             raise TierError("the Redis tier is closed", backend=self.name)
         keys = list(dict.fromkeys(keys))
         groups = await self._route(keys)
-
-        async def one(node: _Node, by_slot: dict[int, list[int]]) -> None:
-            mine = [keys[i] for g in by_slot.values() for i in g]
-            if not await self._usable(node):
-                node.health.remember(mine)
-                return
-            try:
-                await self._invalidate_on(node, mine, publish=True)
-            except Exception as exc:
-                self._failed(node, exc)
-                node.health.remember(mine)
-                log.warning("redis %s: invalidation failed, kept for replay: %r", node.addr, exc)
-                return
-            node.health.breaker.success()
-
-        await self._each(groups, one)
+        await self._each(
+            groups, lambda node, by_slot: self._invalidate_node(node, [keys[i] for g in by_slot.values() for i in g])
+        )
 
     async def _invalidate_on(self, node: _Node, keys: list[str], *, publish: bool) -> None:
         """Tombstone ``keys`` (all routed to ``node``). Raises if any key could not be invalidated."""
@@ -940,13 +874,6 @@ class RedisTier:
                 self._reply_error(node, reply)
                 raise _Failed(repr(reply))
         self.stats.invalidations += len(keys)
-
-    async def _each(self, groups: dict[_Node, dict[int, list[int]]], fn: Any) -> None:
-        if len(groups) == 1:
-            ((node, by_slot),) = groups.items()
-            await fn(node, by_slot)
-        else:
-            await asyncio.gather(*(fn(node, by_slot) for node, by_slot in groups.items()))
 
     # -- namespace ---------------------------------------------------------------------------------------
 
