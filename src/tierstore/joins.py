@@ -249,6 +249,8 @@ async def _load_ref(
     fks: list[Any]
     if len(fields) == 1:
         fks = list(map(attrgetter(fields[0]), instances))
+    elif len(fields) == 2 and len(target.partition) == 1:
+        fks = [None if None in fk else fk for fk in map(attrgetter(*fields), instances)]  # already (p, s)
     else:
         fks = [None if None in fk else key_arg(target, fk) for fk in map(attrgetter(*fields), instances)]
     uniq = list(dict.fromkeys(fk for fk in fks if fk is not None))

@@ -130,12 +130,33 @@ class Repository(Generic[T]):
     async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
         """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``."""
         schema = self.schema
-        fast = schema.fast_key
         paired = bool(schema.sort)
         flat: list[Key] = []
         index: dict[Key, int] = {}
         uniq: list[Key] = []
         cks: list[str] = []
+        if consistent or not self.cache.tiers:
+            # No tier to ask: validate the keys, skip building cache keys.
+            plain = schema.fast_plain_key
+            for arg in keys:
+                if paired:
+                    k = plain(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
+                else:
+                    k = plain(arg, None)
+                if k is None:
+                    k = schema.key_arg(arg)
+                flat.append(k)
+                if k not in index:
+                    index[k] = len(uniq)
+                    uniq.append(k)
+            if not self._ready:
+                await self._ensure()
+            if not flat:
+                return []
+            found_direct: list[T | None] = await self.store.get_many(schema, uniq, consistent=consistent)
+            live = self._live
+            return [live(found_direct[index[k]]) for k in flat]
+        fast = schema.fast_key
         for arg in keys:
             if paired:
                 got = fast(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
@@ -155,50 +176,47 @@ class Repository(Generic[T]):
             await self._ensure()
         if not flat:
             return []
-        if consistent or not self.cache.tiers:
-            found: list[T | None] = await self.store.get_many(schema, uniq, consistent=consistent)
-        else:
-            found = [None] * len(uniq)
-            todo: list[int] | range = range(len(uniq))
-            l1 = self._l1
-            if l1 is not None:
-                # The in-process tier answers synchronously; only its misses take the tiered path.
-                misses: list[int] = []
-                todo = misses
-                decode = self.codec.decode
-                cls = self.entity
-                keep, share = self._keep_obj, self._share
-                for i, ck in enumerate(cks):
-                    entry = l1.entry(ck)
-                    if entry is None:
-                        misses.append(i)
-                        continue
-                    obj: Any = entry.obj
+        found: list[T | None] = [None] * len(uniq)
+        todo: list[int] | range = range(len(uniq))
+        l1 = self._l1
+        if l1 is not None:
+            # The in-process tier answers synchronously; only its misses take the tiered path.
+            misses: list[int] = []
+            todo = misses
+            decode = self.codec.decode
+            cls = self.entity
+            keep, share = self._keep_obj, self._share
+            for i, ck in enumerate(cks):
+                entry = l1.entry(ck)
+                if entry is None:
+                    misses.append(i)
+                    continue
+                obj: Any = entry.obj
+                if obj is None:
+                    obj = decode(entry.value)
                     if obj is None:
-                        obj = decode(entry.value)
-                        if obj is None:
-                            misses.append(i)  # undecodable: the tiered path counts and replaces it
-                            continue
-                        if obj.__class__ is not cls:
-                            continue  # a cached "not found"
-                        if keep:
-                            entry.obj = obj
-                            if not share:
-                                obj = obj.__copy__()  # type: ignore[attr-defined]  # Struct has it in C
-                    elif not share:
-                        obj = obj.__copy__()
-                    found[i] = obj
-            if todo:
-                wanted = [uniq[i] for i in todo]
+                        misses.append(i)  # undecodable: the tiered path counts and replaces it
+                        continue
+                    if obj.__class__ is not cls:
+                        continue  # a cached "not found"
+                    if keep:
+                        entry.obj = obj
+                        if not share:
+                            obj = obj.__copy__()  # type: ignore[attr-defined]  # Struct has it in C
+                elif not share:
+                    obj = obj.__copy__()
+                found[i] = obj
+        if todo:
+            wanted = [uniq[i] for i in todo]
 
-                async def load(idx: list[int]) -> list[T | None]:
-                    return await self.store.get_many(schema, [wanted[i] for i in idx])
+            async def load(idx: list[int]) -> list[T | None]:
+                return await self.store.get_many(schema, [wanted[i] for i in idx])
 
-                loaded = await self.cache.read_many(
-                    self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of
-                )
-                for i, value in zip(todo, loaded, strict=True):
-                    found[i] = value
+            loaded = await self.cache.read_many(
+                self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of
+            )
+            for i, value in zip(todo, loaded, strict=True):
+                found[i] = value
         live = self._live
         return [live(found[index[k]]) for k in flat]
 

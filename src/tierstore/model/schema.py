@@ -93,6 +93,9 @@ class Schema(Generic[T]):
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
         self._cache_key: Callable[[Key], str] = _make_cache_key(self._tag_prefix, len(partition), self.key_types)
+        self.fast_plain_key: Callable[[Any, Any], Key | None] = _make_fast_plain_key(
+            len(partition), len(sort), self.key_types
+        )
         self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = _make_fast_key(
             self._tag_prefix, len(partition), len(sort), self.key_types
         )
@@ -215,6 +218,23 @@ def _make_cache_key(prefix: str, n_partition: int, types: tuple[type, ...]) -> C
         return head + ":" + ",".join([t(v) for t, v in zip(stoks, key[n_partition:], strict=True)])
 
     return general
+
+
+def _make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) -> Callable[[Any, Any], Key | None]:
+    """Like :func:`_make_fast_key` without the cache key (for reads that bypass the tiers)."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda partition, sort: None
+    pt = types[0]
+    p_may_be_falsy = pt is int
+    if n_sort == 0:
+        return lambda p, s: cast(Key, (p,)) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
+    st = types[1]
+    s_may_be_falsy = st is int
+    return lambda p, s: (
+        cast(Key, (p, s))
+        if type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
+        else None
+    )
 
 
 def _make_fast_key(
