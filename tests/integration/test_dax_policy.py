@@ -257,6 +257,27 @@ async def test_two_processes_share_generations_through_redis(store: DynamoStore)
         await policy_b.aclose()
 
 
+async def test_a_generation_found_in_redis_is_copied_into_the_local_tier(store: DynamoStore) -> None:
+    """After the in-process copy of a generation expires, one remote read refreshes it; the queries that
+    follow are answered in-process without a Redis round trip."""
+    local, shared = MemoryTier(), redis_tier(f"q{uuid.uuid4().hex[:8]}")
+    policy = DaxStylePolicy([local, shared], local_generation_ttl=0.1)
+    db = await open_db(store, [local, shared], policy)
+    try:
+        orders = db.repository(Order)
+        await orders.put(Order("c1", "o1", 1))
+        await orders.query("c1")
+        await asyncio.sleep(0.15)  # the local generation expired; Redis still has it
+        await orders.query("c1")  # one remote read of the generation, copied into the local tier
+        before = shared.stats.round_trips
+        for _ in range(5):
+            assert [o.total_cents for o in await orders.query("c1")] == [1]
+        assert shared.stats.round_trips == before
+    finally:
+        await db.aclose()
+        await policy.aclose()
+
+
 class FlakyTier(MemoryTier):
     """A tier whose deletes fail while ``down`` is set."""
 

@@ -214,8 +214,8 @@ class DaxStylePolicy:
         generation, gen_leases = await self._lookup(gen_key)
         if generation is None:
             generation = os.urandom(8).hex().encode()
-            for t, lease in gen_leases:
-                await self._fill(t, gen_key, generation, lease, self.query_ttl * 2)
+        for t, lease in gen_leases:  # nearer tiers that missed get the generation, found farther or new
+            await self._fill(t, gen_key, generation, lease, self.query_ttl * 2)
         qkey = gen_key[: -len("gen")] + "q:" + generation.decode("ascii", "replace") + ":" + self._digest(schema, query)
         data, leases = await self._lookup(qkey)
         if data is not None:
