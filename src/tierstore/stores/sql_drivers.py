@@ -21,9 +21,9 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -284,6 +284,28 @@ class _EngineDriver(Driver):
         self.release(held)
         return False
 
+    def _retry_read(self, held: _Held, exc: BaseException, attempt: int) -> None:
+        """A read on ``held`` raised ``exc``: returns if the read is to be tried again (once, and only when the
+        connection was broken: a stale pooled connection; reads are safe to repeat), else raises."""
+        if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
+            return
+        if isinstance(exc, Exception):
+            raise self.error(exc, "read") from None
+        raise exc
+
+    async def _abort(self, held: _Held, exc: BaseException, rollback: Callable[[], Awaitable[Any]] | None) -> NoReturn:
+        """An operation on ``held`` raised ``exc``: roll back its open transaction (``rollback``, None if none)
+        where the connection lives (a failed rollback discards it), release or discard ``held``, and raise."""
+        if rollback is not None and isinstance(exc, Exception) and self._alive(held):
+            try:
+                await rollback()
+                self.stats.round_trips += 1
+            except BaseException:
+                self.discard(held)
+                raise self._translate(exc) from None
+        self._fail(held, exc)
+        raise self._translate(exc) from None
+
     async def create(self, table: sa.Table) -> None:
         if self.engine is None:
             await self.open()
@@ -362,11 +384,8 @@ class PostgresDriver(_EngineDriver):
             try:
                 row = await held.conn.fetchrow(sql, *args)
             except BaseException as exc:
-                if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
-                    continue  # a stale pooled connection: reads are safe to retry once
-                if isinstance(exc, Exception):
-                    raise self.error(exc, "read") from None
-                raise
+                self._retry_read(held, exc, attempt)
+                continue
             self.release(held)
             return row  # type: ignore[no-any-return]
         raise AssertionError("unreachable")
@@ -378,11 +397,8 @@ class PostgresDriver(_EngineDriver):
             try:
                 rows = await held.conn.fetch(sql, *args)
             except BaseException as exc:
-                if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
-                    continue
-                if isinstance(exc, Exception):
-                    raise self.error(exc, "read") from None
-                raise
+                self._retry_read(held, exc, attempt)
+                continue
             self.release(held)
             return rows  # type: ignore[no-any-return]
         raise AssertionError("unreachable")
@@ -415,15 +431,7 @@ class PostgresDriver(_EngineDriver):
                 await tx.commit()
                 self.stats.round_trips += 1
         except BaseException as exc:
-            if tx is not None and isinstance(exc, Exception) and not conn.is_closed():
-                try:
-                    await tx.rollback()
-                    self.stats.round_trips += 1
-                except BaseException:
-                    self.discard(held)
-                    raise self._translate(exc) from None
-            self._fail(held, exc)
-            raise self._translate(exc) from None
+            await self._abort(held, exc, tx.rollback if tx is not None else None)
         self.release(held)
         return result
 
@@ -466,11 +474,8 @@ class MysqlDriver(_EngineDriver):
                 await cur.execute(_bind(held.conn, sql, args))
                 res = await (cur.fetchone() if one else cur.fetchall())
             except BaseException as exc:
-                if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
-                    continue
-                if isinstance(exc, Exception):
-                    raise self.error(exc, "read") from None
-                raise
+                self._retry_read(held, exc, attempt)
+                continue
             self.release(held)
             return res
         raise AssertionError("unreachable")
@@ -517,15 +522,7 @@ class MysqlDriver(_EngineDriver):
                 await conn.commit()
                 self.stats.round_trips += 1
         except BaseException as exc:
-            if began and isinstance(exc, Exception) and not conn.closed:
-                try:
-                    await conn.rollback()
-                    self.stats.round_trips += 1
-                except BaseException:
-                    self.discard(held)
-                    raise self._translate(exc) from None
-            self._fail(held, exc)
-            raise self._translate(exc) from None
+            await self._abort(held, exc, conn.rollback if began else None)
         self.release(held)
         return result
 
