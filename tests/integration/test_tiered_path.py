@@ -140,6 +140,10 @@ async def test_copies_of_cached_flat_entities_are_independent() -> None:
         orders = db.repository(Order)
         await orders.put(Order("c1", "o1", 5))
         assert orders.schema.flat and not orders.schema.immutable
+        for _ in range(4):  # hot: the tier now keeps the decoded object
+            await orders.get("c1", "o1")
+        entry = db.cache.l1.entry(orders.schema.cache_key(("c1", "o1")))  # type: ignore[union-attr]
+        assert entry is not None and entry.obj is not None
         first = await orders.get("c1", "o1")
         second = await orders.get("c1", "o1")
         assert first is not None and second is not None and first is not second
