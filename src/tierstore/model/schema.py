@@ -257,6 +257,16 @@ def _make_fast_key(
 
         return fast1
     st = types[1]
+    if pt is str and st is str:
+        # The most common layout; the alphanumeric check is inlined (C method calls, no Python frame).
+        def fast_str2(partition: Any, sort: Any) -> tuple[Key, str] | None:
+            if type(partition) is str and type(sort) is str and partition and sort:
+                p = partition if partition.isalnum() and partition.isascii() else _escape(partition)
+                s = sort if sort.isalnum() and sort.isascii() else _escape(sort)
+                return cast(Key, (partition, sort)), prefix + p + "}:" + s
+            return None
+
+        return fast_str2
     stok = _TOKENIZERS[st]
     s_may_be_falsy = st is int
 
