@@ -88,7 +88,9 @@ def tier_url(name: str, prefix: str) -> str:
     url = TIER_URLS[name]
     require(url, name)
     sep = "&" if "?" in url else "?"
-    return f"{url}{sep}prefix={prefix}"
+    # A generous deadline: the contract suite checks behaviour, and a loaded CI machine must not turn a slow
+    # reply into a fail-open miss (the fault suites test tight deadlines on purpose).
+    return f"{url}{sep}prefix={prefix}&timeout=1s&connect_timeout=1s"
 
 
 def _marks(store: str, tiers: tuple[str, ...]) -> list[pytest.MarkDecorator]:

@@ -415,7 +415,9 @@ async def test_tls(tls_dir: Path) -> None:
 
 async def test_several_standalone_nodes_by_rendezvous(own_redis: OwnRedis) -> None:
     host, port = _endpoints(REDIS_URL)[0]
-    tier = await _tier(f"redis://{host}:{port},127.0.0.1:{own_redis.port}/0")
+    # Generous deadlines: this test is about placement, and a loaded CI machine must not turn it into a
+    # timeout test (a timed-out node hands out void leases, and nothing would be filled there).
+    tier = await _tier(f"redis://{host}:{port},127.0.0.1:{own_redis.port}/0", timeout="2s", connect_timeout="2s")
     other = redis.Redis(port=own_redis.port)
     try:
         keys = [f"{{orders:c{p}}}:{i}" for p in range(20) for i in range(3)]
