@@ -118,7 +118,8 @@ class Repository(Generic[T]):
                     return [await self.store.get(self.schema, key)]
 
                 (result,) = await self.cache.read_many(self.codec, [ck], load, expires_of=self._expires_of)
-            result = self._live(result)
+            if self._ttl is not None:
+                result = self._live(result)
             fut.set_result(result)
             return result
         except BaseException as exc:

@@ -12,7 +12,7 @@ import re
 import typing
 import zlib
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -220,18 +220,18 @@ def _make_cache_key(prefix: str, n_partition: int, types: tuple[type, ...]) -> C
     return general
 
 
-def _make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) -> Callable[[Any, Any], Key | None]:
+def _make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) -> Callable[[Any, Any], Any]:
     """Like :func:`_make_fast_key` without the cache key (for reads that bypass the tiers)."""
     if n_partition != 1 or n_sort > 1:
         return lambda partition, sort: None
     pt = types[0]
     p_may_be_falsy = pt is int
     if n_sort == 0:
-        return lambda p, s: cast(Key, (p,)) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
+        return lambda p, s: (p,) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
     st = types[1]
     s_may_be_falsy = st is int
     return lambda p, s: (
-        cast(Key, (p, s))
+        (p, s)
         if type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
         else None
     )
@@ -251,8 +251,7 @@ def _make_fast_key(
 
         def fast1(partition: Any, sort: Any) -> tuple[Key, str] | None:
             if type(partition) is pt and sort is None and (partition or p_may_be_falsy):
-                key = cast(Key, (partition,))
-                return key, prefix + ptok(partition) + "}"
+                return (partition,), prefix + ptok(partition) + "}"  # type: ignore[return-value]
             return None
 
         return fast1
@@ -263,7 +262,7 @@ def _make_fast_key(
             if type(partition) is str and type(sort) is str and partition and sort:
                 p = partition if partition.isalnum() and partition.isascii() else _escape(partition)
                 s = sort if sort.isalnum() and sort.isascii() else _escape(sort)
-                return cast(Key, (partition, sort)), prefix + p + "}:" + s
+                return (partition, sort), prefix + p + "}:" + s  # a plain tuple: no cast() call on the hot path
             return None
 
         return fast_str2
@@ -277,8 +276,7 @@ def _make_fast_key(
             and (partition or p_may_be_falsy)
             and (sort or s_may_be_falsy)
         ):
-            key = cast(Key, (partition, sort))
-            return key, prefix + ptok(partition) + "}:" + stok(sort)
+            return (partition, sort), prefix + ptok(partition) + "}:" + stok(sort)  # type: ignore[return-value]
         return None
 
     return fast2
