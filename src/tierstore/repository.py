@@ -92,7 +92,7 @@ class Repository(Generic[T]):
                 if obj is None:
                     obj = self.codec.decode(entry.value)
                     if obj is None:
-                        return await self._get_slow(key, ck, True)  # undecodable: counted and replaced there
+                        return await self._get_slow(key, ck)  # undecodable: counted and replaced there
                     if obj.__class__ is not self.entity:  # ABSENT: a cached "not found"
                         return None
                     if not self._keep_obj or entry.freq < HOT:
@@ -101,9 +101,9 @@ class Repository(Generic[T]):
                 if not self._share:
                     obj = obj.__copy__()
                 return obj if self._ttl is None else self._live(obj)
-        return await self._get_slow(key, ck, l1 is not None)
+        return await self._get_slow(key, ck)
 
-    async def _get_slow(self, key: Key, ck: str, looked_l1: bool) -> T | None:
+    async def _get_slow(self, key: Key, ck: str) -> T | None:
         inflight = self._inflight.get(ck)
         if inflight is not None:
             # Single-flight: join the read already under way for this key.
@@ -379,9 +379,8 @@ class Repository(Generic[T]):
         if not self.cache.tiers:
             return
         cks = [self.schema.cache_key(k) for k in keys]
-        for ck in cks:
-            # Readers that start after this write must not join a read that began before it.
-            self._inflight.pop(ck, None)
+        # Readers that start after this write must not join a read that began before it.
+        self.forget_inflight(cks)
         if self.cache.policy.write_mode == "write_through":
             values = [None if s is None else self.codec.encode(s) for s in stored]
             versions = [0 if s is None else self.schema.version_of(s) for s in stored]
