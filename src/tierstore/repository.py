@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tierstore.codecs import Codec, codec_for
+from tierstore.codecs import ABSENT, Codec, codec_for
 from tierstore.errors import ValidationError
 from tierstore.model.entity import Entity, Relation
 from tierstore.model.schema import Key, Schema, schema_of
@@ -22,7 +22,6 @@ __all__ = ["QueryResult", "Repository"]
 
 T = TypeVar("T", bound=Entity)
 
-HOT = 2  # L1 hits after which an entry keeps its decoded object
 _SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
 
 
@@ -37,12 +36,6 @@ class Repository(Generic[T]):
         self.store: Store = db.store
         self.cache: TieredCache = db.cache
         self._l1 = self.cache.l1
-        self._remote = len(self.cache.tiers) > (1 if self._l1 is not None else 0)
-        # L1 keeps the decoded object of hot entries (read HOT times) of entities whose fields are all
-        # immutable, and hands out shallow copies (~0.06 µs, against ~0.4 µs to decode); frozen ones with no
-        # relations to load are shared. Only hot entries pay the object's memory (~2x the encoded size).
-        self._keep_obj = self.schema.flat
-        self._share = self.schema.immutable and not self.schema.relations
         self._inflight: dict[str, asyncio.Future[T | None]] = {}
         self._ready = False
         schema = self.schema
@@ -86,20 +79,10 @@ class Repository(Generic[T]):
             return self._live(item)
         l1 = self._l1
         if l1 is not None:
-            entry = l1.entry(ck)
-            if entry is not None:
-                obj = entry.obj
-                if obj is None:
-                    obj = self.codec.decode(entry.value)
-                    if obj is None:
-                        return await self._get_slow(key, ck)  # undecodable: counted and replaced there
-                    if obj.__class__ is not self.entity:  # ABSENT: a cached "not found"
-                        return None
-                    if not self._keep_obj or entry.freq < HOT:
-                        return obj if self._ttl is None else self._live(obj)
-                    entry.obj = obj
-                if not self._share:
-                    obj = obj.__copy__()
+            obj = l1.read(ck, self.codec)
+            if obj is not None:
+                if obj is ABSENT:  # a cached "not found"
+                    return None
                 return obj if self._ttl is None else self._live(obj)
         return await self._get_slow(key, ck)
 
@@ -186,29 +169,14 @@ class Repository(Generic[T]):
             # The in-process tier answers synchronously; only its misses take the tiered path.
             misses: list[int] = []
             todo = misses
-            decode = self.codec.decode
-            cls = self.entity
-            keep, share = self._keep_obj, self._share
+            read = l1.read
+            codec = self.codec
             for i, ck in enumerate(cks):
-                entry = l1.entry(ck)
-                if entry is None:
-                    misses.append(i)
-                    continue
-                obj: Any = entry.obj
+                obj = read(ck, codec)
                 if obj is None:
-                    obj = decode(entry.value)
-                    if obj is None:
-                        misses.append(i)  # undecodable: the tiered path counts and replaces it
-                        continue
-                    if obj.__class__ is not cls:
-                        continue  # a cached "not found"
-                    if keep and entry.freq >= HOT:
-                        entry.obj = obj
-                        if not share:
-                            obj = obj.__copy__()  # type: ignore[attr-defined]  # Struct has it in C
-                elif not share:
-                    obj = obj.__copy__()
-                found[i] = obj
+                    misses.append(i)  # not held, or undecodable: the tiered path counts and replaces it
+                elif obj is not ABSENT:
+                    found[i] = obj
         if todo:
             wanted = [uniq[i] for i in todo]
 

@@ -50,7 +50,7 @@ from tierstore.errors import ConfigError, StoreError, TierstoreError, Unsupporte
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.routing import ReshardPlan, Router, SlotMove, gather_all
-from tierstore.stores.base import Store
+from tierstore.stores.base import Scannable, Store
 from tierstore.tiers.base import CacheTier
 
 __all__ = ["MoveCount", "ReshardError", "ReshardEvent", "ReshardReport", "TableReport", "main", "reshard"]
@@ -162,13 +162,12 @@ def _decode_key(text: str) -> Key:
 
 async def scan_page(store: Store, schema: Schema[T], after: Key | None, limit: int) -> list[T]:
     """Up to ``limit`` items of ``schema``'s table on ``store``, in key order, after ``after``."""
-    scan = getattr(store, "scan", None)
-    if scan is not None:
-        return await scan(schema, after=after, limit=limit)  # type: ignore[no-any-return]
+    if isinstance(store, Scannable):
+        return await store.scan(schema, after=after, limit=limit)
     raise Unsupported(
         f"resharding needs to enumerate {schema.table} on {store!r}; this store offers no scan()",
         entity=schema.name,
-        backend=getattr(store, "name", None),
+        backend=store.name,
     )
 
 
@@ -176,9 +175,8 @@ async def restore_many(store: Store, schema: Schema[T], items: Sequence[T]) -> N
     """Write ``items`` exactly as given (version fields kept), replacing what is there."""
     if not items:
         return
-    restore = getattr(store, "restore_many", None)
-    if restore is not None:
-        await restore(schema, items)
+    if isinstance(store, Scannable):
+        await store.restore_many(schema, items)
         return
     if schema.version is None:
         await store.put_many(schema, items)  # nothing for put_many to change: an exact copy
@@ -187,7 +185,7 @@ async def restore_many(store: Store, schema: Schema[T], items: Sequence[T]) -> N
         f"{schema.name} has a version field and {store!r} offers no restore_many(): copying with put_many "
         f"would reset every version",
         entity=schema.name,
-        backend=getattr(store, "name", None),
+        backend=store.name,
     )
 
 

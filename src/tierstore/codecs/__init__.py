@@ -35,7 +35,8 @@ ABSENT: Final = _Absent()
 class Codec(Generic[T]):
     """Encodes items of one entity into cache envelopes and back. One per schema, reused."""
 
-    __slots__ = ("_decode", "_encode", "_header", "absent_bytes", "incompatible", "schema")
+    __slots__ = ("_decode", "_encode", "_header", "absent_bytes", "incompatible", "keep_objects", "schema",
+                 "share_objects")
 
     def __init__(self, schema: Schema[Any]) -> None:
         self.schema = schema
@@ -44,6 +45,11 @@ class Codec(Generic[T]):
         self._encode = schema.encoder.encode
         self._decode = schema.decoder.decode
         self.incompatible = 0
+        # An in-process tier may keep the decoded object of a hot entry when every field's type is immutable
+        # (a shallow copy per read is then a full copy, ~0.06 us against ~0.4 us to decode); a deeply
+        # immutable entity with no relations to load is shared as it is.
+        self.keep_objects: bool = schema.flat
+        self.share_objects: bool = schema.immutable and not schema.relations
 
     def encode(self, item: T) -> bytes:
         return self._header + self._encode(item)

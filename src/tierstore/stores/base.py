@@ -14,7 +14,7 @@ from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.stats import StoreStats
 
-__all__ = ["Delete", "Put", "Store", "WriteOp"]
+__all__ = ["Delete", "Put", "Scannable", "Store", "WriteOp"]
 
 T = TypeVar("T")
 
@@ -99,4 +99,17 @@ class Store(Protocol):
 
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
+        ...
+
+
+@runtime_checkable
+class Scannable(Protocol):
+    """A store whose tables can be enumerated and restored exactly: what resharding needs."""
+
+    async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
+        """Up to ``limit`` items of the table in key order, strictly after ``after``."""
+        ...
+
+    async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
+        """Write ``items`` exactly as given (version fields kept, no conditions), replacing what is there."""
         ...

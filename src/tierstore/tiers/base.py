@@ -14,11 +14,14 @@ as a miss (reads) or records the invalidation for replay (writes).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tierstore.stats import TierStats
 
-__all__ = ["CacheTier", "Lease"]
+if TYPE_CHECKING:
+    from tierstore.codecs import Codec
+
+__all__ = ["CacheTier", "Lease", "LocalTier"]
 
 
 class Lease:
@@ -66,3 +69,22 @@ class CacheTier(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LocalTier(CacheTier, Protocol):
+    """An in-process tier. It does no I/O, so the repository reads it synchronously before the tiered path.
+
+    It may keep the decoded object of an entry (the codec says whether the entity allows it and whether the
+    object may be shared or must be copied per read), so a hot read costs no decode.
+    """
+
+    def read(self, key: str, codec: Codec[Any]) -> Any:
+        """The item under ``key`` (counted as a hit), :data:`~tierstore.codecs.ABSENT` for a cached "not
+        found", or ``None``: not held, expired or undecodable — the caller takes the tiered path, which counts
+        the miss and replaces an undecodable entry."""
+        ...
+
+    def invalidate(self, key: str) -> None:
+        """Forget ``key`` and void its lease (synchronously: the coherence listener calls it per message)."""
+        ...

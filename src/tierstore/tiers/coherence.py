@@ -2,7 +2,7 @@
 
 A shared tier that publishes its invalidations (the Redis tier: ``PUBLISH`` on ``tierstore:inv:<prefix>`` in
 the same script that writes the tombstones, so it costs no extra round trip) is an :class:`InvalidationFeed`.
-:class:`L1Coherence` subscribes to it and evicts the keys from the process's :class:`MemoryTier`.
+:class:`L1Coherence` subscribes to it and evicts the keys from the process's :class:`LocalTier`.
 
 Messages sent while a process is not subscribed are lost, so the in-process tier is flushed whenever the
 subscription starts or ends, and the tiered path fills it only while :attr:`L1Coherence.connected` is true.
@@ -17,7 +17,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Protocol, runtime_checkable
 
-from tierstore.tiers.memory import MemoryTier
+from tierstore.tiers.base import LocalTier
 
 __all__ = ["InvalidationFeed", "L1Coherence"]
 
@@ -36,10 +36,10 @@ class InvalidationFeed(Protocol):
 
 
 class L1Coherence:
-    """Keeps one :class:`MemoryTier` coherent with the writes of other processes, through a feed."""
+    """Keeps one :class:`LocalTier` coherent with the writes of other processes, through a feed."""
 
     def __init__(
-        self, l1: MemoryTier, feed: InvalidationFeed, *, retry: float = 0.05, max_retry: float = 2.0,
+        self, l1: LocalTier, feed: InvalidationFeed, *, retry: float = 0.05, max_retry: float = 2.0,
         ready_timeout: float = 0.5,
     ) -> None:
         self.l1 = l1

@@ -31,10 +31,9 @@ from typing import Any, Literal, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
 from tierstore.errors import ConfigError, TierError
-from tierstore.tiers.base import CacheTier, Lease
+from tierstore.tiers.base import CacheTier, Lease, LocalTier
 from tierstore.tiers.breaker import Breaker
 from tierstore.tiers.coherence import InvalidationFeed, L1Coherence
-from tierstore.tiers.memory import MemoryTier
 
 __all__ = ["CachePolicy", "TieredCache"]
 
@@ -189,7 +188,7 @@ class TieredCache:
         self.tiers = tuple(tiers)
         self.policy = policy or CachePolicy()
         first = self.tiers[0] if self.tiers else None
-        self.l1: MemoryTier | None = first if isinstance(first, MemoryTier) else None
+        self.l1: LocalTier | None = first if isinstance(first, LocalTier) else None
         self._pending: dict[int, set[str]] = {}
         p = self.policy
         self._getters: list[Callable[[Sequence[str]], Awaitable[list[bytes | Lease | None]]]] = []
