@@ -25,7 +25,7 @@ from tierstore.joins import Many
 from tierstore.model import TTL, Entity, Index, PartitionKey, Ref, Schema, SortKey, Version, schema_of
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
-from tierstore.routing import Router, scatter_gather
+from tierstore.routing import Router
 from tierstore.session import Session
 from tierstore.stats import StoreStats, TierStats
 from tierstore.stores.base import Delete, Put, Store
@@ -96,6 +96,5 @@ __all__ = [
     "gt",
     "le",
     "lt",
-    "scatter_gather",
     "schema_of",
 ]

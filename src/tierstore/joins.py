@@ -22,10 +22,10 @@ from collections.abc import Iterable, Sequence
 from operator import attrgetter
 from typing import Any, Protocol, TypeVar, overload
 
+from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, NotFound, ValidationError
 from tierstore.model.entity import Entity, Ref, Relation
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.routing import gather_all
 
 __all__ = ["Loader", "Many", "check_relations", "key_arg", "load_relations"]
 

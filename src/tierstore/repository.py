@@ -12,7 +12,8 @@ from tierstore.errors import ValidationError
 from tierstore.model.entity import Entity, Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, SortCondition
-from tierstore.stores.base import Store
+from tierstore.stores.base import ScatterGather, Store
+from tierstore.stores.paging import query_all
 from tierstore.tiers.tiered import TieredCache
 
 if TYPE_CHECKING:
@@ -277,13 +278,23 @@ class Repository(Generic[T]):
         reverse: bool = False,
         concurrency: int = 8,
     ) -> list[T]:
-        """The one explicit cross-shard read: query every shard, merge in sort order, apply ``limit``
-        globally. See :func:`tierstore.routing.scatter_gather`."""
-        from tierstore.routing import scatter_gather
-
-        return await scatter_gather(
-            self, partition, index=index, sort=sort, limit=limit, reverse=reverse, concurrency=concurrency
-        )
+        """The one explicit cross-shard read: query every shard for ``partition`` (usually of a secondary
+        ``index``), ``concurrency`` shards at a time, each with at most ``limit`` items; merge, order by the
+        sort key (then the primary key) and cut to ``limit`` globally. Reads the stores directly (no query
+        cache). On an unsharded store it is one query, read to the end."""
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ValidationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        query = self._make_query(partition, sort, index, limit, None, reverse, False)
+        if not self._ready:
+            await self._ensure()
+        store = self.store
+        if isinstance(store, ScatterGather):
+            items: list[T] = await store.scatter_gather(self.schema, query, concurrency=concurrency)
+        else:
+            items, _ = await query_all(store, self.schema, query)
+        if self.schema.ttl is not None:
+            items = [i for i in items if self._live(i) is not None]
+        return items
 
     # -- writes ------------------------------------------------------------------------------------
 

@@ -46,10 +46,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, StoreError, TierstoreError, Unsupported
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.routing import ReshardPlan, Router, SlotMove, gather_all
+from tierstore.routing import ReshardPlan, Router, SlotMove
 from tierstore.stores.base import Scannable, Store
 from tierstore.tiers.base import CacheTier
 

@@ -525,7 +525,8 @@ def test_backlog_is_bounded_and_a_clear_under_way_cannot_lose_keys() -> None:
 
 
 def test_rendezvous_is_stable_and_moves_about_one_nth() -> None:
-    from tierstore.tiers.breaker import Rendezvous, partition_tag
+    from tierstore.model.cachekey import partition_tag
+    from tierstore.routing import Rendezvous
 
     assert partition_tag("{orders:c1}:o1") == "orders:c1" and partition_tag("plain") == "plain"
     three = Rendezvous(["a:1", "b:1", "c:1"])

@@ -20,7 +20,7 @@ from tierstore import (
     ValidationError,
     schema_of,
 )
-from tierstore.routing import Router, hash_token, partition_token, scatter_gather
+from tierstore.routing import Router, hash_token, partition_token
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.base import Lease
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig, node_tag
@@ -220,17 +220,17 @@ async def test_query_routes_by_partition_and_index_queries_need_scatter_gather()
         assert store.stats.round_trips == 1
         with pytest.raises(Unsupported, match="scatter_gather"):
             await orders.query("paid", index="by_status")
-        paid = await scatter_gather(orders, "paid", index="by_status")
+        paid = await orders.scatter_gather("paid", index="by_status")
         assert len(paid) == 8
         assert [o.order_id for o in paid] == sorted(o.order_id for o in paid)
-        top = await scatter_gather(orders, "paid", index="by_status", limit=3, reverse=True)
+        top = await orders.scatter_gather("paid", index="by_status", limit=3, reverse=True)
         assert [(o.order_id) for o in top] == ["o3", "o3", "o3"]
         assert all(o.status == "paid" for o in top)
         # Every shard answered, each with at most `limit` items.
         with pytest.raises(ValidationError):
-            await scatter_gather(orders, 5, index="by_status")
+            await orders.scatter_gather(5, index="by_status")
         with pytest.raises(ValidationError):
-            await scatter_gather(orders, "paid", index="by_status", concurrency=0)
+            await orders.scatter_gather("paid", index="by_status", concurrency=0)
 
 
 async def test_scatter_gather_pages_through_each_shard() -> None:
@@ -238,9 +238,9 @@ async def test_scatter_gather_pages_through_each_shard() -> None:
     async with tierstore.connect(store) as db:
         orders = db.repository(Order)
         await orders.put_many([Order(f"c{i}", f"o{i:03}", i, status="s") for i in range(30)])
-        every = await scatter_gather(orders, "s", index="by_status", concurrency=1)
+        every = await orders.scatter_gather("s", index="by_status", concurrency=1)
         assert [o.total_cents for o in every] == list(range(30))
-        assert [o.total_cents for o in await scatter_gather(orders, "s", index="by_status", limit=7)] == list(
+        assert [o.total_cents for o in await orders.scatter_gather("s", index="by_status", limit=7)] == list(
             range(7)
         )
 
@@ -249,7 +249,7 @@ async def test_scatter_gather_on_an_unsharded_store() -> None:
     async with tierstore.connect("memory://") as db:
         orders = db.repository(Order)
         await orders.put_many([Order(f"c{i}", f"o{i}", i, status="s") for i in range(5)])
-        assert len(await scatter_gather(orders, "s", index="by_status", limit=3)) == 3
+        assert len(await orders.scatter_gather("s", index="by_status", limit=3)) == 3
 
 
 async def test_transaction_on_one_shard_and_refused_across_shards() -> None:

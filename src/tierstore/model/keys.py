@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, TypeAlias, TypeVar
 
-__all__ = ["TTL", "KeyMarker", "PartitionKey", "SortKey", "Version"]
+__all__ = ["TTL", "Key", "KeyMarker", "KeyPart", "PartitionKey", "SortKey", "Version"]
 
 _T = TypeVar("_T")
+
+KeyPart = str | int | bytes
+"""One part of a key: key fields are ``str``, ``int`` or ``bytes``."""
+Key = tuple[KeyPart, ...]
+"""A key as carried internally: a flat tuple of the partition parts, then the sort parts."""
 
 
 class KeyMarker:

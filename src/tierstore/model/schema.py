@@ -17,34 +17,17 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from tierstore.errors import ConfigError, ValidationError
+from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_plain_key, token
 from tierstore.model.entity import Entity, Index, Relation
-from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, KeyMarker
+from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
 
 __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 
 T = TypeVar("T")
-KeyPart = str | int | bytes
-Key = tuple[KeyPart, ...]
 
 _KEY_TYPES: tuple[type, ...] = (str, int, bytes)
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
-_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@/+=;!~*'()$&?#\-]*\Z")
-_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_.@/+=;!~*'()$&?#\-]").search
 _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
-
-
-def _escape(text: str) -> str:
-    if (text.isalnum() and text.isascii()) or _UNSAFE_CHAR(text) is None:
-        return text
-    return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
-
-
-def _token(part: KeyPart) -> str:
-    if isinstance(part, str):
-        return _escape(part)
-    if isinstance(part, bytes):
-        return "x" + part.hex()
-    return str(part)
 
 
 class FieldSpec(msgspec.Struct, frozen=True):
@@ -92,11 +75,11 @@ class Schema(Generic[T]):
         self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
-        self._cache_key: Callable[[Key], str] = _make_cache_key(self._tag_prefix, len(partition), self.key_types)
-        self.fast_plain_key: Callable[[Any, Any], Key | None] = _make_fast_plain_key(
+        self._cache_key: Callable[[Key], str] = make_cache_key(self._tag_prefix, len(partition), self.key_types)
+        self.fast_plain_key: Callable[[Any, Any], Key | None] = make_fast_plain_key(
             len(partition), len(sort), self.key_types
         )
-        self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = _make_fast_key(
+        self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = make_fast_key(
             self._tag_prefix, len(partition), len(sort), self.key_types
         )
 
@@ -172,7 +155,7 @@ class Schema(Generic[T]):
         return key[: len(self.partition)]
 
     def partition_token(self, partition: Key) -> str:
-        return ",".join(_token(p) for p in partition)
+        return ",".join(token(p) for p in partition)
 
     def cache_key(self, key: Key) -> str:
         """``{table:partition}`` or ``{table:partition}:sort`` for a validated key."""
@@ -196,90 +179,6 @@ class Schema(Generic[T]):
 
     def version_of(self, item: T) -> int:
         return int(getattr(item, self.version)) if self.version else 0
-
-
-_TOKENIZERS: dict[type, Callable[[Any], str]] = {str: _escape, int: int.__repr__, bytes: lambda b: "x" + b.hex()}
-
-
-def _make_cache_key(prefix: str, n_partition: int, types: tuple[type, ...]) -> Callable[[Key], str]:
-    toks = [_TOKENIZERS[t] for t in types]
-    if len(types) == 1:
-        (t0,) = toks
-        return lambda key: prefix + t0(key[0]) + "}"
-    if len(types) == 2 and n_partition == 1:
-        t0, t1 = toks
-        return lambda key: prefix + t0(key[0]) + "}:" + t1(key[1])
-    ptoks, stoks = toks[:n_partition], toks[n_partition:]
-
-    def general(key: Key) -> str:
-        head = prefix + ",".join([t(v) for t, v in zip(ptoks, key, strict=False)]) + "}"
-        if not stoks:
-            return head
-        return head + ":" + ",".join([t(v) for t, v in zip(stoks, key[n_partition:], strict=True)])
-
-    return general
-
-
-def _make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) -> Callable[[Any, Any], Any]:
-    """Like :func:`_make_fast_key` without the cache key (for reads that bypass the tiers)."""
-    if n_partition != 1 or n_sort > 1:
-        return lambda partition, sort: None
-    pt = types[0]
-    p_may_be_falsy = pt is int
-    if n_sort == 0:
-        return lambda p, s: (p,) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
-    st = types[1]
-    s_may_be_falsy = st is int
-    return lambda p, s: (
-        (p, s)
-        if type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
-        else None
-    )
-
-
-def _make_fast_key(
-    prefix: str, n_partition: int, n_sort: int, types: tuple[type, ...]
-) -> Callable[[Any, Any], tuple[Key, str] | None]:
-    """A specialised key builder for the common single-field layouts: the key tuple and its cache key,
-    or ``None`` when the input needs the general path (which validates and explains)."""
-    if n_partition != 1 or n_sort > 1:
-        return lambda partition, sort: None
-    pt = types[0]
-    ptok = _TOKENIZERS[pt]
-    p_may_be_falsy = pt is int
-    if n_sort == 0:
-
-        def fast1(partition: Any, sort: Any) -> tuple[Key, str] | None:
-            if type(partition) is pt and sort is None and (partition or p_may_be_falsy):
-                return (partition,), prefix + ptok(partition) + "}"  # type: ignore[return-value]
-            return None
-
-        return fast1
-    st = types[1]
-    if pt is str and st is str:
-        # The most common layout; the alphanumeric check is inlined (C method calls, no Python frame).
-        def fast_str2(partition: Any, sort: Any) -> tuple[Key, str] | None:
-            if type(partition) is str and type(sort) is str and partition and sort:
-                p = partition if partition.isalnum() and partition.isascii() else _escape(partition)
-                s = sort if sort.isalnum() and sort.isascii() else _escape(sort)
-                return (partition, sort), prefix + p + "}:" + s  # a plain tuple: no cast() call on the hot path
-            return None
-
-        return fast_str2
-    stok = _TOKENIZERS[st]
-    s_may_be_falsy = st is int
-
-    def fast2(partition: Any, sort: Any) -> tuple[Key, str] | None:
-        if (
-            type(partition) is pt
-            and type(sort) is st
-            and (partition or p_may_be_falsy)
-            and (sort or s_may_be_falsy)
-        ):
-            return (partition, sort), prefix + ptok(partition) + "}:" + stok(sort)  # type: ignore[return-value]
-        return None
-
-    return fast2
 
 
 def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:

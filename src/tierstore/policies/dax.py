@@ -38,6 +38,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from tierstore.errors import ConfigError
+from tierstore.model.cachekey import partition_cache_tag
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.tiers.base import CacheTier, Lease
@@ -123,7 +124,7 @@ class DaxStylePolicy:
         # so nothing of theirs contains "::".
         if query_index is None:
             # The item cache's hash tag "{table:partition}" (Schema.cache_key takes whole keys only).
-            return "{" + schema.table + ":" + schema.partition_token(partition) + "}::gen"
+            return partition_cache_tag(schema.table, schema.partition_token(partition)) + "::gen"
         return "{" + schema.table + "::ix:" + query_index + "}::gen"
 
     @staticmethod

@@ -14,7 +14,7 @@ from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.stats import StoreStats
 
-__all__ = ["Delete", "Put", "Scannable", "Store", "WriteOp"]
+__all__ = ["Delete", "Put", "Scannable", "ScatterGather", "Store", "WriteOp"]
 
 T = TypeVar("T")
 
@@ -112,4 +112,13 @@ class Scannable(Protocol):
 
     async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
         """Write ``items`` exactly as given (version fields kept, no conditions), replacing what is there."""
+        ...
+
+
+@runtime_checkable
+class ScatterGather(Protocol):
+    """A store over several shards that can run one query on every shard and merge the results."""
+
+    async def scatter_gather(self, schema: Schema[T], query: Query, *, concurrency: int | None = None) -> list[T]:
+        """``query`` on every shard, merged in sort-key order (then primary key), cut to ``query.limit``."""
         ...

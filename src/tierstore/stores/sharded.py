@@ -18,12 +18,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, PartialBatchError, TierstoreError, Unsupported
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query
-from tierstore.routing import Router, _query_all, gather_all
+from tierstore.routing import Router
 from tierstore.stats import StoreStats
 from tierstore.stores.base import Put, Store, WriteOp
+from tierstore.stores.paging import query_all
 
 __all__ = ["ShardedStore", "ShardedStoreConfig"]
 
@@ -164,7 +166,7 @@ class ShardedStore:
         if query.index is not None and schema.indexes[query.index].partition_fields != schema.partition:
             raise Unsupported(
                 f"index {query.index!r} of {schema.name} is not partitioned like the table, so its "
-                f"partitions span every shard; use tierstore.routing.scatter_gather(...) to read all shards",
+                f"partitions span every shard; use repository.scatter_gather(...) to read all shards",
                 entity=schema.name,
                 backend=self.name,
             )
@@ -187,7 +189,7 @@ class ShardedStore:
             raise Unsupported("scatter_gather does not take a cursor", entity=schema.name, backend=self.name)
         self.stats.queries += len(self._stores)
         try:
-            results = await gather_all([_query_all(s, schema, query) for s in self._stores], concurrency)
+            results = await gather_all([query_all(s, schema, query) for s in self._stores], concurrency)
         except TierstoreError:
             self.stats.errors += 1
             raise

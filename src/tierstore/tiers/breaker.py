@@ -1,4 +1,4 @@
-"""Per-node machinery shared by the network tiers: circuit breaker, invalidation backlog, rendezvous hashing.
+"""Per-node machinery shared by the network tiers: circuit breaker and invalidation backlog.
 
 A :class:`Breaker` has three states::
 
@@ -35,8 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ENTRY", "ENTRY_HEADER", "LEASE", "MAX_VERSION", "STALE_ENTRY", "STALE_HEADER", "TOMBSTONE", "Breaker",
-    "BreakerSettings", "BreakerState", "HealthNode", "NodeHealth", "NodeTier", "Rendezvous", "entry",
-    "parse_hosts", "partition_tag", "valid_prefix",
+    "BreakerSettings", "BreakerState", "HealthNode", "NodeHealth", "NodeTier", "entry",
+    "parse_hosts", "valid_prefix",
 ]
 
 BreakerState = Literal["closed", "open", "half_open"]
@@ -307,66 +307,6 @@ class NodeTier(Generic[N]):
         self.stats.misses += n
         self._bump("stale_hits", len(refresh) - n)
         self._bump("refreshes", n)
-
-
-_M64 = (1 << 64) - 1
-
-
-def _mix64(x: int) -> int:
-    """splitmix64's finaliser: a cheap, well-spread 64-bit mix."""
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def _hash64(data: bytes) -> int:
-    import hashlib
-
-    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
-
-
-def partition_tag(key: str) -> str:
-    """The part of a cache key that names its partition: inside the first ``{…}``, else the whole key."""
-    start = key.find("{")
-    if start >= 0:
-        end = key.find("}", start + 1)
-        if end > start + 1:
-            return key[start + 1 : end]
-    return key
-
-
-class Rendezvous:
-    """Highest-random-weight choice of a node per partition tag: stable, and adding or removing a node moves
-    only the partitions that node wins or held (about 1/N of them)."""
-
-    __slots__ = ("_cache", "_seeds", "names")
-
-    def __init__(self, names: Iterable[str]) -> None:
-        self.names = tuple(names)
-        if not self.names:
-            from tierstore.errors import ConfigError
-
-            raise ConfigError("rendezvous hashing needs at least one node")
-        self._seeds = tuple(_hash64(n.encode()) for n in self.names)
-        self._cache: dict[str, int] = {}
-
-    def __repr__(self) -> str:
-        return f"Rendezvous({list(self.names)})"
-
-    def index(self, key: str) -> int:
-        """Index of the node that owns ``key``'s partition."""
-        if len(self._seeds) == 1:
-            return 0
-        tag = partition_tag(key)
-        found = self._cache.get(tag)
-        if found is None:
-            h = _hash64(tag.encode())
-            seeds = self._seeds
-            found = max(range(len(seeds)), key=lambda j: _mix64(h ^ seeds[j]))
-            if len(self._cache) >= 65_536:
-                self._cache.clear()
-            self._cache[tag] = found
-        return found
 
 
 def valid_prefix(prefix: str) -> str:

@@ -38,6 +38,7 @@ from typing import Any, ClassVar, TypeVar
 from aiomcache.pool import Connection, MemcachePool
 
 from tierstore.errors import ConfigError, TierError
+from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
 from tierstore.tiers.breaker import (
@@ -45,7 +46,6 @@ from tierstore.tiers.breaker import (
     STALE_HEADER,
     NodeHealth,
     NodeTier,
-    Rendezvous,
     entry,
     parse_hosts,
     valid_prefix,

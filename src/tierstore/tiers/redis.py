@@ -42,6 +42,7 @@ from redis.crc import key_slot
 from redis.exceptions import AskError, NoScriptError, RedisError, ResponseError, TryAgainError
 
 from tierstore.errors import ConfigError, TierError
+from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
 from tierstore.tiers.breaker import (
@@ -49,7 +50,6 @@ from tierstore.tiers.breaker import (
     STALE_HEADER,
     NodeHealth,
     NodeTier,
-    Rendezvous,
     entry,
     parse_hosts,
     valid_prefix,

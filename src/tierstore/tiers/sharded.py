@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tierstore.errors import ConfigError
+from tierstore.model.cachekey import partition_tag
+from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
 from tierstore.tiers.base import CacheTier, Lease
-from tierstore.tiers.breaker import Rendezvous, partition_tag
 
 __all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
 

@@ -8,25 +8,21 @@ entities that share a partition value (a customer and its orders) live on the sa
 can compute it.
 
 Resharding moves whole slots: :meth:`Router.plan` lists the moving slot ranges and the fraction of keys they
-hold (slots are equally likely under the hash). :func:`scatter_gather` is the one explicit way to read
-across every shard.
+hold (slots are equally likely under the hash). This module is a leaf: it knows keys and shard names, nothing
+of stores, tiers or repositories.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from hashlib import blake2b
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
-from tierstore.errors import ConfigError, ValidationError
-from tierstore.model.schema import Key, Schema, _escape, _token
-
-if TYPE_CHECKING:
-    from tierstore.query import SortCondition
-    from tierstore.repository import Repository
+from tierstore.errors import ConfigError
+from tierstore.model.cachekey import escape, token
+from tierstore.model.schema import Key, Schema
 
 __all__ = [
     "DEFAULT_SLOTS",
@@ -35,13 +31,9 @@ __all__ = [
     "Router",
     "SlotMove",
     "SlotRange",
-    "gather_all",
     "hash_token",
     "partition_token",
-    "scatter_gather",
 ]
-
-T = TypeVar("T")
 
 DEFAULT_SLOTS = 1024
 MAX_SLOTS = 1 << 16
@@ -61,8 +53,8 @@ def partition_token(partition: Key) -> str:
     if len(partition) == 1:
         p = partition[0]
         if type(p) is str:
-            return _escape(p)
-    return ",".join(_token(p) for p in partition)
+            return escape(p)
+    return ",".join(token(p) for p in partition)
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,80 +386,3 @@ class Router:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Router.parse, (str(self),))
-
-
-# -- scatter-gather ----------------------------------------------------------------------------------
-
-
-async def scatter_gather(
-    repo: Repository[Any],
-    partition: Any,
-    *,
-    index: str | None = None,
-    sort: SortCondition | None = None,
-    limit: int | None = None,
-    reverse: bool = False,
-    concurrency: int = 8,
-) -> list[Any]:
-    """Query every shard for ``partition`` (usually of a secondary ``index``), merge, order, cut to ``limit``.
-
-    The explicit cross-shard read: every shard answers (``concurrency`` at a time), each with at most
-    ``limit`` items, and the merged result is ordered by the sort key (then the primary key) and cut to
-    ``limit`` globally. Reads the stores directly (no query cache). On an unsharded store it is one query.
-    """
-    from tierstore.stores.sharded import ShardedStore
-
-    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
-        raise ValidationError(f"concurrency must be an int >= 1, got {concurrency!r}")
-    query = repo._make_query(partition, sort, index, limit, None, reverse, False)
-    await repo._ensure()
-    store = repo.store
-    if isinstance(store, ShardedStore):
-        items = await store.scatter_gather(repo.schema, query, concurrency=concurrency)
-    else:
-        items, _ = await _query_all(store, repo.schema, query)
-    if repo.schema.ttl is not None:
-        items = [i for i in items if repo._live(i) is not None]
-    return items
-
-
-async def _query_all(store: Any, schema: Schema[T], query: Any) -> tuple[list[T], int]:
-    """Every item of ``query`` on one store, page by page, stopping at ``query.limit`` items; and the
-    number of pages (round trips) it took."""
-    from tierstore.query import Query
-
-    out: list[T] = []
-    q: Query = query
-    pages = 0
-    while True:
-        page = await store.query(schema, q)
-        pages += 1
-        out.extend(page.items)
-        if page.cursor is None or (query.limit is not None and len(out) >= query.limit):
-            return (out if query.limit is None else out[: query.limit]), pages
-        q = Query(q.partition, q.sort, q.index, q.limit, page.cursor, q.reverse, q.consistent)
-
-
-async def gather_all(coros: Sequence[Awaitable[T]], concurrency: int | None = None) -> list[T]:
-    """Run ``coros`` concurrently (at most ``concurrency`` at once); results in order.
-
-    Unlike bare ``asyncio.gather``, the first failure cancels the others before it propagates, so no
-    request keeps running for a caller that has already seen the error.
-    """
-    if len(coros) == 1:
-        return [await coros[0]]
-    if concurrency is not None and len(coros) > concurrency:
-        sem = asyncio.Semaphore(concurrency)
-
-        async def bounded(c: Awaitable[T]) -> T:
-            async with sem:
-                return await c
-
-        coros = [bounded(c) for c in coros]
-    tasks = [asyncio.ensure_future(c) for c in coros]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        raise

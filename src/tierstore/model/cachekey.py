@@ -1,0 +1,147 @@
+"""How cache keys are spelled, in one place.
+
+The cache key of an item is ``{table:partition}`` or ``{table:partition}:sort``. Key parts become *tokens*:
+``str`` parts are kept when they hold only characters that cannot be mistaken for the separators (others are
+percent-encoded as UTF-8), ``int`` parts are their decimal text, ``bytes`` parts ``x`` + hex. Several parts
+are joined by ``,``. The braces make the partition a Redis Cluster hash tag (the slot is computed from the text
+inside the first ``{...}``), so one partition's items share a slot and a node, and :func:`partition_tag`
+reads it back for rendezvous hashing. Tiers prefix keys with their namespace (``<prefix>:<cache key>``).
+Partition tokens are also the input of the routing hash, so any language can compute where a key lives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from tierstore.model.keys import Key, KeyPart
+
+__all__ = [
+    "escape",
+    "make_cache_key",
+    "make_fast_key",
+    "make_fast_plain_key",
+    "partition_cache_tag",
+    "partition_tag",
+    "token",
+]
+
+
+_SAFE_TOKEN = re.compile(r"[A-Za-z0-9_.@/+=;!~*'()$&?#\-]*\Z")
+_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9_.@/+=;!~*'()$&?#\-]").search
+
+
+def escape(text: str) -> str:
+    """``text`` with every character outside the safe set percent-encoded (its UTF-8 bytes)."""
+    if (text.isalnum() and text.isascii()) or _UNSAFE_CHAR(text) is None:
+        return text
+    return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+
+
+def token(part: KeyPart) -> str:
+    """The token of one key part: escaped text, decimal digits, or ``x`` + hex."""
+    if isinstance(part, str):
+        return escape(part)
+    if isinstance(part, bytes):
+        return "x" + part.hex()
+    return str(part)
+
+
+def partition_cache_tag(table: str, partition_token: str) -> str:
+    """``{table:partition}``: the hash tag every cache key of one partition starts with."""
+    return "{" + table + ":" + partition_token + "}"
+
+
+def partition_tag(key: str) -> str:
+    """The part of a cache key that names its partition: inside the first ``{…}``, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1 : end]
+    return key
+
+
+_TOKENIZERS: dict[type, Callable[[Any], str]] = {str: escape, int: int.__repr__, bytes: lambda b: "x" + b.hex()}
+
+
+def make_cache_key(prefix: str, n_partition: int, types: tuple[type, ...]) -> Callable[[Key], str]:
+    toks = [_TOKENIZERS[t] for t in types]
+    if len(types) == 1:
+        (t0,) = toks
+        return lambda key: prefix + t0(key[0]) + "}"
+    if len(types) == 2 and n_partition == 1:
+        t0, t1 = toks
+        return lambda key: prefix + t0(key[0]) + "}:" + t1(key[1])
+    ptoks, stoks = toks[:n_partition], toks[n_partition:]
+
+    def general(key: Key) -> str:
+        head = prefix + ",".join([t(v) for t, v in zip(ptoks, key, strict=False)]) + "}"
+        if not stoks:
+            return head
+        return head + ":" + ",".join([t(v) for t, v in zip(stoks, key[n_partition:], strict=True)])
+
+    return general
+
+
+def make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) -> Callable[[Any, Any], Any]:
+    """Like :func:`_make_fast_key` without the cache key (for reads that bypass the tiers)."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda partition, sort: None
+    pt = types[0]
+    p_may_be_falsy = pt is int
+    if n_sort == 0:
+        return lambda p, s: (p,) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
+    st = types[1]
+    s_may_be_falsy = st is int
+    return lambda p, s: (
+        (p, s)
+        if type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
+        else None
+    )
+
+
+def make_fast_key(
+    prefix: str, n_partition: int, n_sort: int, types: tuple[type, ...]
+) -> Callable[[Any, Any], tuple[Key, str] | None]:
+    """A specialised key builder for the common single-field layouts: the key tuple and its cache key,
+    or ``None`` when the input needs the general path (which validates and explains)."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda partition, sort: None
+    pt = types[0]
+    ptok = _TOKENIZERS[pt]
+    p_may_be_falsy = pt is int
+    if n_sort == 0:
+
+        def fast1(partition: Any, sort: Any) -> tuple[Key, str] | None:
+            if type(partition) is pt and sort is None and (partition or p_may_be_falsy):
+                return (partition,), prefix + ptok(partition) + "}"  # type: ignore[return-value]
+            return None
+
+        return fast1
+    st = types[1]
+    if pt is str and st is str:
+        # The most common layout; the alphanumeric check is inlined (C method calls, no Python frame).
+        def fast_str2(partition: Any, sort: Any) -> tuple[Key, str] | None:
+            if type(partition) is str and type(sort) is str and partition and sort:
+                p = partition if partition.isalnum() and partition.isascii() else escape(partition)
+                s = sort if sort.isalnum() and sort.isascii() else escape(sort)
+                return (partition, sort), prefix + p + "}:" + s  # a plain tuple: no cast() call on the hot path
+            return None
+
+        return fast_str2
+    stok = _TOKENIZERS[st]
+    s_may_be_falsy = st is int
+
+    def fast2(partition: Any, sort: Any) -> tuple[Key, str] | None:
+        if (
+            type(partition) is pt
+            and type(sort) is st
+            and (partition or p_may_be_falsy)
+            and (sort or s_may_be_falsy)
+        ):
+            return (partition, sort), prefix + ptok(partition) + "}:" + stok(sort)  # type: ignore[return-value]
+        return None
+
+    return fast2
