@@ -31,7 +31,7 @@ from tierstore import MemoryStore
 from tierstore.testing.proxy import FaultProxy
 
 from _models import Customer
-from conftest import MEMCACHED_URL, REDIS_URL, _endpoints, require
+from _servers import MEMCACHED_URL, REDIS_URL, endpoints, require
 
 pytestmark = pytest.mark.faults
 
@@ -245,7 +245,7 @@ async def _heal(proxy: FaultProxy) -> None:
 @pytest.fixture
 async def redis_proxy() -> AsyncIterator[FaultProxy]:
     require(REDIS_URL, "redis")
-    host, port = _endpoints(REDIS_URL)[0]
+    host, port = endpoints(REDIS_URL)[0]
     async with FaultProxy(host, port) as proxy:
         yield proxy
 
@@ -253,7 +253,7 @@ async def redis_proxy() -> AsyncIterator[FaultProxy]:
 @pytest.fixture
 async def memcached_proxies() -> AsyncIterator[list[FaultProxy]]:
     require(MEMCACHED_URL, "memcached")
-    proxies = [FaultProxy(h, p) for h, p in _endpoints(MEMCACHED_URL)]
+    proxies = [FaultProxy(h, p) for h, p in endpoints(MEMCACHED_URL)]
     for p in proxies:
         await p.start()
     try:
@@ -341,7 +341,7 @@ async def test_redis_server_stopped_mid_run(own_redis: Process, how: str) -> Non
 @pytest.mark.parametrize("how", ["sigstop", "kill-restart"])
 async def test_memcached_server_stopped_mid_run(own_memcached: Process, how: str) -> None:
     require(MEMCACHED_URL, "memcached")
-    shared = ",".join(f"{h}:{p}" for h, p in _endpoints(MEMCACHED_URL))
+    shared = ",".join(f"{h}:{p}" for h, p in endpoints(MEMCACHED_URL))
     url = f"memcached://{shared},127.0.0.1:{own_memcached.port}?prefix=s{uuid.uuid4().hex[:10]}" \
           "&timeout=50ms&connect_timeout=50ms&breaker_failures=3&breaker_cooldown=200ms"
 

@@ -12,7 +12,7 @@ import pytest
 
 from tierstore.cli import main
 
-from conftest import DYNAMODB_URL, MYSQL_URL, PG_URL, REDIS_URL, require
+from _servers import DYNAMODB_URL, MYSQL_URL, PG_URL, REDIS_URL, require
 
 SERVER_VARS = (
     "TIERSTORE_PG_URL",

@@ -1,4 +1,4 @@
-"""The contract suite: written once, run on every store × tier combination (see conftest.MATRIX)."""
+"""The contract suite: written once, run on every store × tier combination (see _servers.MATRIX)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from tierstore.stores.dax import DaxStore, DaxStoreConfig
 from tierstore.stores.dynamodb import DynamoStoreConfig, fault_from_botocore
 
 from _models import ALL, Customer
-from conftest import DYNAMODB_URL, require
+from _servers import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
 
@@ -74,7 +74,14 @@ async def dax() -> AsyncIterator[tuple[DaxStore, RecordingClient]]:
 
 
 def _contract_cases() -> list[Any]:
-    import test_contract
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).with_name("test_contract.py")
+    spec = importlib.util.spec_from_file_location("_repository_contract", path)
+    assert spec is not None and spec.loader is not None
+    test_contract = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(test_contract)
 
     functions = [
         (name, fn) for name, fn in sorted(vars(test_contract).items())

@@ -24,7 +24,7 @@ from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 from tierstore.tiers.base import CacheTier
 
 from _models import ALL, Customer, Order
-from conftest import DYNAMODB_URL, REDIS_URL, require
+from _servers import DYNAMODB_URL, REDIS_URL, require
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]
 

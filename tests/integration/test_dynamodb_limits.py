@@ -19,7 +19,7 @@ from tierstore import TierstoreError, ValidationError
 from tierstore.stores import dynamo_limits as limits
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
-from conftest import DYNAMODB_URL, require
+from _servers import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
 

@@ -33,7 +33,7 @@ from tierstore.stores.dynamo_codec import key_identity
 from tierstore.stores.dynamodb import DynamoFault, DynamoStore, DynamoStoreConfig, Transport
 
 from _models import Blob, Customer, Order
-from conftest import DYNAMODB_URL, require
+from _servers import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
 

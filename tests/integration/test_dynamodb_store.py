@@ -39,7 +39,7 @@ from tierstore.retry import Backoff
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
 from _models import Blob, Customer, Event, Order
-from conftest import DYNAMODB_URL, require
+from _servers import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
 

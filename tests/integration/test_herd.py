@@ -16,7 +16,7 @@ import tierstore
 from tierstore import CachePolicy, MemoryStore, TierError
 
 from _models import Customer
-from conftest import tier_url
+from _servers import tier_url
 
 TIERS = [
     pytest.param(("redis",), id="redis", marks=pytest.mark.redis),

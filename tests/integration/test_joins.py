@@ -33,7 +33,7 @@ from tierstore.session import Session
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
 
-from conftest import DYNAMODB_URL, MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, require, store_url, tier_url
+from _servers import DYNAMODB_URL, MEMCACHED_URL, MYSQL_URL, PG_URL, REDIS_URL, require, store_url, tier_url
 
 
 class Account(Entity, table="jn_accounts"):

@@ -27,7 +27,7 @@ from tierstore.testing.proxy import FaultProxy
 from tierstore.tiers.memcached import MemcachedTier, MemcachedTierConfig, exptime, memcached_key
 
 from _models import Blob
-from conftest import MEMCACHED_URL, _endpoints, require
+from _servers import MEMCACHED_URL, endpoints, require
 
 pytestmark = pytest.mark.memcached
 
@@ -241,7 +241,7 @@ async def test_oversized_entities_are_served_from_the_store() -> None:
 
 async def test_a_timed_out_request_never_desynchronises_the_connection() -> None:
     require(MEMCACHED_URL, "memcached")
-    host, port = _endpoints(MEMCACHED_URL)[0]
+    host, port = endpoints(MEMCACHED_URL)[0]
     async with FaultProxy(host, port) as proxy:
         tier = await _tier(f"memcached://127.0.0.1:{proxy.port}", pool_size=1, timeout="100ms",
                            breaker_failures=100)

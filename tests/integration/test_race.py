@@ -23,7 +23,7 @@ from tierstore.codecs import codec_for
 from tierstore.model.schema import Key, Schema
 
 from _models import Customer
-from conftest import MEMCACHED_URL, REDIS_CLUSTER_URL, REDIS_URL, _endpoints, require, tier_url
+from _servers import MEMCACHED_URL, REDIS_CLUSTER_URL, REDIS_URL, endpoints, require, tier_url
 
 
 class Gate:
@@ -85,7 +85,7 @@ class RedisKV:
         import redis.asyncio as redis
         from redis.asyncio.cluster import RedisCluster
 
-        host, port = _endpoints(url)[0]
+        host, port = endpoints(url)[0]
         self.client: Any = RedisCluster(host=host, port=port) if cluster else redis.Redis(host=host, port=port)
 
     async def get(self, key: str) -> bytes | None:
@@ -105,7 +105,7 @@ class MemcachedKV:
     def __init__(self, url: str) -> None:
         import aiomcache
 
-        host, port = _endpoints(url)[0]
+        host, port = endpoints(url)[0]
         self.client = aiomcache.Client(host, port)
 
     async def get(self, key: str) -> bytes | None:

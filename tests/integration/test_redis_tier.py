@@ -28,7 +28,7 @@ from tierstore.testing.proxy import FaultProxy
 from tierstore.tiers.redis import RedisTier, RedisTierConfig
 
 from _models import Blob, Customer
-from conftest import REDIS_CLUSTER_URL, REDIS_URL, _endpoints, require
+from _servers import REDIS_CLUSTER_URL, REDIS_URL, endpoints, require
 
 pytestmark = pytest.mark.redis
 
@@ -53,7 +53,7 @@ async def _tier(base: str = REDIS_URL, prefix: str | None = None, **params: Any)
 @pytest.fixture
 async def raw() -> AsyncIterator[redis.Redis]:
     require(REDIS_URL, "redis")
-    host, port = _endpoints(REDIS_URL)[0]
+    host, port = endpoints(REDIS_URL)[0]
     client = redis.Redis(host=host, port=port)
     try:
         yield client
@@ -414,7 +414,7 @@ async def test_tls(tls_dir: Path) -> None:
 
 
 async def test_several_standalone_nodes_by_rendezvous(own_redis: OwnRedis) -> None:
-    host, port = _endpoints(REDIS_URL)[0]
+    host, port = endpoints(REDIS_URL)[0]
     # Generous deadlines: this test is about placement, and a loaded CI machine must not turn it into a
     # timeout test (a timed-out node hands out void leases, and nothing would be filled there).
     tier = await _tier(f"redis://{host}:{port},127.0.0.1:{own_redis.port}/0", timeout="2s", connect_timeout="2s")
@@ -489,7 +489,7 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
 @pytest.mark.parametrize("fault", ["blackhole", "cut"])
 async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down(fault: str) -> None:
     require(REDIS_URL, "redis")
-    host, port = _endpoints(REDIS_URL)[0]
+    host, port = endpoints(REDIS_URL)[0]
     store = MemoryStore()
     prefix = _prefix()
     async with FaultProxy(host, port) as proxy:
@@ -562,7 +562,7 @@ async def test_cluster_moved_slots_refresh_the_topology_and_lose_no_invalidation
 async def test_a_channel_reset_is_a_drop_even_when_reconnecting_would_succeed() -> None:
     """No silent resubscribe: messages sent while the connection was down are lost, so L1 must be flushed."""
     require(REDIS_URL, "redis")
-    host, port = _endpoints(REDIS_URL)[0]
+    host, port = endpoints(REDIS_URL)[0]
     async with FaultProxy(host, port) as proxy:
         urls = ["memory://", f"redis://127.0.0.1:{proxy.port}/0?prefix={_prefix()}&ping=100ms"]
         async with tierstore.connect(MemoryStore(), urls) as a:

@@ -22,7 +22,7 @@ from tierstore.routing import Router
 from tierstore.stores.base import Store
 from tierstore.stores.sharded import ShardedStore
 
-from conftest import DYNAMODB_URL, MYSQL_URL, PG_URL, require
+from _servers import DYNAMODB_URL, MYSQL_URL, PG_URL, require
 
 
 class Item(Entity, table="rs_items"):

@@ -38,7 +38,7 @@ from tierstore.stores.base import Delete, Put
 from tierstore.stores.sql import SqlStore, SqlStoreConfig, metadata_for
 from tierstore.testing.proxy import FaultProxy
 
-from conftest import MYSQL_URL, PG_URL, require
+from _servers import MYSQL_URL, PG_URL, require
 
 S = uuid.uuid4().hex[:8]
 

@@ -30,7 +30,7 @@ from tierstore.config import tier_config
 from tierstore.model.schema import Key, Schema
 
 from _models import Customer
-from conftest import MEMCACHED_URL, REDIS_CLUSTER_URL, REDIS_URL, _endpoints, require
+from _servers import MEMCACHED_URL, REDIS_CLUSTER_URL, REDIS_URL, endpoints, require
 
 pytestmark = pytest.mark.property
 
@@ -149,7 +149,7 @@ class NaiveTier:
     def __init__(self, prefix: str) -> None:
         import redis.asyncio as redis
 
-        host, port = _endpoints(REDIS_URL)[0]
+        host, port = endpoints(REDIS_URL)[0]
         self.client = redis.Redis(host=host, port=port)
         self.prefix = prefix
         self.stats = TierStats()

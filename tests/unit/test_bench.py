@@ -375,7 +375,7 @@ def test_select() -> None:
         select(reg, Settings(systems=("nothing:*",)))
 
 
-def test_endpoints() -> None:
+def testendpoints() -> None:
     assert harness.endpoints("memcached://a:1,b:2") == [("a", 1), ("b", 2)]
     assert harness.endpoints("postgresql+asyncpg://u:secret@h:5432/db") == [("h", 5432)]
     assert harness.endpoints("dynamodb://us-east-1?endpoint_url=http://127.0.0.1:8000") == [("127.0.0.1", 8000)]
