@@ -3,7 +3,7 @@
 SQLAlchemy 2 Core generates the tables (:func:`metadata_for`, usable as Alembic's ``target_metadata``),
 compiles every statement once per table and dialect, and pools the connections; the statements run on the
 driver connection (asyncpg, aiomysql, sqlite3) to skip SQLAlchemy's per-call cost. See
-:mod:`tierstore.stores.sql_schema` for the column mapping and :mod:`tierstore.stores.sql_drivers` for
+:mod:`tierstore.stores.sql.statements` for the column mapping and :mod:`tierstore.stores.sql.drivers.base` for
 execution.
 
 Semantics shared with every store:
@@ -39,7 +39,7 @@ from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.stats import StoreStats
 from tierstore.stores.base import Delete, Put, WriteOp
-from tierstore.stores.sql_drivers import (
+from tierstore.stores.sql.drivers.base import (
     ALL,
     EXEC,
     INSERT,
@@ -50,7 +50,7 @@ from tierstore.stores.sql_drivers import (
     PostgresDriver,
     SqliteDriver,
 )
-from tierstore.stores.sql_schema import KEY_LENGTH, Plan, Sql, metadata_for, successor, table_for
+from tierstore.stores.sql.statements import KEY_LENGTH, Plan, Sql, metadata_for, successor, table_for
 
 __all__ = ["KEY_LENGTH", "SqlStore", "SqlStoreConfig", "metadata_for", "table_for"]
 
@@ -668,7 +668,7 @@ def _check_mysql_key_size(plan: Plan[Any]) -> None:
             total += 1020 if typ is str or "str" in repr(typ) else 255 if typ is bytes else 8
         return total
 
-    from tierstore.stores.sql_schema import index_columns
+    from tierstore.stores.sql.statements import index_columns
 
     groups = [("primary key", plan.schema.key_fields)]
     groups += [(f"index {n}", index_columns(plan.schema, n)) for n in plan.schema.indexes]

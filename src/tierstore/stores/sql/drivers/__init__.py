@@ -1,0 +1,1 @@
+"""Statement execution for the SQL store: one small driver per database client."""
