@@ -39,17 +39,10 @@ from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.stats import StoreStats
 from tierstore.stores.base import Delete, Put, WriteOp
-from tierstore.stores.sql.drivers.base import (
-    ALL,
-    EXEC,
-    INSERT,
-    ONE,
-    Driver,
-    MysqlDriver,
-    Operation,
-    PostgresDriver,
-    SqliteDriver,
-)
+from tierstore.stores.sql.drivers.base import ALL, EXEC, INSERT, ONE, Driver, Operation
+from tierstore.stores.sql.drivers.mysql import MysqlDriver
+from tierstore.stores.sql.drivers.postgres import PostgresDriver
+from tierstore.stores.sql.drivers.sqlite import SqliteDriver
 from tierstore.stores.sql.statements import KEY_LENGTH, Plan, Sql, metadata_for, successor, table_for
 
 __all__ = ["KEY_LENGTH", "SqlStore", "SqlStoreConfig", "metadata_for", "table_for"]
