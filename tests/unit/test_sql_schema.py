@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from tierstore import ConfigError, Entity, Index, PartitionKey, ValidationError, Version, schema_of
 from tierstore.config import store_config
 from tierstore.stores.sql import SqlStoreConfig, metadata_for
-from tierstore.stores.sql.statements import KEY_LENGTH, Plan, column_kind, successor, table_for
+from tierstore.stores.sql.statements import Plan, successor
+from tierstore.stores.sql.tables import KEY_LENGTH, column_kind, table_for
 
 
 class Nested(msgspec.Struct):

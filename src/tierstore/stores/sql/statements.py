@@ -1,194 +1,40 @@
-"""SQL tables generated from entity schemas, and the per-dialect plan of one table (compiled statements,
-row encoders and decoders). Part of the SQL backend: only :mod:`tierstore.stores.sql` imports it.
+"""The compiled statements of one table on one dialect (:class:`Plan`), built once per store and table.
 
-Column mapping (one column per field, in field order):
+SQLAlchemy Core compiles each statement once; :class:`Sql` keeps its text and the order of its positional
+parameters, so a call binds a tuple and runs the text on the driver connection with no SQLAlchemy work per
+call. Statements whose shape depends on a count (batches of keys or rows, queries) are compiled on first use
+and cached by shape.
 
-=========================  =====================================================================
-field type                 column
-=========================  =====================================================================
-``str`` in a key/index     ``VARCHAR(255)`` compared by code point (``COLLATE "C"`` on PostgreSQL,
-                           ``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL)
-``str``                    ``TEXT`` (``LONGTEXT`` on MySQL)
-``bytes`` in a key/index   ``BYTEA`` / ``BLOB`` / ``VARBINARY(255)`` on MySQL
-``bytes``                  ``BYTEA`` / ``BLOB`` / ``LONGBLOB``
-``int`` / ``float``        ``BIGINT`` / ``DOUBLE``
-``bool``                   ``BOOLEAN`` (``TINYINT(1)`` on MySQL, ``INTEGER`` on SQLite)
-``X | None``, X scalar     the column of X, nullable
-anything else              JSON holding msgspec's JSON encoding (``JSONB`` on PostgreSQL, ``TEXT`` on
-                           SQLite), decoded with a typed msgspec decoder
-=========================  =====================================================================
+Where the dialects differ:
 
-Key and index values of type ``str``/``bytes`` are limited to :data:`KEY_LENGTH` characters/bytes on every
-dialect (MySQL needs a bounded type to index them), checked before any I/O.
+- upsert: ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on PostgreSQL and SQLite; ``ON DUPLICATE KEY
+  UPDATE`` on MySQL, with the new version left in ``LAST_INSERT_ID()`` (MariaDB ≥ 10.5 also returns rows);
+- batches of keys: one array per key column through ``unnest`` on PostgreSQL (a single statement shape for
+  any batch size); elsewhere an ``IN`` list (an ``OR`` of key equalities for composite keys on SQLite);
+- keyset comparison: a row-value comparison, but an expanded ``OR`` on MySQL, which only range-scans that;
+- ``begins_with``: a range up to :func:`successor` of the prefix, not ``LIKE`` (index-friendly, and no
+  wildcard escaping).
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import operator
-import types
-import typing
-import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
-import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
-from tierstore.errors import ConfigError, StoreError, ValidationError
-from tierstore.model.entity import Entity
-from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.errors import ConfigError, ValidationError
+from tierstore.model.schema import Schema
+from tierstore.stores.sql.rows import RowCodec
+from tierstore.stores.sql.tables import MYSQL_DIALECTS
 
-__all__ = [
-    "KEY_LENGTH", "KeyBytes", "KeyString", "Plan", "Sql", "index_columns", "metadata_for", "successor", "table_for",
-]
+__all__ = ["Plan", "Sql", "successor"]
 
 T = TypeVar("T")
-
-KEY_LENGTH = 255
-"""Longest ``str`` (characters) or ``bytes`` value allowed in a key or index field."""
-
-BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
-
-Kind = Literal["str", "int", "float", "bool", "bytes", "json"]
-_SCALARS: dict[Any, Kind] = {str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes"}
-_MYSQL = ("mysql", "mariadb")
-
-
-class KeyString(TypeDecorator[str]):
-    """``VARCHAR(255)`` whose comparison and order are by code point on every dialect.
-
-    Code-point order makes SQL ``ORDER BY`` agree with Python's ``str`` order and keeps ``"a"``, ``"A"`` and
-    ``"a "`` distinct keys (MySQL's default collations are case-insensitive and pad spaces).
-    """
-
-    impl = sa.String(KEY_LENGTH)
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.String(KEY_LENGTH, collation="C"))
-        if dialect.name in _MYSQL:
-            nopad = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
-            return dialect.type_descriptor(mysql.VARCHAR(KEY_LENGTH, charset="utf8mb4", collation=nopad))
-        return dialect.type_descriptor(sa.String(KEY_LENGTH))
-
-
-def KeyBytes() -> TypeEngine[bytes]:
-    return sa.LargeBinary().with_variant(mysql.VARBINARY(KEY_LENGTH), *_MYSQL)
-
-
-def _text() -> TypeEngine[str]:
-    return sa.Text().with_variant(mysql.LONGTEXT(charset="utf8mb4"), *_MYSQL)
-
-
-def _blob() -> TypeEngine[bytes]:
-    return sa.LargeBinary().with_variant(mysql.LONGBLOB(), *_MYSQL)
-
-
-def _json() -> TypeEngine[Any]:
-    # SQLite gets TEXT: a declared type "JSON" has NUMERIC affinity there and would turn '123' into 123.
-    return (
-        sa.JSON(none_as_null=True)
-        .with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
-        .with_variant(sa.Text(), "sqlite")
-    )
-
-
-def _strip(tp: Any) -> Any:
-    while typing.get_origin(tp) is typing.Annotated:
-        tp = typing.get_args(tp)[0]
-    return tp
-
-
-def column_kind(tp: Any) -> tuple[Kind, bool]:
-    """The column kind of a field type, and whether the column is nullable."""
-    tp = _strip(tp)
-    kind = _SCALARS.get(tp)
-    if kind is not None:
-        return kind, False
-    origin = typing.get_origin(tp)
-    if origin is typing.Union or origin is types.UnionType:
-        args = typing.get_args(tp)
-        others = [a for a in args if a is not type(None)]
-        if len(others) == 1 and len(others) < len(args):
-            inner = _SCALARS.get(_strip(others[0]))
-            if inner is not None:
-                return inner, True
-        return "json", len(others) < len(args)
-    return "json", tp is Any or tp is object or tp is None
-
-
-def _index_name(table: str, index: str) -> str:
-    name = f"ix_{table}_{index}"
-    if len(name) > 60:  # PostgreSQL keeps 63 bytes, MySQL 64: keep it unique when cut
-        name = f"{name[:51]}_{zlib.crc32(name.encode()):08x}"
-    return name
-
-
-def index_columns(schema: Schema[Any], name: str) -> tuple[str, ...]:
-    """Columns of the SQL index behind ``schema.indexes[name]``: its partition and sort fields, then the
-    remaining primary-key fields, so index queries are ordered and paged by the index alone."""
-    ix = schema.indexes[name]
-    head = ix.partition_fields + ix.sort_fields
-    return head + tuple(f for f in schema.key_fields if f not in head)
-
-
-def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
-    """The table of ``schema`` in ``metadata`` (added if missing)."""
-    existing = metadata.tables.get(schema.table)
-    if existing is not None:
-        return existing
-    keyish = set(schema.key_fields)
-    for ix in schema.indexes.values():
-        keyish.update(ix.partition_fields + ix.sort_fields)
-    columns: list[sa.Column[Any]] = []
-    for f in schema.fields:
-        kind, nullable = column_kind(f.type)
-        typ: TypeEngine[Any]
-        if kind == "str":
-            typ = KeyString() if f.name in keyish else _text()
-        elif kind == "bytes":
-            typ = KeyBytes() if f.name in keyish else _blob()
-        elif kind == "int":
-            typ = sa.BigInteger()
-        elif kind == "float":
-            typ = sa.Double()
-        elif kind == "bool":
-            typ = sa.Boolean()
-        else:
-            typ = _json()
-        columns.append(sa.Column(f.name, typ, nullable=nullable, autoincrement=False))
-    table = sa.Table(
-        schema.table,
-        metadata,
-        *columns,
-        sa.PrimaryKeyConstraint(*schema.key_fields),
-        mysql_engine="InnoDB",
-        mysql_charset="utf8mb4",
-        info={"tierstore_entity": schema.name},
-    )
-    for name in schema.indexes:
-        sa.Index(_index_name(schema.table, name), *(table.c[c] for c in index_columns(schema, name)))
-    return table
-
-
-def metadata_for(*entities: type[Entity], metadata: sa.MetaData | None = None) -> sa.MetaData:
-    """A ``sqlalchemy.MetaData`` with the tables and indexes of ``entities`` (e.g. for Alembic's
-    ``target_metadata``, so autogenerate sees tierstore's tables)."""
-    md = metadata if metadata is not None else sa.MetaData()
-    for entity in entities:
-        table_for(schema_of(entity), md)
-    return md
-
-
-# -- compiled statements ---------------------------------------------------------------------------
 
 
 class Sql:
@@ -244,149 +90,18 @@ class _Order:
     sort_field: str | None
 
 
-class Plan(Generic[T]):
-    """Everything one store needs to read and write one table on one dialect, built once."""
+class Plan(RowCodec[T]):
+    """Everything one store needs to read and write one table on one dialect, built once: the row codec it
+    extends, and the statements."""
 
     def __init__(self, schema: Schema[T], table: sa.Table, dialect: Dialect, backend: str) -> None:
-        self.schema = schema
+        super().__init__(schema, dialect, backend)
         self.table = table
-        self.dialect = dialect
-        self.backend = backend
-        self.name = schema.name
-        self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in _MYSQL else "returning"
+        self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in MYSQL_DIALECTS else "returning"
         # MariaDB >= 10.5 returns rows from INSERT … ON DUPLICATE KEY UPDATE (SQLAlchemy knows once connected).
         self.mysql_returning = self.flavor == "odku" and bool(getattr(dialect, "insert_returning", False))
         self.array_keys = dialect.name == "postgresql"  # batches of keys travel as one array per key column
-        self.cols = tuple(f.name for f in schema.fields)
-        pos = self.position = {c: i for i, c in enumerate(self.cols)}
-        self.key_idx = tuple(pos[f] for f in schema.key_fields)
-        self.version_idx = pos[schema.version] if schema.version else None
-        kinds = [column_kind(f.type) for f in schema.fields]
-        keyish = set(schema.key_fields)
-        for ix in schema.indexes.values():
-            keyish.update(ix.partition_fields + ix.sort_fields)
-        self._len_checked = tuple(
-            (i, c) for i, c in enumerate(self.cols) if c in keyish and kinds[i][0] in ("str", "bytes")
-        )
-        self._key_len_checked = tuple(
-            i for i, f in enumerate(schema.key_fields) if schema.key_types[i] in (str, bytes)
-        )
-        self._key_ints = tuple(i for i, tp in enumerate(schema.key_types) if tp is int)
-        self._ints = tuple(i for i, (k, _) in enumerate(kinds) if k == "int")
-        # PostgreSQL stores NaN and infinities; SQLite reads NaN back as NULL; MySQL rejects both.
-        nan_ok = dialect.name == "postgresql"
-        self._floats = () if nan_ok else tuple(i for i, (k, _) in enumerate(kinds) if k == "float")
-        self._inf_ok = dialect.name not in _MYSQL
-        self._pg = dialect.name == "postgresql"
-        self._pg_strs = tuple(i for i, (k, _) in enumerate(kinds) if k == "str") if self._pg else ()
-        json_encode = msgspec.json.Encoder().encode
-        self._json = tuple(i for i, (k, _) in enumerate(kinds) if k == "json")
-        self._json_encode = json_encode
-        self.decode: Callable[[Sequence[Any]], T] = self._make_decoder(kinds)
-        self._key_of_row = operator.itemgetter(*self.key_idx)
         self._build_statements()
-
-    # -- rows ----------------------------------------------------------------------------------------
-
-    def _make_decoder(self, kinds: list[tuple[Kind, bool]]) -> Callable[[Sequence[Any]], T]:
-        cls = self.schema.cls
-        native_bool = self.dialect.name == "postgresql"
-        convs: list[tuple[int, Callable[[Any], Any]]] = []
-        for i, (f, (kind, _)) in enumerate(zip(self.schema.fields, kinds, strict=True)):
-            if kind == "json":
-                convs.append((i, msgspec.json.Decoder(f.type).decode))
-            elif kind == "bool" and not native_bool:
-                convs.append((i, bool))
-        params = inspect.signature(cls).parameters.values()
-        positional = all(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params)
-        names = self.cols
-        if not convs and positional:
-            return lambda row: cls(*row)
-        if positional:
-            def decode(row: Sequence[Any]) -> T:
-                vals = list(row)
-                for i, conv in convs:
-                    v = vals[i]
-                    if v is not None:
-                        vals[i] = conv(v)
-                return cls(*vals)
-            return decode
-
-        def decode_kw(row: Sequence[Any]) -> T:
-            vals = list(row)
-            for i, conv in convs:
-                v = vals[i]
-                if v is not None:
-                    vals[i] = conv(v)
-            return cls(**dict(zip(names, vals, strict=True)))
-        return decode_kw
-
-    def decode_row(self, row: Sequence[Any], key: Any = None) -> T:
-        try:
-            return self.decode(row)
-        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
-            raise StoreError(
-                f"a stored row of {self.name} does not decode: {exc}", entity=self.name, key=key,
-                backend=self.backend,
-            ) from None
-
-    def key_of_row(self, row: Sequence[Any]) -> Key:
-        k = self._key_of_row(row)
-        return k if len(self.key_idx) > 1 else (k,)
-
-    def check_key(self, key: Key) -> None:
-        for i in self._key_len_checked:
-            if len(key[i]) > KEY_LENGTH:  # type: ignore[arg-type]
-                raise ValidationError(
-                    f"{self.name}.{self.schema.key_fields[i]} is longer than {KEY_LENGTH} "
-                    f"{'characters' if isinstance(key[i], str) else 'bytes'} (the SQL key limit)",
-                    entity=self.name, key=key,
-                )
-        for i in self._key_ints:
-            v = key[i]
-            if not BIGINT_MIN <= v <= BIGINT_MAX:  # type: ignore[operator]
-                raise ValidationError(
-                    f"{self.name}.{self.schema.key_fields[i]} does not fit a 64-bit integer",
-                    entity=self.name, key=key,
-                )
-
-    def row_values(self, item: T) -> list[Any]:
-        """Column values of ``item`` in column order, checked against the SQL limits (before any I/O)."""
-        vals = list(msgspec.structs.astuple(item))  # type: ignore[arg-type]
-        for i, c in self._len_checked:
-            v = vals[i]
-            if v is not None and len(v) > KEY_LENGTH:
-                raise self._invalid(item, f"{c} is longer than {KEY_LENGTH} (the SQL key/index limit)")
-        for i in self._ints:
-            v = vals[i]
-            if v is not None and not BIGINT_MIN <= v <= BIGINT_MAX:
-                raise self._invalid(item, f"{self.cols[i]} does not fit a 64-bit integer")
-        for i in self._floats:
-            v = vals[i]
-            if v is not None and (v != v or (not self._inf_ok and math.isinf(v))):
-                raise self._invalid(item, f"{self.cols[i]}={v} cannot be stored by {self.backend}")
-        for i in self._pg_strs:
-            v = vals[i]
-            if v is not None and "\x00" in v:
-                raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which PostgreSQL rejects")
-        enc = self._json_encode
-        for i in self._json:
-            v = vals[i]
-            if v is not None:
-                try:
-                    raw = enc(v)
-                except (TypeError, ValueError, OverflowError) as exc:
-                    raise self._invalid(item, f"{self.cols[i]}: {exc}") from None
-                if self._pg and b"\\u0000" in raw:
-                    raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which JSONB rejects")
-                vals[i] = raw.decode()
-        return vals
-
-    def _invalid(self, item: T, why: str) -> ValidationError:
-        return ValidationError(f"invalid {self.name}: {why}", entity=self.name, key=self.schema.key_of(item))
-
-    def with_version(self, item: T, version: int) -> T:
-        return msgspec.structs.replace(item, **{self.schema.version: version})  # type: ignore[arg-type,type-var]
 
     # -- statements ----------------------------------------------------------------------------------
 
@@ -526,7 +241,7 @@ class Plan(Generic[T]):
         """``(cols) > (marks)`` (``<`` when ``reverse``), in the form each dialect range-scans."""
         if len(cols) == 1:
             return cols[0] < marks[0] if reverse else cols[0] > marks[0]
-        if self.dialect.name in _MYSQL:
+        if self.dialect.name in MYSQL_DIALECTS:
             # MySQL only range-scans an expanded OR, not a row-value comparison.
             terms = []
             for i in range(len(cols)):

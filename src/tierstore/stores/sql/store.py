@@ -43,7 +43,8 @@ from tierstore.stores.sql.drivers.base import ALL, EXEC, INSERT, ONE, Driver, Op
 from tierstore.stores.sql.drivers.mysql import MysqlDriver
 from tierstore.stores.sql.drivers.postgres import PostgresDriver
 from tierstore.stores.sql.drivers.sqlite import SqliteDriver
-from tierstore.stores.sql.statements import KEY_LENGTH, Plan, Sql, metadata_for, successor, table_for
+from tierstore.stores.sql.statements import Plan, Sql, successor
+from tierstore.stores.sql.tables import KEY_LENGTH, check_mysql_key_size, metadata_for, table_for
 
 __all__ = ["KEY_LENGTH", "SqlStore", "SqlStoreConfig", "metadata_for", "table_for"]
 
@@ -271,7 +272,7 @@ class SqlStore:
         if schema.table in self._created:
             return
         if self.name == "mysql":
-            _check_mysql_key_size(plan)
+            check_mysql_key_size(schema)
         try:
             await self._driver.create(plan.table)
         except StoreError as exc:
@@ -651,24 +652,3 @@ def _bucket_floor(n: int) -> int:
             best = b
     return best
 
-
-def _check_mysql_key_size(plan: Plan[Any]) -> None:
-    """InnoDB indexes hold at most 3072 bytes; a utf8mb4 VARCHAR(255) takes 1020. Fail before the DDL does."""
-    def size(cols: Sequence[str]) -> int:
-        total = 0
-        for c in cols:
-            typ = plan.schema.field_types[c]
-            total += 1020 if typ is str or "str" in repr(typ) else 255 if typ is bytes else 8
-        return total
-
-    from tierstore.stores.sql.statements import index_columns
-
-    groups = [("primary key", plan.schema.key_fields)]
-    groups += [(f"index {n}", index_columns(plan.schema, n)) for n in plan.schema.indexes]
-    for what, cols in groups:
-        if size(cols) > 3072:
-            raise ConfigError(
-                f"{plan.name}: the {what} {cols} needs more than 3072 bytes on MySQL "
-                f"(each str key/index field takes {KEY_LENGTH} utf8mb4 characters = 1020 bytes)",
-                entity=plan.name,
-            )

@@ -1,0 +1,168 @@
+"""Rows of one table on one dialect: an entity becomes a list of column values, checked against the SQL limits
+before any I/O, and a fetched row becomes an entity through a decoder built once per table.
+
+Encoding keeps msgspec's work to the fields that need it: scalars pass as they are, other types become
+msgspec JSON text. The checks are the limits each database would otherwise reject mid-statement (or, for
+SQLite, silently bend): ``str``/``bytes`` keys and index fields up to :data:`KEY_LENGTH`, integers within
+64 bits, NaN only where it survives a round trip, no NUL characters on PostgreSQL.
+
+Decoding calls the entity's constructor positionally with the row when no column needs converting (a
+primary-key read decodes without a Python loop); only JSON columns, and booleans on dialects without a
+native boolean, are converted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from sqlalchemy.engine import Dialect
+
+from tierstore.errors import StoreError, ValidationError
+from tierstore.model.schema import Key, Schema
+from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, Kind, column_kind, key_like_fields
+
+__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec"]
+
+T = TypeVar("T")
+
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+class RowCodec(Generic[T]):
+    """Entity ↔ column values for one table on one dialect, built once (the base of the statement plan)."""
+
+    def __init__(self, schema: Schema[T], dialect: Dialect, backend: str) -> None:
+        self.schema = schema
+        self.dialect = dialect
+        self.backend = backend
+        self.name = schema.name
+        self.cols = tuple(f.name for f in schema.fields)
+        pos = self.position = {c: i for i, c in enumerate(self.cols)}
+        self.key_idx = tuple(pos[f] for f in schema.key_fields)
+        self.version_idx = pos[schema.version] if schema.version else None
+        kinds = [column_kind(f.type) for f in schema.fields]
+        keyish = key_like_fields(schema)
+        self._len_checked = tuple(
+            (i, c) for i, c in enumerate(self.cols) if c in keyish and kinds[i][0] in ("str", "bytes")
+        )
+        self._key_len_checked = tuple(
+            i for i, f in enumerate(schema.key_fields) if schema.key_types[i] in (str, bytes)
+        )
+        self._key_ints = tuple(i for i, tp in enumerate(schema.key_types) if tp is int)
+        self._ints = tuple(i for i, (k, _) in enumerate(kinds) if k == "int")
+        # PostgreSQL stores NaN and infinities; SQLite reads NaN back as NULL; MySQL rejects both.
+        nan_ok = dialect.name == "postgresql"
+        self._floats = () if nan_ok else tuple(i for i, (k, _) in enumerate(kinds) if k == "float")
+        self._inf_ok = dialect.name not in MYSQL_DIALECTS
+        self._pg = dialect.name == "postgresql"
+        self._pg_strs = tuple(i for i, (k, _) in enumerate(kinds) if k == "str") if self._pg else ()
+        json_encode = msgspec.json.Encoder().encode
+        self._json = tuple(i for i, (k, _) in enumerate(kinds) if k == "json")
+        self._json_encode = json_encode
+        self.decode: Callable[[Sequence[Any]], T] = self._make_decoder(kinds)
+        self._key_of_row = operator.itemgetter(*self.key_idx)
+
+    def _make_decoder(self, kinds: list[tuple[Kind, bool]]) -> Callable[[Sequence[Any]], T]:
+        cls = self.schema.cls
+        native_bool = self.dialect.name == "postgresql"
+        convs: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, (f, (kind, _)) in enumerate(zip(self.schema.fields, kinds, strict=True)):
+            if kind == "json":
+                convs.append((i, msgspec.json.Decoder(f.type).decode))
+            elif kind == "bool" and not native_bool:
+                convs.append((i, bool))
+        params = inspect.signature(cls).parameters.values()
+        positional = all(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params)
+        names = self.cols
+        if not convs and positional:
+            return lambda row: cls(*row)
+        if positional:
+            def decode(row: Sequence[Any]) -> T:
+                vals = list(row)
+                for i, conv in convs:
+                    v = vals[i]
+                    if v is not None:
+                        vals[i] = conv(v)
+                return cls(*vals)
+            return decode
+
+        def decode_kw(row: Sequence[Any]) -> T:
+            vals = list(row)
+            for i, conv in convs:
+                v = vals[i]
+                if v is not None:
+                    vals[i] = conv(v)
+            return cls(**dict(zip(names, vals, strict=True)))
+        return decode_kw
+
+    def decode_row(self, row: Sequence[Any], key: Any = None) -> T:
+        try:
+            return self.decode(row)
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"a stored row of {self.name} does not decode: {exc}", entity=self.name, key=key,
+                backend=self.backend,
+            ) from None
+
+    def key_of_row(self, row: Sequence[Any]) -> Key:
+        k = self._key_of_row(row)
+        return k if len(self.key_idx) > 1 else (k,)
+
+    def check_key(self, key: Key) -> None:
+        for i in self._key_len_checked:
+            if len(key[i]) > KEY_LENGTH:  # type: ignore[arg-type]
+                raise ValidationError(
+                    f"{self.name}.{self.schema.key_fields[i]} is longer than {KEY_LENGTH} "
+                    f"{'characters' if isinstance(key[i], str) else 'bytes'} (the SQL key limit)",
+                    entity=self.name, key=key,
+                )
+        for i in self._key_ints:
+            v = key[i]
+            if not BIGINT_MIN <= v <= BIGINT_MAX:  # type: ignore[operator]
+                raise ValidationError(
+                    f"{self.name}.{self.schema.key_fields[i]} does not fit a 64-bit integer",
+                    entity=self.name, key=key,
+                )
+
+    def row_values(self, item: T) -> list[Any]:
+        """Column values of ``item`` in column order, checked against the SQL limits (before any I/O)."""
+        vals = list(msgspec.structs.astuple(item))  # type: ignore[arg-type]
+        for i, c in self._len_checked:
+            v = vals[i]
+            if v is not None and len(v) > KEY_LENGTH:
+                raise self._invalid(item, f"{c} is longer than {KEY_LENGTH} (the SQL key/index limit)")
+        for i in self._ints:
+            v = vals[i]
+            if v is not None and not BIGINT_MIN <= v <= BIGINT_MAX:
+                raise self._invalid(item, f"{self.cols[i]} does not fit a 64-bit integer")
+        for i in self._floats:
+            v = vals[i]
+            if v is not None and (v != v or (not self._inf_ok and math.isinf(v))):
+                raise self._invalid(item, f"{self.cols[i]}={v} cannot be stored by {self.backend}")
+        for i in self._pg_strs:
+            v = vals[i]
+            if v is not None and "\x00" in v:
+                raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which PostgreSQL rejects")
+        enc = self._json_encode
+        for i in self._json:
+            v = vals[i]
+            if v is not None:
+                try:
+                    raw = enc(v)
+                except (TypeError, ValueError, OverflowError) as exc:
+                    raise self._invalid(item, f"{self.cols[i]}: {exc}") from None
+                if self._pg and b"\\u0000" in raw:
+                    raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which JSONB rejects")
+                vals[i] = raw.decode()
+        return vals
+
+    def _invalid(self, item: T, why: str) -> ValidationError:
+        return ValidationError(f"invalid {self.name}: {why}", entity=self.name, key=self.schema.key_of(item))
+
+    def with_version(self, item: T, version: int) -> T:
+        return msgspec.structs.replace(item, **{self.schema.version: version})  # type: ignore[arg-type,type-var]

@@ -1,0 +1,206 @@
+"""SQL tables generated from entity schemas: the column of each field, the primary key, the indexes, and
+:func:`metadata_for` (usable as Alembic's ``target_metadata``, so autogenerate sees tierstore's tables).
+
+Column mapping (one column per field, in field order):
+
+=========================  =====================================================================
+field type                 column
+=========================  =====================================================================
+``str`` in a key/index     ``VARCHAR(255)`` compared by code point (``COLLATE "C"`` on PostgreSQL,
+                           ``utf8mb4_nopad_bin`` on MariaDB, ``utf8mb4_0900_bin`` on MySQL)
+``str``                    ``TEXT`` (``LONGTEXT`` on MySQL)
+``bytes`` in a key/index   ``BYTEA`` / ``BLOB`` / ``VARBINARY(255)`` on MySQL
+``bytes``                  ``BYTEA`` / ``BLOB`` / ``LONGBLOB``
+``int`` / ``float``        ``BIGINT`` / ``DOUBLE``
+``bool``                   ``BOOLEAN`` (``TINYINT(1)`` on MySQL, ``INTEGER`` on SQLite)
+``X | None``, X scalar     the column of X, nullable
+anything else              JSON holding msgspec's JSON encoding (``JSONB`` on PostgreSQL, ``TEXT`` on
+                           SQLite), decoded with a typed msgspec decoder
+=========================  =====================================================================
+
+Key and index values of type ``str``/``bytes`` are limited to :data:`KEY_LENGTH` characters/bytes on every
+dialect (MySQL needs a bounded type to index them), checked before any I/O.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+import zlib
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from tierstore.errors import ConfigError
+from tierstore.model.entity import Entity
+from tierstore.model.schema import Schema, schema_of
+
+__all__ = [
+    "KEY_LENGTH", "MYSQL_DIALECTS", "KeyBytes", "KeyString", "Kind", "check_mysql_key_size", "column_kind",
+    "index_columns", "key_like_fields", "metadata_for", "table_for",
+]
+
+KEY_LENGTH = 255
+"""Longest ``str`` (characters) or ``bytes`` value allowed in a key or index field."""
+
+Kind = Literal["str", "int", "float", "bool", "bytes", "json"]
+_SCALARS: dict[Any, Kind] = {str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes"}
+MYSQL_DIALECTS = ("mysql", "mariadb")
+"""SQLAlchemy's names of the MySQL-family dialects."""
+
+class KeyString(TypeDecorator[str]):
+    """``VARCHAR(255)`` whose comparison and order are by code point on every dialect.
+
+    Code-point order makes SQL ``ORDER BY`` agree with Python's ``str`` order and keeps ``"a"``, ``"A"`` and
+    ``"a "`` distinct keys (MySQL's default collations are case-insensitive and pad spaces).
+    """
+
+    impl = sa.String(KEY_LENGTH)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.String(KEY_LENGTH, collation="C"))
+        if dialect.name in MYSQL_DIALECTS:
+            nopad = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
+            return dialect.type_descriptor(mysql.VARCHAR(KEY_LENGTH, charset="utf8mb4", collation=nopad))
+        return dialect.type_descriptor(sa.String(KEY_LENGTH))
+
+
+def KeyBytes() -> TypeEngine[bytes]:
+    return sa.LargeBinary().with_variant(mysql.VARBINARY(KEY_LENGTH), *MYSQL_DIALECTS)
+
+
+def _text() -> TypeEngine[str]:
+    return sa.Text().with_variant(mysql.LONGTEXT(charset="utf8mb4"), *MYSQL_DIALECTS)
+
+
+def _blob() -> TypeEngine[bytes]:
+    return sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
+
+
+def _json() -> TypeEngine[Any]:
+    # SQLite gets TEXT: a declared type "JSON" has NUMERIC affinity there and would turn '123' into 123.
+    return (
+        sa.JSON(none_as_null=True)
+        .with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
+        .with_variant(sa.Text(), "sqlite")
+    )
+
+
+def _strip(tp: Any) -> Any:
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def column_kind(tp: Any) -> tuple[Kind, bool]:
+    """The column kind of a field type, and whether the column is nullable."""
+    tp = _strip(tp)
+    kind = _SCALARS.get(tp)
+    if kind is not None:
+        return kind, False
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(tp)
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1 and len(others) < len(args):
+            inner = _SCALARS.get(_strip(others[0]))
+            if inner is not None:
+                return inner, True
+        return "json", len(others) < len(args)
+    return "json", tp is Any or tp is object or tp is None
+
+
+def _index_name(table: str, index: str) -> str:
+    name = f"ix_{table}_{index}"
+    if len(name) > 60:  # PostgreSQL keeps 63 bytes, MySQL 64: keep it unique when cut
+        name = f"{name[:51]}_{zlib.crc32(name.encode()):08x}"
+    return name
+
+
+def index_columns(schema: Schema[Any], name: str) -> tuple[str, ...]:
+    """Columns of the SQL index behind ``schema.indexes[name]``: its partition and sort fields, then the
+    remaining primary-key fields, so index queries are ordered and paged by the index alone."""
+    ix = schema.indexes[name]
+    head = ix.partition_fields + ix.sort_fields
+    return head + tuple(f for f in schema.key_fields if f not in head)
+
+
+def key_like_fields(schema: Schema[Any]) -> set[str]:
+    """Fields of the primary key and of any index: their ``str``/``bytes`` columns are bounded and compared
+    by code point."""
+    keyish = set(schema.key_fields)
+    for ix in schema.indexes.values():
+        keyish.update(ix.partition_fields + ix.sort_fields)
+    return keyish
+
+
+def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
+    """The table of ``schema`` in ``metadata`` (added if missing)."""
+    existing = metadata.tables.get(schema.table)
+    if existing is not None:
+        return existing
+    keyish = key_like_fields(schema)
+    columns: list[sa.Column[Any]] = []
+    for f in schema.fields:
+        kind, nullable = column_kind(f.type)
+        typ: TypeEngine[Any]
+        if kind == "str":
+            typ = KeyString() if f.name in keyish else _text()
+        elif kind == "bytes":
+            typ = KeyBytes() if f.name in keyish else _blob()
+        elif kind == "int":
+            typ = sa.BigInteger()
+        elif kind == "float":
+            typ = sa.Double()
+        elif kind == "bool":
+            typ = sa.Boolean()
+        else:
+            typ = _json()
+        columns.append(sa.Column(f.name, typ, nullable=nullable, autoincrement=False))
+    table = sa.Table(
+        schema.table,
+        metadata,
+        *columns,
+        sa.PrimaryKeyConstraint(*schema.key_fields),
+        mysql_engine="InnoDB",
+        mysql_charset="utf8mb4",
+        info={"tierstore_entity": schema.name},
+    )
+    for name in schema.indexes:
+        sa.Index(_index_name(schema.table, name), *(table.c[c] for c in index_columns(schema, name)))
+    return table
+
+
+def metadata_for(*entities: type[Entity], metadata: sa.MetaData | None = None) -> sa.MetaData:
+    """A ``sqlalchemy.MetaData`` with the tables and indexes of ``entities`` (e.g. for Alembic's
+    ``target_metadata``, so autogenerate sees tierstore's tables)."""
+    md = metadata if metadata is not None else sa.MetaData()
+    for entity in entities:
+        table_for(schema_of(entity), md)
+    return md
+
+
+def check_mysql_key_size(schema: Schema[Any]) -> None:
+    """InnoDB indexes hold at most 3072 bytes; a utf8mb4 VARCHAR(255) takes 1020. Fail before the DDL does."""
+    def size(cols: Sequence[str]) -> int:
+        total = 0
+        for c in cols:
+            typ = schema.field_types[c]
+            total += 1020 if typ is str or "str" in repr(typ) else 255 if typ is bytes else 8
+        return total
+
+    groups = [("primary key", schema.key_fields)]
+    groups += [(f"index {n}", index_columns(schema, n)) for n in schema.indexes]
+    for what, cols in groups:
+        if size(cols) > 3072:
+            raise ConfigError(
+                f"{schema.name}: the {what} {cols} needs more than 3072 bytes on MySQL "
+                f"(each str key/index field takes {KEY_LENGTH} utf8mb4 characters = 1020 bytes)",
+                entity=schema.name,
+            )
