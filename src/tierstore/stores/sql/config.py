@@ -1,0 +1,155 @@
+"""``SqlStoreConfig``: the SQL store's URL and its parameters, checked before any connection is made.
+
+One URL names the database and tunes the store (``?pool_size=10&pool_timeout=2s``); the store's own
+parameters are consumed here, the client's options it knows (TLS, a socket path) stay in the URL for the
+driver, and anything else is a ``ConfigError`` naming the allowed parameters, with the password redacted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+from tierstore.config import parse_duration, query_params, redact_url
+from tierstore.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tierstore.stores.sql.store import SqlStore
+
+__all__ = ["SqlStoreConfig", "split_query"]
+
+_BACKENDS = {
+    "sqlite": "sqlite",
+    "sqlite+aiosqlite": "sqlite",
+    "sqlite+pysqlite": "sqlite",
+    "postgresql": "postgres",
+    "postgresql+asyncpg": "postgres",
+    "postgres": "postgres",
+    "mysql": "mysql",
+    "mysql+aiomysql": "mysql",
+    "mariadb": "mysql",
+    "mariadb+aiomysql": "mysql",
+}
+_COMMON = {"pool_size", "pool_timeout", "pool_recycle", "page_size", "connect_timeout"}
+_OWN = {
+    "sqlite": _COMMON | {"busy_timeout", "synchronous"},
+    "postgres": _COMMON | {"command_timeout"},
+    "mysql": _COMMON,
+}
+# Driver options passed through to the connection (anything else is a typo: ConfigError).
+_PASS_THROUGH = {
+    "sqlite": frozenset(),
+    "postgres": frozenset({"ssl"}),
+    "mysql": frozenset({"ssl_ca", "ssl_cert", "ssl_key", "ssl_check_hostname", "unix_socket"}),
+}
+_SYNCHRONOUS = ("off", "normal", "full", "extra")
+
+
+def _backend_of(url: str) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError(f"expected an SQL URL like 'postgresql+asyncpg://host/db', got {redact_url(str(url))!r}")
+    scheme = url.split("://", 1)[0].lower()
+    backend = _BACKENDS.get(scheme)
+    if backend is None:
+        raise ConfigError(
+            f"SqlStore does not support {scheme!r}; use sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql"
+        )
+    return backend
+
+
+
+def split_query(url: str) -> tuple[str, dict[str, str]]:
+    # Not urlunsplit: it turns sqlite:////abs/path (empty host) into sqlite://abs/path.
+    base, _, query = url.partition("?")
+    return base, dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _positive_int(value: str | int, what: str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected an integer, got {value!r}") from None
+    if n < 1:
+        raise ConfigError(f"{what}: must be at least 1, got {n}")
+    return n
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SqlStoreConfig:
+    """``sqlite+aiosqlite:///path.db``, ``postgresql+asyncpg://user:pw@host/db``, ``mysql+aiomysql://…``.
+
+    URL parameters: ``pool_size`` (connections held; SQLite: worker threads), ``pool_timeout``,
+    ``pool_recycle``, ``connect_timeout`` (durations like ``5s``), ``page_size`` (rows of a query page when
+    no limit is given); PostgreSQL ``command_timeout`` and ``ssl``; MySQL ``ssl_ca``/``ssl_cert``/
+    ``ssl_key``/``ssl_check_hostname``/``unix_socket``; SQLite ``busy_timeout`` and ``synchronous``
+    (``full`` by default: an acknowledged write survives power loss). Any other parameter is a ``ConfigError``.
+    """
+
+    url: str = field(repr=False)
+    pool_size: int = 5
+    pool_timeout: float = 30.0
+    pool_recycle: float | None = None
+    connect_timeout: float | None = 10.0
+    command_timeout: float | None = None
+    page_size: int = 1000
+    busy_timeout: float = 5.0
+    synchronous: str = "full"
+
+    def __post_init__(self) -> None:
+        backend = _backend_of(self.url)
+        _, params = split_query(self.url)
+        unknown = set(params) - _PASS_THROUGH[backend]
+        if unknown:
+            allowed = sorted(_OWN[backend] | _PASS_THROUGH[backend])
+            raise ConfigError(
+                f"unknown parameter(s) {sorted(unknown)} in {redact_url(self.url)!r}; allowed: {allowed}"
+            )
+        for name in ("pool_size", "page_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive int, got {value!r}")
+        if self.synchronous not in _SYNCHRONOUS:
+            raise ConfigError(f"synchronous must be one of {_SYNCHRONOUS}, got {self.synchronous!r}")
+        if self.command_timeout is not None and backend != "postgres":
+            raise ConfigError("command_timeout is supported on PostgreSQL only")
+
+    def __repr__(self) -> str:
+        return (
+            f"SqlStoreConfig(url={redact_url(self.url)!r}, pool_size={self.pool_size}, "
+            f"pool_timeout={self.pool_timeout}, pool_recycle={self.pool_recycle}, "
+            f"connect_timeout={self.connect_timeout}, command_timeout={self.command_timeout}, "
+            f"page_size={self.page_size}, busy_timeout={self.busy_timeout}, synchronous={self.synchronous!r})"
+        )
+
+    @property
+    def backend(self) -> str:
+        """``sqlite``, ``postgres`` or ``mysql`` (MariaDB included)."""
+        return _backend_of(self.url)
+
+    @classmethod
+    def from_url(cls, url: str) -> SqlStoreConfig:
+        backend = _backend_of(url)
+        base, _ = split_query(url)
+        params = query_params(url, _OWN[backend] | _PASS_THROUGH[backend])
+        own = {k: v for k, v in params.items() if k in _OWN[backend]}
+        rest = {k: v for k, v in params.items() if k not in _OWN[backend]}
+        kw: dict[str, Any] = {}
+        for name in ("pool_size", "page_size"):
+            if name in own:
+                kw[name] = _positive_int(own[name], name)
+        for name in ("pool_timeout", "busy_timeout"):
+            if name in own:
+                kw[name] = parse_duration(own[name], name)
+        for name in ("pool_recycle", "connect_timeout", "command_timeout"):
+            if name in own:
+                kw[name] = parse_duration(own[name], name) if own[name] not in ("", "none") else None
+        if "synchronous" in own:
+            kw["synchronous"] = own["synchronous"].lower()
+        clean = base + ("?" + urlencode(rest) if rest else "")
+        return cls(url=clean, **kw)
+
+    def build(self) -> SqlStore:
+        from tierstore.stores.sql.store import SqlStore
+
+        return SqlStore(self)
