@@ -1,0 +1,111 @@
+"""Column kinds, generated tables, indexes and DDL per dialect, without a database (dialects compile only)."""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated, Any
+
+import msgspec
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+from sqlalchemy.engine import Dialect
+
+from tierstore import ConfigError, Entity, Index, PartitionKey, schema_of
+from tierstore.stores.sql import metadata_for
+from tierstore.stores.sql.tables import check_mysql_key_size, column_kind
+
+from _sql import ByBytes, Nested, Wide, lite, maria, pg
+
+
+def ddl(entity: type[Entity], dialect: Dialect) -> str:
+    table = metadata_for(entity).tables[schema_of(entity).table]
+    parts = [str(sa.schema.CreateTable(table).compile(dialect=dialect))]
+    parts += [str(sa.schema.CreateIndex(ix).compile(dialect=dialect)) for ix in table.indexes]
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("tp", "expected"),
+    [
+        (str, ("str", False)),
+        (int, ("int", False)),
+        (bool, ("bool", False)),
+        (float, ("float", False)),
+        (bytes, ("bytes", False)),
+        (str | None, ("str", True)),
+        (Annotated[int, msgspec.Meta(ge=0)], ("int", False)),
+        (Annotated[str, msgspec.Meta(max_length=3)] | None, ("str", True)),
+        (list[int], ("json", False)),
+        (list[int] | None, ("json", True)),
+        (dict[str, Nested], ("json", False)),
+        (tuple[int, str], ("json", False)),
+        (int | str, ("json", False)),
+        (Nested, ("json", False)),
+        (datetime.datetime, ("json", False)),
+        (Any, ("json", True)),
+    ],
+)
+def test_column_kind(tp: Any, expected: tuple[str, bool]) -> None:
+    assert column_kind(tp) == expected
+
+
+def test_metadata_for_builds_one_column_per_field_and_the_key_in_key_order() -> None:
+    md = metadata_for(Wide, ByBytes)
+    table = md.tables["unit_wide"]
+    assert [c.name for c in table.columns] == [f.name for f in schema_of(Wide).fields]
+    assert [c.name for c in table.primary_key.columns] == ["p", "s"]
+    assert {c.name for c in table.columns if c.nullable} == {"note", "when"}
+    (ix,) = table.indexes
+    assert ix.name == "ix_unit_wide_by_label" and [c.name for c in ix.columns] == ["label", "rank", "p", "s"]
+    assert metadata_for(Wide, metadata=md) is md and md.tables["unit_wide"] is table  # idempotent
+
+
+def test_ddl_postgres() -> None:
+    text = ddl(Wide, pg())
+    assert 'p VARCHAR(255) COLLATE "C" NOT NULL' in text
+    assert 'label VARCHAR(255) COLLATE "C" NOT NULL' in text  # index fields are key-like
+    assert "note TEXT" in text and "items JSONB NOT NULL" in text and "raw BYTEA NOT NULL" in text
+    assert "score DOUBLE PRECISION" in text and "flag BOOLEAN" in text and "rank BIGINT" in text
+    assert "CREATE INDEX ix_unit_wide_by_label ON unit_wide (label, rank, p, s)" in text
+
+
+def test_ddl_mariadb_and_mysql_use_binary_no_pad_collations() -> None:
+    text = ddl(Wide, maria())
+    assert "p VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin NOT NULL" in text
+    assert "note LONGTEXT" in text and "raw LONGBLOB" in text and "items JSON" in text
+    assert "ENGINE=InnoDB" in text and "CHARSET=utf8mb4" in text
+    assert "COLLATE utf8mb4_0900_bin" in ddl(Wide, maria(is_mariadb=False))
+    assert "id VARBINARY(255) NOT NULL" in ddl(ByBytes, maria())
+    assert "COLLATE utf8mb4_0900_bin" in ddl(Wide, mysql.dialect())
+
+
+def test_ddl_sqlite_keeps_json_as_text() -> None:
+    text = ddl(Wide, lite())
+    assert "items TEXT NOT NULL" in text  # a declared JSON type would have NUMERIC affinity
+    assert "p VARCHAR(255) NOT NULL" in text
+
+
+def test_long_index_names_are_cut_but_stay_distinct() -> None:
+    class Long(
+        Entity,
+        table="t" * 60,
+        indexes=[Index("i" * 40 + "a", "x"), Index("i" * 40 + "b", "x")],
+    ):
+        id: PartitionKey[str]
+        x: str
+
+    names = [ix.name for ix in metadata_for(Long).tables["t" * 60].indexes]
+    assert len(set(names)) == 2 and all(n is not None and len(str(n)) <= 60 for n in names)
+
+
+def test_mysql_key_size_is_checked_before_the_ddl() -> None:
+    class Wider(Entity, table="unit_wider", partition_key="a", sort_key="b", indexes=[Index("by_cd", "c", "d")]):
+        a: str
+        b: str
+        c: str
+        d: str
+
+    check_mysql_key_size(schema_of(Wide))  # (p, s) and (label, rank, p, s) fit 3072 bytes
+    with pytest.raises(ConfigError, match="index by_cd"):
+        check_mysql_key_size(schema_of(Wider))  # c, d, a, b: 4 × 1020 bytes
