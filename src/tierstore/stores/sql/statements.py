@@ -2,13 +2,14 @@
 
 SQLAlchemy Core compiles each statement once; :class:`Sql` keeps its text and the order of its positional
 parameters, so a call binds a tuple and runs the text on the driver connection with no SQLAlchemy work per
-call. Statements whose shape depends on a count (batches of keys or rows, queries) are compiled on first use
-and cached by shape.
+call. Statements that come in many shapes (batches of n keys or rows, query variants) are compiled on first
+use and cached by shape.
 
 Where the dialects differ:
 
 - upsert: ``INSERT … ON CONFLICT DO UPDATE … RETURNING`` on PostgreSQL and SQLite; ``ON DUPLICATE KEY
-  UPDATE`` on MySQL, with the new version left in ``LAST_INSERT_ID()`` (MariaDB ≥ 10.5 also returns rows);
+  UPDATE`` on MySQL, with the new version left in ``LAST_INSERT_ID()`` (a batch reads the versions back,
+  or, on MariaDB ≥ 10.5, gets them from ``RETURNING``);
 - batches of keys: one array per key column through ``unnest`` on PostgreSQL (a single statement shape for
   any batch size); elsewhere an ``IN`` list (an ``OR`` of key equalities for composite keys on SQLite);
 - keyset comparison: a row-value comparison, but an expanded ``OR`` on MySQL, which only range-scans that;
