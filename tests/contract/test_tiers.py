@@ -84,19 +84,23 @@ class _SharedTier(CacheTierContract):
     def prefix(self) -> str:
         return _prefix()
 
+    def url(self, prefix: str) -> str:
+        # Leases outlive any check: a loaded machine must not turn a slow step into an expired lease.
+        return tier_url(self.name, prefix) + "&lease=30s"
+
     @pytest.fixture
     async def tier(self, prefix: str) -> AsyncIterator[CacheTier]:
-        async for t in _serve(tier_url(self.name, prefix)):
+        async for t in _serve(self.url(prefix)):
             yield t
 
     @pytest.fixture
     async def other_process_tier(self, prefix: str) -> AsyncIterator[CacheTier]:
-        async for t in _serve(tier_url(self.name, prefix)):
+        async for t in _serve(self.url(prefix)):
             yield t
 
     @pytest.fixture
     async def other_namespace_tier(self) -> AsyncIterator[CacheTier]:
-        async for t in _serve(tier_url(self.name, _prefix())):
+        async for t in _serve(self.url(_prefix())):
             yield t
 
     @pytest.fixture

@@ -106,8 +106,10 @@ class CacheTierContract(ContractBase):
 
     async def test_a_miss_hands_out_a_lease_whose_fill_is_stored(self, tier: CacheTier) -> None:
         lease = await _lease(tier, key("a"))
+        fills = tier.stats.fills
         await tier.fill_many([(key("a"), b"v1", lease)], TTL)
         assert await tier.get_many([key("a")]) == [b"v1"]
+        assert tier.stats.fills == fills + 1
 
     async def test_get_many_answers_in_request_order(self, tier: CacheTier) -> None:
         keys = [key(f"k{i}", partition=str(i % 3)) for i in range(8)]
@@ -225,28 +227,32 @@ class CacheTierContract(ContractBase):
         written = [key(name, partition="set") for name in values]
         await tier.set_many([(k, v, 1) for k, v in zip(written, values.values(), strict=True)], TTL)
         assert await tier.get_many(written) == list(values.values())
+        assert tier.stats.errors == 0
 
     async def test_keys_are_kept_apart_whatever_their_characters(self, tier: CacheTier) -> None:
-        names = ["plain", "sp ace", "new\nline", "cr\r\nlf", "tab\t", "é🙂", "x" * 300, "é" * 130, "#hash",
-                 "{braces}", "a:b", "a\r\nflush_all", "nul\x00"]
+        names = ["plain", "sp ace", "new\nline", "cr\r\nlf", "tab\t", "é🙂", "日本" * 50, "#hash", "{braces}", "a:b",
+                 "a\r\nflush_all", "nul\x00", "k" * 236, "k" * 237, "x" * 300, "é" * 130, "k" * 5000]
         keys = [key(n) for n in names]
         leases = await tier.get_many(keys)
         assert all(isinstance(lz, Lease) and lz.token is not None for lz in leases), leases
         await tier.fill_many([(k, str(i).encode(), lz) for i, (k, lz) in enumerate(zip(keys, leases, strict=True))
                               if isinstance(lz, Lease)], TTL)
         assert await tier.get_many(keys) == [str(i).encode() for i in range(len(keys))]
+        assert tier.stats.errors == 0
 
-    async def test_an_undecodable_entry_is_counted_and_replaced(self, tier: CacheTier) -> None:
+    async def test_undecodable_entries_are_counted_and_replaced(self, tier: CacheTier) -> None:
         store = MemoryStore()
         async with connect(store, [tier]) as db:  # a tier passed ready-made is not closed by the database
             notes = db.repository(Note)
-            await notes.put(Note("n1", "real"))
-            await _fill(tier, N.cache_key(("n1",)), b"\xff not an envelope")
+            real = await notes.put_many([Note("n1", "real"), Note("n2", "real")])
+            # An envelope's marker byte with a body that is not msgpack, and bytes that are no envelope at all.
+            await _fill(tier, N.cache_key(("n1",)), b"\xa7garbage that is not msgpack")
+            await _fill(tier, N.cache_key(("n2",)), b"not ours at all")
             for _ in range(3):
-                assert await notes.get("n1") == Note("n1", "real")
-            assert tier.stats.undecodable == 1  # counted once, then replaced by a good entry
+                assert await notes.get_many(["n1", "n2"]) == real
+            assert tier.stats.undecodable == 2  # counted once each, then replaced by good entries
             reads = store.stats.reads
-            assert await notes.get("n1") == Note("n1", "real")
+            assert await notes.get_many(["n1", "n2"]) == real
             assert store.stats.reads == reads  # served by the tier
 
     # -- errors ---------------------------------------------------------------------------------------
