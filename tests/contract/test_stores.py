@@ -36,8 +36,11 @@ def _with_port(url: str, port: int) -> str:
 
 
 async def _serve(url: str) -> AsyncIterator[Store]:
-    store = store_config(url).build()
-    assert isinstance(store, Store)
+    async for store in _serve_built(_unopened(url)):
+        yield store
+
+
+async def _serve_built(store: Store) -> AsyncIterator[Store]:
     await store.open()
     try:
         yield store
@@ -64,14 +67,6 @@ class TestShardedMemoryStore(StoreContract):
         sharded = ShardedStoreConfig(router="m1=0-511,m2=512-1023", stores={"m1": "memory://", "m2": "memory://"})
         async for s in _serve_built(sharded.build()):
             yield s
-
-
-async def _serve_built(store: Store) -> AsyncIterator[Store]:
-    await store.open()
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 @pytest.mark.sqlite

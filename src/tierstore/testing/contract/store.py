@@ -11,6 +11,8 @@ not opened) checks that an unreachable server surfaces as ``StoreError`` only. T
 ``ScatterGather`` checks run when the store implements those protocols; transactions may be refused with
 ``Unsupported``, and an index partitioned unlike the table may be too (a sharded store cannot query one
 shard for it).
+
+The whole contract is one class in one file, so a backend author reads it in one place.
 """
 
 from __future__ import annotations
