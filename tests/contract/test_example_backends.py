@@ -87,4 +87,4 @@ def test_urls_build_the_backends(tmp_path: os.PathLike[str]) -> None:
 def test_the_page_shows_the_example_code(name: str) -> None:
     blocks = re.findall(rf"^<!-- examples/extending/{name} -->\n```python\n(.*?)^```", PAGE.read_text(),
                         re.DOTALL | re.MULTILINE)
-    assert blocks == [(EXAMPLES / name).read_text()]
+    assert blocks == [(EXAMPLES / name).read_text()], f"paste examples/extending/{name} into its block of {PAGE.name}"
