@@ -1,4 +1,4 @@
-"""FaultProxy in front of the real Redis, spoken to with plain asyncio streams."""
+"""FaultProxy (tierstore/testing/proxy.py) in front of the real Redis, spoken to with plain asyncio streams."""
 
 from __future__ import annotations
 
@@ -9,36 +9,24 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from urllib.parse import urlsplit
 
 import pytest
 
-from tierstore.testing.proxy import FaultProxy
+from tierstore.testing import FaultProxy
+
+from _servers import REDIS_URL, endpoints, require
 
 pytestmark = [pytest.mark.faults, pytest.mark.redis]
 
 PING = b"PING\r\n"
 PONG = b"+PONG\r\n"
 TIMEOUT = 2.0
+REDIS_HOST, REDIS_PORT = endpoints(REDIS_URL)[0]
 
 
-def _redis_address() -> tuple[str, int]:
-    url = urlsplit(os.environ.get("TIERSTORE_REDIS_URL", "redis://127.0.0.1:6379/0"))
-    return url.hostname or "127.0.0.1", url.port or 6379
-
-
-REDIS_HOST, REDIS_PORT = _redis_address()
-
-
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(autouse=True)
 def _redis_is_up() -> None:
-    try:
-        socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=1).close()
-    except OSError as exc:
-        reason = f"Redis is not reachable at {REDIS_HOST}:{REDIS_PORT}: {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
+    require(REDIS_URL, "redis")
 
 
 @pytest.fixture
