@@ -21,6 +21,7 @@ from tierstore.bench.harness import (
     QUERY,
     Cell,
     Driver,
+    GetFn,
     Op,
     RunContext,
     Scenario,
@@ -44,11 +45,21 @@ PAGE_SIZE = 50
 HERD = 100
 
 
+async def _read_each(get: GetFn, keys: Sequence[tuple[str, str]]) -> None:
+    """One read of every key a cached scenario reads, so the first timed op meets a warm cache however short
+    the warm-up (a cold read costs milliseconds on a server store: 16 of them can outlast a 25 ms warm-up)."""
+    for pk, sk in keys:
+        await get(pk, sk)
+
+
 class Get(Scenario):
     name = "get"
     needs = frozenset({GET})
     cached = True
     description = "get() of 16 hot keys in turn, cache warm"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        await _read_each(driver.getter(), ctx.data.hot)
 
     def prepare(self, driver: Driver, data: Dataset) -> Op:
         get = driver.getter()
@@ -64,6 +75,9 @@ class GetMany100(Scenario):
     cached = True
     description = "get_many() of the same 100 keys spread over every partition, cache warm"
 
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        await driver.batch_getter()(ctx.data.many)
+
     def prepare(self, driver: Driver, data: Dataset) -> Op:
         get_many = driver.batch_getter()
         keys = list(data.many)
@@ -76,6 +90,9 @@ class GetConcurrent64(Scenario):
     cached = True
     concurrency = 64
     description = "64 tasks each doing get() over a warm set of 128 keys (distinct keys in flight)"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        await _read_each(driver.concurrent_getter(), ctx.data.warm)
 
     def prepare(self, driver: Driver, data: Dataset) -> Op:
         get = driver.concurrent_getter()
