@@ -1,6 +1,8 @@
-"""The built-in scenarios (DESIGN §10 names). Each does the same work on every system that can run it.
+"""The built-in scenarios. Each does the same work on every system that can run it.
 
-A new workload is a :class:`~tierstore.bench.harness.Scenario` subclass added to :func:`builtin_scenarios`.
+The names (``get``, ``get_many_100``, ``get_concurrent_64``, ``put``, ``query_page``, ``join_100``,
+``zipf_read``, ``herd_100``) are part of the JSON contract of ``tierstore bench --json``. A new workload is a
+:class:`~tierstore.bench.api.Scenario` subclass added to :func:`builtin_scenarios`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset, lru_hit_ratio
-from tierstore.bench.harness import (
+from tierstore.bench.api import (
     CACHE,
     CONCURRENT,
     GET,
@@ -26,6 +27,7 @@ from tierstore.bench.harness import (
     RunContext,
     Scenario,
 )
+from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset, lru_hit_ratio
 
 __all__ = [
     "Get",
