@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from tierstore.bench.api import Registry
 from tierstore.bench.systems import DAX_STYLE
-from tierstore.bench.targets import evaluate
+from tierstore.bench.targets import COMPARISONS, Target, evaluate, load_targets
+from tierstore.errors import ConfigError
 
 
 def test_targets_from_rows() -> None:
@@ -63,3 +68,106 @@ def test_targets_for_joins_and_the_dax_style_system() -> None:
     assert checks[("join_round_trips", "tierstore:sqlite")]["ok"] is False
     assert checks[("dax_style_query_cache_hits", DAX_STYLE)]["ok"] is True
     assert ("dax_style_query_cache_hits", "tierstore:dynamodb") not in checks
+
+
+# -- the file ----------------------------------------------------------------------------------------------
+
+
+def test_shipped_targets_name_registered_scenarios_and_systems() -> None:
+    targets = load_targets()
+    assert len(targets) == len({t.name for t in targets}) >= 15
+    reg = Registry.default({})
+    stores = {name.split(":", 1)[1].split("+")[0] for name in reg.systems if name.startswith("tierstore:")}
+    for t in targets:
+        assert t.scenario in reg.scenarios, t.name
+        assert t.description and t.compare in COMPARISONS, t.name
+        assert set(t.stores) <= stores, t.name
+        if t.against is None or "{floor}" in t.against:
+            continue
+        assert "{store}" not in t.against or t.stores, t.name  # {store} names a floor of the stores listed
+        for store in t.stores or ("-",):
+            assert t.against.replace("{store}", store) in reg.systems, (t.name, store)
+
+
+def test_the_readme_lists_every_target() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "benchmarks" / "README.md").read_text()
+    missing = [t.name for t in load_targets() if f"`{t.name}`" not in readme]
+    assert not missing
+
+
+def _write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "targets.toml"
+    path.write_text(body)
+    return path
+
+
+GOOD = """
+[[target]]
+name = "fast_get"
+description = "a get is quick"
+scenario = "get"
+tiers = [""]
+against = "raw:x"
+statistic = "time_ratio"
+compare = "<"
+threshold = 1
+"""
+
+
+def test_a_targets_file_of_ones_own(tmp_path: Path) -> None:
+    (t,) = load_targets(_write(tmp_path, GOOD))
+    assert t == Target(
+        name="fast_get", description="a get is quick", scenario="get", tiers=("",), against="raw:x",
+        statistic="time_ratio", compare="<", threshold=1.0,
+    )
+    assert t.text == "< 1"
+    assert t.applies("sqlite", ()) and not t.applies("sqlite", ("memory",))
+    assert t.holds(0.99) and not t.holds(1.0) and not t.holds(None) and not t.holds(float("nan"))
+    rows = [
+        {"scenario": "get", "system": "tierstore:sqlite", "p50_us": 9.0},
+        {"scenario": "get", "system": "tierstore:sqlite+memory", "p50_us": 1.0},
+        {"scenario": "get", "system": "raw:x", "p50_us": 10.0},
+    ]
+    (check,) = evaluate(rows, [t])
+    assert check == {
+        "check": "fast_get", "system": "tierstore:sqlite", "value": 0.9, "target": "< 1 x raw:x",
+        "description": "a get is quick", "ok": True, "detail": check["detail"],
+    }
+    assert "raw:x p50 10.0 us" in check["detail"]
+
+
+def test_comparisons_and_row_statistics(tmp_path: Path) -> None:
+    body = GOOD.replace('against = "raw:x"\n', "").replace('"time_ratio"', '"hit_ratio"').replace('"<"', '">="')
+    (t,) = load_targets(_write(tmp_path, body.replace("threshold = 1", "threshold = 0.5")))
+    rows = [
+        {"scenario": "get", "system": "tierstore:memory", "p50_us": 1.0, "hit_ratio": 0.6},
+        {"scenario": "get", "system": "tierstore:sqlite", "p50_us": 1.0, "hit_ratio": 0.4},
+        {"scenario": "get", "system": "tierstore:postgres", "p50_us": 1.0},
+    ]
+    got = {c["system"]: (c["value"], c["ok"]) for c in evaluate(rows, [t])}
+    assert got == {
+        "tierstore:memory": (0.6, True), "tierstore:sqlite": (0.4, False), "tierstore:postgres": (None, False),
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: b + 'extra = "x"\n', "unknown keys"),
+        (lambda b: b.replace('scenario = "get"\n', ""), "missing"),
+        (lambda b: b.replace('"<"', '"~"'), "'compare' must be one of"),
+        (lambda b: b.replace("threshold = 1", 'threshold = "1"'), "'threshold' must be a number"),
+        (lambda b: b.replace("threshold = 1", "threshold = true"), "'threshold' must be a number"),
+        (lambda b: b.replace('against = "raw:x"\n', ""), "need 'against'"),
+        (lambda b: b.replace('"time_ratio"', '"p50_us"'), "need 'against'"),
+        (lambda b: b.replace('tiers = [""]', 'tiers = ""'), "'tiers' must be a list of strings"),
+        (lambda b: b.replace('name = "fast_get"', "name = 3"), "'name' must be a non-empty string"),
+        (lambda b: b + b, "unique"),
+        (lambda b: b.replace("[[target]]", "[target]"), "array of tables"),
+        (lambda b: "title = 'x'\n" + b, "unknown top-level keys"),
+        (lambda b: b.replace("threshold = 1", "threshold = "), "targets.toml"),
+    ],
+)
+def test_a_malformed_file_is_a_config_error(tmp_path: Path, change: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_targets(_write(tmp_path, change(GOOD)))
