@@ -55,7 +55,9 @@ async def test_measure_batches_fast_ops_and_counts() -> None:
     async def op(i: int) -> None:
         calls.append(i)
 
-    m = await measure(op, start=10, duration_s=0.02, warmup_s=0.005, counters=lambda: {"store": len(calls)})
+    # The batch comes from the warm-up's mean: a warm-up long enough that one scheduler stall of a loaded
+    # machine cannot make ~0.3 µs ops look like 20 µs ones (5 ms was not: a stall at its start left 3 ops).
+    m = await measure(op, start=10, duration_s=0.02, warmup_s=0.1, counters=lambda: {"store": len(calls)})
     assert m.batch > 1
     assert m.ops == len(m.timed) and m.ops >= 5
     assert m.timed.start > 10  # the warm-up used the first indexes
