@@ -1,22 +1,25 @@
-"""DynamoDB micro-benchmarks: tierstore's DynamoStore against raw aioboto3, in one process and one run.
+"""DynamoDB transport and decode micro-benchmarks: what `tierstore bench` has no row for.
 
     scripts/services start dynamodb
     PYTHONPATH=src python benchmarks/dynamo_micro.py [--duration 2] [--rounds 3] [--json out.json]
 
-Rows (ratios are what counts on this noisy machine; systems are interleaved round by round):
+``tierstore bench`` compares ``tierstore:dynamodb`` (the default configuration) with ``raw:aioboto3``; this
+script compares tierstore's DynamoDB *configurations* with each other and the decode path on its own (systems are
+interleaved round by round; ratios are what counts on a noisy machine):
 
 * ``get``: one item by key, cache off. ``client CPU µs/op`` is ``time.process_time()`` per operation (DynamoDB
   Local runs in another process, so this is the Python client's own cost). Systems: ``raw:aioboto3`` (``get_item``
   on one long-lived client, attributes converted by hand), ``tierstore:dynamodb`` (``Repository.get`` with no
-  tiers, default wire transport), ``tierstore:dynamodb[botocore]`` (the same on the aioboto3 client).
+  tiers, default wire transport), ``tierstore:dynamodb[botocore]`` (``fast_path=false``: the same on the aioboto3
+  client), ``tierstore:dynamodb[no-coalesce]`` (``coalesce=false``).
 * ``get_concurrent_64``: 64 tasks, each reading keys of a 128-key set; throughput. ``raw:aioboto3`` issues one
-  ``get_item`` per get; tierstore coalesces the gets of one loop tick into ``BatchGetItem``.
-* ``get_many_100`` and ``query_page`` (50 of a 100-item partition), for reference.
-* ``decode_page_100``: a 100-item page into typed objects. From AttributeValue dicts: boto3's ``TypeDeserializer``
-  (to dicts of ``Decimal``, not even typed objects) vs the codec (to msgspec Structs). From the JSON reply bytes:
-  botocore's response parser + ``TypeDeserializer`` vs ``msgspec.json`` + the codec (what the wire transport does).
+  ``get_item`` per get; tierstore coalesces the gets of one loop tick into ``BatchGetItem`` (unless
+  ``[no-coalesce]``).
+* ``decode_page_100``: a 100-item page into typed objects, no I/O. From AttributeValue dicts: boto3's
+  ``TypeDeserializer`` (to dicts of ``Decimal``, not even typed objects) vs the codec (to msgspec Structs). From
+  the JSON reply bytes: botocore's response parser + ``TypeDeserializer`` vs ``msgspec.json`` + the codec (what
+  the wire transport does).
 """
-
 from __future__ import annotations
 
 import argparse
@@ -97,20 +100,6 @@ class Raw:
         r = await self.client.get_item(TableName=self.table, Key={"pk": {"S": f"p{p:03d}"}, "sk": {"S": f"s{s:03d}"}})
         return from_attrs(r["Item"]) if "Item" in r else None
 
-    async def get_many(self, keys: list[tuple[int, int]]) -> list[Item]:
-        req = {self.table: {"Keys": [{"pk": {"S": f"p{p:03d}"}, "sk": {"S": f"s{s:03d}"}} for p, s in keys]}}
-        out: list[Item] = []
-        while req:
-            r = await self.client.batch_get_item(RequestItems=req)
-            out += [from_attrs(a) for a in r["Responses"].get(self.table, [])]
-            req = r.get("UnprocessedKeys") or {}
-        return out
-
-    async def query(self, p: int) -> list[Item]:
-        r = await self.client.query(TableName=self.table, KeyConditionExpression="#p = :p", Limit=50,
-                                    ExpressionAttributeNames={"#p": "pk"},
-                                    ExpressionAttributeValues={":p": {"S": f"p{p:03d}"}})
-        return [from_attrs(a) for a in r["Items"]]
 
 
 class Tier:
@@ -132,11 +121,6 @@ class Tier:
     async def get(self, p: int, s: int) -> Item | None:
         return await self.repo.get(f"p{p:03d}", f"s{s:03d}")
 
-    async def get_many(self, keys: list[tuple[int, int]]) -> list[Item | None]:
-        return await self.repo.get_many([(f"p{p:03d}", f"s{s:03d}") for p, s in keys])
-
-    async def query(self, p: int) -> list[Item]:
-        return (await self.repo.query(f"p{p:03d}", limit=50)).items
 
 
 async def timed(op: Callable[[int], Awaitable[Any]], seconds: float) -> tuple[int, float, float]:
@@ -240,19 +224,15 @@ async def main() -> None:
     for system in systems:
         await system.open()
     keys = [(p, s) for p in range(20) for s in range(0, 100, 20)]
-    scenarios: dict[str, Callable[[Any], Callable[[int], Awaitable[Any]]]] = {
-        "get": lambda sys_: (lambda i: sys_.get(*keys[i % len(keys)])),
-        "get_many_100": lambda sys_: (lambda i: sys_.get_many([(p, s) for p in range(20) for s in range(i % 5, 25, 5)])),  # noqa: E501
-        "query_page": lambda sys_: (lambda i: sys_.query(i % 20)),
-    }
+
+    def get_op(system: Any) -> Callable[[int], Awaitable[Any]]:
+        return lambda i: system.get(*keys[i % len(keys)])
+
     results: dict[tuple[str, str], list[tuple[float, float]]] = {}
     for _ in range(args.rounds):
-        for scenario, make in scenarios.items():
-            for system in systems:
-                if scenario != "get" and system.name.endswith("]"):
-                    continue
-                n, wall, cpu = await timed(make(system), args.duration)
-                results.setdefault((scenario, system.name), []).append((wall / n * 1e6, cpu / n * 1e6))
+        for system in systems:
+            n, wall, cpu = await timed(get_op(system), args.duration)
+            results.setdefault(("get", system.name), []).append((wall / n * 1e6, cpu / n * 1e6))
         for system in systems:
             if system.name == "tierstore:dynamodb[botocore]":
                 continue

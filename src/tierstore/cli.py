@@ -86,8 +86,9 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tierstore.bench.harness import Registry, Settings, run, select
+    from tierstore.bench.api import Registry
     from tierstore.bench.report import format_report, write_json
+    from tierstore.bench.runner import Settings, run, select
 
     if args.duration is not None and args.duration <= 0:
         print("tierstore bench: --duration must be positive", file=sys.stderr)

@@ -16,9 +16,9 @@ import tracemalloc
 from collections.abc import Sequence
 from typing import Any
 
+from tierstore.bench.api import Driver, RunContext, SystemSpec
 from tierstore.bench.data import BenchItem, Dataset, LruReference, make_item
-from tierstore.bench.harness import Driver, Progress, RunContext, SystemSpec
-from tierstore.bench.report import targets_from_rows
+from tierstore.bench.progress import Progress
 
 __all__ = ["entry_memory", "page_memory", "run_checks", "zipf_policy"]
 
@@ -26,13 +26,10 @@ PAGE = 100
 
 
 async def run_checks(
-    ctx: RunContext,
-    opened: Sequence[tuple[SystemSpec, Driver]],
-    rows: Sequence[dict[str, Any]],
-    progress: Progress,
+    ctx: RunContext, opened: Sequence[tuple[SystemSpec, Driver]], progress: Progress
 ) -> list[dict[str, Any]]:
-    """Every check that applies to what ran, plus the targets read off ``rows``."""
-    from tierstore.bench.systems import TierstoreDriver
+    """Every check that applies to what ran (the targets read off the rows are :mod:`tierstore.bench.targets`)."""
+    from tierstore.bench.tierstore_driver import TierstoreDriver
 
     quick = ctx.settings.quick
     stores: dict[str, str] = {}
@@ -47,7 +44,6 @@ async def run_checks(
             stores[store] = url
     tasks = 2 + len(stores)
     progress.begin("checks", tasks)
-    out = list(targets_from_rows(rows))
     checks: list[dict[str, Any]] = []
     try:
         progress.advance("l1 memory per entry")
@@ -63,7 +59,7 @@ async def run_checks(
     finally:
         if tracemalloc.is_tracing():
             tracemalloc.stop()
-    return out + checks
+    return checks
 
 
 async def entry_memory(data: Dataset, n: int) -> dict[str, Any]:

@@ -1,22 +1,38 @@
-"""Ratios against the floors, the targets of the issues read off the rows, and the printed table.
+"""What a run produced (:class:`Report`), the ratios of its rows to their floors, the printed table, the JSON.
 
 Ratio = time per op of the system ÷ that of its floor in the same run (below 1: faster than the floor). For a
 single caller it compares p50s; with concurrent callers it compares throughput (floor ops/s ÷ system ops/s).
+The targets read off the rows are data (``targets.toml``, see :mod:`tierstore.bench.targets`); this module
+prints them with the other checks.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from tierstore.bench.harness import Registry, Report, Scenario
+from tierstore.bench.api import Registry, Scenario
 
-__all__ = ["TARGETS", "Target", "add_ratios", "format_report", "ratio", "targets_from_rows", "write_json"]
+__all__ = ["REQUIRED_KEYS", "Report", "add_ratios", "format_report", "ratio", "write_json"]
 
 REQUIRED_KEYS = ("scenario", "system", "ops_per_s", "p50_us", "p99_us", "round_trips_per_op")
+"""The keys every result row has: the JSON contract of ``tierstore bench --json``; the others may grow."""
+
+
+@dataclass(slots=True)
+class Report:
+    """The outcome of a run: result rows, skipped systems and cells, checks, metadata."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"results": self.rows, "skipped": self.skipped, "checks": self.checks, "meta": self.meta}
 
 
 def ratio(row: Mapping[str, Any], floor: Mapping[str, Any], concurrency: int = 1) -> float | None:
@@ -56,141 +72,6 @@ def add_ratios(rows: list[dict[str, Any]], registry: Registry, scenarios: Mappin
         floor_cpu = index[(scenario.name, primary)].get("cpu_us_per_op") or 0.0
         if floor_cpu:
             row["cpu_ratio_vs_floor"] = round(row["cpu_us_per_op"] / floor_cpu, 3)
-
-
-def _row(rows: Iterable[dict[str, Any]], scenario: str, system: str) -> dict[str, Any] | None:
-    return next((r for r in rows if r["scenario"] == scenario and r["system"] == system), None)
-
-
-def _layout(system: str) -> tuple[str, tuple[str, ...]] | None:
-    """``("postgres", ("memory", "redis"))`` for ``tierstore:postgres+memory+redis``; None for other kinds."""
-    if not system.startswith("tierstore:"):
-        return None
-    store, *tiers = system.split(":", 1)[1].split("+")
-    return store, tuple(tiers)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """One target of the issues, read off the rows.
-
-    ``applies(store, tiers)`` picks the tierstore rows of ``scenario``; ``against(store)`` names the row it is
-    compared with (``None``: the row's own ``metric`` value). ``metric``: ``ratio`` (time per op, as in the
-    table), ``cpu_ratio``, or a key of the row itself (``p50_us``, ``round_trips_per_op``,
-    ``store_round_trips_per_op``). The target holds when value ``<= limit``.
-    """
-
-    check: str
-    scenario: str
-    applies: Callable[[str, tuple[str, ...]], bool]
-    limit: float
-    target: str
-    against: Callable[[str], str] | None = None
-    metric: str = "ratio"
-
-
-TARGETS: tuple[Target, ...] = (
-    # issue 2
-    Target("l1_hit_get_us", "get", lambda s, t: t[:1] == ("memory",), 1.5, "<= 1.5 us", metric="p50_us"),
-    Target(
-        "get_cache_off_vs_core", "get", lambda s, t: not t and s in ("sqlite", "postgres", "mariadb"), 1.1,
-        "<= 1.1 (stretch <= 0.8)", against=lambda s: f"raw:sqlalchemy-core-{s}",
-    ),
-    Target(
-        "sqlite_get_vs_aiosqlite", "get", lambda s, t: not t and s == "sqlite", 0.5, "<= 0.5 (aim)",
-        against=lambda s: "raw:aiosqlite",
-    ),
-    # issue 3
-    Target(
-        "redis_get_vs_raw", "get", lambda s, t: t[:1] == ("redis",), 1.08, "<= 1.08",
-        against=lambda s: "raw:redis-get-decode",
-    ),
-    Target(
-        "redis_get_many_vs_mget", "get_many_100", lambda s, t: t[:1] == ("redis",), 1.2, "<= 1.2",
-        against=lambda s: "raw:redis-mget-decode",
-    ),
-    Target(
-        "redis_get_vs_aiocache", "get", lambda s, t: t[:1] == ("redis",), 1.0, "< 1 (faster)",
-        against=lambda s: "peer:aiocache",
-    ),
-    Target(
-        "redis_get_vs_cashews", "get", lambda s, t: t[:1] == ("redis",), 1.0, "< 1 (faster)",
-        against=lambda s: "peer:cashews",
-    ),
-    Target(
-        "redis_concurrent_vs_raw", "get_concurrent_64", lambda s, t: t[:1] == ("redis",), 0.2,
-        "<= 0.2 (>= 5x the throughput)", against=lambda s: "raw:redis-get-decode",
-    ),
-    Target(
-        "l1_hit_vs_cashews_client_side", "get", lambda s, t: t[:1] == ("memory",) and "redis" in t, 0.3, "<= 0.3",
-        against=lambda s: "peer:cashews-client-side",
-    ),
-    Target("herd_store_reads", "herd_100", lambda s, t: bool(t), 1.0, "= 1 store read per herd",
-           metric="round_trips_per_op"),
-    # issue 4
-    Target(
-        "dynamodb_get_cpu_vs_aioboto3", "get", lambda s, t: not t and s == "dynamodb", 0.8, "<= 0.8 (client CPU)",
-        against=lambda s: "raw:aioboto3", metric="cpu_ratio",
-    ),
-    Target(
-        "dynamodb_concurrent_vs_aioboto3", "get_concurrent_64", lambda s, t: not t and s == "dynamodb", 0.2,
-        "<= 0.2 (>= 5x the throughput)", against=lambda s: "raw:aioboto3",
-    ),
-    Target(
-        "dax_style_query_cache_hits", "query_page", lambda s, t: t == ("dax-style",), 0.01,
-        "~0 store reads per query (query cache hits)", metric="store_round_trips_per_op",
-    ),
-    # issue 5
-    Target(
-        "join_vs_hand_batch", "join_100", lambda s, t: not t, 1.3, "<= 1.3 x hand-written batch code",
-        against=lambda s: _join_batch_floor(s),
-    ),
-    Target(
-        "join_round_trips", "join_100", lambda s, t: not t, 2.0, "2 (1 query + 1 batch, one shard)",
-        metric="round_trips_per_op",
-    ),
-)
-
-
-def _join_batch_floor(store: str) -> str:
-    from tierstore.bench.systems import JOIN_FLOORS
-
-    floors = JOIN_FLOORS.get(store)
-    return floors[0] if floors else f"raw:{store}-join-batch"
-
-
-def targets_from_rows(rows: Sequence[dict[str, Any]], targets: Sequence[Target] = TARGETS) -> list[dict[str, Any]]:
-    """The issues' targets that the result rows answer directly (rows missing on either side: no check)."""
-    out: list[dict[str, Any]] = []
-    concurrency = {"get_concurrent_64": 64}
-    for t in targets:
-        for row in rows:
-            layout = _layout(row["system"])
-            if row["scenario"] != t.scenario or layout is None or not t.applies(*layout):
-                continue
-            detail = f"p50 {row['p50_us']} us, cpu {row.get('cpu_us_per_op')} us"
-            if t.against is None:
-                value = row.get(t.metric)
-            else:
-                other_name = t.against(layout[0])
-                other = _row(rows, t.scenario, other_name)
-                if other is None:
-                    continue
-                if t.metric == "cpu_ratio":
-                    a, b = row.get("cpu_us_per_op") or 0.0, other.get("cpu_us_per_op") or 0.0
-                    value = round(a / b, 3) if a and b else None
-                else:
-                    value = ratio(row, other, concurrency.get(t.scenario, 1))
-                detail += f"; {other_name} p50 {other['p50_us']} us, cpu {other.get('cpu_us_per_op')} us"
-            out.append({
-                "check": t.check,
-                "system": row["system"],
-                "value": value,
-                "target": t.target,
-                "ok": value is not None and value <= t.limit,
-                "detail": detail,
-            })
-    return out
 
 
 # -- printing --------------------------------------------------------------------------------------------
@@ -260,10 +141,11 @@ def format_checks(checks: Sequence[Mapping[str, Any]]) -> str:
         return ""
     lines = ["Targets and checks:"]
     for c in checks:
-        mark = "ok  " if c.get("ok") else "MISS"
+        mark = "PASS" if c.get("ok") else "MISS"
         where = f" [{c['system']}]" if c.get("system") else ""
         value = _num(c.get("value"), 3)
-        lines.append(f"  {mark} {c['check']}{where}: {value} (target {c['target']}) {c.get('detail', '')}")
+        about = f": {c['description']}" if c.get("description") else ""
+        lines.append(f"  {mark} {c['check']}{where}: {value} (target {c['target']}{about}) {c.get('detail', '')}")
     return "\n".join(lines)
 
 

@@ -18,8 +18,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from tierstore.bench.data import BenchItem, BenchOrder, Dataset
-from tierstore.bench.harness import (
+from tierstore.bench.api import (
     CONCURRENT,
     GET,
     GET_MANY,
@@ -31,7 +30,8 @@ from tierstore.bench.harness import (
     PageFn,
     PutFn,
 )
-from tierstore.bench.raw_join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
+from tierstore.bench.data import BenchItem, BenchOrder, Dataset
+from tierstore.bench.floors.join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 
 __all__ = ["AiocacheDriver", "AiomcacheDriver", "CashewsDriver", "DictDecodeDriver", "DictJoinDriver", "RedisDriver"]
 

@@ -6,17 +6,19 @@ Two ways, the same for every client (``raw:<client>-join-batch`` and ``raw:<clie
   dict — what a careful engineer writes by hand (2 round trips).
 - ``n+1``: the page query, then one read per order, no de-duplication — the naive loop (1 + 100 round trips).
 
-A subclass (one per client, in ``raw_sql``, ``raw_cache``, ``raw_dynamo``) loads the data set's items (the
-customers) and orders into tables of its own and supplies three primitives; this class turns them into the
-two joins. Each primitive counts its own requests, so ``round_trips_per_op`` is what went over the wire.
+A subclass (one per client, in the ``sql_*``, ``cache`` and ``dynamodb`` floor modules) loads the data set's
+items (the customers) and orders into tables of its own and supplies three primitives; this class turns them
+into the two joins. Each primitive counts its own requests, so ``round_trips_per_op`` is what went over the
+wire.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 
+from tierstore.bench.api import JOIN, Driver, JoinFn
 from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset
-from tierstore.bench.harness import JOIN, Driver, JoinFn
+from tierstore.bench.scenarios import check_join, join_pairs
 
 __all__ = ["JOIN_MODES", "JoinFloor", "join_system_name"]
 
@@ -53,8 +55,6 @@ class JoinFloor(Driver):
         return {"store": self.trips}
 
     async def verify(self, data: Dataset) -> str | None:
-        from tierstore.bench.scenarios import check_join, join_pairs
-
         pk = data.order_partition_keys[0] if data.order_partition_keys else None
         if pk is None:
             return None
