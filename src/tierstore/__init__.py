@@ -21,8 +21,7 @@ from tierstore.errors import (
     Unsupported,
     ValidationError,
 )
-from tierstore.joins import Many
-from tierstore.model import TTL, Entity, Index, PartitionKey, Ref, Schema, SortKey, Version, schema_of
+from tierstore.model import TTL, Entity, Index, Many, PartitionKey, Ref, Schema, SortKey, Version, schema_of
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
 from tierstore.routing import Router

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from tierstore.codecs import ABSENT, Codec, codec_for
 from tierstore.errors import ValidationError
-from tierstore.model.entity import Entity, Relation
+from tierstore.model.entity import Entity
+from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, SortCondition
 from tierstore.stores.base import ScatterGather, Store

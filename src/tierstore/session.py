@@ -15,7 +15,8 @@ from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tierstore.model.entity import Entity, Relation
+from tierstore.model.entity import Entity
+from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, SortCondition
 

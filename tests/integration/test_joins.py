@@ -20,6 +20,7 @@ from tierstore import (
     Database,
     Entity,
     Index,
+    Many,
     NotFound,
     NotLoaded,
     PartitionKey,
@@ -27,7 +28,6 @@ from tierstore import (
     SortKey,
     ValidationError,
 )
-from tierstore.joins import Many
 from tierstore.routing import Router
 from tierstore.session import Session
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig

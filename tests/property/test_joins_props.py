@@ -11,8 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tierstore
-from tierstore import Entity, MemoryStore, PartitionKey, Ref, SortKey, schema_of
-from tierstore.joins import Many
+from tierstore import Entity, Many, MemoryStore, PartitionKey, Ref, SortKey, schema_of
 from tierstore.routing import Router
 from tierstore.stores.sharded import ShardedStore
 

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from tierstore.model.entity import Entity, Ref
+from tierstore.model.entity import Entity
 from tierstore.model.keys import PartitionKey, SortKey
+from tierstore.model.relations import Ref
 
 __all__ = [
     "FIELDS",

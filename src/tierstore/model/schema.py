@@ -18,8 +18,9 @@ import msgspec
 
 from tierstore.errors import ConfigError, ValidationError
 from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_plain_key, token
-from tierstore.model.entity import Entity, Index, Relation
+from tierstore.model.entity import Entity, Index
 from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
+from tierstore.model.relations import Relation
 
 __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 
