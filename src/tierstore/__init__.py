@@ -4,7 +4,7 @@ Importing tierstore does no I/O and configures nothing; backends are imported wh
 """
 
 from tierstore.codecs import ABSENT, Codec
-from tierstore.db import Database, Transaction, connect
+from tierstore.db import Database, connect
 from tierstore.errors import (
     BackendError,
     CircuitOpen,
@@ -34,6 +34,7 @@ from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.memory import MemoryTier
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
 from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.transaction import Transaction
 
 __version__ = "0.1.0"
 
