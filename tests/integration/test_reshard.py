@@ -17,7 +17,8 @@ import pytest
 
 import tierstore
 from tierstore import ConfigError, Entity, MemoryStore, MemoryTier, PartitionKey, SortKey, Version, schema_of
-from tierstore.reshard import ReshardError, ReshardEvent, main, reshard, scan_all
+from tierstore.reshard import ReshardError, ReshardEvent, main, reshard
+from tierstore.reshard.scan import scan_all
 from tierstore.routing import Router
 from tierstore.stores.base import Store
 from tierstore.stores.sharded import ShardedStore
