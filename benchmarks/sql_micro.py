@@ -36,7 +36,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import tierstore
-from tierstore import Entity, PartitionKey, SortKey, Version, schema_of
+from tierstore import Entity, PartitionKey, SortKey, Version
+from tierstore.backends import schema_of
 from tierstore.stores.sql import SqlStoreConfig, metadata_for
 
 PG_URL = os.environ.get("TIERSTORE_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")

@@ -31,8 +31,8 @@ from tierstore import (
     TransactionCanceled,
     ValidationError,
     Version,
-    schema_of,
 )
+from tierstore.backends import schema_of
 from tierstore.query import Query, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stores.base import Delete, Put
 from tierstore.stores.sql import SqlStore, SqlStoreConfig, metadata_for

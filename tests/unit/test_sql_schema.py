@@ -13,7 +13,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tierstore import ConfigError, Entity, Index, PartitionKey, ValidationError, Version, schema_of
+from tierstore import ConfigError, Entity, Index, PartitionKey, ValidationError, Version
+from tierstore.backends import schema_of
 from tierstore.config import store_config
 from tierstore.stores.sql import SqlStoreConfig, metadata_for
 from tierstore.stores.sql_schema import KEY_LENGTH, Plan, column_kind, successor, table_for
