@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -33,18 +34,20 @@ ITEM = schema_of(Item)
 TAG = schema_of(Tag)
 OLD = Router.uniform(["a", "b"], slots=256)
 NEW = OLD.with_shards(["a", "b", "c"])
-PG_DBS = {"a": "test", "b": "test_shard_b", "c": "test_shard_c"}
 
 
-def _pg_url(database: str, base: str = PG_URL) -> str:
-    from urllib.parse import urlsplit, urlunsplit
+def shard_databases(url: str) -> dict[str, str]:
+    """The databases of shards a, b and c on the server of ``url``: the URL's own database, then two named
+    after it, so runs pointed at different databases of one server never share a shard."""
+    own = urlsplit(url).path.lstrip("/") or "test"
+    return {"a": own, "b": f"{own}_shard_b", "c": f"{own}_shard_c"}
 
-    return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
+
+def with_database(url: str, database: str) -> str:
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
 
 
 async def _ensure_mysql_database(name: str) -> None:
-    from urllib.parse import urlsplit
-
     import aiomysql
 
     p = urlsplit(MYSQL_URL)
@@ -81,9 +84,8 @@ def shard_urls(kind: str, tmp_path: Path) -> dict[str, str]:
     if kind == "dynamodb":  # three table sets on one endpoint, told apart by a table prefix
         sep = "&" if "?" in DYNAMODB_URL else "?"
         return {s: f"{DYNAMODB_URL}{sep}table_prefix=rs{s}_" for s in "abc"}
-    if kind == "mysql":
-        return {s: _pg_url(db, MYSQL_URL) for s, db in PG_DBS.items()}
-    return {s: _pg_url(db) for s, db in PG_DBS.items()}
+    url = MYSQL_URL if kind == "mysql" else PG_URL
+    return {s: with_database(url, db) for s, db in shard_databases(url).items()}
 
 
 async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
@@ -91,13 +93,13 @@ async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
         return {s: MemoryStore() for s in "abc"}
     if kind == "postgres":
         require(PG_URL, "postgres")
-        for db in PG_DBS.values():
+        for db in shard_databases(PG_URL).values():
             await _ensure_pg_database(db)
     if kind == "dynamodb":
         require(DYNAMODB_URL, "dynamodb")
     if kind == "mysql":
         require(MYSQL_URL, "mysql")
-        for db in PG_DBS.values():
+        for db in shard_databases(MYSQL_URL).values():
             await _ensure_mysql_database(db)
     stores: dict[str, Store] = {}
     try:

@@ -66,7 +66,6 @@ class Order(Entity, table="jn_orders", indexes=[Index("by_sku", "sku", "order_id
 
 
 ENTITIES = (Account, Customer, Product, Order)
-SHARD_DB = "test_shard_b"
 
 
 def _with_database(url: str, database: str) -> str:
@@ -112,8 +111,11 @@ async def shard_urls(base: str, tmp_path: os.PathLike[str]) -> dict[str, str]:
         return {s: f"{DYNAMODB_URL}{sep}table_prefix=jn{s}_" for s in "ab"}
     url = {"postgres": PG_URL, "mysql": MYSQL_URL}[base]
     require(url, base)
-    await ensure_database(url, SHARD_DB)
-    return {"a": url, "b": _with_database(url, SHARD_DB)}
+    # The second shard's database is named after the URL's own, so runs against different databases of one
+    # server never share it.
+    shard_b = f"{urlsplit(url).path.lstrip('/') or 'test'}_shard_b"
+    await ensure_database(url, shard_b)
+    return {"a": url, "b": _with_database(url, shard_b)}
 
 
 async def open_join_db(kind: str, tiers: tuple[str, ...], tmp_path: os.PathLike[str]) -> Database:
