@@ -31,7 +31,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tierstore
-from tierstore import Entity, MemoryStore, PartitionKey, Ref, SortKey, schema_of
+from tierstore import Entity, MemoryStore, PartitionKey, Ref, SortKey
+from tierstore.backends import schema_of
 from tierstore.routing import Router
 from tierstore.stores.sharded import ShardedStore
 

@@ -15,6 +15,7 @@ import pytest
 
 import tierstore
 from tierstore import CachePolicy, ConfigError
+from tierstore.backends import schema_of
 
 PG_URL = os.environ.get("TIERSTORE_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 MYSQL_URL = os.environ.get("TIERSTORE_MYSQL_URL", "mysql+aiomysql://root@127.0.0.1:3306/test")
@@ -118,5 +119,5 @@ async def open_db(
     await db.open()
     for e in entities:
         await db.create_tables(e)
-        await db.store.truncate(tierstore.schema_of(e))
+        await db.store.truncate(schema_of(e))
     return db

@@ -18,7 +18,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tierstore import Entity, Index, PartitionKey, SortKey, Version, schema_of
+from tierstore import Entity, Index, PartitionKey, SortKey, Version
+from tierstore.backends import schema_of
 from tierstore.stores.sql import SqlStore, SqlStoreConfig
 from tierstore.stores.sql.statements import Plan
 from tierstore.stores.sql.tables import table_for

@@ -1,10 +1,19 @@
 """tierstore: typed async repositories with tiered caching over DynamoDB and SQL stores.
 
+This namespace is what a service author uses: ``connect``, entities and their keys, repositories, queries,
+sessions, transactions, the cache policy, the errors, and the routing values and backends one passes to
+``connect`` ready-made. What only someone writing a store, a cache tier or a query-cache policy needs
+(the protocols, the schema, the cache envelope, the stats and helper functions) is in
+:mod:`tierstore.backends`.
+
 Importing tierstore does no I/O and configures nothing; backends are imported when first used.
 """
 
-from tierstore.codecs import ABSENT, Codec
-from tierstore.db import Database, Transaction, connect
+from __future__ import annotations
+
+import typing as _typing
+
+from tierstore.db import Database, connect
 from tierstore.errors import (
     BackendError,
     CircuitOpen,
@@ -21,38 +30,30 @@ from tierstore.errors import (
     Unsupported,
     ValidationError,
 )
-from tierstore.joins import Many
-from tierstore.model import TTL, Entity, Index, PartitionKey, Ref, Schema, SortKey, Version, schema_of
+from tierstore.model import TTL, Entity, Index, Many, PartitionKey, Ref, SortKey, Version
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
 from tierstore.routing import Router
 from tierstore.session import Session
-from tierstore.stats import StoreStats, TierStats
-from tierstore.stores.base import Delete, Put, Store
 from tierstore.stores.memory import MemoryStore
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
-from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.memory import MemoryTier
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
-from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.tiers.tiered import CachePolicy
+from tierstore.transaction import Transaction
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ABSENT",
     "TTL",
     "BackendError",
     "CachePolicy",
-    "CacheTier",
     "CircuitOpen",
-    "Codec",
     "ConditionFailed",
     "ConfigError",
     "Database",
-    "Delete",
     "Entity",
     "Index",
-    "Lease",
     "Many",
     "MemoryStore",
     "MemoryTier",
@@ -61,12 +62,10 @@ __all__ = [
     "Page",
     "PartialBatchError",
     "PartitionKey",
-    "Put",
     "QueryResult",
     "Ref",
     "Repository",
     "Router",
-    "Schema",
     "Session",
     "ShardedStore",
     "ShardedStoreConfig",
@@ -74,13 +73,9 @@ __all__ = [
     "ShardedTierConfig",
     "SortCondition",
     "SortKey",
-    "Store",
     "StoreError",
-    "StoreStats",
     "Throttled",
     "TierError",
-    "TierStats",
-    "TieredCache",
     "TierstoreError",
     "Transaction",
     "TransactionCanceled",
@@ -96,5 +91,42 @@ __all__ = [
     "gt",
     "le",
     "lt",
-    "schema_of",
 ]
+
+# Names that were importable from ``tierstore`` until 0.1.0 and now live in the backend author's surface.
+# They keep working, with a DeprecationWarning, for one release.
+_MOVED = {
+    name: "tierstore.backends"
+    for name in (
+        "ABSENT",
+        "CacheTier",
+        "Codec",
+        "Delete",
+        "Lease",
+        "Put",
+        "Schema",
+        "Store",
+        "StoreStats",
+        "TierStats",
+        "TieredCache",
+        "schema_of",
+    )
+}
+
+
+if not _typing.TYPE_CHECKING:  # type checkers report the old names as missing, pointing users to the new home
+
+    def __getattr__(name: str) -> object:
+        home = _MOVED.get(name)
+        if home is None:
+            raise AttributeError(f"module 'tierstore' has no attribute {name!r}")
+        import importlib
+        import warnings
+
+        warnings.warn(
+            f"tierstore.{name} moved to {home}.{name}; import it from there "
+            f"(the old name will be removed in the next release)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(importlib.import_module(home), name)

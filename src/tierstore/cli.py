@@ -86,7 +86,7 @@ def _split(value: str | None) -> tuple[str, ...]:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from tierstore.bench.api import Registry
+    from tierstore.bench.builtin import default_registry
     from tierstore.bench.report import format_report, write_json
     from tierstore.bench.runner import Settings, run, select
 
@@ -110,7 +110,7 @@ def _bench(args: argparse.Namespace) -> int:
         partitions=args.partitions,
         progress=args.progress,
     )
-    registry = Registry.default()
+    registry = default_registry()
     try:
         select(registry, settings)
     except ValueError as exc:

@@ -18,7 +18,9 @@ __all__ = [
     "BackendConfig",
     "parse_bool",
     "parse_duration",
+    "parse_int",
     "parse_size",
+    "query_params",
     "redact_url",
     "store_config",
     "tier_config",
@@ -148,6 +150,7 @@ def parse_size(value: str | int, what: str = "size") -> int:
 
 
 def parse_int(value: str, what: str) -> int:
+    """An integer URL parameter; anything else is a ``ConfigError`` naming ``what``."""
     try:
         return int(value)
     except ValueError:
@@ -155,6 +158,7 @@ def parse_int(value: str, what: str) -> int:
 
 
 def parse_bool(value: str, what: str) -> bool:
+    """``1/true/yes/on`` or ``0/false/no/off`` (any case); anything else is a ``ConfigError``."""
     v = value.lower()
     if v in ("1", "true", "yes", "on"):
         return True

@@ -1,26 +1,30 @@
-"""``connect()`` and ``Database``: the owner of one store, its cache tiers and the repositories."""
+"""``connect()`` and ``Database``: the owner of one store, its cache tiers and the repositories.
+
+``Database`` is the :class:`~tierstore.repository.RepositoryContext` its repositories and transactions are
+built on; they see only that narrow surface (store, tiered cache, query cache, ``ensure_schema``,
+``repository``), never the rest of the database.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from tierstore.config import BackendConfig, store_config, tier_config
-from tierstore.errors import ConfigError, TierstoreError, ValidationError
+from tierstore.errors import ConfigError, TierstoreError
 from tierstore.model.entity import Entity
-from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
-from tierstore.repository import Repository, _check_expect
-from tierstore.stores.base import Delete, Put, Store, WriteOp
+from tierstore.repository import Repository
+from tierstore.session import Session
+from tierstore.stores.base import Store
 from tierstore.tiers.base import CacheTier
 from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.transaction import Transaction
 
-__all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "Transaction", "connect"]
-
-if TYPE_CHECKING:
-    from tierstore.session import Session
+__all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]
 
 log = logging.getLogger("tierstore")
 T = TypeVar("T", bound=Entity)
@@ -147,7 +151,9 @@ class Database:
             repo = self._repos[entity] = Repository(self, entity)
         return repo
 
-    async def _ensure_schema(self, schema: Schema[Any]) -> None:
+    async def ensure_schema(self, schema: Schema[Any]) -> None:
+        """Open the database and, unless it was made with ``create_tables=False``, create the table of
+        ``schema`` once. Repositories and transactions call it before their first I/O on an entity."""
         if not self._opened:
             await self.open()
         if self._auto_create and schema.table not in self._ensured:
@@ -164,8 +170,6 @@ class Database:
 
     def session(self) -> Session:
         """A unit of work with an identity map: repeated loads in it are not fetched again."""
-        from tierstore.session import Session
-
         return Session(self)
 
     def transaction(self) -> Transaction:
@@ -183,62 +187,3 @@ class Database:
         self.store.stats.reset()
         for t in self.cache.tiers:
             t.stats.reset()
-
-
-class Transaction:
-    """Writes collected and committed atomically when the ``async with`` block exits without error."""
-
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.ops: list[WriteOp] = []
-        self._keys: set[tuple[str, Key]] = set()
-        self.results: list[Any] = []
-
-    def _claim(self, schema: Schema[Any], key: Key) -> None:
-        if (schema.table, key) in self._keys:
-            raise ValidationError("a transaction may touch an item once", entity=schema.name, key=key)
-        self._keys.add((schema.table, key))
-
-    def put(self, item: Entity, *, if_not_exists: bool = False, expect_version: int | None = None) -> None:
-        schema = schema_of(type(item))
-        schema.validate_item(item)
-        if expect_version is not None:
-            _check_expect(schema, expect_version)
-        self._claim(schema, schema.key_of(item))
-        self.ops.append(Put(item, if_not_exists, expect_version))
-
-    def delete(
-        self, entity: type[Entity], partition: Any, sort: Any = None, *, expect_version: int | None = None
-    ) -> None:
-        schema = schema_of(entity)
-        key = schema.key(partition, sort)
-        if expect_version is not None:
-            _check_expect(schema, expect_version)
-        self._claim(schema, key)
-        self.ops.append(Delete(entity, key, expect_version))
-
-    async def commit(self) -> list[Any]:
-        if not self.ops:
-            return []
-        db = self.db
-        schemas = {schema_of(type(op.item) if isinstance(op, Put) else op.entity) for op in self.ops}
-        for schema in schemas:
-            await db._ensure_schema(schema)
-        self.results = await db.store.transact(self.ops)
-        for op, stored in zip(self.ops, self.results, strict=True):
-            if isinstance(op, Put):
-                repo = db.repository(type(op.item))
-                await repo._after_write([repo.schema.key_of(op.item)], [stored])
-            else:
-                repo = db.repository(op.entity)
-                await repo._after_write([op.key], [None])
-        return self.results
-
-    async def __aenter__(self) -> Transaction:
-        return self
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if et is None:
-            await self.commit()

@@ -2,12 +2,13 @@
 
 Two relation kinds:
 
-- :class:`~tierstore.model.entity.Ref` (many-to-one, ``customer = Ref(Customer, "customer_id")``): the
+- :class:`~tierstore.model.relations.Ref` (many-to-one, ``customer = Ref(Customer, "customer_id")``): the
   foreign keys of all items are collected, de-duplicated, and read with one ``get_many`` through the tiers
   (on a sharded store: one batch per shard, shards in parallel). A missing target loads as ``None``, or
   raises :class:`~tierstore.NotFound` when the relation is ``required``.
-- :class:`Many` (one-to-many, ``orders = Many(Order, "customer_id")`` on Customer): the target's partition
-  holds the parent's key, so each distinct parent is one partition query; the queries run concurrently.
+- :class:`~tierstore.model.relations.Many` (one-to-many, ``orders = Many(Order, "customer_id")`` on
+  Customer): the target's partition holds the parent's key, so each distinct parent is one partition query;
+  the queries run concurrently.
 
 Nested joins are spelled as a path, level by level: ``join(Order.customer, Customer.account)`` loads each
 order's customer, then each (distinct) customer's account. A relation applies to every instance of its
@@ -17,133 +18,23 @@ owners are already reachable run concurrently. Every foreign key is validated be
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from operator import attrgetter
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Protocol
 
 from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, NotFound, ValidationError
-from tierstore.model.entity import Entity, Ref, Relation
+from tierstore.model.relations import Many, Ref, Relation
 from tierstore.model.schema import Key, Schema, schema_of
 
-__all__ = ["Loader", "Many", "check_relations", "key_arg", "load_relations"]
-
-_T = TypeVar("_T", bound=Entity)
-
-DEFAULT_MANY_CONCURRENCY = 16
-
-
-class _LoaderRepo(Protocol):
-    async def get_many(self, keys: Iterable[Any]) -> list[Any]: ...
-
-    def query(self, partition: Any, *, index: str | None = None) -> Any: ...
+__all__ = ["Loader", "check_relations", "key_arg", "load_relations"]
 
 
 class Loader(Protocol):
-    """What joins read through: a ``Database`` or a :class:`~tierstore.session.Session`."""
+    """What joins read through: the repositories' context (a ``Database``) or a
+    :class:`~tierstore.session.Session`."""
 
     def repository(self, entity: type[Any]) -> Any: ...
-
-
-class Many(Relation[list[_T]]):
-    """One-to-many: ``orders = Many(Order, "customer_id")`` on Customer loads ``list[Order]``.
-
-    A target defined later in the same module is named as a string: ``orders = Many["Order"]("Order",
-    "customer_id")`` (the subscript tells type checkers what the string means).
-
-    ``fields`` name the target's fields that hold the parent's key; they must be the target's partition
-    key (one query per parent) or the partition of one of its indexes (``index=`` picks it when several
-    match). ``by`` names the parent's fields that supply the values (default: the parent's key fields,
-    partition then sort, as many as ``fields``). Children come in the target's sort order.
-    """
-
-    def __init__(
-        self,
-        target: type[_T] | str,
-        *fields: str,
-        by: str | Sequence[str] | None = None,
-        index: str | None = None,
-        concurrency: int = DEFAULT_MANY_CONCURRENCY,
-    ) -> None:
-        if not fields:
-            raise ConfigError("Many needs the names of the target's fields that hold the parent's key")
-        if concurrency < 1:
-            raise ConfigError("Many: concurrency must be >= 1")
-        self._target = target
-        self.fields = tuple(fields)
-        self.by = (by,) if isinstance(by, str) else (tuple(by) if by is not None else None)
-        self.index = index
-        self.concurrency = concurrency
-        self._resolved: tuple[tuple[str, ...], str | None] | None = None
-
-    @overload
-    def __get__(self, instance: None, owner: type[Any]) -> Many[_T]: ...
-    @overload
-    def __get__(self, instance: Entity, owner: type[Any]) -> list[_T]: ...
-    def __get__(self, instance: Entity | None, owner: type[Any]) -> Many[_T] | list[_T]:
-        if instance is None:
-            return self
-        return self._get(instance)  # type: ignore[no-any-return]
-
-    @property
-    def target(self) -> type[_T]:
-        """The target class; a name given as a string (a forward reference) is looked up in the module
-        of the class that declares the relation."""
-        if isinstance(self._target, str):
-            owner = getattr(self, "owner", None)
-            module = sys.modules.get(owner.__module__) if owner is not None else None
-            found = getattr(module, self._target, None)
-            if not (isinstance(found, type) and issubclass(found, Entity)):
-                raise ConfigError(
-                    f"Many({self._target!r}): no entity of that name in the module of "
-                    f"{owner.__name__ if owner is not None else 'its owner'}; pass the class itself"
-                )
-            self._target = found  # type: ignore[assignment]  # the name stands for _T by declaration
-        assert not isinstance(self._target, str)
-        return self._target
-
-    def __repr__(self) -> str:
-        owner = getattr(self, "owner", None)
-        where = f"{owner.__name__}.{self.name}" if owner is not None else "unbound"
-        target = self._target if isinstance(self._target, str) else self._target.__name__
-        return f"Many({target}, {', '.join(map(repr, self.fields))}) at {where}"
-
-    def resolve(self) -> tuple[tuple[str, ...], str | None]:
-        """``(parent fields, index or None)``, checked against both schemas once."""
-        if self._resolved is None:
-            owner = schema_of(self.owner)
-            target = schema_of(self.target)
-            where = f"{owner.name}.{self.name}"
-            if self.index is not None:
-                ix = target.indexes.get(self.index)
-                if ix is None:
-                    raise ConfigError(f"{where}: {target.name} has no index {self.index!r}", entity=owner.name)
-                if ix.partition_fields != self.fields:
-                    raise ConfigError(
-                        f"{where}: index {self.index!r} is partitioned by {ix.partition_fields}, not {self.fields}",
-                        entity=owner.name,
-                    )
-                index: str | None = self.index
-            elif self.fields == target.partition:
-                index = None
-            else:
-                matches = [n for n, ix in target.indexes.items() if ix.partition_fields == self.fields]
-                if len(matches) != 1:
-                    raise ConfigError(
-                        f"{where}: {self.fields} is not the partition key of {target.name} "
-                        f"{target.partition} nor of exactly one of its indexes; pass index=",
-                        entity=owner.name,
-                    )
-                index = matches[0]
-            by = self.by if self.by is not None else owner.key_fields[: len(self.fields)]
-            if len(by) != len(self.fields):
-                raise ConfigError(f"{where}: by= names {len(by)} fields for {len(self.fields)}", entity=owner.name)
-            for f in by:
-                if f not in owner.field_types:
-                    raise ConfigError(f"{where}: by= names unknown field {f!r}", entity=owner.name)
-            self._resolved = (by, index)
-        return self._resolved
 
 
 def key_arg(schema: Schema[Any], key: Key) -> Any:

@@ -25,6 +25,7 @@ __all__ = [
     "gt",
     "le",
     "lt",
+    "sort_matches",
 ]
 
 T = TypeVar("T")

@@ -1,41 +1,69 @@
-"""``Repository[T]``: the typed surface over one entity — store of record plus the tiered cache."""
+"""``Repository[T]``: the typed surface over one entity — store of record plus the tiered cache.
+
+A repository depends on a narrow :class:`RepositoryContext` (the store, the tiered cache, the query cache,
+the ensure-schema hook and the other repositories that joins reach), not on the ``Database`` that
+implements it. What the read path touches (store, cache, in-process tier, codec) is copied into the
+repository's own attributes when it is built, so ``get``/``get_many`` take no extra attribute hop.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from tierstore.codecs import ABSENT, Codec, codec_for
 from tierstore.errors import ValidationError
-from tierstore.model.entity import Entity, Relation
+from tierstore.joins import check_relations, load_relations
+from tierstore.model.entity import Entity
+from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.query import Page, Query, SortCondition
+from tierstore.policies.base import QueryCache
+from tierstore.query import Page, Query, SortCondition, decode_cursor
 from tierstore.stores.base import ScatterGather, Store
 from tierstore.stores.paging import query_all
 from tierstore.tiers.tiered import TieredCache
 
-if TYPE_CHECKING:
-    from tierstore.db import Database
-
-__all__ = ["QueryResult", "Repository"]
+__all__ = ["QueryResult", "Repository", "RepositoryContext"]
 
 T = TypeVar("T", bound=Entity)
+E = TypeVar("E", bound=Entity)
 
 _SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
+
+
+class RepositoryContext(Protocol):
+    """What a repository needs from its owner (``Database`` implements it)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def cache(self) -> TieredCache: ...
+
+    @property
+    def query_cache(self) -> QueryCache | None: ...
+
+    async def ensure_schema(self, schema: Schema[Any]) -> None:
+        """Run before the first I/O on an entity: open the owner and create the table where it should."""
+        ...
+
+    def repository(self, entity: type[E]) -> Repository[E]:
+        """The repository of another entity (joins and transactions reach it)."""
+        ...
 
 
 class Repository(Generic[T]):
     """Typed access to one entity. Get one from ``db.repository(Entity)``."""
 
-    def __init__(self, db: Database, cls: type[T]) -> None:
-        self.db = db
+    def __init__(self, context: RepositoryContext, cls: type[T]) -> None:
+        self._context = context
         self.entity = cls
         self.schema: Schema[T] = schema_of(cls)
         self.codec: Codec[T] = codec_for(self.schema)
-        self.store: Store = db.store
-        self.cache: TieredCache = db.cache
+        self.store: Store = context.store
+        self.cache: TieredCache = context.cache
         self._l1 = self.cache.l1
         self._inflight: dict[str, asyncio.Future[T | None]] = {}
         self._ready = False
@@ -51,7 +79,7 @@ class Repository(Generic[T]):
 
     async def _ensure(self) -> None:
         if not self._ready:
-            await self.db._ensure_schema(self.schema)
+            await self._context.ensure_schema(self.schema)
             self._ready = True
 
     def _live(self, item: T | None) -> T | None:
@@ -228,14 +256,14 @@ class Repository(Generic[T]):
         if not isinstance(parts, tuple) or len(parts) != len(pfields):
             raise ValidationError(f"query partition needs the values of {pfields}", entity=schema.name)
         for value, name in zip(parts, pfields, strict=True):
-            _check_value(schema, name, value)
+            schema.check_value(name, value)
         if sort is not None:
             if not isinstance(sort, SortCondition) or sort.op not in _SORT_OPS:
                 raise ValidationError("sort= takes eq(), lt(), between(), begins_with()…", entity=schema.name)
             if not sfields:
                 raise ValidationError(f"{schema.name} has no sort key to filter on", entity=schema.name)
             for value in sort.values:
-                _check_value(schema, sfields[0], value, allow_empty=sort.op != "eq")
+                schema.check_value(sfields[0], value, allow_empty=sort.op != "eq")
             if sort.op == "begins_with" and not isinstance(sort.values[0], str | bytes):
                 raise ValidationError("begins_with needs a str or bytes prefix", entity=schema.name)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -244,15 +272,13 @@ class Repository(Generic[T]):
             raise ValidationError("cursor must be the str a previous page returned", entity=schema.name)
         q = Query(tuple(parts), sort, index, limit, cursor, bool(reverse), bool(consistent))
         if cursor is not None:
-            from tierstore.query import decode_cursor
-
             decode_cursor(q, cursor)  # reject a foreign or damaged cursor before any I/O
         return q
 
     async def _query_page(self, q: Query) -> Page[T]:
         if not self._ready:
             await self._ensure()
-        qc = self.db.query_cache
+        qc = self._context.query_cache
         if qc is not None and not q.consistent:
             page = await qc.query(self.schema, q, lambda: self.store.query(self.schema, q))
         else:
@@ -263,9 +289,7 @@ class Repository(Generic[T]):
 
     async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
         """Load ``relations`` onto ``items`` with batched reads (application-side join). Returns ``items``."""
-        from tierstore.joins import load_relations
-
-        await load_relations(self.db, self.schema, list(items), relations)
+        await load_relations(self._context, self.schema, list(items), relations)
         return list(items)
 
     async def scatter_gather(
@@ -307,7 +331,7 @@ class Repository(Generic[T]):
         schema = self.schema
         schema.validate_item(item)
         if expect_version is not None:
-            _check_expect(schema, expect_version)
+            schema.check_expect_version(expect_version)
         if not self._ready:
             await self._ensure()
         stored = await self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
@@ -334,7 +358,7 @@ class Repository(Generic[T]):
         schema = self.schema
         key = schema.key(partition, sort)
         if expect_version is not None:
-            _check_expect(schema, expect_version)
+            schema.check_expect_version(expect_version)
         if not self._ready:
             await self._ensure()
         existed = await self.store.delete(schema, key, expect_version=expect_version)
@@ -352,7 +376,7 @@ class Repository(Generic[T]):
         await self._after_write(flat, [None] * len(flat))
 
     async def _after_write(self, keys: Sequence[Key], stored: Sequence[T | None]) -> None:
-        qc = self.db.query_cache
+        qc = self._context.query_cache
         if qc is not None:
             await qc.after_write(self.schema, keys, stored)
         if not self.cache.tiers:
@@ -389,17 +413,13 @@ class QueryResult(Generic[T]):
         Nested: ``join(Order.customer, Customer.account)`` loads level by level. The path is checked here,
         before any query runs.
         """
-        from tierstore.joins import check_relations
-
         check_relations(self.repo.schema, self._joins + relations)
         return QueryResult(self.repo, self.query, self._joins + relations)
 
     async def _page(self, q: Query) -> Page[T]:
         page = await self.repo._query_page(q)
         if self._joins and page.items:
-            from tierstore.joins import load_relations
-
-            await load_relations(self.repo.db, self.repo.schema, page.items, self._joins)
+            await load_relations(self.repo._context, self.repo.schema, page.items, self._joins)
         return page
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
@@ -422,25 +442,3 @@ class QueryResult(Generic[T]):
     async def all(self) -> list[T]:
         """Every item of every page (the whole result in memory: prefer ``async for`` on large ones)."""
         return [item async for item in self]
-
-
-def _check_value(schema: Schema[Any], name: str, value: Any, *, allow_empty: bool = False) -> None:
-    from tierstore.model.schema import _base_type
-
-    typ = _base_type(schema.field_types[name])
-    if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
-        raise ValidationError(
-            f"{schema.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
-            entity=schema.name,
-        )
-    if not allow_empty and isinstance(value, str | bytes) and not value:
-        raise ValidationError(f"{schema.name}.{name} must not be empty", entity=schema.name)
-
-
-def _check_expect(schema: Schema[Any], expect_version: int) -> None:
-    if not schema.version:
-        raise ValidationError(f"{schema.name} declares no Version field", entity=schema.name)
-    if not isinstance(expect_version, int) or isinstance(expect_version, bool) or expect_version < 0:
-        raise ValidationError(f"expect_version must be an int >= 0, got {expect_version!r}", entity=schema.name)
-
-

@@ -1,8 +1,10 @@
 """Capped exponential backoff with full jitter, for every backend that retries.
 
 ``delay(n) = uniform(0, min(cap, base * 2**n))`` for the ``n``-th retry (0-based). Full jitter spreads clients
-that failed together over the whole window; in AWS's 100-client simulation it needed less than half the calls
-and a tenth of the time of plain exponential backoff (see ``/work/shared/reference/limits.md``).
+that failed together over the whole window. In AWS's simulation of 100 clients contending for one resource,
+full jitter finished in about 795 calls and 4.9 s where exponential backoff without jitter took about 1,854
+calls and 63 s: less than half the calls, a tenth of the time
+(https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class Backoff:
         return min(self.cap, self.base * float(2**retry))
 
     def delay(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        """A delay drawn uniformly from ``[0, bound(retry)]`` (``rand`` returns a float in ``[0, 1)``)."""
         return float(rand()) * self.bound(retry)
 
 

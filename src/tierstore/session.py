@@ -15,7 +15,9 @@ from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tierstore.model.entity import Entity, Relation
+from tierstore.joins import key_arg, load_relations
+from tierstore.model.entity import Entity
+from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, SortCondition
 
@@ -123,8 +125,6 @@ class SessionRepository(Generic[T]):
                 todo[k] = None
         self.session.hits += len(flat) - len(todo)
         if todo:
-            from tierstore.joins import key_arg
-
             self.session.misses += len(todo)
             found = await self.repo.get_many([key_arg(schema, k) for k in todo])
             for k, item in zip(todo, found, strict=True):
@@ -148,8 +148,6 @@ class SessionRepository(Generic[T]):
         ))
 
     async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
-        from tierstore.joins import load_relations
-
         await load_relations(self.session, self.schema, list(items), relations)
         return list(items)
 
@@ -184,8 +182,6 @@ class SessionQuery(Generic[T]):
     async def _adopt_page(self, page: Page[T]) -> Page[T]:
         page.items = [self.repo._adopt(i) for i in page.items]
         if self._joins and page.items:
-            from tierstore.joins import load_relations
-
             await load_relations(self.repo.session, self.repo.schema, page.items, self._joins)
         return page
 

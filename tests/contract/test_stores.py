@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tierstore import ShardedStoreConfig, Store
+from tierstore import ShardedStoreConfig
+from tierstore.backends import Store
 from tierstore.config import store_config
 from tierstore.testing.contract import StoreContract
 

@@ -14,7 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from tierstore import CacheTier, ShardedTierConfig
+from tierstore import ShardedTierConfig
+from tierstore.backends import CacheTier
 from tierstore.config import tier_config
 from tierstore.testing.contract import CacheTierContract, LocalTierContract
 

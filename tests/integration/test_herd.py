@@ -172,7 +172,7 @@ STALE_TIERS = [
 async def test_stale_entries_are_served_while_one_reader_refreshes(backend: str) -> None:
     """``stale=``: past its TTL an entry is still served (no waiting) while exactly one reader refreshes it;
     an invalidation is never served stale."""
-    from tierstore import schema_of
+    from tierstore.backends import schema_of
 
     store = MemoryStore(latency=0.01)
     prefix = f"herd{uuid.uuid4().hex[:10]}"

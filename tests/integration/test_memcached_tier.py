@@ -21,7 +21,8 @@ import aiomcache
 import pytest
 
 import tierstore
-from tierstore import ConfigError, Lease, MemoryStore
+from tierstore import ConfigError, MemoryStore
+from tierstore.backends import Lease
 from tierstore.config import tier_config
 from tierstore.testing.proxy import FaultProxy
 from tierstore.tiers.memcached import MemcachedTier, MemcachedTierConfig, exptime, memcached_key

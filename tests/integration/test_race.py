@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import pytest
 
 import tierstore
-from tierstore import CachePolicy, MemoryStore, schema_of
+from tierstore import CachePolicy, MemoryStore
+from tierstore.backends import schema_of
 from tierstore.codecs import codec_for
 from tierstore.model.schema import Key, Schema
 

@@ -22,7 +22,8 @@ import redis.asyncio as redis
 from redis.crc import key_slot
 
 import tierstore
-from tierstore import ConfigError, Lease, MemoryStore, MemoryTier
+from tierstore import ConfigError, MemoryStore, MemoryTier
+from tierstore.backends import Lease
 from tierstore.config import tier_config
 from tierstore.testing.proxy import FaultProxy
 from tierstore.tiers.redis import RedisTier, RedisTierConfig

@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import tierstore
-from tierstore import CachePolicy, Lease, MemoryStore, Repository, TierStats
+from tierstore import CachePolicy, MemoryStore, Repository
+from tierstore.backends import Lease, TierStats
 from tierstore.config import tier_config
 from tierstore.model.schema import Key, Schema
 

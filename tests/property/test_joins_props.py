@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tierstore
-from tierstore import Entity, MemoryStore, PartitionKey, Ref, SortKey, schema_of
-from tierstore.joins import Many
+from tierstore import Entity, Many, MemoryStore, PartitionKey, Ref, SortKey
+from tierstore.backends import schema_of
 from tierstore.routing import Router
 from tierstore.stores.sharded import ShardedStore
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tierstore import schema_of
+from tierstore.backends import schema_of
 from tierstore.routing import Router
 from tierstore.tiers.sharded import ShardedTier
 

@@ -6,13 +6,15 @@ import asyncio
 from typing import assert_type
 
 import tierstore
-from tierstore import Entity, Page, PartitionKey, Ref, Repository, SortKey, Version
+from tierstore import Entity, Many, Page, PartitionKey, Ref, Repository, SortKey, Version
+from tierstore.backends import Schema, schema_of
 
 
 class Customer(Entity, table="typing_customers"):
     id: PartitionKey[str]
     name: str
     version: Version = 0
+    orders = Many["Order"]("Order", "customer_id")
 
 
 class Order(Entity, table="typing_orders"):
@@ -43,6 +45,10 @@ async def main() -> None:
         loaded = await orders.query("c1").join(Order.customer).all()
         assert_type(loaded[0].customer, Customer | None)
         assert_type(Order.customer, Ref[Customer])
+        assert_type(Customer.orders, Many[Order])
+        with_orders = await customers.load([stored], Customer.orders)
+        assert_type(with_orders[0].orders, list[Order])
+        assert_type(schema_of(Order), Schema[Order])
         assert_type(await customers.delete("c1"), bool)
 
 

@@ -61,15 +61,3 @@ def test_import_does_no_work() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_public_surface_is_sorted_and_complete() -> None:
-    names = tierstore.__all__
-    # isort-style order (what ruff's RUF022 enforces): CONSTANTS, then Classes, then functions.
-    assert names == sorted(names, key=lambda n: (0 if n.isupper() else 1 if n[0].isupper() else 2, n))
-    for name in names:
-        assert hasattr(tierstore, name), name
-    public = {n for n in dir(tierstore) if not n.startswith("_") and n[0].isupper()}
-    modules = {"errors", "config", "db", "model", "codecs", "query", "repository", "stats", "stores", "tiers",
-               "policies"}
-    assert public - set(names) - modules == set()

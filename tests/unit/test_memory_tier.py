@@ -6,7 +6,8 @@ from collections import OrderedDict
 
 import pytest
 
-from tierstore import ConfigError, Lease, MemoryTier
+from tierstore import ConfigError, MemoryTier
+from tierstore.backends import Lease
 from tierstore.tiers.memory import MemoryTierConfig
 
 

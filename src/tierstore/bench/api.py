@@ -212,19 +212,6 @@ class Registry:
             raise ValueError(f"scenario {scenario.name!r} is registered twice")
         self.scenarios[scenario.name] = scenario
 
-    @classmethod
-    def default(cls, env: Mapping[str, str] | None = None) -> Registry:
-        """Every built-in scenario and system; server URLs from ``env`` (default ``os.environ``)."""
-        from tierstore.bench.scenarios import builtin_scenarios
-        from tierstore.bench.systems import builtin_systems
-
-        reg = cls()
-        for sc in builtin_scenarios():
-            reg.add_scenario(sc)
-        for spec in builtin_systems(os.environ if env is None else env):
-            reg.add_system(spec)
-        return reg
-
 
 @dataclass(slots=True)
 class RunContext:

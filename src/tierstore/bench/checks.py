@@ -108,12 +108,12 @@ async def entry_memory(data: Dataset, n: int) -> dict[str, Any]:
 
 async def page_memory(system: str, store_url: str, n: int, page: int = PAGE) -> dict[str, Any]:
     """tracemalloc peaks: iterating all pages of an ``n``-item partition vs one page vs the whole result."""
-    import tierstore
+    import tierstore.backends
 
     rng = random.Random(11)
     async with tierstore.connect(store_url) as db:
         await db.create_tables(BenchItem)
-        await db.store.truncate(tierstore.schema_of(BenchItem))
+        await db.store.truncate(tierstore.backends.schema_of(BenchItem))
         repo = db.repository(BenchItem)
         for start in range(0, n, 500):
             await repo.put_many([make_item(rng, "big", f"s{i:06d}", i) for i in range(start, min(n, start + 500))])
@@ -126,7 +126,7 @@ async def page_memory(system: str, store_url: str, n: int, page: int = PAGE) -> 
             all_held, _ = await _held(repo, page, whole=True)
         finally:
             tracemalloc.stop()
-        await db.store.truncate(tierstore.schema_of(BenchItem))
+        await db.store.truncate(tierstore.backends.schema_of(BenchItem))
     share = iter_peak / all_held if all_held else float("inf")
     return {
         "check": "page_memory",

@@ -16,8 +16,9 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tierstore.model.entity import Entity, Ref
+from tierstore.model.entity import Entity
 from tierstore.model.keys import PartitionKey, SortKey
+from tierstore.model.relations import Ref
 
 __all__ = [
     "FIELDS",

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from tierstore.bench.api import Cell, Driver, Op, Registry, RunContext, Scenario, SystemSpec
 from tierstore.bench.availability import Reachability, one_line, unavailable
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.data import Dataset
 from tierstore.bench.progress import Progress
 from tierstore.bench.report import Report, add_ratios
@@ -94,7 +95,7 @@ async def run(
 ) -> Report:
     """Run the benchmark; returns the report (the CLI prints and writes it)."""
     env = os.environ if env is None else env
-    registry = registry if registry is not None else Registry.default(env)
+    registry = registry if registry is not None else default_registry(env)
     progress = progress if progress is not None else Progress(settings.progress)
     asked, scenarios = select(registry, settings)
     parts = settings.partitions if settings.partitions is not None else (20 if settings.quick else 100)

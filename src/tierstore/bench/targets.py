@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tierstore.bench.api import Registry
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.report import ratio
 from tierstore.errors import ConfigError
 
@@ -170,7 +171,7 @@ def evaluate(
     to the default one.
     """
     targets = load_targets() if targets is None else targets
-    registry = Registry.default({}) if registry is None else registry
+    registry = default_registry({}) if registry is None else registry
     index = {(r["scenario"], r["system"]): r for r in rows}
     out: list[dict[str, Any]] = []
     for t in targets:

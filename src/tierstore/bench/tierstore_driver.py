@@ -61,14 +61,14 @@ class TierstoreDriver(Driver):
         return tierstore.connect(self.store_url, list(self.tier_urls))
 
     async def open(self, data: Dataset) -> None:
-        import tierstore
+        import tierstore.backends
 
         self.db = db = self.connect()
         await db.open()
         await db.create_tables(BenchItem, BenchOrder)
         repos = []
         for entity, rows in ((BenchItem, data.items), (BenchOrder, data.orders)):
-            await db.store.truncate(tierstore.schema_of(entity))
+            await db.store.truncate(tierstore.backends.schema_of(entity))
             repo = db.repository(entity)
             for start in range(0, len(rows), LOAD_CHUNK):
                 await repo.put_many(rows[start : start + LOAD_CHUNK])

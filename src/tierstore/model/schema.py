@@ -18,8 +18,9 @@ import msgspec
 
 from tierstore.errors import ConfigError, ValidationError
 from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_plain_key, token
-from tierstore.model.entity import Entity, Index, Relation
+from tierstore.model.entity import Entity, Index
 from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
+from tierstore.model.relations import Relation
 
 __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 
@@ -179,6 +180,26 @@ class Schema(Generic[T]):
 
     def version_of(self, item: T) -> int:
         return int(getattr(item, self.version)) if self.version else 0
+
+    def check_value(self, name: str, value: Any, *, allow_empty: bool = False) -> None:
+        """Check one value given for field ``name`` (a query's partition or sort bound) before any I/O."""
+        typ = _base_type(self.field_types[name])
+        if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
+            raise ValidationError(
+                f"{self.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
+                entity=self.name,
+            )
+        if not allow_empty and isinstance(value, str | bytes) and not value:
+            raise ValidationError(f"{self.name}.{name} must not be empty", entity=self.name)
+
+    def check_expect_version(self, expect_version: int) -> None:
+        """Check an ``expect_version=`` argument: the entity must declare a version, the value be an int >= 0."""
+        if not self.version:
+            raise ValidationError(f"{self.name} declares no Version field", entity=self.name)
+        if not isinstance(expect_version, int) or isinstance(expect_version, bool) or expect_version < 0:
+            raise ValidationError(
+                f"expect_version must be an int >= 0, got {expect_version!r}", entity=self.name
+            )
 
 
 def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:

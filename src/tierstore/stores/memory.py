@@ -1,4 +1,7 @@
-"""``MemoryStore``: a complete in-process store of record (the unit-test fake and a real backend)."""
+"""``MemoryStore``: a complete in-process store of record (the unit-test fake and a real backend).
+
+Written against :mod:`tierstore.backends` only, so it doubles as the smallest complete example of a store.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +11,23 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from tierstore.backends import (
+    Delete,
+    Key,
+    Page,
+    Put,
+    Query,
+    Schema,
+    StoreStats,
+    WriteOp,
+    decode_cursor,
+    encode_cursor,
+    parse_duration,
+    query_params,
+    schema_of,
+    sort_matches,
+)
 from tierstore.errors import ConditionFailed, TransactionCanceled, ValidationError
-from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
-from tierstore.stats import StoreStats
-from tierstore.stores.base import Delete, Put, WriteOp
 
 __all__ = ["MemoryStore", "MemoryStoreConfig"]
 
@@ -49,7 +64,6 @@ class MemoryStore:
     """Items are kept encoded, so callers never share objects with the store."""
 
     name = "memory"
-    supports_transactions = True
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.stats = StoreStats()
@@ -251,8 +265,6 @@ class MemoryStoreConfig:
 
     @classmethod
     def from_url(cls, url: str) -> MemoryStoreConfig:
-        from tierstore.config import parse_duration, query_params
-
         p = query_params(url, {"latency"})
         return cls(latency=parse_duration(p["latency"], "latency") if "latency" in p else 0.0)
 

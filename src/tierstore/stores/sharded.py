@@ -8,6 +8,9 @@ works when every action lands on one shard, and raises ``Unsupported`` otherwise
 
 ``stats`` counts requests this store sent to its shards (one round trip per shard touched); each shard's own
 counters are in :meth:`ShardedStore.shard_stats`.
+
+It is built from the backend author's surface only (:mod:`tierstore.backends`, the errors, the router and
+the URL registry), like any third-party store.
 """
 
 from __future__ import annotations
@@ -18,14 +21,24 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from tierstore.concurrency import gather_all
+from tierstore.backends import (
+    BackendConfig,
+    Key,
+    Page,
+    Put,
+    Query,
+    Schema,
+    Store,
+    StoreStats,
+    WriteOp,
+    gather_all,
+    query_all,
+    redact_url,
+    schema_of,
+)
+from tierstore.config import store_config
 from tierstore.errors import ConfigError, PartialBatchError, TierstoreError, Unsupported
-from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.query import Page, Query
 from tierstore.routing import Router
-from tierstore.stats import StoreStats
-from tierstore.stores.base import Put, Store, WriteOp
-from tierstore.stores.paging import query_all
 
 __all__ = ["ShardedStore", "ShardedStoreConfig"]
 
@@ -78,7 +91,6 @@ class ShardedStore:
         kinds = {s.name for s in self._stores}
         self.name = f"sharded-{kinds.pop()}" if len(kinds) == 1 else "sharded"
         self.stats: StoreStats = ShardedStats(self._stores)
-        self.supports_transactions = all(getattr(s, "supports_transactions", False) for s in self._stores)
         self.owns_shards = owns_shards
         self._closed = False
 
@@ -344,8 +356,6 @@ class ShardedStoreConfig:
     stores: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self) -> ShardedStore:
-        from tierstore.config import BackendConfig, store_config
-
         router = Router.from_config(self.router)
         built: dict[str, Store] = {}
         for name, spec in self.stores.items():
@@ -360,7 +370,5 @@ class ShardedStoreConfig:
         return ShardedStore(router, built)
 
     def __repr__(self) -> str:
-        from tierstore.config import redact_url
-
         stores = {k: redact_url(v) if isinstance(v, str) else v for k, v in self.stores.items()}
         return f"ShardedStoreConfig(router={str(Router.from_config(self.router))!r}, stores={stores!r})"

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from tierstore.bench.api import Driver, Registry, RunContext, SystemSpec
+from tierstore.bench.api import Driver, RunContext, SystemSpec
 from tierstore.bench.availability import Reachability, endpoints, unavailable
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.data import Dataset
 from tierstore.bench.runner import Settings
 
@@ -49,7 +50,7 @@ async def test_skip_reason_for_missing_backend_module(tmp_path: Any, monkeypatch
     from tierstore import config
 
     monkeypatch.setitem(config.STORE_SCHEMES, "memory", ("tierstore.stores.not_written_yet", "X", "future"))
-    spec = Registry.default({}).systems["tierstore:memory"]
+    spec = default_registry({}).systems["tierstore:memory"]
     reason = await unavailable(spec, _ctx(tmp_path), Reachability())
     assert reason is not None and "missing" in reason and "tierstore[future]" in reason
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore.bench.data import (
     JOIN_PAGE,
     ORDER_FIELDS,
@@ -60,7 +61,7 @@ def test_orders_for_join_100() -> None:
 
 
 def test_bench_order_refers_to_an_item() -> None:
-    schema = tierstore.schema_of(BenchOrder)
+    schema = tierstore.backends.schema_of(BenchOrder)
     assert schema.key_fields == ("pk", "sk")
     assert BenchOrder.customer.target is BenchItem
     assert BenchOrder.customer.fields == ("customer_pk", "customer_sk")

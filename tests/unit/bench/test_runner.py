@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tierstore.bench.api import GET, GET_MANY, Driver, GetFn, GetManyFn, Op, Registry, RunContext, Scenario, SystemSpec
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.data import BenchItem, Dataset
 from tierstore.bench.report import REQUIRED_KEYS, format_report, write_json
 from tierstore.bench.runner import Settings, run, select
@@ -17,7 +18,7 @@ from tierstore.bench.scenarios import Get
 
 
 def test_select() -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     systems, scenarios = select(reg, Settings())
     assert {s.kind for s in systems} == {"tierstore"}
     assert [s.name for s in scenarios] == list(reg.scenarios)

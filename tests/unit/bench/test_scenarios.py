@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tierstore.bench.api import JOIN, Driver, JoinFn, Registry, SystemSpec
+from tierstore.bench.api import JOIN, Driver, JoinFn, SystemSpec
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.data import BenchOrder, Dataset
 from tierstore.bench.runner import Settings, run
 from tierstore.bench.scenarios import check_join
@@ -42,7 +43,7 @@ class _WrongJoinDriver(Driver):
 
 
 async def test_join_100_on_the_embedded_systems(tmp_path: Any) -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     reg.add_system(SystemSpec(name="raw:wrong-join", make=lambda ctx: _WrongJoinDriver()))
     settings = Settings(
         systems=("tierstore:memory", "tierstore:memory+memory", "raw:wrong-join"), scenarios=("join_100",),

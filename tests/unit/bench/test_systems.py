@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tierstore.bench.api import CACHE, GET, GET_MANY, JOIN, L1, QUERY, Registry, RunContext
+from tierstore.bench.api import CACHE, GET, GET_MANY, JOIN, L1, QUERY, RunContext
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.data import Dataset
 from tierstore.bench.runner import Settings
 from tierstore.bench.systems import DAX_STYLE, JOIN_FLOORS, builtin_systems, server_urls
@@ -59,7 +60,7 @@ def _ctx_for_specs() -> RunContext:
 
 
 def test_default_registry_has_the_contract_names() -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     assert set(reg.scenarios) >= CONTRACT_SCENARIOS
     assert set(reg.systems) >= BUILTIN_SYSTEMS
     first_raw = next(i for i, n in enumerate(reg.systems) if not n.startswith("tierstore:"))
@@ -67,7 +68,7 @@ def test_default_registry_has_the_contract_names() -> None:
 
 
 def test_floors_follow_the_nearest_tier_for_cached_scenarios() -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     pg_mem = reg.systems["tierstore:postgres+memory"]
     sc = reg.scenarios
     assert pg_mem.floors_for(sc["get"]) == ("raw:dict-decode", "peer:cashews-client-side")
@@ -82,7 +83,7 @@ def test_floors_follow_the_nearest_tier_for_cached_scenarios() -> None:
 
 
 def test_join_floors_are_the_stores_hand_written_joins() -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     join = reg.scenarios["join_100"]
     assert not join.cached  # tiered systems are compared with the store's hand-written join too
     assert reg.systems["tierstore:postgres"].floors_for(join) == ("raw:asyncpg-join-batch", "raw:asyncpg-join-n+1")
@@ -107,7 +108,7 @@ def test_dax_style_system() -> None:
         "TIERSTORE_DYNAMODB_URL": "dynamodb://eu-west-1?endpoint_url=http://ddb:8000",
         "TIERSTORE_REDIS_URL": "redis://cache:6379/2",
     }
-    reg = Registry.default(env)
+    reg = default_registry(env)
     spec = reg.systems[DAX_STYLE]
     assert spec.servers == (env["TIERSTORE_DYNAMODB_URL"], env["TIERSTORE_REDIS_URL"])
     sc = reg.scenarios
@@ -125,7 +126,7 @@ def test_dax_style_system() -> None:
 
 
 def test_each_system_has_its_own_cache_namespace_and_dynamodb_tables() -> None:
-    reg = Registry.default({})
+    reg = default_registry({})
     ctx = _ctx_for_specs()
     seen: dict[str, str] = {}
     for name in ("tierstore:postgres+redis", "tierstore:dynamodb+redis", "tierstore:postgres+memory+redis"):

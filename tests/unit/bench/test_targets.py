@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tierstore.bench.api import Registry
+from tierstore.bench.builtin import default_registry
 from tierstore.bench.systems import DAX_STYLE
 from tierstore.bench.targets import COMPARISONS, Target, evaluate, load_targets
 from tierstore.errors import ConfigError
@@ -76,7 +76,7 @@ def test_targets_for_joins_and_the_dax_style_system() -> None:
 def test_shipped_targets_name_registered_scenarios_and_systems() -> None:
     targets = load_targets()
     assert len(targets) == len({t.name for t in targets}) >= 15
-    reg = Registry.default({})
+    reg = default_registry({})
     stores = {name.split(":", 1)[1].split("+")[0] for name in reg.systems if name.startswith("tierstore:")}
     for t in targets:
         assert t.scenario in reg.scenarios, t.name

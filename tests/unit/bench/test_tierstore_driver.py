@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import tierstore
+import tierstore.backends
 from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset
 from tierstore.bench.floors.cache import DictJoinDriver
 from tierstore.bench.scenarios import check_join, join_pairs
@@ -40,7 +41,7 @@ async def test_verify_notices_data_that_changed_under_a_system(tmp_path: Any) ->
     try:
         assert await driver.verify(data) is None and await floor.verify(data) is None
         await driver.repo.get_many(data.many)  # cached now: the check must look past the tiers
-        await driver.db.store.truncate(tierstore.schema_of(BenchItem))  # another run reloads the table…
+        await driver.db.store.truncate(tierstore.backends.schema_of(BenchItem))  # another run reloads the table…
         reason = await driver.verify(data)
         assert reason is not None and "100 of 100 items differ" in reason
         floor._customers.clear()

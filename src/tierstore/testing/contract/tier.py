@@ -25,7 +25,8 @@ from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from tierstore import ABSENT, Codec, MemoryStore, connect
+from tierstore import MemoryStore, connect
+from tierstore.backends import ABSENT, Codec
 from tierstore.errors import TierError
 from tierstore.model import schema_of
 from tierstore.stats import TierStats

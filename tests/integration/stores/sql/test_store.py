@@ -13,7 +13,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from tierstore import Entity, PartitionKey, StoreError, ValidationError, schema_of
+from tierstore import Entity, PartitionKey, StoreError, ValidationError
+from tierstore.backends import schema_of
 from tierstore.query import Query, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stores.base import Put
 from tierstore.stores.sql import SqlStore

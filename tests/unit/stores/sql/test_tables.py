@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Dialect
 
-from tierstore import ConfigError, Entity, Index, PartitionKey, schema_of
+from tierstore import ConfigError, Entity, Index, PartitionKey
+from tierstore.backends import schema_of
 from tierstore.stores.sql import metadata_for
 from tierstore.stores.sql.tables import check_mysql_key_size, column_kind
 

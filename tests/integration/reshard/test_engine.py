@@ -1,5 +1,5 @@
-"""Resharding on real stores: two (then three) MemoryStores, SQLite files, PostgreSQL and MariaDB databases,
-and DynamoDB Local table sets.
+"""The resharding engine on real stores: two (then three) MemoryStores, SQLite files, PostgreSQL and MariaDB
+databases, and DynamoDB Local table sets.
 
 After every run — also one interrupted and resumed — each item is present exactly once, on the shard the new
 router names, with its version unchanged.
@@ -8,119 +8,18 @@ router names, with its version unchanged.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import tierstore
-from tierstore import ConfigError, Entity, MemoryStore, MemoryTier, PartitionKey, SortKey, Version, schema_of
-from tierstore.reshard import ReshardError, ReshardEvent, main, reshard, scan_all
+from tierstore import ConfigError, MemoryStore, MemoryTier, ShardedStore
+from tierstore.backends import Store
+from tierstore.reshard import ReshardError, ReshardEvent, reshard
 from tierstore.routing import Router
-from tierstore.stores.base import Store
-from tierstore.stores.sharded import ShardedStore
 
-from _servers import DYNAMODB_URL, MYSQL_URL, PG_URL, require
-
-
-class Item(Entity, table="rs_items"):
-    tenant: PartitionKey[str]
-    n: SortKey[int]
-    payload: str
-    version: Version = 0
-
-
-class Tag(Entity, table="rs_tags"):
-    id: PartitionKey[int]
-    label: str
-
-
-ITEM = schema_of(Item)
-TAG = schema_of(Tag)
-OLD = Router.uniform(["a", "b"], slots=256)
-NEW = OLD.with_shards(["a", "b", "c"])
-PG_DBS = {"a": "test", "b": "test_shard_b", "c": "test_shard_c"}
-
-
-def _pg_url(database: str, base: str = PG_URL) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    return urlunsplit(urlsplit(base)._replace(path=f"/{database}"))
-
-
-async def _ensure_mysql_database(name: str) -> None:
-    from urllib.parse import urlsplit
-
-    import aiomysql
-
-    p = urlsplit(MYSQL_URL)
-    conn = await aiomysql.connect(host=p.hostname, port=p.port or 3306, user=p.username or "root",
-                                  password=p.password or "")
-    try:
-        async with conn.cursor() as cur:
-            await cur.execute("SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (name,))
-            if not await cur.fetchone():
-                await cur.execute(f"CREATE DATABASE IF NOT EXISTS `{name}`")
-    finally:
-        conn.close()
-
-
-async def _ensure_pg_database(name: str) -> None:
-    import contextlib
-
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_URL.replace("postgresql+asyncpg", "postgresql"))
-    try:
-        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):  # a parallel run created it
-                await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-def shard_urls(kind: str, tmp_path: Path) -> dict[str, str]:
-    if kind == "memory":
-        return {}
-    if kind == "sqlite":
-        return {s: f"sqlite+aiosqlite:///{tmp_path}/{s}.db" for s in "abc"}
-    if kind == "dynamodb":  # three table sets on one endpoint, told apart by a table prefix
-        sep = "&" if "?" in DYNAMODB_URL else "?"
-        return {s: f"{DYNAMODB_URL}{sep}table_prefix=rs{s}_" for s in "abc"}
-    if kind == "mysql":
-        return {s: _pg_url(db, MYSQL_URL) for s, db in PG_DBS.items()}
-    return {s: _pg_url(db) for s, db in PG_DBS.items()}
-
-
-async def open_stores(kind: str, tmp_path: Path) -> dict[str, Store]:
-    if kind == "memory":
-        return {s: MemoryStore() for s in "abc"}
-    if kind == "postgres":
-        require(PG_URL, "postgres")
-        for db in PG_DBS.values():
-            await _ensure_pg_database(db)
-    if kind == "dynamodb":
-        require(DYNAMODB_URL, "dynamodb")
-    if kind == "mysql":
-        require(MYSQL_URL, "mysql")
-        for db in PG_DBS.values():
-            await _ensure_mysql_database(db)
-    stores: dict[str, Store] = {}
-    try:
-        for shard, url in shard_urls(kind, tmp_path).items():
-            stores[shard] = tierstore.config.store_config(url).build()
-    except ConfigError as exc:
-        if "missing" in str(exc):
-            pytest.skip(f"backend not available: {exc}")
-        raise
-    for s in stores.values():
-        await s.open()
-        for schema in (ITEM, TAG):
-            await s.ensure_schema(schema)
-            await s.truncate(schema)
-    return stores
+from _reshard import ITEM, NEW, OLD, TAG, Item, Tag, assert_exactly_once, contents, load, open_stores
 
 
 @pytest.fixture(
@@ -139,38 +38,6 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     finally:
         for s in opened.values():
             await s.aclose()
-
-
-async def load(stores: dict[str, Store], router: Router, tenants: int = 30, per: int = 8) -> list[Item]:
-    """Write items onto the shards ``router`` names; bump some versions so copies must keep them."""
-    sharded = ShardedStore(router, {s: stores[s] for s in router.shards}, owns_shards=False)
-    async with tierstore.connect(sharded) as db:
-        repo = db.repository(Item)
-        items = [Item(f"t{t}", n, f"p{t}-{n}") for t in range(tenants) for n in range(per)]
-        await repo.put_many(items)
-        for t in range(0, tenants, 3):
-            await repo.put(Item(f"t{t}", 0, "edited"))
-        await db.repository(Tag).put_many([Tag(i, f"l{i}") for i in range(40)])
-        return [i for i in await repo.get_many([(i.tenant, i.n) for i in items]) if i is not None]
-
-
-async def contents(stores: dict[str, Store], schema: Any) -> dict[str, list[Any]]:
-    out: dict[str, list[Any]] = {}
-    for name, store in stores.items():
-        out[name] = [i async for page in scan_all(store, schema, 1000) for i in page]
-    return out
-
-
-async def assert_exactly_once(stores: dict[str, Store], router: Router, expected: list[Item]) -> None:
-    where = await contents(stores, ITEM)
-    seen: dict[tuple[str, int], Item] = {}
-    for shard, items in where.items():
-        for item in items:
-            key = (item.tenant, item.n)
-            assert key not in seen, f"{key} is on two shards"
-            assert router.shard_for(ITEM, key) == shard, f"{key} is on {shard}"
-            seen[key] = item
-    assert seen == {(i.tenant, i.n): i for i in expected}  # versions and payloads unchanged
 
 
 async def test_dry_run_counts_and_writes_nothing(stores: dict[str, Store], tmp_path: Path) -> None:
@@ -292,60 +159,6 @@ async def test_bad_arguments(tmp_path: Path) -> None:
         await reshard(OLD, Router.uniform(["a", "b"]), stores, [Item])  # 1024 slots, not 256
     with pytest.raises(ConfigError):
         await reshard(OLD, OLD, stores, [Item], batch_size=0)
-
-
-# -- command line ------------------------------------------------------------------------------------
-
-
-@pytest.mark.sqlite
-async def test_cli_dry_run_then_execute(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    stores = await open_stores("sqlite", tmp_path)
-    expected = await load(stores, OLD, tenants=10, per=3)
-    for s in stores.values():
-        await s.aclose()
-    args = [
-        "--from", str(OLD), "--to-shards", "a,b,c",
-        *(f"--store={s}={u}" for s, u in shard_urls("sqlite", tmp_path).items()),
-        "--entity", f"{__name__}:Item", "--checkpoint", str(tmp_path / "cp.json"), "--batch-size", "7",
-    ]
-    assert await _run_main(args) == 0
-    out = capsys.readouterr().out
-    assert "would move" in out and "dry run" in out
-    assert await _run_main([*args, "--execute", "--json", "--quiet"]) == 0
-    report = json.loads(capsys.readouterr().out.split("\n", 1)[1])
-    assert report["ok"] and report["tables"][0]["after"] == len(expected)
-    stores = await open_stores_no_truncate(tmp_path)
-    try:
-        await assert_exactly_once(stores, NEW, expected)
-    finally:
-        for s in stores.values():
-            await s.aclose()
-    assert await _run_main(["--from", "a=0-3", "--to", "a=0-1", "--entity", f"{__name__}:Item"]) == 2
-    assert "cannot plan" in capsys.readouterr().err
-
-
-async def _run_main(argv: list[str]) -> int:
-    # main() runs its own event loop (it is the CLI's entry point): give it a thread of its own.
-    import asyncio
-
-    return await asyncio.to_thread(main, argv)
-
-
-async def open_stores_no_truncate(tmp_path: Path) -> dict[str, Store]:
-    stores: dict[str, Store] = {}
-    for shard, url in shard_urls("sqlite", tmp_path).items():
-        stores[shard] = tierstore.config.store_config(url).build()
-        await stores[shard].open()
-    return stores
-
-
-def test_cli_rejects_bad_usage(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--from", "a=0-1", "--to", "a=0-1", "--entity", "nope"]) == 2
-    assert "MODULE:CLASS" in capsys.readouterr().err
-    assert main(["--from", "a=0-1", "--to", "a=0-1", "--entity", f"{__name__}:Item", "--store", "x"]) == 2
-    with pytest.raises(SystemExit):
-        main(["--bogus"])
-    assert os.environ.get("TIERSTORE_NEVER_SET") is None
 
 
 async def test_a_stray_on_the_target_stops_the_run_before_anything_is_deleted(tmp_path: Path) -> None:

@@ -1,9 +1,12 @@
+"""The cache envelope: marker byte, schema id, msgpack payload; unusable bytes are a miss, never an error."""
+
 from __future__ import annotations
 
 import msgspec
 
-from tierstore import ABSENT, Entity, PartitionKey, schema_of
-from tierstore.codecs import Codec, codec_for
+from tierstore import Entity, PartitionKey
+from tierstore.codecs import ABSENT, Codec, codec_for
+from tierstore.model.schema import schema_of
 
 from _models import Customer, Order
 

@@ -1,0 +1,92 @@
+"""The backend author's surface: what you implement to add a store, a cache tier or a query-cache policy,
+and the pieces tierstore's own backends are built from.
+
+A service author never needs this module (``tierstore`` has everything to declare entities, connect and
+read and write). Import from here when you write a backend::
+
+    from tierstore.backends import Key, Page, Query, Schema, Store, StoreStats
+
+The seams (``typing.Protocol``; implement them structurally, no base class needed):
+
+- :class:`Store` — the store of record; :class:`Scannable` adds the enumeration and exact restore that
+  resharding needs; :class:`ScatterGather` a store over several shards that can query them all. Writes of a
+  transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`).
+- :class:`CacheTier` — a cache tier holding opaque bytes, with :class:`Lease`-guarded fills;
+  :class:`LocalTier` an in-process tier the repository reads synchronously.
+- :class:`QueryCache` — a policy that caches query pages (``connect(query_cache=...)``).
+
+What stores and tiers work with: :class:`Schema` (from :func:`schema_of`) describes an entity, keys are
+flat :data:`Key` tuples; :class:`Query` and :class:`Page` with :func:`encode_cursor` / :func:`decode_cursor`
+(opaque cursors bound to their query) and :func:`sort_matches` (for stores without a query language);
+:class:`Codec` and :data:`ABSENT` are the cache envelope a tier stores; :class:`StoreStats` and
+:class:`TierStats` are the counters every backend keeps; :class:`TieredCache` runs the tiers of a database.
+
+Helpers: :class:`BackendConfig` (a config's ``from_url``/``build``) with :func:`query_params`,
+:func:`parse_duration`, :func:`parse_size`, :func:`parse_int`, :func:`parse_bool` and :func:`redact_url`
+for reading backend URLs; :class:`Backoff` and :func:`retry_async` (capped exponential backoff with full
+jitter); :func:`gather_all` (bounded concurrency, the first failure cancels the rest); :func:`query_all`
+(a whole query result from one store, page by page).
+"""
+
+from __future__ import annotations
+
+from tierstore.codecs import ABSENT, Codec, codec_for
+from tierstore.concurrency import gather_all
+from tierstore.config import (
+    BackendConfig,
+    parse_bool,
+    parse_duration,
+    parse_int,
+    parse_size,
+    query_params,
+    redact_url,
+)
+from tierstore.model.keys import Key, KeyPart
+from tierstore.model.schema import Schema, schema_of
+from tierstore.policies.base import QueryCache
+from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
+from tierstore.retry import Backoff, retry_async
+from tierstore.stats import StoreStats, TierStats
+from tierstore.stores.base import Delete, Put, Scannable, ScatterGather, Store, WriteOp
+from tierstore.stores.paging import query_all
+from tierstore.tiers.base import CacheTier, Lease, LocalTier
+from tierstore.tiers.tiered import TieredCache
+
+__all__ = [
+    "ABSENT",
+    "BackendConfig",
+    "Backoff",
+    "CacheTier",
+    "Codec",
+    "Delete",
+    "Key",
+    "KeyPart",
+    "Lease",
+    "LocalTier",
+    "Page",
+    "Put",
+    "Query",
+    "QueryCache",
+    "Scannable",
+    "ScatterGather",
+    "Schema",
+    "Store",
+    "StoreStats",
+    "TierStats",
+    "TieredCache",
+    "WriteOp",
+    "codec_for",
+    "decode_cursor",
+    "encode_cursor",
+    "gather_all",
+    "parse_bool",
+    "parse_duration",
+    "parse_int",
+    "parse_size",
+    "query_all",
+    "query_params",
+    "redact_url",
+    "retry_async",
+    "schema_of",
+    "sort_matches",
+]
