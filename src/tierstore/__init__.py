@@ -33,8 +33,9 @@ from tierstore.stores.memory import MemoryStore
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.memory import MemoryTier
+from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
-from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.tiers.tiered import TieredCache
 
 __version__ = "0.1.0"
 

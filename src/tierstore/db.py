@@ -15,7 +15,8 @@ from tierstore.policies.base import QueryCache
 from tierstore.repository import Repository, _check_expect
 from tierstore.stores.base import Delete, Put, Store, WriteOp
 from tierstore.tiers.base import CacheTier
-from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.tiers.policy import CachePolicy
+from tierstore.tiers.tiered import TieredCache
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "Transaction", "connect"]
 

@@ -24,7 +24,8 @@ import tierstore
 from tierstore import ConfigError, Lease, MemoryStore
 from tierstore.config import tier_config
 from tierstore.testing.proxy import FaultProxy
-from tierstore.tiers.memcached import MemcachedTier, MemcachedTierConfig, exptime, memcached_key
+from tierstore.tiers.memcached import MemcachedTier, MemcachedTierConfig, memcached_key
+from tierstore.tiers.memcached.protocol import exptime
 
 from _models import Blob
 from _servers import MEMCACHED_URL, endpoints, require
@@ -172,7 +173,7 @@ async def test_key_injection_never_reaches_the_server(own: OwnMemcached, own_raw
         await tier.invalidate_many(evil)
         await tier.set_many([(k, b"w", 1) for k in evil], 60)
         assert await own_raw.get(b"sentinel") == b"still-here"  # no flush_all ever ran
-        assert tier.stats.extra["hashed_keys"] > 0 and tier.stats.errors == 0
+        assert tier.stats.hashed_keys > 0 and tier.stats.errors == 0
     finally:
         await tier.aclose()
 
@@ -216,12 +217,12 @@ async def test_oversized_values_are_refused_before_sending(own: OwnMemcached, ow
         await tier.fill_many([("{t:1}:big", big, leases[0]), ("{t:1}:fits", fits, leases[1])], 60)  # type: ignore[list-item]
         sent = int((await own_raw.stats())[b"bytes_read"] or 0) - before
         assert len(fits) < sent < len(fits) + 64 * 1024  # the big one never went on the wire
-        assert tier.stats.extra["oversized"] == 1 and tier.stats.errors == 0
+        assert tier.stats.oversized == 1 and tier.stats.errors == 0
         got = await tier.get_many(["{t:1}:big", "{t:1}:fits"])
         assert isinstance(got[0], Lease) and got[0].token is not None  # lease given up: next reader may try
         assert got[1] == fits
         await tier.set_many([("{t:1}:wt", big, 1)], 60)
-        assert tier.stats.extra["oversized"] == 2 and tier.stats.errors == 0
+        assert tier.stats.oversized == 2 and tier.stats.errors == 0
     finally:
         await tier.aclose()
 
@@ -236,7 +237,7 @@ async def test_oversized_entities_are_served_from_the_store() -> None:
             got = await blobs.get(1)
             assert got is not None and len(got.data) == 2 * 1024 * 1024
         tier = db.cache.tiers[0]
-        assert tier.stats.extra["oversized"] >= 1 and tier.stats.errors == 0 and tier.stats.lease_waits == 0
+        assert tier.stats.oversized >= 1 and tier.stats.errors == 0 and tier.stats.lease_waits == 0
 
 
 async def test_a_timed_out_request_never_desynchronises_the_connection() -> None:
@@ -319,7 +320,7 @@ async def test_clear_moves_every_process_to_a_new_generation() -> None:
         await a.clear()
         (miss,) = await b.get_many(["{t:1}:k"])  # b learns the new generation in the same request
         assert isinstance(miss, Lease) and miss.token is not None
-        assert b.stats.extra["generation_changes"] >= 1
+        assert b.stats.generation_changes >= 1
         assert await other.get_many(["{t:1}:k"]) == [b"v"]  # another namespace on the same servers
     finally:
         for tier in (a, b, other):

@@ -256,7 +256,7 @@ async def test_cluster_partition_shares_a_slot_and_batches_per_node() -> None:
                               if isinstance(lz, Lease)], 60)
         before = tier.stats.round_trips
         assert await tier.get_many(keys) == [k.encode() for k in keys]
-        nodes = {tier._slots[key_slot(f"{prefix}:{k}".encode())] for k in keys}
+        nodes = {tier._topology.slots[key_slot(f"{prefix}:{k}".encode())] for k in keys}
         assert tier.stats.round_trips - before == len(nodes) <= 3  # one pipeline of MGETs per node
         await tier.invalidate_many(keys)
         assert all(isinstance(g, Lease) for g in await tier.get_many(keys))
@@ -278,8 +278,8 @@ async def test_concurrent_gets_are_coalesced() -> None:
         assert [g.name if g else None for g in got] == [f"n{i}" for i in range(64)]
         spent = tier.stats.round_trips - before
         assert spent <= 3, spent  # the first reader's GET, then one MGET for the other 63
-        assert tier.stats.extra["coalesced_batches"] >= 1
-        assert tier.stats.extra["coalesced_max_keys"] >= 32
+        assert tier.stats.coalesced_batches >= 1
+        assert tier.stats.coalesced_max_keys >= 32
         assert store.stats.round_trips == 2  # put_many and the warming get_many
 
 
@@ -314,7 +314,7 @@ async def test_oversized_values_are_not_cached(raw: redis.Redis) -> None:
             got = await blobs.get_many([1, 2])
             assert [len(b.data) if b else None for b in got] == [4096, 10]
         tier = db.cache.tiers[0]
-        assert tier.stats.extra["oversized"] >= 1
+        assert tier.stats.oversized >= 1
         big = tierstore.schema_of(Blob).cache_key((1,))
         assert await raw.get(f"{prefix}:{big}") is None  # no value, and no lease left behind
         assert tier.stats.lease_waits == 0
@@ -473,7 +473,7 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
             return got is not None and got.name == "v2"
 
         await _eventually(fresh)
-        assert l1.stats.extra["coherence_evictions"] >= 1
+        assert l1.stats.coherence_evictions >= 1
 
         await ra.get("k")
         assert len(l1) == 1
@@ -483,7 +483,7 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
             return len(l1) == 0
 
         await _eventually(flushed)
-        assert l1.stats.extra["coherence_flushes"] == 1
+        assert l1.stats.coherence_flushes == 1
 
 
 @pytest.mark.parametrize("fault", ["blackhole", "cut"])
@@ -524,7 +524,7 @@ async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down(fault: str
             await _eventually(back)
             await repo.get("k")
             assert len(l1) == 1
-            assert l1.stats.extra["coherence_drops"] >= 1 and l1.stats.extra["coherence_subscribes"] >= 2
+            assert l1.stats.coherence_drops >= 1 and l1.stats.coherence_subscribes >= 2
 
 
 async def test_no_coherence_channel_when_disabled() -> None:
@@ -545,16 +545,16 @@ async def test_cluster_moved_slots_refresh_the_topology_and_lose_no_invalidation
         assert isinstance(lease, Lease)
         await tier.fill_many([(k, b"v1", lease)], 60)
         slot = key_slot(f"{tier.config.prefix}:{k}".encode())
-        right = tier._slots[slot]
-        wrong = next(n for n in set(tier._slots) if n is not None and n is not right)
-        tier._slots[slot] = wrong  # as if the slot had moved since the topology was read
+        right = tier._topology.slots[slot]
+        wrong = next(n for n in set(tier._topology.slots) if n is not None and n is not right)
+        tier._topology.slots[slot] = wrong  # as if the slot had moved since the topology was read
 
         await tier.invalidate_many([k])  # MOVED: kept for replay, the topology marked stale
-        assert tier.stats.errors >= 1 and wrong.health.owes
+        assert tier.stats.errors >= 1 and wrong.guard.owes
         (after,) = await tier.get_many([k])  # topology refreshed, backlog moved to the owner and replayed
         assert after != b"v1"
-        assert tier._slots[slot] is right
-        assert tier.stats.invalidations_replayed == 1 and not right.health.owes and not wrong.health.owes
+        assert tier._topology.slots[slot] is right
+        assert tier.stats.invalidations_replayed == 1 and not right.guard.owes and not wrong.guard.owes
     finally:
         await tier.aclose()
 
@@ -574,8 +574,7 @@ async def test_a_channel_reset_is_a_drop_even_when_reconnecting_would_succeed() 
             await proxy.cut()  # every connection reset; new ones are accepted at once
 
             async def dropped_and_back() -> bool:
-                extra = l1.stats.extra
-                return extra.get("coherence_drops", 0) >= 1 and extra.get("coherence_subscribes", 0) >= 2
+                return l1.stats.coherence_drops >= 1 and l1.stats.coherence_subscribes >= 2
 
             await _eventually(dropped_and_back)
             assert len(l1) == 0
