@@ -1,4 +1,4 @@
-"""The cache-aside race, forced step by step on real servers (DESIGN §4.1).
+"""The cache-aside race, forced step by step on real servers.
 
 reader misses → reader reads the OLD value from the store → writer commits and invalidates → reader fills.
 
