@@ -38,8 +38,8 @@ from tierstore.session import Session
 from tierstore.stores.memory import MemoryStore
 from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.memory import MemoryTier
+from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
-from tierstore.tiers.tiered import CachePolicy
 from tierstore.transaction import Transaction
 
 __version__ = "0.1.0"

@@ -12,7 +12,8 @@ The seams (``typing.Protocol``; implement them structurally, no base class neede
   resharding needs; :class:`ScatterGather` a store over several shards that can query them all. Writes of a
   transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`).
 - :class:`CacheTier` — a cache tier holding opaque bytes, with :class:`Lease`-guarded fills;
-  :class:`LocalTier` an in-process tier the repository reads synchronously.
+  :class:`LocalTier` an in-process tier the repository reads synchronously; :class:`InvalidationFeed` a shared
+  tier that publishes its invalidations (other processes' in-process tiers subscribe to it).
 - :class:`QueryCache` — a policy that caches query pages (``connect(query_cache=...)``).
 
 What stores and tiers work with: :class:`Schema` (from :func:`schema_of`) describes an entity, keys are
@@ -20,6 +21,11 @@ flat :data:`Key` tuples; :class:`Query` and :class:`Page` with :func:`encode_cur
 (opaque cursors bound to their query) and :func:`sort_matches` (for stores without a query language);
 :class:`Codec` and :data:`ABSENT` are the cache envelope a tier stores; :class:`StoreStats` and
 :class:`TierStats` are the counters every backend keeps; :class:`TieredCache` runs the tiers of a database.
+
+Building blocks of network tiers: :class:`NodeGuard` (a node's circuit :class:`Breaker` and its backlog of
+invalidations still owed, replayed before the node is trusted again), :class:`NodeTier` (the per-node
+bookkeeping the Redis and memcached tiers share), :func:`parse_hosts` and :func:`valid_prefix`; the stored
+entry format is :mod:`tierstore.tiers.entry`.
 
 Helpers: :class:`BackendConfig` (a config's ``from_url``/``build``) with :func:`query_params`,
 :func:`parse_duration`, :func:`parse_size`, :func:`parse_int`, :func:`parse_bool` and :func:`redact_url`
@@ -49,20 +55,26 @@ from tierstore.retry import Backoff, retry_async
 from tierstore.stats import StoreStats, TierStats
 from tierstore.stores.base import Delete, Put, Scannable, ScatterGather, Store, WriteOp
 from tierstore.stores.paging import query_all
-from tierstore.tiers.base import CacheTier, Lease, LocalTier
+from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
+from tierstore.tiers.health import Breaker, NodeGuard
+from tierstore.tiers.network import NodeTier, parse_hosts, valid_prefix
 from tierstore.tiers.tiered import TieredCache
 
 __all__ = [
     "ABSENT",
     "BackendConfig",
     "Backoff",
+    "Breaker",
     "CacheTier",
     "Codec",
     "Delete",
+    "InvalidationFeed",
     "Key",
     "KeyPart",
     "Lease",
     "LocalTier",
+    "NodeGuard",
+    "NodeTier",
     "Page",
     "Put",
     "Query",
@@ -81,6 +93,7 @@ __all__ = [
     "gather_all",
     "parse_bool",
     "parse_duration",
+    "parse_hosts",
     "parse_int",
     "parse_size",
     "query_all",
@@ -89,4 +102,5 @@ __all__ = [
     "retry_async",
     "schema_of",
     "sort_matches",
+    "valid_prefix",
 ]

@@ -21,7 +21,8 @@ from tierstore.repository import Repository
 from tierstore.session import Session
 from tierstore.stores.base import Store
 from tierstore.tiers.base import CacheTier
-from tierstore.tiers.tiered import CachePolicy, TieredCache
+from tierstore.tiers.policy import CachePolicy
+from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]

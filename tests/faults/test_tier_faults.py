@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -204,6 +205,13 @@ async def run_with_fault(
         assert shared.stats.hits > hits, "no hits after recovery"
     else:
         assert shared.stats.hits > hits or db.cache.l1.stats.hits > 0, "no hits after recovery"
+    # A breaker that the heal's cut connections reopened closes at the next read that reaches its node, but
+    # reads of keys L1 holds stop there: probe with keys L1 does not hold, for up to 3 s.
+    probe, until = 0, time.monotonic() + 3.0
+    while any(s != "closed" for s in shared.stats.breakers.values()) and time.monotonic() < until:
+        probe += 1
+        await repo.get(f"probe{probe}")
+        await asyncio.sleep(0.05)
     return out
 
 
@@ -213,7 +221,7 @@ def assert_clean(out: Outcome) -> None:
     assert out.ops > 50 and out.reads_during_fault > 0
 
 
-def _stats(db: tierstore.Database) -> dict[str, object]:
+def _stats(db: tierstore.Database) -> dict[str, Any]:
     return db.cache.tiers[-1].stats.as_dict()
 
 
@@ -274,9 +282,9 @@ async def test_redis_through_proxy(redis_proxy: FaultProxy, fault: str, l1: bool
         stats = _stats(db)
         if fault in ("blackhole", "refuse", "slow"):  # a cut may meet no request in flight: then nothing fails
             assert stats["errors"], stats
-            assert stats["extra"]["breaker_opens"] >= 1, stats  # type: ignore[index]
+            assert stats["breaker_opens"] >= 1, stats
             assert stats["invalidations_replayed"], stats
-        assert stats["extra"]["breakers"] == {f"127.0.0.1:{redis_proxy.port}": "closed"}  # type: ignore[index]
+        assert stats["breakers"] == {f"127.0.0.1:{redis_proxy.port}": "closed"}
 
 
 @pytest.mark.memcached
@@ -295,8 +303,8 @@ async def test_memcached_through_proxy(memcached_proxies: list[FaultProxy], faul
         stats = _stats(db)
         if fault in ("blackhole", "refuse", "slow"):  # a cut may meet no request in flight: then nothing fails
             assert stats["errors"], stats
-            assert stats["extra"]["breaker_opens"] >= 1, stats  # type: ignore[index]
-        assert set(stats["extra"]["breakers"].values()) == {"closed"}  # type: ignore[index]
+            assert stats["breaker_opens"] >= 1, stats
+        assert set(stats["breakers"].values()) == {"closed"}
 
 
 # -- stopping servers ------------------------------------------------------------------------------------------
@@ -334,7 +342,7 @@ async def test_redis_server_stopped_mid_run(own_redis: Process, how: str) -> Non
     async with tierstore.connect(MemoryStore(), ["memory://", url]) as db:
         out = await run_with_fault(db, inject, heal)
         assert_clean(out)
-        assert _stats(db)["extra"]["breaker_opens"] >= 1  # type: ignore[index]
+        assert _stats(db)["breaker_opens"] >= 1
 
 
 @pytest.mark.memcached
@@ -352,9 +360,11 @@ async def test_memcached_server_stopped_mid_run(own_memcached: Process, how: str
         own_memcached.resume() if how == "sigstop" else await asyncio.to_thread(own_memcached.start)
 
     async with tierstore.connect(MemoryStore(), [url]) as db:
-        out = await run_with_fault(db, inject, heal, n_keys=12)
+        # 32 keys over three nodes: the chance that none lives on the stopped one (and the fault goes unseen)
+        # is (2/3)^32, about 2e-6.
+        out = await run_with_fault(db, inject, heal, n_keys=32)
         assert_clean(out)
-        assert _stats(db)["extra"]["breaker_opens"] >= 1  # type: ignore[index]
+        assert _stats(db)["breaker_opens"] >= 1
 
 
 def _cluster_port(taken: set[int]) -> int:
@@ -422,8 +432,8 @@ async def test_redis_cluster_node_stopped_mid_run(own_cluster: list[Process]) ->
         out = await run_with_fault(db, inject, heal, n_keys=12)
         assert_clean(out)
         stats = _stats(db)
-        assert stats["extra"]["breakers"][f"127.0.0.1:{victim.port}"] == "closed"  # type: ignore[index]
-        assert stats["extra"]["breaker_opens"] >= 1  # type: ignore[index]
+        assert stats["breakers"][f"127.0.0.1:{victim.port}"] == "closed"
+        assert stats["breaker_opens"] >= 1
 
 
 # -- bounded backlog ------------------------------------------------------------------------------------------
@@ -445,7 +455,7 @@ async def test_redis_backlog_overflow_clears_the_namespace(redis_proxy: FaultPro
         got = await repo.get_many(keys)
         assert [g.name if g else None for g in got] == ["new"] * 8
         stats = _stats(db)
-        assert stats["extra"]["namespace_clears"] == 1  # type: ignore[index]
+        assert stats["namespace_clears"] == 1
 
 
 @pytest.mark.memcached
@@ -467,76 +477,4 @@ async def test_memcached_backlog_overflow_moves_to_a_new_generation(memcached_pr
         await asyncio.sleep(0.3)  # the breakers' cooldown
         got = await repo.get_many(keys)
         assert [g.name if g else None for g in got] == ["new"] * 16
-        assert _stats(db)["extra"]["namespace_clears"] >= 1  # type: ignore[index]
-
-
-# -- the breaker and the backlog on their own (no server) -------------------------------------------------------
-
-
-def test_breaker_states() -> None:
-    from tierstore.tiers.breaker import Breaker
-
-    seen: list[str] = []
-    b = Breaker(failures=3, cooldown=0.05, name="n1", on_change=lambda br: seen.append(br.state))
-    assert b.allow() and b.state == "closed"
-    b.failure()
-    b.failure()
-    b.success()  # failures must be consecutive
-    b.failure()
-    b.failure()
-    assert b.state == "closed"
-    b.failure()
-    assert b.state == "open" and b.opens == 1
-    assert not b.allow() and b.rejected == 1  # refused without I/O
-    time.sleep(0.06)
-    assert b.allow() and b.state == "half_open"  # the probe
-    assert not b.allow()  # one probe at a time
-    b.failure()
-    assert b.state == "open" and b.opens == 2
-    time.sleep(0.06)
-    assert b.allow()
-    b.success()
-    assert b.state == "closed" and b.allow()
-    assert seen == ["open", "half_open", "open", "half_open", "closed"]
-    b.trip()
-    assert b.state == "open"
-
-
-def test_backlog_is_bounded_and_a_clear_under_way_cannot_lose_keys() -> None:
-    from tierstore.tiers.breaker import Breaker, NodeHealth
-
-    h = NodeHealth("n1", Breaker(), max_pending=3)
-    h.remember(["a", "b"])
-    keys, ticket = h.backlog()
-    assert keys == ["a", "b"] and ticket is None and h.owes
-    h.remember(["c"])
-    h.replayed(keys)
-    assert h.pending == {"c"}
-    h.remember(["d", "e", "f"])  # past max_pending: clear the node instead
-    assert h.overflow and not h.pending
-    keys, ticket = h.backlog()
-    assert ticket is not None
-    h.remember(["g"])  # failed while the clear ran: that clear may have missed it
-    h.replayed(keys, ticket)
-    assert h.overflow  # so another clear is owed
-    keys, ticket = h.backlog()
-    h.replayed(keys, ticket)
-    assert not h.owes
-
-
-def test_rendezvous_is_stable_and_moves_about_one_nth() -> None:
-    from tierstore.model.cachekey import partition_tag
-    from tierstore.routing import Rendezvous
-
-    assert partition_tag("{orders:c1}:o1") == "orders:c1" and partition_tag("plain") == "plain"
-    three = Rendezvous(["a:1", "b:1", "c:1"])
-    four = Rendezvous(["a:1", "b:1", "c:1", "d:1"])
-    keys = [f"{{t:p{i}}}:x" for i in range(3000)]
-    placed = [three.index(k) for k in keys]
-    assert placed == [Rendezvous(["a:1", "b:1", "c:1"]).index(k) for k in keys]  # stable across instances
-    assert all(three.index(f"{{t:p{i}}}:other") == placed[i] for i in range(3000))  # per partition
-    counts = [placed.count(j) for j in range(3)]
-    assert min(counts) > 800  # spread
-    moved = sum(1 for k, p in zip(keys, placed, strict=True) if four.index(k) != p)
-    assert 0.15 < moved / len(keys) < 0.35  # about 1/4 moves to the new node, nothing else moves
-    assert all(four.index(k) in (p, 3) for k, p in zip(keys, placed, strict=True))
+        assert _stats(db)["namespace_clears"] >= 1

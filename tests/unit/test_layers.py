@@ -30,8 +30,6 @@ ALLOWED_UNDER_ROUTING = ("tierstore.errors", "tierstore.model", "tierstore.routi
 # Long modules another change is splitting right now (paths relative to src/tierstore). Empty it as they land.
 KNOWN_PENDING = {
     "stores/dynamodb.py",
-    "tiers/memcached.py",
-    "tiers/redis.py",
 }
 
 

@@ -65,13 +65,17 @@ BACKEND_SURFACE = [
     "ABSENT",
     "BackendConfig",
     "Backoff",
+    "Breaker",
     "CacheTier",
     "Codec",
     "Delete",
+    "InvalidationFeed",
     "Key",
     "KeyPart",
     "Lease",
     "LocalTier",
+    "NodeGuard",
+    "NodeTier",
     "Page",
     "Put",
     "Query",
@@ -90,6 +94,7 @@ BACKEND_SURFACE = [
     "gather_all",
     "parse_bool",
     "parse_duration",
+    "parse_hosts",
     "parse_int",
     "parse_size",
     "query_all",
@@ -98,6 +103,7 @@ BACKEND_SURFACE = [
     "retry_async",
     "schema_of",
     "sort_matches",
+    "valid_prefix",
 ]
 
 # Importable from ``tierstore`` until 0.1.0; one more release through a deprecation warning.

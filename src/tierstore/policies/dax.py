@@ -2,7 +2,7 @@
 
 DAX keeps an *item cache* (GetItem/BatchGetItem, written through by writes) and a *query cache* (Query/Scan
 results keyed by the full request, expired by TTL only: a write never invalidates it, so a query can return
-results older than a write that has returned). This policy does both on any :class:`~tierstore.CacheTier` list
+results older than a write that has returned). This policy does both on any :class:`~tierstore.backends.CacheTier` list
 (in-process, Redis, Memcached…):
 
 * item cache: the repository's tiered path with :attr:`DaxStylePolicy.item_policy` (write-through versioned
@@ -42,7 +42,8 @@ from tierstore.model.cachekey import partition_cache_tag
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.tiers.base import CacheTier, Lease
-from tierstore.tiers.tiered import CachePolicy
+from tierstore.tiers.health import NodeGuard
+from tierstore.tiers.policy import CachePolicy
 
 __all__ = ["DaxStylePolicy", "QueryCacheStats"]
 
@@ -50,6 +51,7 @@ log = logging.getLogger("tierstore.dax_policy")
 T = TypeVar("T")
 
 _PAGE_MARK = 0xA9
+_MAX_PENDING = 10_000  # generation deletes a tier may owe before it is cleared instead
 
 
 @dataclass(slots=True)
@@ -91,8 +93,9 @@ class DaxStylePolicy:
         self.item_policy = CachePolicy(ttl=item_ttl, negative_ttl=negative_ttl, write_mode="write_through")
         self.stats = QueryCacheStats()
         self._opened = False
-        self._untrusted: set[int] = set()  # tiers that missed a generation delete: not read until replayed
-        self._pending: dict[int, set[str]] = {}
+        # A tier that missed a generation delete owes it: it is not read until the delete is replayed.
+        self._guards = [NodeGuard(t.name, None, max_pending=_MAX_PENDING) for t in self.tiers]
+        self._owing = False  # some tier owes deletes (checked before every query)
         self._decoders: dict[Schema[Any], Any] = {}
         self._encoder = msgspec.msgpack.Encoder()
 
@@ -177,24 +180,21 @@ class DaxStylePolicy:
             log.debug("query cache tier %s: fill failed: %r", tier.name, exc)
 
     async def _replay(self) -> None:
-        for t in sorted(self._untrusted):
-            keys = self._pending.get(t, set())
-            try:
-                if "*" in keys:
-                    await self.tiers[t].clear()
-                elif keys:
-                    await self.tiers[t].invalidate_many(sorted(keys))
-            except Exception as exc:  # still failing: the tier stays untrusted
-                log.debug("query cache tier %s: replay failed: %r", self.tiers[t].name, exc)
+        for tier, guard in zip(self.tiers, self._guards, strict=True):
+            if not guard.owes:
                 continue
-            self._untrusted.discard(t)
-            self._pending.pop(t, None)
+            try:
+                await guard.replay(tier.clear, tier.invalidate_many)
+            except Exception as exc:  # still failing: the tier stays untrusted
+                log.debug("query cache tier %s: replay failed: %r", tier.name, exc)
+        self._owing = any(g.owes for g in self._guards)
 
     async def _lookup(self, key: str) -> tuple[bytes | None, list[tuple[int, Lease]]]:
         """The first hit nearest-first, and the leases of the nearer tiers that missed."""
         leases: list[tuple[int, Lease]] = []
+        guards = self._guards
         for t in range(len(self.tiers)):
-            if t in self._untrusted:
+            if guards[t].owes:
                 continue
             got = await self._get(t, key)
             if isinstance(got, bytes):
@@ -209,7 +209,7 @@ class DaxStylePolicy:
         if query.consistent:  # never cached; the repository does not even ask
             return await load()
         await self._open()
-        if self._untrusted:
+        if self._owing:
             await self._replay()
         gen_key = self._generation_key(schema, query.index, query.partition)
         generation, gen_leases = await self._lookup(gen_key)
@@ -249,11 +249,7 @@ class DaxStylePolicy:
             except Exception as exc:
                 # This tier may still hold the old generations: stop reading it until the deletes are replayed.
                 self.stats.errors += 1
-                pending = self._pending.setdefault(t, set())
-                pending.update(ordered)
-                if len(pending) > 10_000:
-                    pending.clear()
-                    pending.add("*")
-                self._untrusted.add(t)
+                self._guards[t].remember(ordered)
+                self._owing = True
                 log.warning("query cache tier %s: generation delete failed, tier untrusted: %r",
                             self.tiers[t].name, exc)

@@ -1,6 +1,6 @@
 """The ``CacheTier`` seam. Tiers store opaque bytes (codec envelopes) under string keys.
 
-Stale-fill guard (DESIGN §4.1): a read miss may hand out a :class:`Lease`. Filling with that lease succeeds
+Stale-fill guard: a read miss may hand out a :class:`Lease`. Filling with that lease succeeds
 only if no invalidation of the key happened since the lease was issued; ``invalidate_many`` voids every
 outstanding lease of its keys. A miss returned as ``None`` (no lease) means another reader holds the lease:
 the caller may wait and re-read, or read the store without filling. ``Lease(None)`` is a miss that must
@@ -13,7 +13,7 @@ as a miss (reads) or records the invalidation for replay (writes).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tierstore.stats import TierStats
@@ -21,7 +21,7 @@ from tierstore.stats import TierStats
 if TYPE_CHECKING:
     from tierstore.codecs import Codec
 
-__all__ = ["CacheTier", "Lease", "LocalTier"]
+__all__ = ["CacheTier", "InvalidationFeed", "Lease", "LocalTier"]
 
 
 class Lease:
@@ -87,4 +87,18 @@ class LocalTier(CacheTier, Protocol):
 
     def invalidate(self, key: str) -> None:
         """Forget ``key`` and void its lease (synchronously: the coherence listener calls it per message)."""
+        ...
+
+
+@runtime_checkable
+class InvalidationFeed(Protocol):
+    """A shared tier that tells other processes which keys it invalidated (the Redis tier's channel), so they
+    can evict them from their in-process tier (:class:`~tierstore.tiers.coherence.L1Coherence`)."""
+
+    publishes_invalidations: bool
+    """False when the tier was configured not to publish (then nobody subscribes)."""
+
+    def invalidations(self) -> AsyncIterator[list[str]]:
+        """Subscribe. Yields ``[]`` once subscribed, then the cache keys other processes invalidated
+        (``["*"]``: everything). Ends or raises when the subscription is lost."""
         ...

@@ -1,8 +1,9 @@
 """L1 coherence across processes: evict in-process entries that other processes' writes made stale.
 
 A shared tier that publishes its invalidations (the Redis tier: ``PUBLISH`` on ``tierstore:inv:<prefix>`` in
-the same script that writes the tombstones, so it costs no extra round trip) is an :class:`InvalidationFeed`.
-:class:`L1Coherence` subscribes to it and evicts the keys from the process's :class:`LocalTier`.
+the same script that writes the tombstones, so it costs no extra round trip) is an
+:class:`~tierstore.tiers.base.InvalidationFeed`. :class:`L1Coherence` subscribes to it and evicts the keys
+from the process's :class:`LocalTier`.
 
 Messages sent while a process is not subscribed are lost, so the in-process tier is flushed whenever the
 subscription starts or ends, and the tiered path fills it only while :attr:`L1Coherence.connected` is true.
@@ -14,25 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from typing import Protocol, runtime_checkable
 
-from tierstore.tiers.base import LocalTier
+from tierstore.tiers.base import InvalidationFeed, LocalTier
 
-__all__ = ["InvalidationFeed", "L1Coherence"]
+__all__ = ["L1Coherence"]
 
 log = logging.getLogger("tierstore.cache.coherence")
-
-
-@runtime_checkable
-class InvalidationFeed(Protocol):
-    publishes_invalidations: bool
-    """False when the tier was configured not to publish (then nobody subscribes)."""
-
-    def invalidations(self) -> AsyncIterator[list[str]]:
-        """Subscribe. Yields ``[]`` once subscribed, then the cache keys other processes invalidated
-        (``["*"]``: everything). Ends or raises when the subscription is lost."""
-        ...
 
 
 class L1Coherence:
@@ -56,10 +44,6 @@ class L1Coherence:
     def __repr__(self) -> str:
         state = "connected" if self.connected else "closed" if self._closed else "disconnected"
         return f"L1Coherence({state})"
-
-    def _bump(self, name: str, n: int = 1) -> None:
-        extra = self.l1.stats.extra
-        extra[name] = extra.get(name, 0) + n
 
     async def start(self) -> None:
         """Start listening, and wait (briefly) for the subscription so the first reads may fill L1."""
@@ -85,16 +69,16 @@ class L1Coherence:
                         self.connected = True
                         self._ready.set()
                         delay = self.retry
-                        self._bump("coherence_subscribes")
+                        self.l1.stats.coherence_subscribes += 1
                         continue
                     if "*" in keys:
                         await self.l1.clear()
-                        self._bump("coherence_flushes")
+                        self.l1.stats.coherence_flushes += 1
                     else:
                         invalidate = self.l1.invalidate
                         for k in keys:
                             invalidate(k)
-                        self._bump("coherence_evictions", len(keys))
+                        self.l1.stats.coherence_evictions += len(keys)
             except asyncio.CancelledError:
                 await self._down()
                 raise
@@ -109,7 +93,7 @@ class L1Coherence:
     async def _down(self) -> None:
         if self.connected:
             self.connected = False
-            self._bump("coherence_drops")
+            self.l1.stats.coherence_drops += 1
         self._ready.clear()
         await self.l1.clear()  # messages will be missed from now on: nothing in L1 may outlive the drop
 

@@ -24,14 +24,13 @@ from tierstore.model.cachekey import partition_tag
 from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
 from tierstore.tiers.base import CacheTier, Lease
+from tierstore.tiers.health import NodeGuard
 
 __all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
 
 log = logging.getLogger("tierstore.cache")
 
 MAX_PENDING_PER_NODE = 10_000
-_CLEAR = "\x00*"  # pending marker: clear the whole node (cannot collide with a cache key)
-
 
 VOID = Lease(None)
 """Miss that must not be filled (its node failed or owes invalidations), as the other tiers spell it."""
@@ -69,7 +68,8 @@ class ShardedTier:
         self.local = all(getattr(t, "local", False) for t in self._tiers)
         self.stats = TierStats()
         self.owns_nodes = owns_nodes
-        self._pending: dict[int, set[str]] = {}
+        # No breaker per node: a node's own tier fails fast or keeps its own breakers (the network tiers do).
+        self._guards = tuple(NodeGuard(n, None, max_pending=MAX_PENDING_PER_NODE) for n in self._names)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -100,29 +100,20 @@ class ShardedTier:
         self.stats.errors += 1
         log.debug("cache node %s: %s failed: %r", self._names[n], what, exc)
 
-    def _remember(self, n: int, keys: Sequence[str]) -> None:
-        pending = self._pending.setdefault(n, set())
-        pending.update(keys)
-        if len(pending) > MAX_PENDING_PER_NODE:
-            pending.clear()
-            pending.add(_CLEAR)
-
     async def _replay(self, n: int) -> bool:
         """Deliver the invalidations node ``n`` missed; ``True`` when it can be trusted again."""
-        keys = self._pending.get(n)
-        if not keys:
+        guard = self._guards[n]
+        if not guard.owes:
             return True
         tier = self._tiers[n]
         try:
-            if _CLEAR in keys:
-                await tier.clear()
-            else:
-                await tier.invalidate_many(sorted(keys))
+            keys, cleared = await guard.replay(tier.clear, tier.invalidate_many)
         except Exception as exc:
             self._failed(n, "replay", exc)
             return False
-        self.stats.invalidations_replayed += len(keys)
-        self._pending.pop(n, None)
+        self.stats.invalidations_replayed += keys
+        if cleared:
+            self.stats.namespace_clears += 1
         return True
 
     # -- CacheTier protocol ------------------------------------------------------------------------
@@ -143,7 +134,7 @@ class ShardedTier:
         self.stats.round_trips += len(groups)
 
         async def one(n: int, idx: list[int]) -> list[bytes | Lease | None]:
-            if n in self._pending and not await self._replay(n):
+            if self._guards[n].owes and not await self._replay(n):
                 return [VOID] * len(idx)
             try:
                 return await self._tiers[n].get_many([keys[i] for i in idx])
@@ -173,7 +164,7 @@ class ShardedTier:
         groups = self._group([e[0] for e in live])
 
         async def one(n: int, idx: list[int]) -> None:
-            if n in self._pending:
+            if self._guards[n].owes:
                 # The node missed invalidations: a fill now could revive what they removed.
                 self.stats.fills_dropped += len(idx)
                 return
@@ -192,15 +183,16 @@ class ShardedTier:
 
         async def one(n: int, idx: list[int]) -> None:
             batch = [entries[i] for i in idx]
-            if n in self._pending and not await self._replay(n):
-                self._remember(n, [e[0] for e in batch])
+            guard = self._guards[n]
+            if guard.owes and not await self._replay(n):
+                guard.remember([e[0] for e in batch])
                 return
             try:
                 await self._tiers[n].set_many(batch, ttl)
                 self.stats.fills += len(batch)
             except Exception as exc:
                 self._failed(n, "set", exc)
-                self._remember(n, [e[0] for e in batch])
+                guard.remember([e[0] for e in batch])
 
         await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
 
@@ -212,15 +204,16 @@ class ShardedTier:
 
         async def one(n: int, idx: list[int]) -> None:
             batch = [keys[i] for i in idx]
-            if n in self._pending:
-                self._remember(n, batch)
+            guard = self._guards[n]
+            if guard.owes:
+                guard.remember(batch)
                 await self._replay(n)
                 return
             try:
                 await self._tiers[n].invalidate_many(batch)
             except Exception as exc:
                 self._failed(n, "invalidate", exc)
-                self._remember(n, batch)
+                guard.remember(batch)
                 log.warning("cache node %s: invalidation failed, kept for replay: %r", self._names[n], exc)
 
         await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
@@ -228,11 +221,9 @@ class ShardedTier:
     async def clear(self) -> None:
         async def one(n: int) -> None:
             try:
-                await self._tiers[n].clear()
-                self._pending.pop(n, None)
+                await self._guards[n].clear(self._tiers[n].clear)  # a node that fails owes a clear
             except Exception as exc:
                 self._failed(n, "clear", exc)
-                self._pending[n] = {_CLEAR}
 
         await asyncio.gather(*(one(n) for n in range(len(self._tiers))))
 

@@ -7,35 +7,36 @@ one can never re-fill the old value after the write — or (write-through) every
 
 Around every non-local tier:
 
-* **Request coalescing.** While a read is in flight on a tier, the reads that arrive in the same loop tick
-  are merged into one ``get_many`` (one ``MGET``/multi-get per node), each caller getting its own results;
-  a key asked for twice gets one lease, the other callers wait for its fill (DataLoader-style).
+* **Request coalescing** (:mod:`tierstore.tiers.coalesce`): the reads of one loop tick go out as one
+  ``get_many``.
 * **Lease waits.** A miss without a lease means another reader (maybe in another process) is filling the key:
   re-read a few times (``CachePolicy.lease_wait``/``lease_retries``) before reading the store unfilled.
 * **Fail-open.** An error is a miss on read (a miss that is never filled), a dropped fill, or an invalidation
-  kept and replayed before the tier is read again (past a bound, the tier is cleared instead). A circuit
-  breaker per tier stops paying timeouts; network tiers also keep a breaker and a backlog per node.
-* **L1 coherence.** When the nearest tier is in-process and a farther tier publishes invalidations (Redis),
-  other processes' writes evict L1 entries; while that channel is down, L1 is flushed and not filled.
+  kept and replayed before the tier is read again (past a bound, the tier is cleared instead): each tier has
+  a :class:`~tierstore.tiers.health.NodeGuard`, with a circuit breaker for network tiers (which also keep a
+  guard per node).
+* **L1 coherence** (:mod:`tierstore.tiers.coherence`). When the nearest tier is in-process and a farther tier
+  publishes invalidations (Redis), other processes' writes evict L1 entries; while that channel is down, L1
+  is flushed and not filled.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
-from tierstore.errors import ConfigError, TierError
-from tierstore.tiers.base import CacheTier, Lease, LocalTier
-from tierstore.tiers.breaker import Breaker
-from tierstore.tiers.coherence import InvalidationFeed, L1Coherence
+from tierstore.stats import TierStats
+from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
+from tierstore.tiers.coalesce import Coalescer, SharedFailure
+from tierstore.tiers.coherence import L1Coherence
+from tierstore.tiers.health import Breaker, NodeGuard
+from tierstore.tiers.policy import CachePolicy
 
-__all__ = ["CachePolicy", "TieredCache"]
+__all__ = ["TieredCache"]
 
 log = logging.getLogger("tierstore.cache")
 T = TypeVar("T")
@@ -46,139 +47,13 @@ _RELEASE = (b"", 0.0)  # fill entry with an empty value: release the lease, cach
 _NO_LEASES: dict[int, Lease] = {}  # shared, never written
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CachePolicy:
-    """How the repository uses its tiers.
+def _track(stats: TierStats) -> Callable[[Breaker], None]:
+    """Keep ``stats.tier_breaker`` equal to the tiered path's breaker state of that tier."""
 
-    ``ttl``: seconds an entry lives in a shared tier (L1 entries are also capped by the tier's own max age).
-    ``ttl_jitter``: fraction by which TTLs are randomly shortened, so entries filled together do not expire
-    together. ``negative_ttl``: cache "not found" for this long (``None``: off). ``write_mode``:
-    ``"invalidate"`` (cache-aside) or ``"write_through"`` (versioned sets; an entity without a version field
-    is invalidated instead, since unordered writers could not be told apart). ``lease_wait``/``lease_retries``:
-    when another reader holds a key's lease, wait this long between re-reads before going to the store.
-    ``coalesce``: merge concurrent reads of one tier in the same loop tick. ``breaker_failures``/
-    ``breaker_cooldown``: the per-tier circuit breaker (network tiers also have one per node).
-    """
+    def on_change(b: Breaker) -> None:
+        stats.tier_breaker = b.state
 
-    ttl: float = 300.0
-    ttl_jitter: float = 0.1
-    negative_ttl: float | None = None
-    write_mode: Literal["invalidate", "write_through"] = "invalidate"
-    lease_wait: float = 0.02
-    lease_retries: int = 5
-    coalesce: bool = True
-    breaker_failures: int = 5
-    breaker_cooldown: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.ttl <= 0 or not 0 <= self.ttl_jitter < 1:
-            raise ConfigError("CachePolicy needs ttl > 0 and 0 <= ttl_jitter < 1")
-        if self.negative_ttl is not None and self.negative_ttl <= 0:
-            raise ConfigError("CachePolicy.negative_ttl must be > 0 or None")
-        if self.write_mode not in ("invalidate", "write_through"):
-            raise ConfigError(f"unknown write_mode {self.write_mode!r}")
-        if self.lease_wait < 0 or self.lease_retries < 0:
-            raise ConfigError("CachePolicy.lease_wait and lease_retries must be >= 0")
-        if self.breaker_failures < 1 or self.breaker_cooldown <= 0:
-            raise ConfigError("CachePolicy needs breaker_failures >= 1 and breaker_cooldown > 0")
-
-    def jittered(self, ttl: float) -> float:
-        return ttl * (1.0 - random.random() * self.ttl_jitter) if self.ttl_jitter else ttl
-
-
-class _SharedFailure(TierError):
-    """A coalesced read failed in the caller that led it: one failure, not one per caller it served."""
-
-
-class _Coalescer:
-    """Merges the ``get_many`` calls one tier receives in one loop tick (while another is in flight)."""
-
-    __slots__ = ("_batch", "_running", "tier")
-
-    def __init__(self, tier: CacheTier) -> None:
-        self.tier = tier
-        self._running = 0
-        self._batch: list[tuple[Sequence[str], asyncio.Future[list[bytes | Lease | None]]]] | None = None
-
-    async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
-        batch = self._batch
-        if batch is not None:  # a batch is being collected this tick: join it
-            fut: asyncio.Future[list[bytes | Lease | None]] = asyncio.get_running_loop().create_future()
-            batch.append((keys, fut))
-            return await fut
-        if not self._running:  # nothing in flight: no one to merge with, go now
-            self._running += 1
-            try:
-                return await self.tier.get_many(keys)
-            finally:
-                self._running -= 1
-        return await self._lead(keys)
-
-    async def _lead(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
-        joiners: list[tuple[Sequence[str], asyncio.Future[list[bytes | Lease | None]]]] = []
-        self._batch = joiners
-        try:
-            await asyncio.sleep(0)  # one tick: the callers already scheduled join
-        except BaseException:
-            self._batch = None
-            self._abandon(joiners, _SharedFailure("coalesced read abandoned"))
-            raise
-        self._batch = None
-        if not joiners:
-            self._running += 1
-            try:
-                return await self.tier.get_many(keys)
-            finally:
-                self._running -= 1
-        index: dict[str, int] = {}
-        merged: list[str] = []
-        for ks in [keys, *(j[0] for j in joiners)]:
-            for k in ks:
-                if k not in index:
-                    index[k] = len(merged)
-                    merged.append(k)
-        self._running += 1
-        try:
-            got = await self.tier.get_many(merged)
-        except BaseException as exc:
-            self._abandon(joiners, _SharedFailure(f"coalesced read failed: {exc!r}"))
-            raise
-        finally:
-            self._running -= 1
-        extra = self.tier.stats.extra
-        extra["coalesced_batches"] = extra.get("coalesced_batches", 0) + 1
-        extra["coalesced_calls"] = extra.get("coalesced_calls", 0) + 1 + len(joiners)
-        extra["coalesced_keys"] = extra.get("coalesced_keys", 0) + len(merged)
-        if len(merged) > extra.get("coalesced_max_keys", 0):
-            extra["coalesced_max_keys"] = len(merged)
-        leased: set[int] = set()
-
-        def share(ks: Sequence[str]) -> list[bytes | Lease | None]:
-            out: list[bytes | Lease | None] = []
-            for k in ks:
-                j = index[k]
-                g = got[j]
-                if isinstance(g, Lease) and g.token is not None:
-                    if j in leased:
-                        g = None  # one lease per key: the others wait for its fill
-                    else:
-                        leased.add(j)
-                out.append(g)
-            return out
-
-        mine = share(keys)
-        for ks, f in joiners:
-            if not f.done():
-                f.set_result(share(ks))
-        return mine
-
-    @staticmethod
-    def _abandon(joiners: list[tuple[Sequence[str], asyncio.Future[list[bytes | Lease | None]]]],
-                 exc: Exception) -> None:
-        """The leader failed or was cancelled: every joiner fails open on its own (a miss)."""
-        for _, f in joiners:
-            if not f.done():
-                f.set_exception(exc)
+    return on_change
 
 
 class TieredCache:
@@ -189,22 +64,22 @@ class TieredCache:
         self.policy = policy or CachePolicy()
         first = self.tiers[0] if self.tiers else None
         self.l1: LocalTier | None = first if isinstance(first, LocalTier) else None
-        self._pending: dict[int, set[str]] = {}
         p = self.policy
         self._getters: list[Callable[[Sequence[str]], Awaitable[list[bytes | Lease | None]]]] = []
-        self._coalescers: list[_Coalescer | None] = []
-        self._breakers: list[Breaker | None] = []
+        self._coalescers: list[Coalescer | None] = []
+        self._guards: list[NodeGuard[Breaker | None]] = []
         for tier in self.tiers:
+            breaker: Breaker | None = None
             if tier.local:
                 self._getters.append(tier.get_many)
-                self._breakers.append(None)
                 self._coalescers.append(None)
             else:
-                coalescer = _Coalescer(tier) if p.coalesce else None
+                coalescer = Coalescer(tier) if p.coalesce else None
                 self._coalescers.append(coalescer)
                 self._getters.append(coalescer.get_many if coalescer is not None else tier.get_many)
-                self._breakers.append(Breaker(failures=p.breaker_failures, cooldown=p.breaker_cooldown,
-                                              name=tier.name))
+                breaker = Breaker(failures=p.breaker_failures, cooldown=p.breaker_cooldown, name=tier.name,
+                                  on_change=_track(tier.stats))
+            self._guards.append(NodeGuard(tier.name, breaker, max_pending=MAX_PENDING_INVALIDATIONS))
         self.coherence: L1Coherence | None = None
         if self.l1 is not None:
             for tier in self.tiers[1:]:
@@ -328,8 +203,7 @@ class TieredCache:
             if not waiting:
                 break
         if waiting:
-            extra = tier.stats.extra
-            extra["lease_wait_timeouts"] = extra.get("lease_wait_timeouts", 0) + len(waiting)
+            tier.stats.lease_wait_timeouts += len(waiting)
         return missed + waiting
 
     async def _back_fill(
@@ -415,58 +289,55 @@ class TieredCache:
     # -- fail-open wrappers --------------------------------------------------------------------------
 
     def _allow(self, t: int) -> bool:
-        breaker = self._breakers[t]
+        breaker = self._guards[t].breaker
         return breaker is None or breaker.allow()
 
     def _ok(self, t: int) -> None:
-        breaker = self._breakers[t]
+        breaker = self._guards[t].breaker
         if breaker is not None:
             breaker.success()
 
     def _error(self, t: int, what: str, exc: BaseException) -> None:
         tier = self.tiers[t]
-        if isinstance(exc, _SharedFailure):
+        if isinstance(exc, SharedFailure):
             return  # counted once, by the caller that led the coalesced read
         tier.stats.errors += 1
-        breaker = self._breakers[t]
+        breaker = self._guards[t].breaker
         if breaker is not None:
             breaker.failure()
-            tier.stats.extra["tier_breaker"] = breaker.state
         log.debug("tier %s: %s failed: %r", tier.name, what, exc)
 
     async def _replay(self, t: int) -> bool:
-        keys = self._pending.get(t)
-        if not keys:
+        """Deliver what tier ``t`` owes; ``True`` when it can be trusted again."""
+        guard = self._guards[t]
+        if not guard.owes:
             return True
-        tier = self.tiers[t]
         if not self._allow(t):
             return False
+        tier = self.tiers[t]
         try:
-            if "*" in keys:
-                await tier.clear()
-            else:
-                await tier.invalidate_many(sorted(keys))
+            keys, cleared = await guard.replay(tier.clear, tier.invalidate_many)
         except Exception as exc:  # the tier is still down: keep the backlog
             self._error(t, "replay", exc)
             return False
-        self._ok(t)
-        tier.stats.invalidations_replayed += len(keys)
-        if self._pending.get(t) is keys:
-            del self._pending[t]
+        tier.stats.invalidations_replayed += keys
+        if cleared:
+            tier.stats.namespace_clears += 1
         return True
 
     async def _tier_get(self, t: int, keys: Sequence[str]) -> list[bytes | Lease | None]:
-        if self._pending and t in self._pending and not await self._replay(t):
+        guard = self._guards[t]
+        if guard.owes and not await self._replay(t):
             return [_VOID] * len(keys)
-        breaker = self._breakers[t]
+        breaker = guard.breaker
         if breaker is not None and breaker.state != "closed" and not breaker.allow():
             return [_VOID] * len(keys)
         try:
             coalescer = self._coalescers[t]
-            if coalescer is not None and coalescer._batch is not None:
+            if coalescer is not None and coalescer.batch is not None:
                 # A batch is being collected this tick: join it (the coalescer's fast path, one frame less).
                 fut: asyncio.Future[list[bytes | Lease | None]] = asyncio.get_running_loop().create_future()
-                coalescer._batch.append((keys, fut))
+                coalescer.batch.append((keys, fut))
                 got = await fut
             else:
                 got = await self._getters[t](keys)
@@ -479,7 +350,7 @@ class TieredCache:
 
     async def _tier_fill(self, t: int, entries: list[tuple[str, bytes, Lease]], ttl: float) -> None:
         live = [e for e in entries if e[2].token is not None]
-        if not live or t in self._pending or not self._allow(t):
+        if not live or self._guards[t].owes or not self._allow(t):
             return
         try:
             await self.tiers[t].fill_many(live, ttl)
@@ -489,21 +360,23 @@ class TieredCache:
         self._ok(t)
 
     async def _tier_set(self, t: int, entries: list[tuple[str, bytes, int]], ttl: float) -> None:
-        if t in self._pending or not self._allow(t):
-            self._remember(t, [e[0] for e in entries])
+        guard = self._guards[t]
+        if guard.owes or not self._allow(t):
+            guard.remember([e[0] for e in entries])
             await self._replay(t)
             return
         try:
             await self.tiers[t].set_many(entries, ttl)
         except Exception as exc:
             self._error(t, "set", exc)
-            self._remember(t, [e[0] for e in entries])
+            guard.remember([e[0] for e in entries])
             return
         self._ok(t)
 
     async def _tier_invalidate(self, t: int, keys: Sequence[str]) -> None:
-        if t in self._pending or not self._allow(t):
-            self._remember(t, keys)
+        guard = self._guards[t]
+        if guard.owes or not self._allow(t):
+            guard.remember(keys)
             await self._replay(t)
             return
         tier = self.tiers[t]
@@ -511,18 +384,10 @@ class TieredCache:
             await tier.invalidate_many(keys)
         except Exception as exc:
             self._error(t, "invalidate", exc)
-            self._remember(t, keys)
+            guard.remember(keys)
             log.warning("tier %s: invalidation failed, kept for replay: %r", tier.name, exc)
             return
         self._ok(t)
-
-    def _remember(self, t: int, keys: Sequence[str]) -> None:
-        pending = self._pending.setdefault(t, set())
-        pending.update(keys)
-        if len(pending) > MAX_PENDING_INVALIDATIONS:
-            # Too much to replay key by key: the tier will be cleared as a whole before it is trusted.
-            pending.clear()
-            pending.add("*")
 
     async def aclose(self) -> None:
         """Stop the L1 coherence listener. The tiers themselves are closed by their owner (the Database)."""

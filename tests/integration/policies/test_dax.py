@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import Database, MemoryTier, TierstoreError, ge
 from tierstore.policies.base import QueryCache
 from tierstore.policies.dax import DaxStylePolicy
@@ -42,7 +43,7 @@ async def store() -> AsyncIterator[DynamoStore]:
                                         table_prefix=f"q{uuid.uuid4().hex[:10]}_"))
     await s.open()
     for e in ALL:
-        await s.ensure_schema(tierstore.schema_of(e))
+        await s.ensure_schema(tierstore.backends.schema_of(e))
     try:
         yield s
     finally:

@@ -1,0 +1,121 @@
+"""Request coalescing: the reads one tier receives in one loop tick go out as one ``get_many``.
+
+While a read is in flight on a tier, the reads that arrive in the same loop tick are merged into one
+``get_many`` (one ``MGET``/multi-get per node), each caller getting its own results in its own order; a key
+asked for twice gets one lease, and the other callers wait for its fill (DataLoader-style). A read that finds
+nothing in flight goes out at once: there is no one to merge with, so it pays no tick.
+
+If the read that led a batch fails or is cancelled, every caller that joined it fails on its own (a miss,
+counted once: :class:`SharedFailure`), so no one is left waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TypeAlias
+
+from tierstore.errors import TierError
+from tierstore.tiers.base import CacheTier, Lease
+
+__all__ = ["Coalescer", "SharedFailure"]
+
+Joiners: TypeAlias = list[tuple[Sequence[str], asyncio.Future[list[bytes | Lease | None]]]]
+
+
+class SharedFailure(TierError):
+    """A coalesced read failed in the caller that led it: one failure, not one per caller it served."""
+
+
+class Coalescer:
+    """Merges the ``get_many`` calls one tier receives in one loop tick (while another is in flight).
+
+    ``batch`` is the list of callers joining the batch being collected this tick (``None`` when none is): the
+    tiered path appends to it directly, which saves a frame per joiner.
+    """
+
+    __slots__ = ("_running", "batch", "tier")
+
+    def __init__(self, tier: CacheTier) -> None:
+        self.tier = tier
+        self._running = 0
+        self.batch: Joiners | None = None
+
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
+        batch = self.batch
+        if batch is not None:  # a batch is being collected this tick: join it
+            fut: asyncio.Future[list[bytes | Lease | None]] = asyncio.get_running_loop().create_future()
+            batch.append((keys, fut))
+            return await fut
+        if not self._running:  # nothing in flight: no one to merge with, go now
+            self._running += 1
+            try:
+                return await self.tier.get_many(keys)
+            finally:
+                self._running -= 1
+        return await self._lead(keys)
+
+    async def _lead(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
+        joiners: Joiners = []
+        self.batch = joiners
+        try:
+            await asyncio.sleep(0)  # one tick: the callers already scheduled join
+        except BaseException:
+            self.batch = None
+            self._abandon(joiners, SharedFailure("coalesced read abandoned"))
+            raise
+        self.batch = None
+        if not joiners:
+            self._running += 1
+            try:
+                return await self.tier.get_many(keys)
+            finally:
+                self._running -= 1
+        index: dict[str, int] = {}
+        merged: list[str] = []
+        for ks in [keys, *(j[0] for j in joiners)]:
+            for k in ks:
+                if k not in index:
+                    index[k] = len(merged)
+                    merged.append(k)
+        self._running += 1
+        try:
+            got = await self.tier.get_many(merged)
+        except BaseException as exc:
+            self._abandon(joiners, SharedFailure(f"coalesced read failed: {exc!r}"))
+            raise
+        finally:
+            self._running -= 1
+        stats = self.tier.stats
+        stats.coalesced_batches += 1
+        stats.coalesced_calls += 1 + len(joiners)
+        stats.coalesced_keys += len(merged)
+        if len(merged) > stats.coalesced_max_keys:
+            stats.coalesced_max_keys = len(merged)
+        leased: set[int] = set()
+
+        def share(ks: Sequence[str]) -> list[bytes | Lease | None]:
+            out: list[bytes | Lease | None] = []
+            for k in ks:
+                j = index[k]
+                g = got[j]
+                if isinstance(g, Lease) and g.token is not None:
+                    if j in leased:
+                        g = None  # one lease per key: the others wait for its fill
+                    else:
+                        leased.add(j)
+                out.append(g)
+            return out
+
+        mine = share(keys)
+        for ks, f in joiners:
+            if not f.done():
+                f.set_result(share(ks))
+        return mine
+
+    @staticmethod
+    def _abandon(joiners: Joiners, exc: Exception) -> None:
+        """The leader failed or was cancelled: every joiner fails open on its own (a miss)."""
+        for _, f in joiners:
+            if not f.done():
+                f.set_exception(exc)

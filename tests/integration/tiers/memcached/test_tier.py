@@ -1,0 +1,143 @@
+"""MemcachedTier against real servers: the add/gets/cas lease protocol, versioned sets, generations for
+``clear``, rendezvous placement with one request per node, oversized values refused before sending.
+"""
+
+from __future__ import annotations
+
+import aiomcache
+import pytest
+
+import tierstore
+from tierstore import MemoryStore
+from tierstore.backends import Lease
+from tierstore.tiers.memcached import memcached_key
+
+from _models import Blob
+from _servers import MEMCACHED_URL, require
+from _tiers import OwnMemcached, memcached_tier, random_prefix
+from _tiers import memcached_tier as _tier
+
+pytestmark = pytest.mark.memcached
+
+
+async def test_lease_protocol() -> None:
+    tier = await _tier()
+    try:
+        (first,) = await tier.get_many(["{t:1}:a"])
+        assert isinstance(first, Lease) and first.token is not None
+        assert await tier.get_many(["{t:1}:a"]) == [None]  # another reader holds the lease
+        await tier.fill_many([("{t:1}:a", b"v1", first)], 60)
+        assert await tier.get_many(["{t:1}:a"]) == [b"v1"]
+        await tier.invalidate_many(["{t:1}:a"])
+        await tier.fill_many([("{t:1}:a", b"stale", first)], 60)
+        assert tier.stats.fills_dropped == 1
+        (second,) = await tier.get_many(["{t:1}:a"])  # the tombstone is cas'ed into a new lease
+        assert isinstance(second, Lease)
+        await tier.invalidate_many(["{t:1}:a"])
+        await tier.fill_many([("{t:1}:a", b"stale", second)], 60)
+        assert tier.stats.fills_dropped == 2
+        (third,) = await tier.get_many(["{t:1}:a"])
+        assert isinstance(third, Lease)
+        await tier.fill_many([("{t:1}:a", b"", third)], 60)  # nothing to cache: release
+        (fourth,) = await tier.get_many(["{t:1}:a"])
+        assert isinstance(fourth, Lease)
+    finally:
+        await tier.aclose()
+
+
+async def test_versioned_set() -> None:
+    tier = await memcached_tier()
+    try:
+        k = "{t:1}:v"
+        await tier.set_many([(k, b"two", 2)], 60)
+        await tier.set_many([(k, b"one", 1)], 60)
+        assert await tier.get_many([k]) == [b"two"]
+        await tier.set_many([(k, b"three", 3)], 60)
+        assert await tier.get_many([k]) == [b"three"]
+        await tier.invalidate_many([k])
+        await tier.set_many([(k, b"late", 4)], 60)  # a tombstone refuses sets for its lifetime
+        (after,) = await tier.get_many([k])
+        assert isinstance(after, Lease)
+        await tier.set_many([(k, b"written", 5)], 60)  # a write replaces the reader's lease
+        await tier.fill_many([(k, b"read-before", after)], 60)
+        assert await tier.get_many([k]) == [b"written"]
+    finally:
+        await tier.aclose()
+
+
+async def test_clear_moves_every_process_to_a_new_generation() -> None:
+    prefix = random_prefix()
+    a, b, other = await memcached_tier(prefix=prefix), await memcached_tier(prefix=prefix), await memcached_tier()
+    try:
+        for tier in (a, other):
+            (lz,) = await tier.get_many(["{t:1}:k"])
+            assert isinstance(lz, Lease)
+            await tier.fill_many([("{t:1}:k", b"v", lz)], 60)
+        assert await b.get_many(["{t:1}:k"]) == [b"v"]
+        await a.clear()
+        (miss,) = await b.get_many(["{t:1}:k"])  # b learns the new generation in the same request
+        assert isinstance(miss, Lease) and miss.token is not None
+        assert b.stats.generation_changes >= 1
+        assert await other.get_many(["{t:1}:k"]) == [b"v"]  # another namespace on the same servers
+    finally:
+        for tier in (a, b, other):
+            await tier.aclose()
+
+
+async def test_partitions_live_on_one_node_and_batches_are_one_request_per_node() -> None:
+    tier = await memcached_tier()
+    nodes = tier._nodes
+    if len(nodes) < 2:
+        pytest.skip("needs two memcached nodes")
+    clients = [aiomcache.Client(n.addr.split(":")[0], int(n.addr.split(":")[1])) for n in nodes]
+    try:
+        keys = [f"{{orders:c{p}}}:{i}" for p in range(20) for i in range(3)]
+        leases = await tier.get_many(keys)
+        await tier.fill_many([(k, b"v", lz) for k, lz in zip(keys, leases, strict=True)
+                              if isinstance(lz, Lease)], 60)
+        where: dict[str, set[int]] = {}
+        for k in keys:
+            for j, (node, client) in enumerate(zip(nodes, clients, strict=True)):
+                if await client.get(memcached_key(node.namespace(), k)) is not None:
+                    where.setdefault(k.split("}")[0], set()).add(j)
+        assert all(len(v) == 1 for v in where.values()) and len(where) == 20
+        assert {j for v in where.values() for j in v} == {0, 1}
+        before = tier.stats.round_trips
+        assert await tier.get_many(keys) == [b"v"] * len(keys)
+        assert tier.stats.round_trips - before == 2
+    finally:
+        for c in clients:
+            await c.close()
+        await tier.aclose()
+
+
+async def test_oversized_values_are_refused_before_sending(own: OwnMemcached, own_raw: aiomcache.Client) -> None:
+    tier = await memcached_tier(own.url)
+    try:
+        big, fits = b"x" * (1024 * 1024 + 1), b"y" * (1024 * 1024 - 600)
+        leases = await tier.get_many(["{t:1}:big", "{t:1}:fits"])
+        before = int((await own_raw.stats())[b"bytes_read"] or 0)
+        await tier.fill_many([("{t:1}:big", big, leases[0]), ("{t:1}:fits", fits, leases[1])], 60)  # type: ignore[list-item]
+        sent = int((await own_raw.stats())[b"bytes_read"] or 0) - before
+        assert len(fits) < sent < len(fits) + 64 * 1024  # the big one never went on the wire
+        assert tier.stats.oversized == 1 and tier.stats.errors == 0
+        got = await tier.get_many(["{t:1}:big", "{t:1}:fits"])
+        assert isinstance(got[0], Lease) and got[0].token is not None  # lease given up: next reader may try
+        assert got[1] == fits
+        await tier.set_many([("{t:1}:wt", big, 1)], 60)
+        assert tier.stats.oversized == 2 and tier.stats.errors == 0
+    finally:
+        await tier.aclose()
+
+
+async def test_oversized_entities_are_served_from_the_store() -> None:
+    require(MEMCACHED_URL, "memcached")
+    store = MemoryStore()
+    async with tierstore.connect(store, [f"{MEMCACHED_URL}?prefix={random_prefix()}"]) as db:
+        blobs = db.repository(Blob)
+        await blobs.put(Blob(1, b"z" * (2 * 1024 * 1024)))
+        for _ in range(3):
+            got = await blobs.get(1)
+            assert got is not None and len(got.data) == 2 * 1024 * 1024
+        tier = db.cache.tiers[0]
+        assert tier.stats.oversized >= 1 and tier.stats.errors == 0 and tier.stats.lease_waits == 0
