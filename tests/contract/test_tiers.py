@@ -55,13 +55,6 @@ class TestMemoryTier(LocalTierContract):
 
 
 class TestShardedMemoryTier(CacheTierContract):
-    expected_failures = {
-        "test_a_fill_after_an_invalidation_is_dropped": (
-            "ShardedTier counts a fill its node dropped as a fill, not in stats.fills_dropped, so the tiered "
-            "path cannot tell that the fill was dropped and goes on to fill nearer tiers"
-        ),
-    }
-
     @pytest.fixture
     async def tier(self) -> AsyncIterator[CacheTier]:
         sharded = ShardedTierConfig(nodes={"m1": "memory://", "m2": "memory://"}).build()

@@ -168,11 +168,18 @@ class ShardedTier:
                 # The node missed invalidations: a fill now could revive what they removed.
                 self.stats.fills_dropped += len(idx)
                 return
+            node = self._tiers[n]
+            dropped = node.stats.fills_dropped
             try:
-                await self._tiers[n].fill_many([live[i] for i in idx], ttl)
-                self.stats.fills += len(idx)
+                await node.fill_many([live[i] for i in idx], ttl)
             except Exception as exc:
                 self._failed(n, "fill", exc)
+                return
+            # The node's stale-fill guard may drop some of them: report those as dropped, so the tiered path
+            # does not fill nearer tiers with a value this tier refused.
+            refused = node.stats.fills_dropped - dropped
+            self.stats.fills_dropped += refused
+            self.stats.fills += len(idx) - refused
 
         await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
 
