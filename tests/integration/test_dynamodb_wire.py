@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from tierstore.stores.dynamodb import DynamoFault, WireTransport, _env_proxy, sigv4_headers
+from tierstore.stores.dynamodb.store import DynamoFault, WireTransport, _env_proxy, sigv4_headers
 
 pytestmark = pytest.mark.dynamodb
 

@@ -12,9 +12,8 @@ import pytest
 
 import tierstore
 from tierstore import Entity, PartitionKey, ValidationError
-from tierstore.stores import dynamo_limits as limits
 from tierstore.stores.base import Delete, Put
-from tierstore.stores.dynamodb import DynamoStore
+from tierstore.stores.dynamodb import DynamoStore, limits
 
 from _models import Blob, Customer, Event, Order
 
@@ -203,7 +202,7 @@ BIG_OVERHEAD = (2 + 1) + 7 + (4 + 3) + (6 + 1) + (5 + 1)
 
 
 def test_big_overhead_is_what_the_checker_counts() -> None:
-    from tierstore.stores.dynamo_codec import codec_for
+    from tierstore.stores.dynamodb.codec import codec_for
 
     codec = codec_for(tierstore.schema_of(Big))
     assert limits.check_item(codec.encode(Big("x", payload="a" * 10))) == BIG_OVERHEAD + 10

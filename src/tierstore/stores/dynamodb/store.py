@@ -81,9 +81,9 @@ from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.retry import Backoff
 from tierstore.stats import StoreStats
-from tierstore.stores import dynamo_limits as limits
 from tierstore.stores.base import Delete, Put, WriteOp
-from tierstore.stores.dynamo_codec import AV, DynamoCodec, codec_for, key_identity
+from tierstore.stores.dynamodb import limits
+from tierstore.stores.dynamodb.codec import AV, DynamoCodec, codec_for, key_identity
 
 __all__ = ["BotocoreTransport", "DynamoFault", "DynamoStore", "DynamoStoreConfig", "Transport", "WireTransport"]
 

@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 from tierstore.errors import ConfigError
 from tierstore.retry import Backoff
-from tierstore.stores.dynamodb import DynamoFault, DynamoStore, DynamoStoreConfig, _snake, fault_from_botocore
+from tierstore.stores.dynamodb.store import DynamoFault, DynamoStore, DynamoStoreConfig, _snake, fault_from_botocore
 
 __all__ = ["DaxStore", "DaxStoreConfig", "ThreadTransport"]
 
