@@ -19,7 +19,8 @@ import tierstore
 from tierstore import ConditionFailed, ConfigError, Database, StoreError, Throttled, TierstoreError, Unsupported
 from tierstore.retry import Backoff
 from tierstore.stores.dax import DaxStore, DaxStoreConfig
-from tierstore.stores.dynamodb.store import DynamoStoreConfig, fault_from_botocore
+from tierstore.stores.dynamodb import DynamoStoreConfig
+from tierstore.stores.dynamodb.transport import fault_from_botocore
 
 from _models import ALL, Customer
 from _servers import DYNAMODB_URL, require

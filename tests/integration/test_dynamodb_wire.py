@@ -12,7 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from tierstore.stores.dynamodb.store import DynamoFault, WireTransport, _env_proxy, sigv4_headers
+from tierstore.stores.dynamodb.sigv4 import sigv4_headers
+from tierstore.stores.dynamodb.transport import DynamoFault
+from tierstore.stores.dynamodb.wire import WireTransport, _env_proxy
 
 pytestmark = pytest.mark.dynamodb
 

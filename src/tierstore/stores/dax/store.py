@@ -29,7 +29,8 @@ from urllib.parse import unquote, urlsplit
 
 from tierstore.errors import ConfigError
 from tierstore.retry import Backoff
-from tierstore.stores.dynamodb.store import DynamoFault, DynamoStore, DynamoStoreConfig, _snake, fault_from_botocore
+from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
+from tierstore.stores.dynamodb.transport import DynamoFault, fault_from_botocore, method_name
 
 __all__ = ["DaxStore", "DaxStoreConfig", "ThreadTransport"]
 
@@ -45,7 +46,7 @@ class ThreadTransport:
     async def call(self, operation: str, params: dict[str, Any]) -> dict[str, Any]:
         method = self._methods.get(operation)
         if method is None:
-            method = getattr(self.client, _snake(operation), None)
+            method = getattr(self.client, method_name(operation), None)
             if method is None:
                 raise DynamoFault("UnsupportedOperation", f"{type(self.client).__name__} has no {operation}")
             self._methods[operation] = method
