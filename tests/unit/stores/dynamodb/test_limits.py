@@ -1,7 +1,7 @@
 """DynamoDB's limits, each checked on both sides of its boundary, before any request.
 
-The boundaries were calibrated against DynamoDB Local 3.3; tests/integration/test_dynamodb_limits.py sends the
-accepted side to it and shows it rejects the other side itself.
+The boundaries were calibrated against DynamoDB Local 3.3; tests/integration/stores/dynamodb/test_limits.py sends
+the accepted side to it and shows it rejects the other side itself.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def _contract_cases() -> list[Any]:
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).with_name("test_contract.py")
+    path = pathlib.Path(__file__).parents[2] / "test_contract.py"  # tests/integration/test_contract.py
     spec = importlib.util.spec_from_file_location("_repository_contract", path)
     assert spec is not None and spec.loader is not None
     test_contract = importlib.util.module_from_spec(spec)
