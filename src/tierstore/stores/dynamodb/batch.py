@@ -1,9 +1,11 @@
 """Batch requests of the DynamoDB store: BatchGetItem in chunks of 100, BatchWriteItem in chunks of 25.
 
 The chunks of one call are sent concurrently. DynamoDB may answer a batch in part (``UnprocessedKeys``/
-``UnprocessedItems``, under load or past 16 MB); the rest is sent again under the store's backoff, and when the
-attempts end the call raises ``PartialBatchError`` naming the keys or items that remain — the caller's own keys
-and items, matched back by key identity, since DynamoDB hands back its AttributeValue form.
+``UnprocessedItems``: when a table's throughput is exceeded, or a BatchGetItem reply would pass 16 MB); the rest
+is sent again under the store's backoff, and when the attempts end the call raises ``PartialBatchError`` naming
+the keys or items that remain — the caller's own keys and items, matched back by key identity, since DynamoDB
+hands back its AttributeValue form
+(https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html).
 """
 
 from __future__ import annotations
