@@ -38,8 +38,8 @@ from typing import Any
 
 import tierstore
 from tierstore import Entity, PartitionKey, SortKey, Version
-from tierstore.stores.dynamo_codec import codec_for
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
+from tierstore.stores.dynamodb.codec import codec_for
 
 URL = os.environ.get("TIERSTORE_DYNAMODB_URL", "dynamodb://us-east-1?endpoint_url=http://127.0.0.1:8000")
 

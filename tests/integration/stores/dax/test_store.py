@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 import tierstore
-from tierstore import ConditionFailed, ConfigError, Database, StoreError, Throttled, TierstoreError, Unsupported
-from tierstore.retry import Backoff
+from tierstore import ConditionFailed, Database, StoreError, TierstoreError
 from tierstore.stores.dax import DaxStore, DaxStoreConfig
-from tierstore.stores.dynamodb import DynamoStoreConfig, fault_from_botocore
+from tierstore.stores.dynamodb import DynamoStoreConfig
 
 from _models import ALL, Customer
 from _servers import DYNAMODB_URL, require
@@ -77,7 +76,7 @@ def _contract_cases() -> list[Any]:
     import importlib.util
     import pathlib
 
-    path = pathlib.Path(__file__).with_name("test_contract.py")
+    path = pathlib.Path(__file__).parents[2] / "test_contract.py"  # tests/integration/test_contract.py
     spec = importlib.util.spec_from_file_location("_repository_contract", path)
     assert spec is not None and spec.loader is not None
     test_contract = importlib.util.module_from_spec(spec)
@@ -136,77 +135,3 @@ async def test_errors_from_the_blocking_client_are_translated(dax: tuple[DaxStor
         await store.put(c, Customer("c1", "b"), expect_version=5)
     with pytest.raises(StoreError, match="table not found"):
         await store.get(tierstore.schema_of(ALL[1]), ("x", "y"))
-
-
-def test_amazon_dax_client_errors_map_like_botocore_ones() -> None:
-    from amazondax.DaxError import DaxClientError, DaxErrorCode, DaxServiceError
-
-    condition = DaxServiceError("PutItem", "condition failed", (4, 37, 38, 39, 43), "req", None, 400)
-    assert fault_from_botocore(condition).code == "ConditionalCheckFailedException"
-    throttled = DaxClientError("slow down", DaxErrorCode.ProvisionedThroughputExceeded)
-    assert fault_from_botocore(throttled).code == "ProvisionedThroughputExceededException"
-    canceled = DaxServiceError("TransactWriteItems", "canceled", (4, 37, 38, 39, 58), "req", None, 400,
-                               cancellation_reasons=[{"Code": "None"}, {"Code": "ConditionalCheckFailed"}])
-    fault = fault_from_botocore(canceled)
-    assert fault.code == "TransactionCanceledException" and fault.reasons and len(fault.reasons) == 2
-    broken = DaxServiceError.from_no_more_data_exception("GetItem", EOFError())
-    assert fault_from_botocore(broken).code == "ConnectionLost"
-
-
-class FailingDax:
-    """Stands in for AmazonDaxClient: raises its exceptions from a worker thread."""
-
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-        self.calls = 0
-
-    def get_item(self, **kwargs: Any) -> Any:
-        self.calls += 1
-        raise self.exc
-
-    def create_table(self, **kwargs: Any) -> Any:
-        raise NotImplementedError("Table operations are not supported on DAX.")
-
-
-async def test_dax_faults_through_the_store() -> None:
-    from amazondax.DaxError import DaxClientError, DaxErrorCode
-
-    c = tierstore.schema_of(Customer)
-    cfg = DaxStoreConfig(endpoint="dax://x", backoff=Backoff(attempts=3, base=0.001, cap=0.002))
-    throttling = FailingDax(DaxClientError("slow down", DaxErrorCode.Throttling))
-    store = DaxStore(cfg, client=throttling, control_client=throttling)
-    await store.open()
-    try:
-        with pytest.raises(Throttled):
-            await store.get(c, ("x",))
-        assert throttling.calls == 3
-        with pytest.raises(Unsupported):  # DAX has no table operations
-            await store.ensure_schema(c)
-    finally:
-        await store.aclose()
-    store = DaxStore(cfg, client=FailingDax(OSError("connection reset")))
-    await store.open()
-    try:
-        with pytest.raises(StoreError) as info:
-            await store.get(c, ("x",))
-        assert not isinstance(info.value, Unsupported) and isinstance(info.value.__cause__, OSError)
-    finally:
-        await store.aclose()
-
-
-def test_dax_config_from_url() -> None:
-    cfg = DaxStoreConfig.from_url(
-        "daxs://AKID:secret@my-cluster.abc123.dax-clusters.eu-west-1.amazonaws.com?table_prefix=p_&threads=4"
-        "&consistent=true&attempts=3&control_endpoint_url=http://localhost:8000"
-    )
-    assert cfg.endpoint == "daxs://my-cluster.abc123.dax-clusters.eu-west-1.amazonaws.com"
-    assert (cfg.region, cfg.table_prefix, cfg.threads, cfg.consistent) == ("eu-west-1", "p_", 4, True)
-    assert cfg.backoff.attempts == 3 and cfg.control_endpoint_url == "http://localhost:8000"
-    assert "secret" not in repr(cfg) and "secret" not in repr(cfg.build())
-    dyn = cfg.dynamo_config()
-    assert dyn.fast_path is False and dyn.table_prefix == "p_" and dyn.region == "eu-west-1"
-    assert isinstance(tierstore.config.store_config("dax://h:8111?region=us-east-1"), DaxStoreConfig)
-    with pytest.raises(ConfigError):
-        DaxStoreConfig(endpoint="http://not-dax")
-    with pytest.raises(ConfigError):
-        DaxStoreConfig.from_url("dax://h?bogus=1")

@@ -1,9 +1,10 @@
 """DynamoDB's limits, checked on the request before it is sent (``ValidationError``, no I/O).
 
 Local servers do not all enforce these (moto accepts a 26-item BatchWriteItem), and a rejected request costs a
-round trip and surfaces as a backend error, so tierstore checks them itself. The values and the size formulas
-below were calibrated against DynamoDB Local 3.3 at each boundary (``tests/integration/test_dynamodb_limits.py``
-runs both sides of every limit against it):
+round trip and surfaces as a backend error, so tierstore checks them itself. The limits are DynamoDB's published
+quotas (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html); the values and the
+size formulas below were calibrated against DynamoDB Local 3.3 at each boundary
+(``tests/integration/stores/dynamodb/test_limits.py`` runs both sides of every limit against it):
 
 * item size: the UTF-8 bytes of every attribute name plus the size of its value, at most 409,600 B. Value
   sizes: S and B their length; BOOL and NULL 1; N one byte per base-100 digit pair (aligned on the decimal

@@ -29,8 +29,8 @@ from tierstore import (
 )
 from tierstore.retry import Backoff
 from tierstore.stores.base import Delete, Put
-from tierstore.stores.dynamo_codec import key_identity
 from tierstore.stores.dynamodb import DynamoFault, DynamoStore, DynamoStoreConfig, Transport
+from tierstore.stores.dynamodb.codec import key_identity
 
 from _models import Blob, Customer, Order
 from _servers import DYNAMODB_URL, require

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import tierstore
 from tierstore import ConfigError, Entity, Index, PartitionKey, StoreError, ValidationError
 from tierstore.query import SortCondition, begins_with, between, eq, ge, gt, le, lt, sort_matches
-from tierstore.stores.dynamo_codec import codec_for, from_av, key_identity, to_av
+from tierstore.stores.dynamodb.codec import codec_for, from_av, key_identity, to_av
 
 from _models import Blob, Event, Order
 

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from tierstore import TierstoreError, ValidationError
-from tierstore.stores import dynamo_limits as limits
-from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
+from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig, limits
 
 from _servers import DYNAMODB_URL, require
 

@@ -1,4 +1,4 @@
-"""DynamoStore against DynamoDB Local: schema creation, versions, composite keys, queries, coalescing, errors.
+"""DynamoStore against DynamoDB Local: versions, composite keys, queries, coalescing, errors.
 
 Most tests run on both data-plane transports: the raw wire path (the default) and the aioboto3 client.
 """
@@ -17,7 +17,6 @@ import pytest
 import tierstore
 from tierstore import (
     ConditionFailed,
-    ConfigError,
     Entity,
     Index,
     PartitionKey,
@@ -38,7 +37,7 @@ from tierstore.query import Query, SortCondition, encode_cursor, sort_matches
 from tierstore.retry import Backoff
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
-from _models import Blob, Customer, Event, Order
+from _models import Blob, Customer, Order
 from _servers import DYNAMODB_URL, require
 
 pytestmark = pytest.mark.dynamodb
@@ -70,119 +69,6 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[DynamoStore]:
 async def make(s: DynamoStore, *entities: type[Entity]) -> None:
     for e in entities:
         await s.ensure_schema(tierstore.schema_of(e))
-
-
-# -- schema ------------------------------------------------------------------------------------------------
-
-
-async def test_ensure_schema_creates_table_gsi_and_ttl(store: DynamoStore) -> None:
-    await make(store, Order, Event)
-    orders = store._table(tierstore.schema_of(Order))
-    desc = (await store._call("DescribeTable", {"TableName": orders.name}, idempotent=True, control=True))["Table"]
-    assert desc["TableStatus"] == "ACTIVE"
-    assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
-    assert [g["IndexName"] for g in desc["GlobalSecondaryIndexes"]] == ["by_status"]
-    assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"customer_id": "HASH", "order_id": "RANGE"}
-    events = store._table(tierstore.schema_of(Event))
-    ttl = await store._call("DescribeTimeToLive", {"TableName": events.name}, idempotent=True, control=True)
-    assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
-    before = store.stats.round_trips
-    await make(store, Order, Event)  # idempotent, and free once done
-    assert store.stats.round_trips == before
-    again = DynamoStore(dataclasses.replace(store.config))
-    await again.open()
-    try:
-        await make(again, Order, Event)  # a second process: describes, creates nothing
-    finally:
-        await again.aclose()
-
-
-async def test_provisioned_billing() -> None:
-    s = DynamoStore(config(billing="provisioned", read_capacity=3, write_capacity=4))
-    await s.open()
-    try:
-        await make(s, Order)
-        t = s._table(tierstore.schema_of(Order))
-        desc = (await s._call("DescribeTable", {"TableName": t.name}, idempotent=True, control=True))["Table"]
-        assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 3
-        assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
-        assert desc["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
-    finally:
-        await drop_tables(s)
-        await s.aclose()
-
-
-class EvolveV1(Entity, table="ts_evolve"):
-    id: PartitionKey[str]
-    colour: str = "red"
-
-
-class EvolveV2(Entity, table="ts_evolve", indexes=[Index("by_colour", "colour")]):
-    id: PartitionKey[str]
-    colour: str = "red"
-
-
-class WrongKey(Entity, table="ts_evolve"):
-    other: PartitionKey[str]
-
-
-async def test_ensure_schema_adds_new_indexes_and_refuses_a_different_key(store: DynamoStore) -> None:
-    await make(store, EvolveV1)
-    await store.put_many(tierstore.schema_of(EvolveV1), [EvolveV1("a", "blue"), EvolveV1("b")])
-    await make(store, EvolveV2)
-    page = await store.query(tierstore.schema_of(EvolveV2), Query(("blue",), index="by_colour"))
-    assert [e.id for e in page] == ["a"]
-    with pytest.raises(ConfigError):
-        await make(store, WrongKey)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LocalIndex(Index):
-    """An Index flagged ``local`` (the flag DynamoStore reads to create an LSI instead of a GSI)."""
-
-    local: bool = True
-
-
-class Timeline(Entity, table="ts_timeline", indexes=[LocalIndex("by_score", "user", "score"), Index("by_tag", "tag")]):
-    user: PartitionKey[str]
-    post: tierstore.SortKey[str]
-    score: int
-    tag: str = "t"
-
-
-class TimelineBare(Entity, table="ts_timeline"):
-    user: PartitionKey[str]
-    post: tierstore.SortKey[str]
-
-
-async def test_local_secondary_indexes(store: DynamoStore) -> None:
-    await make(store, Timeline)
-    t = store._table(tierstore.schema_of(Timeline))
-    desc = (await store._call("DescribeTable", {"TableName": t.name}, idempotent=True, control=True))["Table"]
-    assert [i["IndexName"] for i in desc["LocalSecondaryIndexes"]] == ["by_score"]
-    assert [i["IndexName"] for i in desc["GlobalSecondaryIndexes"]] == ["by_tag"]
-    schema = tierstore.schema_of(Timeline)
-    await store.put_many(schema, [Timeline("u1", f"p{i}", score=10 - i) for i in range(5)] + [Timeline("u2", "p", 1)])
-    page = await store.query(schema, Query(("u1",), index="by_score", sort=le(8), consistent=True))  # LSIs can
-    assert [x.post for x in page] == ["p4", "p3", "p2"]
-    with pytest.raises(Unsupported):
-        await store.query(schema, Query(("t",), index="by_tag", consistent=True))
-
-
-async def test_local_indexes_only_come_with_the_table(store: DynamoStore) -> None:
-    await make(store, TimelineBare)
-    with pytest.raises(ConfigError, match="only"):
-        await make(store, Timeline)
-
-
-async def test_short_table_names_need_a_prefix() -> None:
-    class Tiny(Entity, table="ab"):
-        id: PartitionKey[str]
-
-    s = DynamoStore(DynamoStoreConfig())
-    with pytest.raises(ConfigError):
-        s._table(tierstore.schema_of(Tiny))
-    assert DynamoStore(DynamoStoreConfig(table_prefix="x"))._table(tierstore.schema_of(Tiny)).name == "xab"
 
 
 # -- reads, writes, versions -------------------------------------------------------------------------------
@@ -449,13 +335,6 @@ async def test_unreachable_endpoint_raises_store_error_only(fast_path: bool) -> 
         await s.aclose()
 
 
-def test_implements_the_store_protocol() -> None:
-    from tierstore.stores.dax import DaxStore
-
-    assert isinstance(DynamoStore(), tierstore.Store)
-    assert isinstance(DaxStore(), tierstore.Store)
-
-
 async def test_closed_store_refuses_to_reopen(store: DynamoStore) -> None:
     await store.aclose()
     await store.aclose()  # idempotent
@@ -463,29 +342,7 @@ async def test_closed_store_refuses_to_reopen(store: DynamoStore) -> None:
         await store.open()
 
 
-# -- configuration -----------------------------------------------------------------------------------------
-
-
-def test_config_from_url() -> None:
-    cfg = DynamoStoreConfig.from_url(
-        "dynamodb://AKID:s%3Dcret@eu-west-1?endpoint_url=http://localhost:8000&table_prefix=dev_&billing=provisioned"
-        "&read_capacity=7&write_capacity=8&consistent=true&fast_path=false&coalesce=no&max_connections=9"
-        "&timeout=3s&connect_timeout=250ms&attempts=4&backoff_base=10ms&backoff_cap=2s&profile=p"
-    )
-    assert (cfg.region, cfg.endpoint_url, cfg.table_prefix, cfg.billing) == (
-        "eu-west-1", "http://localhost:8000", "dev_", "provisioned")
-    assert (cfg.read_capacity, cfg.write_capacity, cfg.consistent, cfg.fast_path, cfg.coalesce) == (
-        7, 8, True, False, False)
-    assert (cfg.max_connections, cfg.timeout, cfg.connect_timeout, cfg.profile) == (9, 3.0, 0.25, "p")
-    assert cfg.backoff == Backoff(attempts=4, base=0.01, cap=2.0)
-    assert cfg.aws_access_key_id == "AKID" and cfg.aws_secret_access_key == "s=cret"
-    assert "s=cret" not in repr(cfg) and "cret" not in repr(DynamoStore(cfg))
-    assert DynamoStoreConfig.from_url("dynamodb://us-east-1?billing=pay_per_request").billing == "on_demand"
-    assert isinstance(tierstore.config.store_config("dynamodb://us-east-1"), DynamoStoreConfig)
-    for bad in ("dynamodb://x?nope=1", "dynamodb://x?billing=free", "dynamodb://x?consistent=maybe",
-                "dynamodb://x?table_prefix=a b"):
-        with pytest.raises(ConfigError):
-            DynamoStoreConfig.from_url(bad)
+# -- by URL ------------------------------------------------------------------------------------------------
 
 
 async def test_connect_by_url_and_round_trip() -> None:

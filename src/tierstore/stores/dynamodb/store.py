@@ -1,0 +1,399 @@
+"""``DynamoStore``: the data plane of the DynamoDB store of record — reads, queries, writes, versions.
+
+The store is assembled from one class per job (see :mod:`~tierstore.stores.dynamodb.base`); this file holds what
+a caller sees most: ``get``/``get_many``/``query``/``put``/``delete`` and their batch forms.
+
+Versions. ``put`` of an entity with a ``Version`` field must store *stored version + 1* and return it:
+
+* with ``expect_version=e`` or ``if_not_exists`` the new version is known (e + 1, or 1): a conditional
+  ``PutItem`` (whole-item replace, no reply body);
+* unconditionally, the stored version is unknown: ``UpdateItem`` ``SET`` of every attribute, ``ADD`` of 1 to
+  the version and ``REMOVE`` of attributes the item no longer has, ``ReturnValues=UPDATED_NEW`` — one atomic
+  round trip, no read (a read-then-conditional-put would cost two and could lose races);
+* ``put_many`` of versioned entities uses that ``UpdateItem`` per item (concurrently), since ``BatchWriteItem``
+  can neither add nor condition: reading versions first and batch-writing would race and could give two
+  different values the same version — fatal for write-through caches ordered by version. Unversioned entities
+  use ``BatchWriteItem`` in chunks of 25 (:mod:`~tierstore.stores.dynamodb.batch`);
+* in ``transact``, an unconditional versioned put is *pinned* to the version it read
+  (:mod:`~tierstore.stores.dynamodb.transactions`).
+
+Coalescing. Concurrent ``get`` calls of one table in the same event-loop tick are sent as one ``BatchGetItem``
+(DataLoader style): the first caller yields once (``sleep(0)``), everyone who asks meanwhile joins, and the
+first caller sends the batch — or a plain ``GetItem`` when it is alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+import msgspec
+
+from tierstore.errors import PartialBatchError, Unsupported, ValidationError
+from tierstore.model.schema import Key, Schema
+from tierstore.query import Page, Query, decode_cursor, encode_cursor
+from tierstore.stores.dynamodb import limits
+from tierstore.stores.dynamodb.base import TableState
+from tierstore.stores.dynamodb.codec import AV, key_identity
+from tierstore.stores.dynamodb.tables import TableAdmin
+from tierstore.stores.dynamodb.transactions import Transactions
+
+__all__ = ["DynamoStore"]
+
+T = TypeVar("T")
+
+
+class DynamoStore(Transactions, TableAdmin):
+    """The DynamoDB store of record. See the module docstrings of this package for the design."""
+
+    supports_transactions = True
+
+    # -- whole tables --------------------------------------------------------------------------------------
+
+    async def truncate(self, schema: Schema[Any]) -> None:
+        t = self._table(schema)
+        names = {f"#k{i}": a for i, a in enumerate(t.codec.key_attrs)}
+        params: dict[str, Any] = {
+            "TableName": t.name, "ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names,
+            "ConsistentRead": True,
+        }
+        while True:
+            reply = await self._call("Scan", params, idempotent=True, entity=schema.name)
+            keys = reply.get("Items") or []
+            if keys:
+                await self._batch_write(t, [{"DeleteRequest": {"Key": k}} for k in keys], keys)
+            last = reply.get("LastEvaluatedKey")
+            if not last:
+                return
+            params["ExclusiveStartKey"] = last
+
+    async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
+        """Up to ``limit`` items of the table after the item with key ``after`` (resharding, exports).
+
+        DynamoDB scans in its own hash order, not key order; resuming from the last key seen works the same.
+        """
+        t = self._table(schema)
+        params: dict[str, Any] = {"TableName": t.name, "ConsistentRead": True}
+        if after is not None:
+            params["ExclusiveStartKey"] = self._key(t, after)
+        out: list[T] = []
+        while len(out) < limit:
+            params["Limit"] = limit - len(out)
+            reply = await self._call("Scan", params, idempotent=True, entity=schema.name)
+            out += t.codec.decode_many(reply.get("Items") or [])
+            last = reply.get("LastEvaluatedKey")
+            if not last:
+                break
+            params["ExclusiveStartKey"] = last
+        return out
+
+    async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
+        """Write ``items`` exactly as given, version fields kept (resharding, backups): BatchWriteItem."""
+        t = self._table(schema)
+        encoded = [self._item(t, it) for it in items]
+        limits.check_distinct((k for k, _, _ in encoded), "restore_many", entity=schema.name)
+        if not items:
+            return
+        self.stats.writes += len(items)
+        await self._batch_write(t, [{"PutRequest": {"Item": av}} for _, av, _ in encoded], list(items))
+
+    # -- reads ---------------------------------------------------------------------------------------------
+
+    async def get(self, schema: Schema[T], key: Key, *, consistent: bool = False) -> T | None:
+        t = self._tables.get(schema) or self._table(schema)
+        consistent = consistent or self._consistent
+        av = self._key(t, key)  # a bad key fails its own caller here, never a whole batch
+        self.stats.reads += 1
+        if not self._coalesce:
+            return await self._get_item(t, key, av, consistent)  # type: ignore[no-any-return]
+        slot = 1 if consistent else 0
+        batch = t.batches[slot]
+        if batch is not None:
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            batch.setdefault(key, []).append(fut)
+            return await fut  # type: ignore[no-any-return]
+        # First get of this tick: let every other task that is ready run, and gather their gets.
+        batch = t.batches[slot] = {}
+        try:
+            await asyncio.sleep(0)
+        except BaseException:
+            t.batches[slot] = None
+            if batch:
+                self._spawn(self._serve(t, batch, consistent))
+            raise
+        t.batches[slot] = None
+        if not batch:
+            return await self._get_item(t, key, av, consistent)  # type: ignore[no-any-return]
+        keys = list(dict.fromkeys([key, *batch]))
+        try:
+            found = await self._batch_get(t, keys, consistent)
+        except asyncio.CancelledError:
+            self._spawn(self._serve(t, batch, consistent))  # the others still want their items
+            raise
+        except BaseException as exc:
+            for futs in batch.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(exc)
+            raise
+        for k, futs in batch.items():
+            value = found.get(k)
+            for f in futs:
+                if not f.done():
+                    f.set_result(value)
+        return found.get(key)
+
+    async def _serve(self, t: TableState, batch: dict[Key, list[asyncio.Future[Any]]], consistent: bool) -> None:
+        try:
+            found = await self._batch_get(t, list(batch), consistent)
+        except BaseException as exc:
+            for futs in batch.values():
+                for f in futs:
+                    if not f.done():
+                        f.set_exception(exc)
+            return
+        for k, futs in batch.items():
+            for f in futs:
+                if not f.done():
+                    f.set_result(found.get(k))
+
+    async def _get_item(self, t: TableState, key: Key, av: dict[str, AV], consistent: bool) -> Any:
+        params: dict[str, Any] = {"TableName": t.name, "Key": av}
+        if consistent:
+            params["ConsistentRead"] = True
+        reply = await self._call("GetItem", params, idempotent=True, entity=t.schema.name, key=key)
+        raw = reply.get("Item")
+        return None if raw is None else t.codec.decode(raw)
+
+    async def get_many(
+        self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
+    ) -> list[T | None]:
+        t = self._table(schema)
+        self.stats.reads += len(keys)
+        if not keys:
+            return []
+        found = await self._batch_get(t, list(dict.fromkeys(keys)), consistent or self._consistent)
+        return [found.get(k) for k in keys]
+
+    async def query(self, schema: Schema[T], query: Query) -> Page[T]:
+        t = self._table(schema)
+        codec = t.codec
+        self.stats.queries += 1
+        if query.index is not None and query.index not in codec.indexes:
+            raise ValidationError(f"{schema.name} has no index {query.index!r}", entity=schema.name)
+        local = query.index is None or query.index in codec.local_indexes
+        if query.consistent and not local:
+            raise Unsupported(
+                "DynamoDB global secondary indexes serve only eventually consistent reads",
+                entity=schema.name, backend=self.name,
+            )
+        p_layout, s_layout = codec.index_layouts(query.index)
+        partition = p_layout.value(query.partition)
+        limits.check_key_value(partition, sort=False, entity=schema.name, key=query.partition)
+        names = {"#p": p_layout.attr}
+        values: dict[str, AV] = {":p": partition}
+        expression = "#p = :p"
+        if query.sort is not None:
+            if s_layout is None:
+                raise ValidationError(f"{schema.name} has no sort key to filter on", entity=schema.name)
+            cond = s_layout.condition(query.sort, "#s", ":s")
+            if cond is False:
+                return Page([], None)
+            if cond is not True:
+                fragment, avs = cond
+                for av in avs:
+                    limits.check_key_value(av, sort=True, entity=schema.name, key=query.sort.values)
+                expression += " AND " + fragment
+                names["#s"] = s_layout.attr
+                values.update({f":s{i}": av for i, av in enumerate(avs)})
+        params: dict[str, Any] = {
+            "TableName": t.name, "KeyConditionExpression": expression, "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+        if query.reverse:
+            params["ScanIndexForward"] = False
+        if query.index is not None:
+            params["IndexName"] = query.index
+        if local and (query.consistent or self._consistent):
+            params["ConsistentRead"] = True
+        if query.cursor is not None:
+            params["ExclusiveStartKey"] = self._decode_cursor(t, query)
+        limit = query.limit
+        raws: list[dict[str, AV]] = []
+        while True:
+            if limit is not None:
+                # One more than asked: if it comes, there is a next page; if not, this is the last page.
+                params["Limit"] = limit + 1 - len(raws)
+            reply = await self._call("Query", params, idempotent=True, entity=schema.name)
+            raws += reply.get("Items") or ()
+            last = reply.get("LastEvaluatedKey")
+            if limit is None:
+                cursor = self._encode_cursor(t, query, last) if last else None
+                return Page(codec.decode_many(raws), cursor)
+            if len(raws) > limit or not last:
+                break
+            params["ExclusiveStartKey"] = last  # DynamoDB stopped at 1 MB: read on until the page is full
+        if len(raws) > limit:
+            raws = raws[:limit]
+            return Page(codec.decode_many(raws), self._encode_cursor(t, query, raws[-1]))
+        return Page(codec.decode_many(raws), None)
+
+    def _encode_cursor(self, t: TableState, query: Query, last: dict[str, AV]) -> str:
+        position: list[Any] = []
+        for attr in t.codec.cursor_attrs(query.index):
+            ((tag, v),) = last[attr].items()
+            if tag == "B" and not isinstance(v, bytes):
+                v = key_identity({attr: {tag: v}})[0][2]
+            position += [attr, tag, v]
+        return encode_cursor(query, position)
+
+    def _decode_cursor(self, t: TableState, query: Query) -> dict[str, AV]:
+        assert query.cursor is not None
+        position = decode_cursor(query, query.cursor)
+        attrs = t.codec.cursor_attrs(query.index)
+        types = t.codec.attribute_types
+        if len(position) != 3 * len(attrs):
+            raise ValidationError("malformed cursor", entity=t.schema.name)
+        out: dict[str, AV] = {}
+        for i, attr in enumerate(attrs):
+            name, tag, v = position[3 * i : 3 * i + 3]
+            if name != attr or tag != types[attr] or not isinstance(v, bytes if tag == "B" else str):
+                raise ValidationError("malformed cursor", entity=t.schema.name)
+            out[attr] = {tag: v}
+        return out
+
+    # -- writes --------------------------------------------------------------------------------------------
+
+    async def put(
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+    ) -> T:
+        t = self._table(schema)
+        codec = t.codec
+        key, av, _ = self._item(t, item)
+        vattr = codec.version_attr
+        self.stats.writes += 1
+        names: dict[str, str] = {}
+        values: dict[str, AV] = {}
+        conditions = []
+        if if_not_exists:
+            names["#k"] = codec.partition.attr
+            conditions.append("attribute_not_exists(#k)")
+        if expect_version is not None:
+            if vattr is None:
+                raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
+            names["#v"] = vattr
+            values[":e"] = {"N": str(expect_version)}
+            conditions.append("#v = :e")
+        if vattr is not None and not conditions:
+            stored: T = await self._update_put(t, item, key, av)
+            return stored
+        new_version = None
+        if vattr is not None:
+            new_version = 1 if if_not_exists else expect_version + 1  # type: ignore[operator]
+            av[vattr] = {"N": str(new_version)}
+        params: dict[str, Any] = {"TableName": t.name, "Item": av}
+        if conditions:
+            params["ConditionExpression"] = " AND ".join(conditions)
+            params["ExpressionAttributeNames"] = names
+            if values:
+                params["ExpressionAttributeValues"] = values
+        await self._call("PutItem", params, idempotent=not conditions, entity=schema.name, key=key)
+        if new_version is None:
+            return item
+        return msgspec.structs.replace(item, **{schema.version: new_version})  # type: ignore[arg-type,type-var]
+
+    def _update_expression(self, t: TableState, attrs: tuple[str, ...]) -> tuple[str, dict[str, str], tuple[str, ...]]:
+        cached = t.update_exprs.get(attrs)
+        if cached is not None:
+            return cached
+        codec = t.codec
+        vattr = codec.version_attr
+        assert vattr is not None
+        names = {"#v": vattr}
+        sets = []
+        for i, a in enumerate(attrs):
+            names[f"#a{i}"] = a
+            sets.append(f"#a{i} = :a{i}")
+        present = set(attrs) | set(codec.key_attrs) | {vattr}
+        gone = [a for a in codec.attrs if a not in present]
+        gone += [lay.attr for lay in codec.synthetic if lay.attr not in present]
+        removes = []
+        for i, a in enumerate(gone):
+            names[f"#r{i}"] = a
+            removes.append(f"#r{i}")
+        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "ADD #v :one"
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        limits.check_expression(expression, "the UpdateExpression of a put", entity=t.schema.name)
+        if len(t.update_exprs) < 64:
+            t.update_exprs[attrs] = (expression, names, attrs)
+        return expression, names, attrs
+
+    async def _update_put(self, t: TableState, item: Any, key: Key, av: dict[str, AV]) -> Any:
+        """Unconditional put of a versioned item: SET everything, ADD 1 to the version, in one round trip."""
+        codec = t.codec
+        skip = set(codec.key_attrs)
+        skip.add(codec.version_attr)  # type: ignore[arg-type]
+        attrs = tuple(a for a in av if a not in skip)
+        expression, names, _ = self._update_expression(t, attrs)
+        values = {f":a{i}": av[a] for i, a in enumerate(attrs)}
+        values[":one"] = {"N": "1"}
+        reply = await self._call("UpdateItem", {
+            "TableName": t.name, "Key": codec.key_of_av(av), "UpdateExpression": expression,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ReturnValues": "UPDATED_NEW",
+        }, idempotent=False, entity=t.schema.name, key=key)
+        version = int(reply["Attributes"][codec.version_attr]["N"])
+        return msgspec.structs.replace(item, **{t.schema.version: version})  # type: ignore[arg-type]
+
+    async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
+        t = self._table(schema)
+        encoded = [self._item(t, it) for it in items]
+        limits.check_distinct((k for k, _, _ in encoded), "put_many", entity=schema.name)
+        if not items:
+            return []
+        self.stats.writes += len(items)
+        if t.codec.version_attr is None:
+            await self._batch_write(t, [{"PutRequest": {"Item": av}} for _, av, _ in encoded], list(items))
+            return list(items)
+        gate = asyncio.Semaphore(self.config.write_concurrency)
+
+        async def one(item: T, key: Key, av: dict[str, AV]) -> T:
+            async with gate:
+                return await self._update_put(t, item, key, av)  # type: ignore[no-any-return]
+
+        results = await asyncio.gather(
+            *(one(it, k, av) for it, (k, av, _) in zip(items, encoded, strict=True)), return_exceptions=True
+        )
+        failed = [(it, r) for it, r in zip(items, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            first = failed[0][1]
+            if not isinstance(first, Exception) or len(failed) == len(items):
+                raise first
+            raise PartialBatchError(
+                f"{len(failed)} of {len(items)} puts failed: {first}", remaining=[it for it, _ in failed],
+                entity=schema.name, backend=self.name,
+            ) from first
+        return results  # type: ignore[return-value]
+
+    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+        t = self._table(schema)
+        params: dict[str, Any] = {"TableName": t.name, "Key": self._key(t, key), "ReturnValues": "ALL_OLD"}
+        if expect_version is not None:
+            if t.codec.version_attr is None:
+                raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
+            params["ConditionExpression"] = "#v = :e"
+            params["ExpressionAttributeNames"] = {"#v": t.codec.version_attr}
+            params["ExpressionAttributeValues"] = {":e": {"N": str(expect_version)}}
+        self.stats.writes += 1
+        reply = await self._call("DeleteItem", params, idempotent=expect_version is None, entity=schema.name, key=key)
+        return bool(reply.get("Attributes"))
+
+    async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:
+        t = self._table(schema)
+        requests = [{"DeleteRequest": {"Key": self._key(t, k)}} for k in keys]
+        limits.check_distinct(keys, "delete_many", entity=schema.name)
+        if not keys:
+            return
+        self.stats.writes += len(keys)
+        await self._batch_write(t, requests, list(keys))
