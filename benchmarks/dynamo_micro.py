@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import tierstore
+import tierstore.backends
 from tierstore import Entity, PartitionKey, SortKey, Version
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 from tierstore.stores.dynamodb.codec import codec_for
@@ -165,7 +166,7 @@ def decode_rows() -> list[dict[str, Any]]:
     from botocore.model import ServiceModel
     from botocore.parsers import create_parser
 
-    codec = codec_for(tierstore.schema_of(Item))
+    codec = codec_for(tierstore.backends.schema_of(Item))
     page = [codec.encode(make_item(1, s)) for s in range(100)]
     td = TypeDeserializer()
     body = json.dumps({"Items": page, "Count": 100, "ScannedCount": 100}).encode()
@@ -218,7 +219,7 @@ async def main() -> None:
     ]
     setup = DynamoStore(cfg)
     await setup.open()
-    schema = tierstore.schema_of(Item)
+    schema = tierstore.backends.schema_of(Item)
     await setup.ensure_schema(schema)
     await setup.restore_many(schema, [make_item(p, s) for p in range(20) for s in range(100)])
     for system in systems:

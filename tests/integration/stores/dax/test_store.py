@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import ConditionFailed, Database, StoreError, TierstoreError
 from tierstore.stores.dax import DaxStore, DaxStoreConfig
 from tierstore.stores.dynamodb import DynamoStoreConfig
@@ -104,7 +105,7 @@ async def test_contract_through_the_dax_adapter(
     try:
         for e in ALL:
             await db.create_tables(e)
-            await store.truncate(tierstore.schema_of(e))
+            await store.truncate(tierstore.backends.schema_of(e))
         await case(db)
     finally:
         await db.aclose()
@@ -117,7 +118,7 @@ async def test_contract_through_the_dax_adapter(
 
 async def test_gets_coalesce_into_one_batch_through_the_thread_pool(dax: tuple[DaxStore, RecordingClient]) -> None:
     store, _ = dax
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.ensure_schema(c)
     await store.put_many(c, [Customer(f"c{i}", f"n{i}") for i in range(20)])
     before = store.stats.round_trips
@@ -128,10 +129,10 @@ async def test_gets_coalesce_into_one_batch_through_the_thread_pool(dax: tuple[D
 
 async def test_errors_from_the_blocking_client_are_translated(dax: tuple[DaxStore, RecordingClient]) -> None:
     store, _ = dax
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.ensure_schema(c)
     await store.put(c, Customer("c1", "a"))
     with pytest.raises(ConditionFailed):
         await store.put(c, Customer("c1", "b"), expect_version=5)
     with pytest.raises(StoreError, match="table not found"):
-        await store.get(tierstore.schema_of(ALL[1]), ("x", "y"))
+        await store.get(tierstore.backends.schema_of(ALL[1]), ("x", "y"))

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import (
     ConditionFailed,
     PartialBatchError,
@@ -76,7 +77,7 @@ async def store() -> AsyncIterator[DynamoStore]:
 
     s.sleep = record
     for e in (Customer, Order, Blob):
-        await s.ensure_schema(tierstore.schema_of(e))
+        await s.ensure_schema(tierstore.backends.schema_of(e))
     try:
         yield s
     finally:
@@ -115,7 +116,7 @@ def assert_backoff_per_task(s: DynamoStore, runs: list[int]) -> None:
     "code", ["ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"]
 )
 async def test_throttling_is_retried_with_backoff(store: DynamoStore, code: str) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put(c, Customer("c1", "a"))
 
     def hook(op: str, params: dict[str, Any], n: int) -> None:
@@ -130,7 +131,7 @@ async def test_throttling_is_retried_with_backoff(store: DynamoStore, code: str)
 
 
 async def test_throttling_that_does_not_end_raises_throttled(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
 
     def hook(op: str, params: dict[str, Any], n: int) -> None:
         raise DynamoFault("ThrottlingException", "slow down", status=400)
@@ -145,7 +146,7 @@ async def test_throttling_that_does_not_end_raises_throttled(store: DynamoStore)
 
 
 async def test_unsent_requests_are_retried_but_lost_writes_are_not(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
 
     def refused(op: str, params: dict[str, Any], n: int) -> None:
         if n == 1:
@@ -204,7 +205,7 @@ def split_batch_get(s_ref: list[Stub], rounds: int, forwarded: Counter[Any]) -> 
 
 
 async def test_unprocessed_keys_are_retried_each_key_read_once(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put_many(c, [Customer(f"c{i:03d}", f"n{i}") for i in range(130)])
     forwarded: Counter[Any] = Counter()
     ref: list[Stub] = []
@@ -218,7 +219,7 @@ async def test_unprocessed_keys_are_retried_each_key_read_once(store: DynamoStor
 
 
 async def test_unprocessed_keys_that_never_finish_name_what_remains(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put_many(c, [Customer(f"c{i}", "x") for i in range(8)])
     forwarded: Counter[Any] = Counter()
     ref: list[Stub] = []
@@ -263,7 +264,7 @@ def split_batch_write(s_ref: list[Stub], rounds: int, forwarded: Counter[Any]) -
 
 
 async def test_unprocessed_items_are_retried_each_write_once(store: DynamoStore) -> None:
-    b = tierstore.schema_of(Blob)  # unversioned: put_many is BatchWriteItem
+    b = tierstore.backends.schema_of(Blob)  # unversioned: put_many is BatchWriteItem
     forwarded: Counter[Any] = Counter()
     ref: list[Stub] = []
     ref.append(stub(store, split_batch_write(ref, rounds=2, forwarded=forwarded)))
@@ -281,7 +282,7 @@ async def test_unprocessed_items_are_retried_each_write_once(store: DynamoStore)
 
 
 async def test_unprocessed_items_that_never_finish_name_the_items(store: DynamoStore) -> None:
-    b = tierstore.schema_of(Blob)
+    b = tierstore.backends.schema_of(Blob)
     forwarded: Counter[Any] = Counter()
     ref: list[Stub] = []
     ref.append(stub(store, split_batch_write(ref, rounds=99, forwarded=forwarded)))
@@ -297,7 +298,7 @@ async def test_unprocessed_items_that_never_finish_name_the_items(store: DynamoS
 
 
 async def test_versioned_put_many_names_the_items_that_failed(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
 
     def hook(op: str, params: dict[str, Any], n: int) -> None:
         if op == "UpdateItem" and params["Key"]["id"]["S"] in ("c3", "c7"):
@@ -315,7 +316,7 @@ async def test_versioned_put_many_names_the_items_that_failed(store: DynamoStore
 
 
 async def test_a_commit_whose_reply_was_lost_applies_once(store: DynamoStore) -> None:
-    c, o = tierstore.schema_of(Customer), tierstore.schema_of(Order)
+    c, o = tierstore.backends.schema_of(Customer), tierstore.backends.schema_of(Order)
     await store.put(c, Customer("c1", "a"))  # version 1
     tokens: list[str] = []
 
@@ -341,7 +342,7 @@ async def test_a_commit_whose_reply_was_lost_applies_once(store: DynamoStore) ->
 
 
 async def test_pinned_versions_retry_with_a_fresh_token_when_another_writer_wins(store: DynamoStore) -> None:
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put(c, Customer("c1", "a"))  # version 1
     tokens: list[str] = []
 
@@ -365,7 +366,7 @@ async def test_pinned_versions_retry_with_a_fresh_token_when_another_writer_wins
 
 
 async def test_cancellation_reasons_per_action(store: DynamoStore) -> None:
-    c, o = tierstore.schema_of(Customer), tierstore.schema_of(Order)
+    c, o = tierstore.backends.schema_of(Customer), tierstore.backends.schema_of(Order)
     await store.put(c, Customer("c1", "a"))
     await store.put(o, Order("c1", "o1", 1))
     with pytest.raises(TransactionCanceled) as info:

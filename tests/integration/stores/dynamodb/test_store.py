@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import (
     ConditionFailed,
     Entity,
@@ -68,7 +69,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[DynamoStore]:
 
 async def make(s: DynamoStore, *entities: type[Entity]) -> None:
     for e in entities:
-        await s.ensure_schema(tierstore.schema_of(e))
+        await s.ensure_schema(tierstore.backends.schema_of(e))
 
 
 # -- reads, writes, versions -------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ async def make(s: DynamoStore, *entities: type[Entity]) -> None:
 
 async def test_versions_and_conditions(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     v1 = await store.put(c, Customer("c1", "a"))
     assert v1.version == 1
     v2 = await store.put(c, Customer("c1", "b", version=99))  # the version passed in is ignored
@@ -101,7 +102,7 @@ async def test_versions_and_conditions(store: DynamoStore) -> None:
 
 async def test_unversioned_puts_replace_whole_items(store: DynamoStore) -> None:
     await make(store, Blob)
-    b = tierstore.schema_of(Blob)
+    b = tierstore.backends.schema_of(Blob)
     await store.put(b, Blob(1, b"x", (1, 2)))
     stored = await store.put(b, Blob(1, b"y"))
     assert stored == Blob(1, b"y")
@@ -119,7 +120,7 @@ class Sparse(Entity, table="ts_sparse", omit_defaults=True):
 
 async def test_versioned_put_removes_attributes_the_item_no_longer_has(store: DynamoStore) -> None:
     await make(store, Sparse)
-    s = tierstore.schema_of(Sparse)
+    s = tierstore.backends.schema_of(Sparse)
     await store.put(s, Sparse("a", note="x", n=5))
     stored = await store.put(s, Sparse("a"))  # note and n omitted (defaults): must not survive
     assert stored.version == 2
@@ -132,7 +133,7 @@ async def test_versioned_put_removes_attributes_the_item_no_longer_has(store: Dy
 
 async def test_put_many_versions_and_get_many(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put(c, Customer("c3", "old"))
     stored = await store.put_many(c, [Customer(f"c{i}", f"n{i}") for i in range(40)])
     assert [s.version for s in stored] == [1, 1, 1, 2] + [1] * 36
@@ -142,7 +143,7 @@ async def test_put_many_versions_and_get_many(store: DynamoStore) -> None:
 
 async def test_truncate_scan_and_restore(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     stored = await store.put_many(c, [Customer(f"c{i:02d}", "x") for i in range(60)])
     await store.put(c, stored[0])  # version 2
     seen: list[Customer] = []
@@ -181,7 +182,7 @@ DAYS = ["", "\x00", "\x00a", "a", "a\x00", "a\x01", "ab", "b", "é", "🙂"][1:]
 )
 async def test_composite_sort_conditions_on_dynamodb(store: DynamoStore, cond: SortCondition) -> None:
     await make(store, Log)
-    schema = tierstore.schema_of(Log)
+    schema = tierstore.backends.schema_of(Log)
     items = [Log("t", 1, d, s) for d in DAYS for s in (-1, 0, 7)] + [Log("t", 2, "a", 0), Log("u", 1, "a", 0)]
     await store.put_many(schema, items)
     page = await store.query(schema, Query(("t", 1), sort=cond))
@@ -192,7 +193,7 @@ async def test_composite_sort_conditions_on_dynamodb(store: DynamoStore, cond: S
 
 async def test_composite_index_queries(store: DynamoStore) -> None:
     await make(store, Log)
-    schema = tierstore.schema_of(Log)
+    schema = tierstore.backends.schema_of(Log)
     await store.put_many(schema, [Log("t", 1, d, s, level="warn" if s % 2 else "info")
                                   for d in ("d1", "d2") for s in range(-3, 4)])
     page = await store.query(schema, Query((1, "warn"), index="by_app", sort=ge(0)))
@@ -213,7 +214,7 @@ class Page60k(Entity, table="ts_pages"):
 
 async def test_pagination_over_pages_larger_than_one_megabyte(store: DynamoStore) -> None:
     await make(store, Page60k)
-    schema = tierstore.schema_of(Page60k)
+    schema = tierstore.backends.schema_of(Page60k)
     await store.put_many(schema, [Page60k("o", i, chr(65 + i % 26) * 60_000) for i in range(40)])  # 2.4 MB
     first = await store.query(schema, Query(("o",)))  # no limit: one DynamoDB page, cut at 1 MB
     assert 10 < len(first) < 40 and first.cursor is not None
@@ -238,7 +239,7 @@ async def test_pagination_over_pages_larger_than_one_megabyte(store: DynamoStore
 
 async def test_foreign_or_forged_cursors_are_refused_before_io(store: DynamoStore) -> None:
     await make(store, Order)
-    schema = tierstore.schema_of(Order)
+    schema = tierstore.backends.schema_of(Order)
     q = Query(("c1",), limit=2)
     before = store.stats.round_trips
     for position in (["customer_id", "S"], ["order_id", "S", "x", "customer_id", "S", "c1"],
@@ -253,7 +254,7 @@ async def test_foreign_or_forged_cursors_are_refused_before_io(store: DynamoStor
 
 async def test_concurrent_gets_become_one_batch(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put_many(c, [Customer(f"c{i}", f"n{i}") for i in range(150)])
     before = store.stats.round_trips
     keys = [(f"c{i}",) for i in range(60)] + [("c3",), ("missing",)]
@@ -276,7 +277,7 @@ async def test_uncoalesced_gets_are_one_call_each() -> None:
     await s.open()
     try:
         await make(s, Customer)
-        c = tierstore.schema_of(Customer)
+        c = tierstore.backends.schema_of(Customer)
         await s.put_many(c, [Customer(f"c{i}", "x") for i in range(10)])
         before = s.stats.round_trips
         await asyncio.gather(*(s.get(c, (f"c{i}",)) for i in range(10)))
@@ -288,7 +289,7 @@ async def test_uncoalesced_gets_are_one_call_each() -> None:
 
 async def test_a_bad_key_fails_only_its_own_caller(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put(c, Customer("c1", "a"))
     results = await asyncio.gather(store.get(c, ("c1",)), store.get(c, ("k" * 2049,)), store.get(c, ("c1",)),
                                    return_exceptions=True)
@@ -298,7 +299,7 @@ async def test_a_bad_key_fails_only_its_own_caller(store: DynamoStore) -> None:
 
 async def test_a_cancelled_caller_does_not_fail_the_batch(store: DynamoStore) -> None:
     await make(store, Customer)
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     await store.put_many(c, [Customer(f"c{i}", f"n{i}") for i in range(5)])
     tasks = [asyncio.create_task(store.get(c, (f"c{i}",))) for i in range(5)]
     await asyncio.sleep(0)  # every task has joined the batch; task 0 leads it
@@ -314,7 +315,7 @@ async def test_a_cancelled_caller_does_not_fail_the_batch(store: DynamoStore) ->
 
 async def test_missing_table_is_a_store_error(store: DynamoStore) -> None:
     with pytest.raises(StoreError, match="table not found"):
-        await store.get(tierstore.schema_of(Customer), ("x",))
+        await store.get(tierstore.backends.schema_of(Customer), ("x",))
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["wire", "botocore"])
@@ -324,13 +325,13 @@ async def test_unreachable_endpoint_raises_store_error_only(fast_path: bool) -> 
     await s.open()
     try:
         with pytest.raises(StoreError) as info:
-            await s.get(tierstore.schema_of(Customer), ("x",))
+            await s.get(tierstore.backends.schema_of(Customer), ("x",))
         assert s.stats.round_trips == 3  # connection refused: nothing was sent, so it is retried
         assert info.value.__cause__ is not None
         with pytest.raises(StoreError):
-            await s.put(tierstore.schema_of(Customer), Customer("x", "y"))
+            await s.put(tierstore.backends.schema_of(Customer), Customer("x", "y"))
         with pytest.raises(StoreError):
-            await s.ensure_schema(tierstore.schema_of(Customer))
+            await s.ensure_schema(tierstore.backends.schema_of(Customer))
     finally:
         await s.aclose()
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import ConfigError, Entity, Index, PartitionKey, TierstoreError, Unsupported, le
 from tierstore.query import Query
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
@@ -50,7 +51,7 @@ async def store(request: pytest.FixtureRequest) -> AsyncIterator[DynamoStore]:
 
 async def make(s: DynamoStore, *entities: type[Entity]) -> None:
     for e in entities:
-        await s.ensure_schema(tierstore.schema_of(e))
+        await s.ensure_schema(tierstore.backends.schema_of(e))
 
 
 # -- schema ------------------------------------------------------------------------------------------------
@@ -58,13 +59,13 @@ async def make(s: DynamoStore, *entities: type[Entity]) -> None:
 
 async def test_ensure_schema_creates_table_gsi_and_ttl(store: DynamoStore) -> None:
     await make(store, Order, Event)
-    orders = store._table(tierstore.schema_of(Order))
+    orders = store._table(tierstore.backends.schema_of(Order))
     desc = (await store._call("DescribeTable", {"TableName": orders.name}, idempotent=True, control=True))["Table"]
     assert desc["TableStatus"] == "ACTIVE"
     assert desc["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert [g["IndexName"] for g in desc["GlobalSecondaryIndexes"]] == ["by_status"]
     assert {k["AttributeName"]: k["KeyType"] for k in desc["KeySchema"]} == {"customer_id": "HASH", "order_id": "RANGE"}
-    events = store._table(tierstore.schema_of(Event))
+    events = store._table(tierstore.backends.schema_of(Event))
     ttl = await store._call("DescribeTimeToLive", {"TableName": events.name}, idempotent=True, control=True)
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     before = store.stats.round_trips
@@ -83,7 +84,7 @@ async def test_provisioned_billing() -> None:
     await s.open()
     try:
         await make(s, Order)
-        t = s._table(tierstore.schema_of(Order))
+        t = s._table(tierstore.backends.schema_of(Order))
         desc = (await s._call("DescribeTable", {"TableName": t.name}, idempotent=True, control=True))["Table"]
         assert desc["ProvisionedThroughput"]["ReadCapacityUnits"] == 3
         assert desc["ProvisionedThroughput"]["WriteCapacityUnits"] == 4
@@ -109,9 +110,9 @@ class WrongKey(Entity, table="ts_evolve"):
 
 async def test_ensure_schema_adds_new_indexes_and_refuses_a_different_key(store: DynamoStore) -> None:
     await make(store, EvolveV1)
-    await store.put_many(tierstore.schema_of(EvolveV1), [EvolveV1("a", "blue"), EvolveV1("b")])
+    await store.put_many(tierstore.backends.schema_of(EvolveV1), [EvolveV1("a", "blue"), EvolveV1("b")])
     await make(store, EvolveV2)
-    page = await store.query(tierstore.schema_of(EvolveV2), Query(("blue",), index="by_colour"))
+    page = await store.query(tierstore.backends.schema_of(EvolveV2), Query(("blue",), index="by_colour"))
     assert [e.id for e in page] == ["a"]
     with pytest.raises(ConfigError):
         await make(store, WrongKey)
@@ -138,11 +139,11 @@ class TimelineBare(Entity, table="ts_timeline"):
 
 async def test_local_secondary_indexes(store: DynamoStore) -> None:
     await make(store, Timeline)
-    t = store._table(tierstore.schema_of(Timeline))
+    t = store._table(tierstore.backends.schema_of(Timeline))
     desc = (await store._call("DescribeTable", {"TableName": t.name}, idempotent=True, control=True))["Table"]
     assert [i["IndexName"] for i in desc["LocalSecondaryIndexes"]] == ["by_score"]
     assert [i["IndexName"] for i in desc["GlobalSecondaryIndexes"]] == ["by_tag"]
-    schema = tierstore.schema_of(Timeline)
+    schema = tierstore.backends.schema_of(Timeline)
     await store.put_many(schema, [Timeline("u1", f"p{i}", score=10 - i) for i in range(5)] + [Timeline("u2", "p", 1)])
     page = await store.query(schema, Query(("u1",), index="by_score", sort=le(8), consistent=True))  # LSIs can
     assert [x.post for x in page] == ["p4", "p3", "p2"]
@@ -162,5 +163,5 @@ async def test_short_table_names_need_a_prefix() -> None:
 
     s = DynamoStore(DynamoStoreConfig())
     with pytest.raises(ConfigError):
-        s._table(tierstore.schema_of(Tiny))
-    assert DynamoStore(DynamoStoreConfig(table_prefix="x"))._table(tierstore.schema_of(Tiny)).name == "xab"
+        s._table(tierstore.backends.schema_of(Tiny))
+    assert DynamoStore(DynamoStoreConfig(table_prefix="x"))._table(tierstore.backends.schema_of(Tiny)).name == "xab"

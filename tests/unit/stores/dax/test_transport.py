@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import StoreError, Throttled, Unsupported
 from tierstore.retry import Backoff
 from tierstore.stores.dax import DaxStore, DaxStoreConfig
@@ -49,7 +50,7 @@ class FailingDax:
 async def test_dax_faults_through_the_store() -> None:
     from amazondax.DaxError import DaxClientError, DaxErrorCode
 
-    c = tierstore.schema_of(Customer)
+    c = tierstore.backends.schema_of(Customer)
     cfg = DaxStoreConfig(endpoint="dax://x", backoff=Backoff(attempts=3, base=0.001, cap=0.002))
     throttling = FailingDax(DaxClientError("slow down", DaxErrorCode.Throttling))
     store = DaxStore(cfg, client=throttling, control_client=throttling)

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tierstore
+import tierstore.backends
 from tierstore import ConfigError, Entity, Index, PartitionKey, StoreError, ValidationError
 from tierstore.query import SortCondition, begins_with, between, eq, ge, gt, le, lt, sort_matches
 from tierstore.stores.dynamodb.codec import codec_for, from_av, key_identity, to_av
@@ -52,7 +53,7 @@ class Multi(Entity, table="ts_codec_multi", partition_key=("tenant", "kind"), so
 
 
 def roundtrip(item: object) -> object:
-    schema = tierstore.schema_of(type(item))  # type: ignore[arg-type]
+    schema = tierstore.backends.schema_of(type(item))  # type: ignore[arg-type]
     codec = codec_for(schema)
     return codec.decode(codec.encode(item))
 
@@ -68,7 +69,7 @@ def test_every_supported_type_roundtrips() -> None:
 
 
 def test_wire_shapes() -> None:
-    codec = codec_for(tierstore.schema_of(Wide))
+    codec = codec_for(tierstore.backends.schema_of(Wide))
     av = codec.encode(Wide("w", n=5, f=2.5, tags={"a"}, nums=frozenset({7}), blobs={b"b"}, note=None, raw=b"r"))
     assert av["id"] == {"S": "w"}
     assert av["n"] == {"N": "5"}
@@ -88,28 +89,28 @@ def test_wire_shapes() -> None:
 
 def test_binary_as_base64_text_is_accepted() -> None:
     """The raw JSON wire protocol returns B values as base64 text; botocore returns bytes."""
-    codec = codec_for(tierstore.schema_of(Blob))
+    codec = codec_for(tierstore.backends.schema_of(Blob))
     av = {"id": {"N": "3"}, "data": {"B": base64.b64encode(b"\x01\x02").decode()}, "sizes": {"L": [{"N": "1"}]}}
     assert codec.decode(av) == Blob(3, b"\x01\x02", (1,))
     assert key_identity({"k": {"B": b"\x01"}}) == key_identity({"k": {"B": "AQ=="}})
 
 
 def test_numbers_come_back_with_their_declared_type() -> None:
-    codec = codec_for(tierstore.schema_of(Wide))
+    codec = codec_for(tierstore.backends.schema_of(Wide))
     # DynamoDB normalises 2.0 to "2" and 1e16 to "10000000000000000"; float fields still read floats.
     got = codec.decode({"id": {"S": "x"}, "f": {"N": "2"}, "n": {"N": "10000000000000000"}})
     assert got.f == 2.0 and isinstance(got.f, float) and got.n == 10**16
 
 
 def test_nan_and_infinity_are_rejected() -> None:
-    codec = codec_for(tierstore.schema_of(Wide))
+    codec = codec_for(tierstore.backends.schema_of(Wide))
     for bad in (float("nan"), float("inf"), float("-inf")):
         with pytest.raises(ValidationError):
             codec.encode(Wide("w", f=bad))
 
 
 def test_mismatching_stored_item_is_a_store_error() -> None:
-    codec = codec_for(tierstore.schema_of(Order))
+    codec = codec_for(tierstore.backends.schema_of(Order))
     with pytest.raises(StoreError):
         codec.decode({"customer_id": {"S": "c"}, "order_id": {"S": "o"}, "total_cents": {"S": "ten"}})
     with pytest.raises(StoreError):
@@ -117,7 +118,7 @@ def test_mismatching_stored_item_is_a_store_error() -> None:
 
 
 def test_unusual_tags_take_the_careful_path() -> None:
-    codec = codec_for(tierstore.schema_of(Order))
+    codec = codec_for(tierstore.backends.schema_of(Order))
     got = codec.decode({"customer_id": {"S": "c"}, "order_id": {"S": "o"}, "total_cents": {"N": "5"},
                         "note": {"NULL": True}, "version": {"N": "3"}, "unknown": {"S": "ignored"}})
     assert got == Order("c", "o", 5, note=None, version=3)
@@ -129,21 +130,21 @@ def test_from_av_and_to_av_are_inverse_on_builtins() -> None:
 
 
 def test_key_layouts() -> None:
-    single = codec_for(tierstore.schema_of(Order))
+    single = codec_for(tierstore.backends.schema_of(Order))
     assert single.key_attrs == ("customer_id", "order_id")
     assert single.attribute_types == {"customer_id": "S", "order_id": "S", "status": "S"}
     assert single.synthetic == ()
-    events = codec_for(tierstore.schema_of(Event))
+    events = codec_for(tierstore.backends.schema_of(Event))
     assert events.key_attrs == ("_pk", "seq")
     assert events.attribute_types == {"_pk": "S", "seq": "N"}
     av = events.encode(Event("t1", "s:1", 5))
     assert av["tenant"] == {"S": "t1"} and av["stream"] == {"S": "s:1"}  # the fields stay readable
     assert av["_pk"] == {"S": "t1\x00\x01s:1\x00\x01"}
     assert events.key(("t1", "s:1", 5)) == {"_pk": av["_pk"], "seq": {"N": "5"}}
-    multi = codec_for(tierstore.schema_of(Multi))
+    multi = codec_for(tierstore.backends.schema_of(Multi))
     assert multi.key_attrs == ("_pk", "_sk")
     assert set(multi.attribute_types) == {"_pk", "_sk", "_by_kind_seq_pk", "_by_kind_seq_sk", "day"}
-    blobs = codec_for(tierstore.schema_of(Blob))
+    blobs = codec_for(tierstore.backends.schema_of(Blob))
     assert blobs.attribute_types == {"id": "N"}
 
 
@@ -154,17 +155,17 @@ def test_reserved_synthetic_names_are_refused() -> None:
         _pk: str = ""  # named like the synthetic attribute of a composite key
 
     with pytest.raises(ConfigError):
-        codec_for(tierstore.schema_of(Clash))
+        codec_for(tierstore.backends.schema_of(Clash))
 
 
 def test_empty_index_key_field_is_rejected_before_io() -> None:
-    codec = codec_for(tierstore.schema_of(Order))
+    codec = codec_for(tierstore.backends.schema_of(Order))
     with pytest.raises(ValidationError):
         codec.encode(Order("c", "o", 1, status=""))
 
 
 def test_composite_int_parts_are_64_bit() -> None:
-    codec = codec_for(tierstore.schema_of(Multi))
+    codec = codec_for(tierstore.backends.schema_of(Multi))
     codec.key(("t", 2**63 - 1, "d", -(2**63)))
     with pytest.raises(ValidationError):
         codec.key(("t", 2**63, "d", 1))
@@ -198,7 +199,7 @@ class BytesStr(Entity, table="ts_codec_bytes", partition_key=("a", "b")):
 @settings(max_examples=300, deadline=None)
 @given(st.tuples(parts_text, parts_text), st.tuples(parts_text, parts_text))
 def test_composite_str_encoding_preserves_tuple_order(x: tuple[str, str], y: tuple[str, str]) -> None:
-    codec = codec_for(tierstore.schema_of(TwoStr))
+    codec = codec_for(tierstore.backends.schema_of(TwoStr))
     ex, ey = _enc(codec, x), _enc(codec, y)
     assert (ex < ey) == (x < y) and (ex == ey) == (x == y)
 
@@ -206,14 +207,14 @@ def test_composite_str_encoding_preserves_tuple_order(x: tuple[str, str], y: tup
 @settings(max_examples=300, deadline=None)
 @given(st.tuples(parts_text, parts_int), st.tuples(parts_text, parts_int))
 def test_composite_int_encoding_preserves_tuple_order(x: tuple[str, int], y: tuple[str, int]) -> None:
-    codec = codec_for(tierstore.schema_of(StrInt))
+    codec = codec_for(tierstore.backends.schema_of(StrInt))
     assert (_enc(codec, x) < _enc(codec, y)) == (x < y)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.tuples(st.binary(max_size=3), parts_text), st.tuples(st.binary(max_size=3), parts_text))
 def test_composite_bytes_encoding_preserves_tuple_order(x: tuple[bytes, str], y: tuple[bytes, str]) -> None:
-    codec = codec_for(tierstore.schema_of(BytesStr))
+    codec = codec_for(tierstore.backends.schema_of(BytesStr))
     assert (_enc(codec, x) < _enc(codec, y)) == (x < y)
 
 
@@ -244,7 +245,7 @@ conditions = st.one_of(
 @settings(max_examples=400, deadline=None)
 @given(conditions, parts_text, st.integers(min_value=-5, max_value=5))
 def test_conditions_on_the_first_part_of_a_composite_sort_key(cond: SortCondition, day: str, n: int) -> None:
-    codec = codec_for(tierstore.schema_of(SortPair))
+    codec = codec_for(tierstore.backends.schema_of(SortPair))
     assert codec.sort is not None
     stored = codec.sort.value((day, n))["S"]
     translated = codec.sort.condition(cond, "#s", ":s")
@@ -266,12 +267,12 @@ def test_conditions_on_the_first_part_of_a_composite_sort_key(cond: SortConditio
 )
 def test_empty_values_on_a_plain_sort_key_need_no_request(cond: SortCondition, expected: bool) -> None:
     """DynamoDB rejects empty key-condition values; keys are never empty, so the answer is known."""
-    codec = codec_for(tierstore.schema_of(Order))
+    codec = codec_for(tierstore.backends.schema_of(Order))
     assert codec.sort is not None
     assert codec.sort.condition(cond, "#s", ":s") is expected
 
 
 def test_between_with_empty_low_bound_is_le() -> None:
-    codec = codec_for(tierstore.schema_of(Order))
+    codec = codec_for(tierstore.backends.schema_of(Order))
     assert codec.sort is not None
     assert codec.sort.condition(between("", "b"), "#s", ":s") == ("#s <= :s0", [{"S": "b"}])

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import tierstore
+import tierstore.backends
 from tierstore import Entity, PartitionKey, ValidationError
 from tierstore.stores.base import Delete, Put
 from tierstore.stores.dynamodb import DynamoStore, limits
@@ -20,8 +21,8 @@ ITEM = limits.MAX_ITEM_BYTES
 def test_implements_the_store_protocol() -> None:
     from tierstore.stores.dax import DaxStore
 
-    assert isinstance(DynamoStore(), tierstore.Store)
-    assert isinstance(DaxStore(), tierstore.Store)
+    assert isinstance(DynamoStore(), tierstore.backends.Store)
+    assert isinstance(DaxStore(), tierstore.backends.Store)
 
 
 class Recorder:
@@ -51,7 +52,7 @@ BIG_OVERHEAD = (2 + 1) + 7 + (4 + 3) + (6 + 1) + (5 + 1)
 def test_big_overhead_is_what_the_checker_counts() -> None:
     from tierstore.stores.dynamodb.codec import codec_for
 
-    codec = codec_for(tierstore.schema_of(Big))
+    codec = codec_for(tierstore.backends.schema_of(Big))
     assert limits.check_item(codec.encode(Big("x", payload="a" * 10))) == BIG_OVERHEAD + 10
 
 
@@ -70,7 +71,7 @@ def store() -> tuple[DynamoStore, Recorder]:
 
 async def test_store_rejects_before_io(store: tuple[DynamoStore, Recorder]) -> None:
     s, rec = store
-    big = tierstore.schema_of(Big)
+    big = tierstore.backends.schema_of(Big)
     bad_calls: list[Any] = [
         lambda: s.put(big, Big("x", payload="a" * (ITEM - BIG_OVERHEAD + 1))),
         lambda: s.put(big, Big("x", deep=deep_dict(32))),
@@ -80,13 +81,13 @@ async def test_store_rejects_before_io(store: tuple[DynamoStore, Recorder]) -> N
         lambda: s.get(big, ("k" * 2049,)),
         lambda: s.get_many(big, [("k" * 2049,)]),
         lambda: s.delete(big, ("k" * 2049,)),
-        lambda: s.put(tierstore.schema_of(Order), Order("c", "o" * 1025, 1)),
+        lambda: s.put(tierstore.backends.schema_of(Order), Order("c", "o" * 1025, 1)),
         lambda: s.put_many(big, [Big("a"), Big("a")]),
         lambda: s.delete_many(big, [("a",), ("a",)]),
         lambda: s.transact([Put(Big(str(i))) for i in range(101)]),
         lambda: s.transact([Put(Big("a")), Delete(Big, ("a",))]),
         lambda: s.transact([Put(Big("a")), Put(Big("a", count=2))]),
-        lambda: s.put(tierstore.schema_of(Event), Event("t" * 2040, "s" * 10, 1)),  # _pk is 2054 bytes
+        lambda: s.put(tierstore.backends.schema_of(Event), Event("t" * 2040, "s" * 10, 1)),  # _pk is 2054 bytes
     ]
     for call in bad_calls:
         with pytest.raises(ValidationError):
@@ -96,19 +97,19 @@ async def test_store_rejects_before_io(store: tuple[DynamoStore, Recorder]) -> N
 
 async def test_store_accepts_the_limits_themselves(store: tuple[DynamoStore, Recorder]) -> None:
     s, rec = store
-    big = tierstore.schema_of(Big)
+    big = tierstore.backends.schema_of(Big)
     await s.put_many(big, [Big("x", payload="a" * (ITEM - BIG_OVERHEAD))])
     await s.put_many(big, [Big("y", deep=deep_dict(31))])
     await s.put_many(big, [Big("z", count=10**38 - 1, number=9.99e125)])
     await s.put_many(big, [Big("k" * 2048)])
-    await s.put_many(tierstore.schema_of(Blob), [Blob(2**70, b"")])  # a single int key is an N: 38 digits
+    await s.put_many(tierstore.backends.schema_of(Blob), [Blob(2**70, b"")])  # a single int key is an N: 38 digits
     await s.transact([Put(Big(str(i))) for i in range(100)])
     assert rec.calls == ["BatchWriteItem"] * 5 + ["TransactWriteItems"]
 
 
 async def test_composite_partition_size_counts_the_encoding(store: tuple[DynamoStore, Recorder]) -> None:
     s, rec = store
-    events = tierstore.schema_of(Event)
+    events = tierstore.backends.schema_of(Event)
     # "_pk" holds tenant + 2 + stream + 2 bytes.
     await s.put_many(events, [Event("t" * 2000, "s" * 44, 1)])
     with pytest.raises(ValidationError):
@@ -119,5 +120,5 @@ async def test_composite_partition_size_counts_the_encoding(store: tuple[DynamoS
 async def test_versioned_entity_keys_checked_too(store: tuple[DynamoStore, Recorder]) -> None:
     s, rec = store
     with pytest.raises(ValidationError):
-        await s.put(tierstore.schema_of(Customer), Customer("", "x"))
+        await s.put(tierstore.backends.schema_of(Customer), Customer("", "x"))
     assert rec.calls == []
