@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Awaitable, Sequence
 from typing import TypeVar
 
@@ -19,6 +20,7 @@ async def gather_all(coros: Sequence[Awaitable[T]], concurrency: int | None = No
     """
     if len(coros) == 1:
         return [await coros[0]]
+    originals = coros
     if concurrency is not None and len(coros) > concurrency:
         sem = asyncio.Semaphore(concurrency)
 
@@ -33,4 +35,7 @@ async def gather_all(coros: Sequence[Awaitable[T]], concurrency: int | None = No
     except BaseException:
         for t in tasks:
             t.cancel()
+        for c in originals:  # queued behind the bound and never started: close them, nothing awaits them now
+            if inspect.iscoroutine(c) and inspect.getcoroutinestate(c) == inspect.CORO_CREATED:
+                c.close()
         raise

@@ -36,6 +36,8 @@ dict_tier = _load("dict_tier")
 
 
 class TestKvStore(StoreContract):
+    not_applicable = {"test_scatter_gather_merges_every_shard": "one store, not shards"}
+
     @pytest.fixture
     async def store(self, tmp_path: os.PathLike[str]) -> AsyncIterator[Any]:
         store = kv_store.KvStoreConfig.from_url(f"kv://{tmp_path}/kv.db").build()

@@ -47,7 +47,19 @@ async def _serve(url: str) -> AsyncIterator[CacheTier]:
         await tier.aclose()
 
 
+# Checks that need a server or a second instance: an in-process tier has neither.
+IN_PROCESS_TIER = {
+    "test_a_server_that_is_down_fails_open": "in-process: there is no server to lose",
+    "test_a_lease_holds_across_instances": "in-process: no other instance shares its entries",
+    "test_an_invalidation_from_another_instance_drops_the_fill": "in-process: no other instance shares its entries",
+    "test_writes_and_clear_from_another_instance_are_seen": "in-process: no other instance shares its entries",
+    "test_clear_and_invalidations_stay_in_their_namespace": "in-process: one instance is one namespace",
+}
+
+
 class TestMemoryTier(LocalTierContract):
+    not_applicable = IN_PROCESS_TIER
+
     @pytest.fixture
     async def tier(self) -> AsyncIterator[CacheTier]:
         async for t in _serve("memory://"):
@@ -55,6 +67,13 @@ class TestMemoryTier(LocalTierContract):
 
 
 class TestShardedMemoryTier(CacheTierContract):
+    not_applicable = {
+        **IN_PROCESS_TIER,
+        "test_an_empty_fill_releases_the_lease": (
+            "its nodes are in-process tiers: the tiered path never sends them an empty fill"
+        ),
+    }
+
     @pytest.fixture
     async def tier(self) -> AsyncIterator[CacheTier]:
         sharded = ShardedTierConfig(nodes={"m1": "memory://", "m2": "memory://"}).build()

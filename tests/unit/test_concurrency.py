@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Generator
 from typing import Any
 
@@ -102,3 +103,18 @@ async def test_a_failure_under_a_bound_also_stops_the_queued_ones() -> None:
     await asyncio.sleep(0.01)
     # The slot the failure freed may be taken before the cancellation lands; the rest never start.
     assert started[:2] == [0, 1] and len(started) <= 3 and not finished
+
+
+async def test_coroutines_queued_behind_the_bound_are_closed_after_a_failure() -> None:
+    async def job(i: int) -> int:
+        if i == 1:
+            raise RuntimeError("second fails")
+        await asyncio.sleep(10)
+        return i
+
+    coros = [job(i) for i in range(10)]
+    with pytest.raises(RuntimeError):
+        await gather_all(coros, concurrency=2)
+    await asyncio.sleep(0.01)  # the cancelled ones finish unwinding
+    # None is left unstarted (which Python would report as "coroutine ... was never awaited").
+    assert all(inspect.getcoroutinestate(c) == inspect.CORO_CLOSED for c in coros)

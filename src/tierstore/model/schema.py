@@ -183,7 +183,7 @@ class Schema(Generic[T]):
 
     def check_value(self, name: str, value: Any, *, allow_empty: bool = False) -> None:
         """Check one value given for field ``name`` (a query's partition or sort bound) before any I/O."""
-        typ = _base_type(self.field_types[name])
+        typ = base_type(self.field_types[name])
         if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
             raise ValidationError(
                 f"{self.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
@@ -224,7 +224,8 @@ def _strip(tp: Any) -> tuple[Any, list[KeyMarker]]:
     return tp, []
 
 
-def _base_type(tp: Any) -> Any:
+def base_type(tp: Any) -> Any:
+    """``tp`` without its ``Annotated`` wrappers (markers and msgspec constraints)."""
     while typing.get_origin(tp) is typing.Annotated:
         tp = typing.get_args(tp)[0]
     return tp
@@ -239,7 +240,7 @@ def _deeply_immutable(cls: type[Any], seen: frozenset[type] = frozenset()) -> bo
 
 
 def _immutable_type(tp: Any, seen: frozenset[type]) -> bool:
-    tp = _base_type(tp)
+    tp = base_type(tp)
     if tp in _IMMUTABLE_SCALARS:
         return True
     origin = typing.get_origin(tp)
@@ -334,7 +335,7 @@ def build_schema(cls: type[T]) -> Schema[T]:
         for n in ix.partition_fields + ix.sort_fields:
             if n not in field_types:
                 raise ConfigError(f"{where}: index {ix.name} names unknown field {n!r}", entity=where)
-            if _base_type(field_types[n]) not in _KEY_TYPES:
+            if base_type(field_types[n]) not in _KEY_TYPES:
                 raise ConfigError(f"{where}: index {ix.name} field {n} must be str, int or bytes", entity=where)
         if ix.local and ix.partition_fields != partition:
             raise ConfigError(

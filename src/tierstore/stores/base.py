@@ -107,7 +107,11 @@ class Scannable(Protocol):
     """A store whose tables can be enumerated and restored exactly: what resharding needs."""
 
     async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
-        """Up to ``limit`` items of the table in key order, strictly after ``after``."""
+        """Up to ``limit`` items of the table, in the store's scan order, after the item with key ``after``.
+
+        Paging with ``after`` = the last key of the previous page enumerates every item once. The order is the
+        key order where the store keeps one (SQL, memory); DynamoDB scans in its own hash order.
+        """
         ...
 
     async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:

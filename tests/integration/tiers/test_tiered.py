@@ -91,21 +91,6 @@ def test_ttl_jitter_bounds() -> None:
         CachePolicy(write_mode="sometimes")  # type: ignore[arg-type]
 
 
-async def test_undecodable_entries_are_misses_and_replaced() -> None:
-    store = MemoryStore()
-    tier = MemoryTier()
-    async with tierstore.connect(store, [tier]) as db:
-        customers = db.repository(Customer)
-        await customers.put(Customer("c1", "Ann"))
-        ck = customers.schema.cache_key(("c1",))
-        tier.store(ck, b"\xa7garbage that is not msgpack")
-        got = await customers.get("c1")
-        assert got is not None and got.name == "Ann"
-        assert tier.stats.undecodable == 1
-        assert await customers.get("c1") == got
-        assert tier.stats.undecodable == 1  # replaced by a good entry
-
-
 async def test_immutable_entities_keep_the_decoded_object() -> None:
     async with tierstore.connect("memory://", ["memory://"]) as db:
         blobs = db.repository(Blob)

@@ -7,32 +7,7 @@ from collections import OrderedDict
 import pytest
 
 from tierstore import ConfigError, MemoryTier
-from tierstore.backends import Lease
 from tierstore.tiers.memory import MemoryTierConfig
-
-
-async def test_lease_fill_and_void() -> None:
-    tier = MemoryTier()
-    (miss,) = await tier.get_many(["k"])
-    assert isinstance(miss, Lease)
-    await tier.invalidate_many(["k"])  # a write happened after the miss
-    await tier.fill_many([("k", b"old", miss)], ttl=10)
-    assert tier.stats.fills_dropped == 1
-    (again,) = await tier.get_many(["k"])
-    assert isinstance(again, Lease)
-    await tier.fill_many([("k", b"new", again)], ttl=10)
-    assert await tier.get_many(["k"]) == [b"new"]
-    await tier.fill_many([("k", b"late", again)], ttl=10)  # a lease fills once
-    assert await tier.get_many(["k"]) == [b"new"]
-
-
-async def test_versioned_set_never_goes_back() -> None:
-    tier = MemoryTier()
-    await tier.set_many([("k", b"v2", 2)], ttl=10)
-    await tier.set_many([("k", b"v1", 1)], ttl=10)
-    assert await tier.get_many(["k"]) == [b"v2"]
-    await tier.set_many([("k", b"v3", 3)], ttl=10)
-    assert await tier.get_many(["k"]) == [b"v3"]
 
 
 def test_ttl_and_max_age(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,6 +127,7 @@ class DynamoStoreBase:
         if self._closed:
             return
         self._closed = True
+        self._data = self._control = None  # a call after close is a StoreError, not a closed session's error
         for task in list(self._tasks):
             task.cancel()
         stack, self._stack = self._stack, None
@@ -158,6 +159,8 @@ class DynamoStoreBase:
         ``passthrough`` as the :class:`DynamoFault` itself, for the caller to interpret)."""
         transport = self._control if control else self._data
         if transport is None:
+            if self._closed:
+                raise StoreError("this store was closed", backend=self.name)
             raise StoreError("the store is not open; call open() (connect() does)", backend=self.name)
         backoff = self.backoff
         retry = 0

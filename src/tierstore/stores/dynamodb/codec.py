@@ -162,10 +162,10 @@ def _unwrap_optional(tp: Any) -> Any:
 def _kind(tp: Any) -> tuple[str, str, bool] | None:
     """The fast decoding of a field: (the AttributeValue tag it is stored under, the conversion, whether it
     may be None), or None for the generic path."""
-    from tierstore.model.schema import _base_type
+    from tierstore.model.schema import base_type
 
-    plain = _base_type(tp)
-    base = _base_type(_unwrap_optional(plain))
+    plain = base_type(tp)
+    base = base_type(_unwrap_optional(plain))
     kind = _KINDS.get(base)
     return None if kind is None else (*kind, base is not plain)
 
@@ -309,9 +309,9 @@ class KeyLayout:
 
 
 def _layout(schema: Schema[Any], fields: tuple[str, ...], synthetic_name: str, names: Mapping[str, str]) -> KeyLayout:
-    from tierstore.model.schema import _base_type
+    from tierstore.model.schema import base_type
 
-    types = tuple(_base_type(schema.field_types[f]) for f in fields)
+    types = tuple(base_type(schema.field_types[f]) for f in fields)
     if len(fields) == 1:
         return KeyLayout(names[fields[0]], _SCALAR_TAG[types[0]], fields, types, synthetic=False)
     return KeyLayout(synthetic_name, "S", fields, types, synthetic=True)

@@ -47,7 +47,6 @@ T = TypeVar("T")
 class DynamoStore(Transactions, TableAdmin):
     """The DynamoDB store of record. See the module docstrings of this package for the design."""
 
-    supports_transactions = True
 
     # -- whole tables --------------------------------------------------------------------------------------
 

@@ -59,7 +59,6 @@ class SqlStore:
     """The SQL store of record. Build it from a URL via ``tierstore.connect(store=…)`` or
     ``SqlStoreConfig.from_url(url).build()``; ``await open()`` before use (``connect()`` does)."""
 
-    supports_transactions = True
 
     def __init__(self, config: SqlStoreConfig | str) -> None:
         if isinstance(config, str):

@@ -26,7 +26,9 @@ it and supplies the backend as a fixture, the way SQLAlchemy dialects run its su
 ``other_namespace_tier`` and ``dead_tier`` (see :mod:`tierstore.testing.contract.store` and
 :mod:`tierstore.testing.contract.tier`); ``LocalTierContract`` adds the checks of an in-process
 ``LocalTier``. A check the backend is known to fail goes in the class's ``expected_failures``
-(``{"test_name": "why"}``): a strict xfail, so the run fails once the backend passes and the entry can go.
+(``{"test_name": "why"}``): a strict xfail, so the run fails once the backend passes and the entry can go. A
+check that does not apply to the backend (a protocol it does not implement, an instance it cannot share)
+goes in ``not_applicable`` (``{"test_name": "why"}``): it is not collected, so every collected check runs.
 
 The suites need pytest and pytest-asyncio (the ``test`` extra: ``pip install 'tierstore[test]'``). Their
 tests are coroutines marked ``asyncio``; with pytest-asyncio's default strict mode, declare your async

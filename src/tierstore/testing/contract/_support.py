@@ -23,9 +23,25 @@ def optional_fixture(request: pytest.FixtureRequest, name: str, why: str) -> Any
 
 
 class ContractBase:
-    """Marks every check an asyncio test, and turns :attr:`expected_failures` into strict ``xfail`` marks."""
+    """Marks every check an asyncio test, turns :attr:`expected_failures` into strict ``xfail`` marks, and
+    leaves out the checks a backend declares :attr:`not_applicable`."""
 
     pytestmark: ClassVar[Any] = pytest.mark.asyncio  # pytest gathers class marks along the MRO: kept
+
+    not_applicable: ClassVar[Mapping[str, str]] = {}
+    """Test name -> why the check does not apply to this backend (e.g. ``ScatterGather`` on an unsharded store).
+
+    Such checks are not collected at all (rather than skipped), so a backend's run shows no skips: every check
+    it collects ran. Without a declaration, a check whose optional fixture or protocol is missing skips with
+    the reason.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in cls.not_applicable:
+            if not callable(getattr(cls, name, None)) or not name.startswith("test_"):
+                raise TypeError(f"{cls.__name__}.not_applicable names no check of the suite: {name!r}")
+            setattr(cls, name, None)  # pytest collects no attribute that is None
 
     expected_failures: ClassVar[Mapping[str, str]] = {}
     """Test name (``test_x``, or ``test_x[param]`` for one parametrization) -> why this backend fails it.

@@ -451,6 +451,7 @@ class StoreContract(ContractBase):
         assert len(seen) == len(items)
 
     async def test_scan_pages_come_in_key_order(self, empty_store: Store) -> None:
+        """Stores that keep a key order scan in it (declare this check not applicable otherwise)."""
         s = _scannable(empty_store)
         items = [Event(t, st, q) for t in ("b", "a", "é") for st in (3, -1) for q in (9, 0, -5)]
         await empty_store.put_many(E, items)

@@ -15,34 +15,8 @@ from tierstore.tiers.memcached import memcached_key
 from _models import Blob
 from _servers import MEMCACHED_URL, require
 from _tiers import OwnMemcached, memcached_tier, random_prefix
-from _tiers import memcached_tier as _tier
 
 pytestmark = pytest.mark.memcached
-
-
-async def test_lease_protocol() -> None:
-    tier = await _tier()
-    try:
-        (first,) = await tier.get_many(["{t:1}:a"])
-        assert isinstance(first, Lease) and first.token is not None
-        assert await tier.get_many(["{t:1}:a"]) == [None]  # another reader holds the lease
-        await tier.fill_many([("{t:1}:a", b"v1", first)], 60)
-        assert await tier.get_many(["{t:1}:a"]) == [b"v1"]
-        await tier.invalidate_many(["{t:1}:a"])
-        await tier.fill_many([("{t:1}:a", b"stale", first)], 60)
-        assert tier.stats.fills_dropped == 1
-        (second,) = await tier.get_many(["{t:1}:a"])  # the tombstone is cas'ed into a new lease
-        assert isinstance(second, Lease)
-        await tier.invalidate_many(["{t:1}:a"])
-        await tier.fill_many([("{t:1}:a", b"stale", second)], 60)
-        assert tier.stats.fills_dropped == 2
-        (third,) = await tier.get_many(["{t:1}:a"])
-        assert isinstance(third, Lease)
-        await tier.fill_many([("{t:1}:a", b"", third)], 60)  # nothing to cache: release
-        (fourth,) = await tier.get_many(["{t:1}:a"])
-        assert isinstance(fourth, Lease)
-    finally:
-        await tier.aclose()
 
 
 async def test_versioned_set() -> None:

@@ -158,16 +158,3 @@ async def test_oversized_values_are_not_cached(raw: redis.Redis) -> None:
         assert tier.stats.lease_waits == 0
 
 
-async def test_clear_drops_this_namespace_only(raw: redis.Redis) -> None:
-    a, b = await redis_tier(), await redis_tier()
-    try:
-        for tier in (a, b):
-            (lz,) = await tier.get_many(["{t:1}:k"])
-            assert isinstance(lz, Lease)
-            await tier.fill_many([("{t:1}:k", b"v", lz)], 60)
-        await a.clear()
-        assert isinstance((await a.get_many(["{t:1}:k"]))[0], Lease)
-        assert await b.get_many(["{t:1}:k"]) == [b"v"]
-    finally:
-        await a.aclose()
-        await b.aclose()
