@@ -36,6 +36,7 @@ class FieldSpec(msgspec.Struct, frozen=True):
     type: Any  # the declared type with key markers stripped
     required: bool
     default: Any
+    stored: str = ""  # the name in stored and encoded form (msgspec's ``rename``/``field(name=...)``)
 
 
 class Schema(Generic[T]):
@@ -59,6 +60,8 @@ class Schema(Generic[T]):
         self.table = table
         self.fields = fields
         self.field_types = {f.name: f.type for f in fields}
+        self.stored_names: dict[str, str] = {f.name: f.stored or f.name for f in fields}
+        """Field name -> the attribute/column name it is stored and encoded under (msgspec renames honoured)."""
         self.partition = partition
         self.sort = sort
         self.key_fields = partition + sort
@@ -284,7 +287,7 @@ def build_schema(cls: type[T]) -> Schema[T]:
             roles[m].append(name)
         info = infos[name]
         default = info.default if info.default is not msgspec.NODEFAULT else None
-        fields.append(FieldSpec(name, tp, info.required, default))
+        fields.append(FieldSpec(name, tp, info.required, default, info.encode_name))
     field_types = {f.name: f.type for f in fields}
 
     def _role(marker: KeyMarker, keyword: str) -> tuple[str, ...]:
