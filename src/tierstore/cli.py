@@ -11,7 +11,10 @@ __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
+    from tierstore import __version__
+
     parser = argparse.ArgumentParser(prog="tierstore", description="tierstore command line tools")
+    parser.add_argument("--version", action="version", version=f"tierstore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     bench = sub.add_parser(

@@ -8,6 +8,7 @@ naming the extra.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import re
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
@@ -22,6 +23,7 @@ __all__ = [
     "parse_size",
     "query_params",
     "redact_url",
+    "require_extra",
     "store_config",
     "tier_config",
 ]
@@ -77,6 +79,32 @@ def _load(table: dict[str, tuple[str, str, str | None]], url: str, what: str) ->
         hint = f"; install it with: pip install 'tierstore[{extra}]'" if extra else ""
         raise ConfigError(f"the {scheme} backend needs a client library that is missing ({exc.name}){hint}") from None
     return getattr(module, class_name).from_url(url)
+
+
+# extra -> the client libraries it installs (top-level module names), checked before a backend is built.
+EXTRA_MODULES: dict[str, tuple[str, ...]] = {
+    "dynamodb": ("aioboto3", "botocore", "aiohttp"),
+    "dax": ("amazondax", "aioboto3", "botocore", "boto3"),
+    "postgres": ("asyncpg",),
+    "mysql": ("aiomysql",),
+    "redis": ("redis",),
+    "memcached": ("aiomcache",),
+}
+
+
+def require_extra(extra: str, what: str) -> None:
+    """Raise a ``ConfigError`` naming ``pip install 'tierstore[extra]'`` unless every client library of
+    ``extra`` can be imported. ``what`` names the backend in the message. Looks modules up, imports none."""
+    for name in EXTRA_MODULES[extra]:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise ConfigError(
+                f"the {what} backend needs a client library that is missing ({name}); "
+                f"install it with: pip install 'tierstore[{extra}]'"
+            )
 
 
 def store_config(url: str) -> BackendConfig:

@@ -36,3 +36,8 @@ def test_cli_reshard_missing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Cap
     monkeypatch.delattr(tierstore, "reshard", raising=False)
     assert main(["reshard"]) == 2
     assert "tierstore reshard is not available" in capsys.readouterr().err
+
+
+def test_cli_dash_dash_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"tierstore {tierstore.__version__}"

@@ -61,3 +61,25 @@ def test_import_does_no_work() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_ping_true_means_the_default_interval_and_cannot_be_turned_off() -> None:
+    pytest.importorskip("redis")
+    assert tier_config("redis://127.0.0.1?ping=true").ping == 1.0  # type: ignore[attr-defined]
+    assert tier_config("redis://127.0.0.1?ping=250ms").ping == 0.25  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="cannot be turned off"):
+        tier_config("redis://127.0.0.1?ping=false")
+    with pytest.raises(ConfigError, match="must be > 0"):
+        tier_config("redis://127.0.0.1?ping=0")
+
+
+def test_postgres_sslmode_is_asyncpg_ssl() -> None:
+    for mode in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
+        cfg = store_config(f"postgresql+asyncpg://app:pw@db/app?sslmode={mode}&pool_size=2")
+        assert cfg.url.endswith(f"?ssl={mode}"), cfg  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="sslmode must be one of"):
+        store_config("postgresql+asyncpg://app@db/app?sslmode=sometimes")
+    with pytest.raises(ConfigError, match="disagree"):
+        store_config("postgresql+asyncpg://app@db/app?sslmode=require&ssl=disable")
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        store_config("mysql+aiomysql://app@db/app?sslmode=require")  # libpq's spelling is PostgreSQL's only

@@ -8,6 +8,7 @@ import asyncio
 import importlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,10 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     target.add_argument("--to", dest="new", help="new router: spec or @file.json")
     target.add_argument("--to-shards", help="new shard names, comma-separated: as few slots as possible move")
     p.add_argument("--store", action="append", default=[], metavar="SHARD=URL", help="store of one shard (repeat)")
-    p.add_argument("--entity", action="append", default=[], metavar="MODULE:CLASS", help="entity to move (repeat)")
+    p.add_argument("--entity", action="append", default=[], metavar="MODULE:CLASS",
+                   help="entity to move (repeat); MODULE is imported from the working directory first, like python -m")
     p.add_argument("--cache", action="append", default=[], metavar="URL", help="cache tier to invalidate (repeat)")
     p.add_argument("--checkpoint", help="checkpoint file (default: .tierstore-reshard.json)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N",
+                   help=f"items read, written or deleted per store request, and per checkpoint (default {DEFAULT_BATCH})")
     p.add_argument("--execute", action="store_true", help="write (default: dry run)")
     p.add_argument("--stop-after-copy", action="store_true", help="pause between copy and cleanup")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
@@ -61,6 +64,9 @@ def _entity_arg(text: str) -> type[Entity]:
     module_name, _, attr = text.partition(":")
     if not module_name or not attr:
         raise ConfigError(f"--entity takes MODULE:CLASS, got {text!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)  # what `python -m` does: the service's own modules import from where it runs
     try:
         obj = getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -68,6 +74,15 @@ def _entity_arg(text: str) -> type[Entity]:
     if not (isinstance(obj, type) and issubclass(obj, Entity)):
         raise ConfigError(f"{text} is not a tierstore Entity")
     return obj
+
+
+def _missing_sqlite_file(config: Any) -> bool:
+    from tierstore.stores.sql import SqlStoreConfig
+
+    if not isinstance(config, SqlStoreConfig) or config.backend != "sqlite":
+        return False
+    path = config.url.split("?", 1)[0].split(":///", 1)[-1]
+    return path not in ("", ":memory:") and not os.path.exists(path)
 
 
 async def _main(args: argparse.Namespace) -> int:
@@ -85,11 +100,18 @@ async def _main(args: argparse.Namespace) -> int:
     stores: dict[str, Store] = {}
     tiers: list[CacheTier] = []
     out = sys.stdout
+    # A dry run reads the source shards only: the other shards' stores are built but never opened, so
+    # nothing is created or written on them (not even an empty SQLite file).
+    sources = set(old.plan(new).sources)
     try:
         for name, url in urls.items():
-            store = store_config(url).build()
+            config = store_config(url)
+            if not args.execute and name in sources and _missing_sqlite_file(config):
+                config = store_config("memory://")  # a SQLite file that does not exist holds no items
+            store = config.build()
             stores[name] = store
-            await store.open()
+            if args.execute or name in sources:
+                await store.open()
         for url in args.cache:
             tier = tier_config(url).build()
             tiers.append(tier)

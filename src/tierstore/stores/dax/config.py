@@ -107,6 +107,9 @@ class DaxStoreConfig:
         )
 
     def build(self) -> DaxStore:
+        from tierstore.config import require_extra
         from tierstore.stores.dax.store import DaxStore
+
+        require_extra("dax", "dax")
 
         return DaxStore(self)

@@ -102,6 +102,9 @@ class DynamoStoreConfig:
         return cls(**kw)
 
     def build(self) -> DynamoStore:
+        from tierstore.config import require_extra
         from tierstore.stores.dynamodb.store import DynamoStore
+
+        require_extra("dynamodb", "dynamodb")
 
         return DynamoStore(self)

@@ -40,7 +40,7 @@ _OWN = {
 # Driver options passed through to the connection (anything else is a typo: ConfigError).
 _PASS_THROUGH = {
     "sqlite": frozenset(),
-    "postgres": frozenset({"ssl"}),
+    "postgres": frozenset({"ssl", "sslmode"}),
     "mysql": frozenset({"ssl_ca", "ssl_cert", "ssl_key", "ssl_check_hostname", "unix_socket"}),
 }
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
@@ -73,6 +73,22 @@ def _positive_int(value: str | int, what: str) -> int:
     if n < 1:
         raise ConfigError(f"{what}: must be at least 1, got {n}")
     return n
+
+
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _sslmode(params: dict[str, str]) -> dict[str, str]:
+    """libpq's ``sslmode=`` (as RDS, Heroku and psql URLs spell it) becomes asyncpg's ``ssl=``, which takes
+    the same modes (https://www.postgresql.org/docs/current/libpq-ssl.html)."""
+    rest = dict(params)
+    mode = rest.pop("sslmode").lower()
+    if mode not in _SSLMODES:
+        raise ConfigError(f"sslmode must be one of {', '.join(_SSLMODES)}; got {mode!r}")
+    if rest.get("ssl", mode).lower() != mode:
+        raise ConfigError(f"ssl={rest['ssl']!r} and sslmode={mode!r} disagree; give one of them")
+    rest["ssl"] = mode
+    return rest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +162,8 @@ class SqlStoreConfig:
                 kw[name] = parse_duration(own[name], name) if own[name] not in ("", "none") else None
         if "synchronous" in own:
             kw["synchronous"] = own["synchronous"].lower()
+        if "sslmode" in rest:
+            rest = _sslmode(rest)
         clean = base + ("?" + urlencode(rest) if rest else "")
         return cls(url=clean, **kw)
 

@@ -24,6 +24,25 @@ _PARAMS = {
 }
 
 
+_DEFAULT_PING = 1.0
+
+
+def _ping(value: str) -> float:
+    """``ping``: the probe interval (``2s``); ``true`` keeps the default interval. The probe cannot be turned
+    off: it is how a hung invalidation channel is told from a quiet one."""
+    from tierstore.config import parse_duration
+
+    word = value.strip().lower()
+    if word in ("true", "yes", "on"):
+        return _DEFAULT_PING
+    if word in ("false", "no", "off"):
+        raise ConfigError(
+            "ping cannot be turned off (it tells a hung invalidation channel from a quiet one); "
+            "give an interval such as ping=5s, or coherence=false to run without the channel"
+        )
+    return parse_duration(value, "ping")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RedisTierConfig:
     """``redis://[user:password@]host[:port][/db]?prefix=app&timeout=100ms``.
@@ -56,7 +75,7 @@ class RedisTierConfig:
     max_value: int = 16 * 1024 * 1024
     max_pending: int = 10_000
     coherence: bool = True
-    ping: float = 1.0
+    ping: float = _DEFAULT_PING
     tls_ca: str | None = None
     tls_verify: bool = True
     stale: float = 0.0
@@ -126,7 +145,7 @@ class RedisTierConfig:
             max_value=parse_size(p["max_value"], "max_value") if "max_value" in p else 16 * 1024 * 1024,
             max_pending=num("max_pending", 10_000),
             coherence=parse_bool(p["coherence"], "coherence") if "coherence" in p else True,
-            ping=dur("ping", 1.0),
+            ping=_ping(p["ping"]) if "ping" in p else 1.0,
             tls_ca=p.get("tls_ca") or None,
             tls_verify=parse_bool(p["tls_verify"], "tls_verify") if "tls_verify" in p else True,
             stale=dur("stale", 0.0),
