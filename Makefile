@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: bench test lint typecheck services services-stop clean
+.PHONY: bench test test-pythons lint typecheck services services-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,11 @@ typecheck: $(VENV)/.installed
 
 test: $(VENV)/.installed services lint typecheck
 	eval "$$(scripts/services env)" && $(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-pythons
+
+# The unit suite on the other supported Pythons (3.12, 3.13), each in its own .venv-<minor>.
+test-pythons:
+	scripts/test-pythons
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache bench-quick.json
+	rm -rf $(VENV) .venv-3.* .pytest_cache .mypy_cache .ruff_cache bench-quick.json

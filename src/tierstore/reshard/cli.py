@@ -42,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", action="append", default=[], metavar="URL", help="cache tier to invalidate (repeat)")
     p.add_argument("--checkpoint", help="checkpoint file (default: .tierstore-reshard.json)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N",
-                   help=f"items read, written or deleted per store request, and per checkpoint (default {DEFAULT_BATCH})")
+                   help="items read, written or deleted per store request, and per checkpoint "
+                   f"(default {DEFAULT_BATCH})")
     p.add_argument("--execute", action="store_true", help="write (default: dry run)")
     p.add_argument("--stop-after-copy", action="store_true", help="pause between copy and cleanup")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
