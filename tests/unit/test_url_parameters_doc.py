@@ -76,7 +76,8 @@ def check(tables: dict[str, dict[str, tuple[str, str]]]) -> list[str]:
             continue
         doc, parser = set(tables[name]), accepted(url, kind)
         if doc != parser:
-            problems.append(f"{name}: undocumented {sorted(parser - doc)}, documented but refused {sorted(doc - parser)}")
+            missing, refused = sorted(parser - doc), sorted(doc - parser)
+            problems.append(f"{name}: undocumented {missing}, documented but refused {refused}")
         config = (store_config if kind == "store" else tier_config)(url)
         for param, (_, default) in tables[name].items():
             literal = re.fullmatch(r"`([^`]*)`(?::.*)?", default)
@@ -111,7 +112,8 @@ def test_every_url_parameter_is_documented_with_its_default() -> None:
 def test_the_check_catches_a_wrong_table() -> None:
     """Control: drop one documented parameter, add one the parser refuses, change a default."""
     text = DOC.read_text()
-    broken = text.replace("| `lease` | how long a reader that missed holds the right to fill the key; others", "| `leese` | x")
+    lease_row = "| `lease` | how long a reader that missed holds the right to fill the key; others"
+    broken = text.replace(lease_row, "| `leese` | x")
     broken = broken.replace("| `max_items` | entries held; beyond, S3-FIFO evicts | count | `50000` |",
                             "| `max_items` | entries held; beyond, S3-FIFO evicts | count | `5000` |")
     broken = broken.replace("<!-- url-parameters: memory-store -->", "<!-- url-parameters: nothing -->")
