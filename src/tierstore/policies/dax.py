@@ -29,7 +29,6 @@ Use::
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -38,6 +37,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from tierstore.errors import ConfigError
+from tierstore.logs import get_logger
 from tierstore.model.cachekey import partition_cache_tag
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
@@ -47,7 +47,7 @@ from tierstore.tiers.policy import CachePolicy
 
 __all__ = ["DaxStylePolicy", "QueryCacheStats"]
 
-log = logging.getLogger("tierstore.dax_policy")
+log = get_logger("tierstore.dax_policy")
 T = TypeVar("T")
 
 _PAGE_MARK = 0xA9

@@ -14,13 +14,13 @@ while it is down (L1 is empty then); every L1 entry also has the tier's max age.
 from __future__ import annotations
 
 import asyncio
-import logging
 
+from tierstore.logs import get_logger
 from tierstore.tiers.base import InvalidationFeed, LocalTier
 
 __all__ = ["L1Coherence"]
 
-log = logging.getLogger("tierstore.cache.coherence")
+log = get_logger("tierstore.cache.coherence")
 
 
 class L1Coherence:

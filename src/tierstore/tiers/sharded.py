@@ -14,12 +14,12 @@ node is cleared instead), so an outage of one node never leaves stale data behin
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tierstore.errors import ConfigError
+from tierstore.logs import get_logger
 from tierstore.model.cachekey import partition_tag
 from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
@@ -28,7 +28,7 @@ from tierstore.tiers.health import NodeGuard
 
 __all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
 
-log = logging.getLogger("tierstore.cache")
+log = get_logger("tierstore.cache")
 
 MAX_PENDING_PER_NODE = 10_000
 

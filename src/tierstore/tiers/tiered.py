@@ -23,12 +23,12 @@ Around every non-local tier:
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
+from tierstore.logs import get_logger
 from tierstore.stats import TierStats
 from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.coalesce import Coalescer, SharedFailure
@@ -38,7 +38,7 @@ from tierstore.tiers.policy import CachePolicy
 
 __all__ = ["TieredCache"]
 
-log = logging.getLogger("tierstore.cache")
+log = get_logger("tierstore.cache")
 T = TypeVar("T")
 
 MAX_PENDING_INVALIDATIONS = 10_000
@@ -305,7 +305,9 @@ class TieredCache:
         breaker = self._guards[t].breaker
         if breaker is not None:
             breaker.failure()
-        log.debug("tier %s: %s failed: %r", tier.name, what, exc)
+        # Throttled (tierstore.logs): a dead tier writes this once, then a summary a minute, not a line per call.
+        log.warning("tier %s: %s failed; failing open (a miss, a dropped fill, or an invalidation kept for "
+                    "replay): %r", tier.name, what, exc)
 
     async def _replay(self, t: int) -> bool:
         """Deliver what tier ``t`` owes; ``True`` when it can be trusted again."""
@@ -385,7 +387,6 @@ class TieredCache:
         except Exception as exc:
             self._error(t, "invalidate", exc)
             guard.remember(keys)
-            log.warning("tier %s: invalidation failed, kept for replay: %r", tier.name, exc)
             return
         self._ok(t)
 

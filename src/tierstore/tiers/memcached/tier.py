@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
+from tierstore.logs import get_logger
 from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
@@ -62,7 +63,7 @@ from tierstore.tiers.network import NodeTier
 
 __all__ = ["MemcachedTier"]
 
-log = logging.getLogger("tierstore.cache.memcached")
+log = get_logger("tierstore.cache.memcached")
 
 VOID = Lease(None)
 """Miss that must not be filled (the node is down or owes invalidations): read the store, skip the fill."""
@@ -122,7 +123,9 @@ class MemcachedTier(NodeTier[Node]):
         self.stats.errors += 1
         node.guard.breaker.failure()
         node.gen = None  # re-read it: a restarted server has lost it
-        log.debug("memcached %s failed: %r", node.addr, exc)
+        # Throttled (tierstore.logs): once per node and kind, then a summary a minute — never a line per call.
+        log.warning("memcached %s failed; the tier fails open (a miss, an invalidation kept for replay): %r",
+                    node.addr, exc)
 
     def _key(self, node: Node, key: str) -> bytes:
         ns = node.namespace()

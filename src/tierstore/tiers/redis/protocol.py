@@ -9,7 +9,6 @@ cleanly is never reused (a late reply must not be read as the answer to the next
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
 from tierstore.errors import TierError
+from tierstore.logs import get_logger
 
 if TYPE_CHECKING:
     from tierstore.tiers.health import Breaker, NodeGuard
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Node", "pack"]
 
-log = logging.getLogger("tierstore.cache.redis")
+log = get_logger("tierstore.cache.redis")
 
 
 def _arg(a: Any) -> bytes:

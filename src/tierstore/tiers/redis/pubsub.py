@@ -13,7 +13,6 @@ a quiet channel.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from tierstore.errors import TierError
+from tierstore.logs import get_logger
 
 if TYPE_CHECKING:
     from tierstore.tiers.redis.cluster import Topology
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InvalidationChannel", "channel_name"]
 
-log = logging.getLogger("tierstore.cache.redis")
+log = get_logger("tierstore.cache.redis")
 
 
 def channel_name(prefix: str) -> str:

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
+from tierstore.logs import get_logger
 from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
 from tierstore.tiers.entry import (
@@ -50,7 +51,7 @@ from tierstore.tiers.redis.scripts import evalsha
 
 __all__ = ["RedisTier"]
 
-log = logging.getLogger("tierstore.cache.redis")
+log = get_logger("tierstore.cache.redis")
 
 _PACKED_KEYS = 65_536  # bound of the cache of keys packed as RESP arguments
 VOID = Lease(None)
@@ -125,7 +126,9 @@ class RedisTier(NodeTier[Node]):
         node.guard.breaker.failure()
         if self.config.cluster:
             self._topology.stale = True
-        log.debug("redis %s failed: %r", node.addr, exc)
+        # Throttled (tierstore.logs): once per node and kind, then a summary a minute — never a line per call.
+        log.warning("redis %s failed; the tier fails open (a miss, an invalidation kept for replay): %r",
+                    node.addr, exc)
 
     def _reply_error(self, node: Node, reply: Exception) -> None:
         """A per-command error reply (``MOVED``/``ASK`` among them: the topology is read again)."""
