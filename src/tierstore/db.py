@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, TierstoreError
@@ -20,10 +20,14 @@ from tierstore.policies.base import QueryCache
 from tierstore.repository import Repository
 from tierstore.session import Session
 from tierstore.stores.base import Store
+from tierstore.telemetry import resolve as resolve_telemetry
 from tierstore.tiers.base import CacheTier
 from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
+
+if TYPE_CHECKING:
+    from tierstore.telemetry import Telemetry
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]
 
@@ -44,6 +48,7 @@ def connect(
     policy: CachePolicy | None = None,
     query_cache: QueryCache | None = None,
     create_tables: bool = True,
+    telemetry: Telemetry | bool | None = None,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
 
@@ -51,6 +56,9 @@ def connect(
     nearest first, each a URL (``memory://``, ``redis://…``), a config object or a ready ``CacheTier``.
     With no arguments: the embedded default, a SQLite file ``tierstore.db`` plus an in-process tier.
     Objects you pass ready-made are not closed by tierstore; what it builds from URLs and configs, it closes.
+    ``telemetry``: OpenTelemetry spans and metrics (the ``otel`` extra) — ``None`` turns them on when the
+    service has set a global tracer or meter provider, ``True``/``False`` force it, or a
+    ``tierstore.telemetry.Telemetry`` names the providers (docs/observability.md).
     """
     if store is None and cache is None:
         cache = DEFAULT_CACHE
@@ -67,7 +75,8 @@ def connect(
     if not isinstance(built_store, Store):
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
-        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned
+        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
+        telemetry=telemetry,
     )
 
 
@@ -95,9 +104,18 @@ class Database:
         query_cache: QueryCache | None = None,
         create_tables: bool = True,
         owned: Sequence[Any] | None = None,
+        telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.store = store
-        self.cache = TieredCache(tiers, policy)
+        # Telemetry swaps classes, it adds no check to the plain ones: off, nothing on any path changes.
+        self.telemetry = resolve_telemetry(telemetry)
+        self._repository_class: type[Repository[Any]] = Repository
+        if self.telemetry is None:
+            self.cache = TieredCache(tiers, policy)
+        else:
+            self.cache = self.telemetry.tiered_cache(tiers, policy)
+            self._repository_class = self.telemetry.repository_class
+            self.telemetry.watch(self)
         self.query_cache = query_cache
         self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
@@ -133,6 +151,8 @@ class Database:
         if self._closed:
             return
         self._closed = True
+        if self.telemetry is not None:
+            self.telemetry.unwatch(self)
         try:
             await self.cache.aclose()  # background work of the tiered path (the coherence listener)
         except Exception as exc:
@@ -149,7 +169,7 @@ class Database:
             raise TierstoreError("this Database was closed")
         repo = self._repos.get(entity)
         if repo is None:
-            repo = self._repos[entity] = Repository(self, entity)
+            repo = self._repos[entity] = self._repository_class(self, entity)
         return repo
 
     async def ensure_schema(self, schema: Schema[Any]) -> None:
