@@ -68,6 +68,11 @@ class _Op:
 _current: ContextVar[_Op | None] = ContextVar("tierstore_operation", default=None)
 
 
+def _failed_already(span: Span) -> bool:
+    attributes = getattr(span, "attributes", None)  # the SDK's spans expose them; the API promises nothing
+    return bool(attributes and "error.type" in attributes)
+
+
 def _fail(span: Span, exc: BaseException) -> None:
     cause = exc.__cause__ if isinstance(exc, SharedFailure) and exc.__cause__ is not None else exc
     span.set_attribute("error.type", error_type(cause))
@@ -245,11 +250,17 @@ class TracedTieredCache(TieredCache):
         attrs: dict[str, Any] = dict(self._tier_attrs[t])
         attrs["db.operation.name"] = op
         attrs["tierstore.cache.keys"] = keys
+        stats = self.tiers[t].stats
+        errors = stats.errors
         with self._tracer.start_as_current_span(
             f"{op} {self.tiers[t].name}", kind=SpanKind.INTERNAL, attributes=attrs,
             record_exception=True, set_status_on_exception=True,
         ) as span:
             yield span
+            if stats.errors > errors and span.is_recording() and not _failed_already(span):
+                # A network tier fails open node by node: it answered (with misses) but counted a failure.
+                span.set_attribute("error.type", "TierError")
+                span.set_status(Status(StatusCode.ERROR, "a node of the tier failed; answered as misses"))
 
     async def read_many(
         self, codec: Codec[T], cks: Sequence[str], load: Callable[[list[int]], Awaitable[list[T | None]]],
