@@ -1,7 +1,7 @@
 """tierstore's logging: one logger tree, bounded messages, and repeated messages summarised.
 
-Every logger is ``tierstore`` or below it (``tierstore.cache``, ``tierstore.cache.redis``…), with a
-``NullHandler`` on the root of the tree: a library never configures logging, the service does.
+Every logger is ``tierstore`` or below it (``tierstore.cache``, ``tierstore.cache.redis``…). tierstore adds
+no handler: the service configures logging (unconfigured, Python prints warnings to stderr).
 
 Loggers of the paths that run per operation (the cache tiers, the tiered path, the query cache) come from
 :func:`get_logger`, which adds :class:`Throttle`. A failing server fails every operation, and its loggers
@@ -30,8 +30,6 @@ SUMMARY_INTERVAL = 60.0
 MAX_ARG = 200
 """Longest rendering of one message argument."""
 _MAX_KINDS = 1024  # distinct kinds remembered per logger; past it the memory starts again
-
-logging.getLogger(ROOT).addHandler(logging.NullHandler())
 
 
 def _now() -> float:
