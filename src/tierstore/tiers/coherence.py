@@ -57,6 +57,10 @@ class L1Coherence:
         state = "connected" if self.connected else "closed" if self._closed else "disconnected"
         return f"L1Coherence({state})"
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def _bump(self, name: str, n: int = 1) -> None:
         extra = self.l1.stats.extra
         extra[name] = extra.get(name, 0) + n

@@ -464,6 +464,32 @@ class RedisTier(NodeTier[_Node]):
         for node in list(self._nodes.values()):
             await node.aclose()
 
+    # -- health ----------------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, str | None]:
+        """``PING`` every node (cluster: every master), bypassing the breakers; per address ``None`` or a reason."""
+        if self.config.cluster:
+            try:
+                await self._refresh_topology()
+            except Exception as exc:
+                return {f"{h}:{p}": f"{type(exc).__name__}: {exc}" for h, p in self.config.hosts}
+            nodes = list(dict.fromkeys(n for n in self._slots if n is not None))
+        else:
+            nodes = list(self._order)
+
+        async def one(node: _Node) -> str | None:
+            try:
+                (reply,) = await node.call([("PING",)])
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return f"{type(reply).__name__}: {reply}" if isinstance(reply, Exception) else None
+
+        return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def breaker_states(self) -> dict[str, str]:
+        """Per node address, its circuit breaker's state."""
+        return {addr: n.health.breaker.state for addr, n in self._nodes.items()}
+
     # -- routing ---------------------------------------------------------------------------------------
 
     async def _refresh_topology(self) -> None:
