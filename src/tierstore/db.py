@@ -12,6 +12,7 @@ from tierstore.errors import ConfigError, TierstoreError, ValidationError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.policies.base import QueryCache
+from tierstore.querycache import QueryCacheConfig, build_query_cache, query_cache_stats, reset_query_cache_stats
 from tierstore.repository import Repository, _check_expect
 from tierstore.stores.base import Delete, Put, Store, WriteOp
 from tierstore.tiers.base import CacheTier
@@ -20,6 +21,7 @@ from tierstore.tiers.tiered import CachePolicy, TieredCache
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "Transaction", "connect"]
 
 if TYPE_CHECKING:
+    from tierstore.health import Health
     from tierstore.session import Session
 
 log = logging.getLogger("tierstore")
@@ -37,8 +39,9 @@ def connect(
     cache: Sequence[TierSpec] | TierSpec | None = None,
     *,
     policy: CachePolicy | None = None,
-    query_cache: QueryCache | None = None,
+    query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
     create_tables: bool = True,
+    strict: bool = False,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
 
@@ -46,6 +49,10 @@ def connect(
     nearest first, each a URL (``memory://``, ``redis://…``), a config object or a ready ``CacheTier``.
     With no arguments: the embedded default, a SQLite file ``tierstore.db`` plus an in-process tier.
     Objects you pass ready-made are not closed by tierstore; what it builds from URLs and configs, it closes.
+    ``query_cache``: off, ``True``, a ``query://?ttl=…`` URL, a ``QueryCacheConfig`` or a ready ``QueryCache``
+    (see :mod:`tierstore.querycache`). ``strict``: ``open()`` fails with ``StoreError``/``TierError`` when the
+    store, a tier or the L1 invalidation channel does not answer, instead of failing open (see
+    :mod:`tierstore.health`). ``create_tables``: create missing tables on first use of an entity.
     """
     if store is None and cache is None:
         cache = DEFAULT_CACHE
@@ -62,7 +69,8 @@ def connect(
     if not isinstance(built_store, Store):
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
-        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned
+        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
+        strict=strict,
     )
 
 
@@ -87,13 +95,15 @@ class Database:
         tiers: Sequence[CacheTier] = (),
         *,
         policy: CachePolicy | None = None,
-        query_cache: QueryCache | None = None,
+        query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
         create_tables: bool = True,
         owned: Sequence[Any] | None = None,
+        strict: bool = False,
     ) -> None:
         self.store = store
         self.cache = TieredCache(tiers, policy)
-        self.query_cache = query_cache
+        self.query_cache: QueryCache | None = build_query_cache(query_cache, self.cache.tiers)
+        self.strict = strict
         self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}
@@ -113,7 +123,22 @@ class Database:
             for tier in self.cache.tiers:
                 await tier.open()
             self._opened = True
+            if self.strict:
+                from tierstore.health import require_reachable
+
+                try:
+                    await require_reachable(self)
+                except BaseException:
+                    await self.aclose()
+                    raise
         return self
+
+    async def health(self, within: float = 2.0) -> Health:
+        """Probe the store and every tier now (see :mod:`tierstore.health`)."""
+        from tierstore.health import check
+
+        await self.open()
+        return await check(self, within)
 
     async def __aenter__(self) -> Database:
         return await self.open()
@@ -173,16 +198,22 @@ class Database:
         return Transaction(self)
 
     def stats(self) -> dict[str, Any]:
-        """Counters of the store and of each tier (``{"store": {...}, "tiers": {name: {...}}}``)."""
-        return {
+        """Counters of the store, of each tier and of the query cache (``{"store": {...}, "tiers": {name: {...}},
+        "query_cache": {...}}``; the last only when one is configured)."""
+        out: dict[str, Any] = {
             "store": {"name": self.store.name, **self.store.stats.as_dict()},
             "tiers": {t.name: t.stats.as_dict() for t in self.cache.tiers},
         }
+        qc = query_cache_stats(self.query_cache)
+        if qc is not None:
+            out["query_cache"] = qc
+        return out
 
     def reset_stats(self) -> None:
         self.store.stats.reset()
         for t in self.cache.tiers:
             t.stats.reset()
+        reset_query_cache_stats(self.query_cache)
 
 
 class Transaction:
