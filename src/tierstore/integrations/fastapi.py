@@ -114,15 +114,15 @@ def _wrap(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Callabl
     """A wrapper of ``endpoint`` that decodes its entity body and encodes its entity result, and the entity-shaped
     types it uses; ``None`` when the route has neither (FastAPI handles it as usual)."""
     try:
-        hints = typing.get_type_hints(endpoint, include_extras=True)
         sig = inspect.signature(endpoint)
-    except (NameError, TypeError, ValueError):
-        return None  # not a plain function, or annotations that do not resolve: FastAPI's own handling
+    except (TypeError, ValueError):
+        return None  # not something FastAPI can call either
+    hints = _hints(endpoint)
     body_name: str | None = None
     body_type: Any = None
     for name, param in sig.parameters.items():
-        ann = hints.get(name, param.annotation)
-        if _is_body(param, ann):
+        ann = hints.get(name)
+        if ann is not None and _is_body(param, ann):
             if body_name is not None:
                 raise TypeError(f"{endpoint.__name__}: one entity body per route ({body_name}, {name})")
             body_name, body_type = name, ann
@@ -143,13 +143,17 @@ def _wrap(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Callabl
             params.append(param.replace(kind=keyword, annotation=dep, default=inspect.Parameter.empty))
         else:
             params.append(param.replace(kind=keyword, annotation=ann))
-    params.append(inspect.Parameter(_RESPONSE_PARAM, keyword, annotation=Response))
+    # FastAPI injects its per-request Response into one parameter only: the endpoint's own, if it declares one.
+    own = [p.name for p in params if isinstance(p.annotation, type) and issubclass(p.annotation, Response)]
+    response_name = own[0] if own else _RESPONSE_PARAM
+    if not own:
+        params.append(inspect.Parameter(_RESPONSE_PARAM, keyword, annotation=Response))
     status_code = kwargs.get("status_code") or 200
     is_async = inspect.iscoroutinefunction(endpoint)
     used = [t for t in (body_type, ret if returns_entities else None) if t is not None]
 
     async def wrapper(**values: Any) -> Response:
-        sub: Response = values.pop(_RESPONSE_PARAM)
+        sub: Response = values[response_name] if own else values.pop(response_name)
         result = await endpoint(**values) if is_async else await run_in_threadpool(endpoint, **values)
         if isinstance(result, Response):
             return result
@@ -178,6 +182,24 @@ def _wrap(endpoint: Callable[..., Any], kwargs: dict[str, Any]) -> tuple[Callabl
         extra["responses"] = {str(status_code): {"content": {"application/json": {"schema": schemas[i]}}}}
     kwargs["openapi_extra"] = _merge(dict(kwargs.get("openapi_extra") or {}), extra)
     return wrapper, used
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    """``fn``'s annotations, resolved; one that does not resolve (a name local to where ``fn`` was defined) is
+    left out, so that parameter is never taken for a body."""
+    try:
+        return typing.get_type_hints(fn, include_extras=True)
+    except (NameError, TypeError):
+        pass
+    out: dict[str, Any] = {}
+    globalns = getattr(fn, "__globals__", {})
+    for name, ann in getattr(fn, "__annotations__", {}).items():
+        holder = type("_Hint", (), {"__annotations__": {name: ann}})
+        try:
+            out[name] = typing.get_type_hints(holder, globalns=globalns, include_extras=True)[name]
+        except (NameError, TypeError):
+            continue
+    return out
 
 
 def _is_default(value: Any) -> bool:
