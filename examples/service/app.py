@@ -33,8 +33,8 @@ from fastapi.responses import FileResponse, JSONResponse
 
 import tierstore
 from tierstore import Entity, Many, NotFound, PartitionKey, Ref, Repository, SortKey, ValidationError, Version
-from tierstore.integrations.fastapi import SessionDep, install, lifespan, repository
-from tierstore.integrations.starlette import database, liveness, metrics, readiness
+from tierstore.integrations.fastapi import DatabaseDep, SessionDep, install, lifespan, repository
+from tierstore.integrations.starlette import liveness, metrics, readiness
 
 STATIC = pathlib.Path(__file__).resolve().parent / "static"
 
@@ -165,12 +165,12 @@ async def create_order(customer_id: Id, order: Order, orders: Orders) -> Order:
 
 
 @app.get("/api/orders/{customer_id}/{order_id}", tags=["orders"])
-async def get_order(customer_id: Id, order_id: Id, session: SessionDep) -> Order:
+async def get_order(customer_id: Id, order_id: Id, orders: Orders) -> Order:
     """The order with its customer nested under ``customer`` (a many-to-one join)."""
-    order = await session.get(Order, customer_id, order_id)
+    order = await orders.get(customer_id, order_id)
     if order is None:
         raise NotFound("no such order", entity="Order", key=(customer_id, order_id))
-    await session.load([order], Order.customer)
+    await orders.load([order], Order.customer)
     return order
 
 
@@ -199,7 +199,7 @@ app.add_api_route("/metrics", metrics, methods=["GET"], include_in_schema=False)
 
 
 @app.get("/stats", include_in_schema=False)
-async def stats(db: Annotated[tierstore.Database, Depends(database)]) -> JSONResponse:
+async def stats(db: DatabaseDep) -> JSONResponse:
     return JSONResponse(db.stats())
 
 

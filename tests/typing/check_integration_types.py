@@ -4,7 +4,7 @@ integration as a service's type checker sees them."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, assert_type
 
 from fastapi import Depends, FastAPI, Request
@@ -22,7 +22,7 @@ class Customer(Entity, table="typing_int_customers"):
 
 
 customer_repo = repository(Customer)
-assert_type(customer_repo, Callable[[Request], Repository[Customer]])
+assert_type(customer_repo, Callable[[Request], Awaitable[Repository[Customer]]])
 Customers = Annotated[Repository[Customer], Depends(customer_repo)]
 
 app = FastAPI(lifespan=lifespan(lambda: tierstore.connect("memory://", ["memory://"])))

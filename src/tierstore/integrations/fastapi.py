@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -62,6 +62,7 @@ __all__ = [
     "install",
     "lifespan",
     "repository",
+    "request_database",
     "session",
 ]
 
@@ -71,27 +72,31 @@ _RESPONSE_PARAM = "tierstore_response_"
 _TYPES_ATTR = "__tierstore_entity_types__"
 
 
-def repository(entity: type[T]) -> Callable[[Request], Repository[T]]:
+def repository(entity: type[T]) -> Callable[[Request], Awaitable[Repository[T]]]:
     """A dependency handing out the repository of ``entity``:
     ``customers: Annotated[Repository[Customer], Depends(repository(Customer))]``."""
 
-    def dependency(request: Request) -> Repository[T]:
+    # Async on purpose, here and below: FastAPI runs a plain ``def`` dependency on a worker thread (a thread hop
+    # per request), which costs more than the lookup itself.
+    async def dependency(request: Request) -> Repository[T]:
         return database(request).repository(entity)
 
     dependency.__name__ = f"repository_{entity.__name__}"
     return dependency
 
 
-async def session(request: Request) -> AsyncIterator[Session]:
-    """A dependency handing out the request's session (one identity map per request, dropped after it)."""
-    s = request_session(request)
-    try:
-        yield s
-    finally:
-        s.forget()
+async def session(request: Request) -> Session:
+    """A dependency handing out the request's session (one identity map per request; it lives as long as the
+    request does)."""
+    return request_session(request)
 
 
-DatabaseDep = Annotated[Database, Depends(database)]
+async def request_database(request: Request) -> Database:
+    """A dependency handing out the app's database."""
+    return database(request)
+
+
+DatabaseDep = Annotated[Database, Depends(request_database)]
 SessionDep = Annotated[Session, Depends(session)]
 
 
