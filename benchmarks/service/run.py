@@ -7,14 +7,14 @@ One command::
 
 For each cache configuration it starts the service (one uvicorn process, the image's command) and warms it up;
 then, in ``--rounds`` interleaved rounds, runs wrk against each with ``mix.lua`` for ``--duration`` seconds or
-``--max-requests``, whichever ends first: Zipf(s) customer
-ids, ``--read-ratio`` reads (a customer; an order with its customer joined; a page of a customer's orders), the rest
-new orders. The data set (customers ``c000000``… with ``--orders`` orders each) is written once, before, straight
-through tierstore; the shared tier of a configuration is warmed with every item before its run (``--no-prefill``:
-cold). It reports req/s, p50/p99 latency, errors (socket errors and non-2xx answers), store point
-reads and queries per request (deltas of the service's ``db.stats()``), and the service's CPU per request (from
-``/proc/<pid>/stat``), prints the table and the target ratios, and writes ``service-bench.json`` and
-``service-bench.png`` (with matplotlib, the ``bench`` extra) to ``--out``.
+``--max-requests``, whichever ends first: Zipf(s) customer ids, ``--read-ratio`` reads (a customer; an order
+with its customer joined; a page of a customer's orders), the rest new orders. The data set (customers
+``c000000``… with ``--orders`` orders each) is written once, before, straight through tierstore; the shared
+tier of a configuration is warmed with every item first (``--no-prefill``: cold). It reports req/s, p50/p99
+latency, errors (socket errors and non-2xx answers), store point reads and queries per request (deltas of the
+service's ``db.stats()``) and the service's CPU per request (from ``/proc/<pid>/stat``), prints the table and
+the target ratios, and writes ``service-bench.json`` and ``service-bench.png`` (matplotlib, the ``bench``
+extra) to ``--out``.
 
 Configurations: ``none`` (no cache), ``memory`` (in-process tier), ``memory+redis``, ``memory+memcached``,
 ``memory+query`` (in-process tier plus the query cache). Redis and Memcached URLs come from TIERSTORE_REDIS_URL
