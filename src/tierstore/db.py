@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, TierstoreError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
+from tierstore.querycache import QueryCacheConfig, build_query_cache, query_cache_stats, reset_query_cache_stats
 from tierstore.repository import Repository
 from tierstore.session import Session
 from tierstore.stores.base import Store
@@ -26,6 +27,9 @@ from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
 
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]
+
+if TYPE_CHECKING:
+    from tierstore.health import Health
 
 log = logging.getLogger("tierstore")
 T = TypeVar("T", bound=Entity)
@@ -42,8 +46,9 @@ def connect(
     cache: Sequence[TierSpec] | TierSpec | None = None,
     *,
     policy: CachePolicy | None = None,
-    query_cache: QueryCache | None = None,
+    query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
     create_tables: bool = True,
+    strict: bool = False,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
 
@@ -51,6 +56,10 @@ def connect(
     nearest first, each a URL (``memory://``, ``redis://…``), a config object or a ready ``CacheTier``.
     With no arguments: the embedded default, a SQLite file ``tierstore.db`` plus an in-process tier.
     Objects you pass ready-made are not closed by tierstore; what it builds from URLs and configs, it closes.
+    ``query_cache``: off, ``True``, a ``query://?ttl=…`` URL, a ``QueryCacheConfig`` or a ready ``QueryCache``
+    (see :mod:`tierstore.querycache`). ``strict``: ``open()`` fails with ``StoreError``/``TierError`` when the
+    store, a tier or the L1 invalidation channel does not answer, instead of failing open (see
+    :mod:`tierstore.health`). ``create_tables``: create missing tables on first use of an entity.
     """
     if store is None and cache is None:
         cache = DEFAULT_CACHE
@@ -67,7 +76,8 @@ def connect(
     if not isinstance(built_store, Store):
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
-        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned
+        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
+        strict=strict,
     )
 
 
@@ -92,13 +102,15 @@ class Database:
         tiers: Sequence[CacheTier] = (),
         *,
         policy: CachePolicy | None = None,
-        query_cache: QueryCache | None = None,
+        query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
         create_tables: bool = True,
         owned: Sequence[Any] | None = None,
+        strict: bool = False,
     ) -> None:
         self.store = store
         self.cache = TieredCache(tiers, policy)
-        self.query_cache = query_cache
+        self.query_cache: QueryCache | None = build_query_cache(query_cache, self.cache.tiers)
+        self.strict = strict
         self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}
@@ -118,7 +130,22 @@ class Database:
             for tier in self.cache.tiers:
                 await tier.open()
             self._opened = True
+            if self.strict:
+                from tierstore.health import require_reachable
+
+                try:
+                    await require_reachable(self)
+                except BaseException:
+                    await self.aclose()
+                    raise
         return self
+
+    async def health(self, within: float = 2.0) -> Health:
+        """Probe the store and every tier now (see :mod:`tierstore.health`)."""
+        from tierstore.health import check
+
+        await self.open()
+        return await check(self, within)
 
     async def __aenter__(self) -> Database:
         return await self.open()
@@ -178,13 +205,19 @@ class Database:
         return Transaction(self)
 
     def stats(self) -> dict[str, Any]:
-        """Counters of the store and of each tier (``{"store": {...}, "tiers": {name: {...}}}``)."""
-        return {
+        """Counters of the store, of each tier and of the query cache (``{"store": {...}, "tiers": {name: {...}},
+        "query_cache": {...}}``; the last only when one is configured)."""
+        out: dict[str, Any] = {
             "store": {"name": self.store.name, **self.store.stats.as_dict()},
             "tiers": {t.name: t.stats.as_dict() for t in self.cache.tiers},
         }
+        qc = query_cache_stats(self.query_cache)
+        if qc is not None:
+            out["query_cache"] = qc
+        return out
 
     def reset_stats(self) -> None:
         self.store.stats.reset()
         for t in self.cache.tiers:
             t.stats.reset()
+        reset_query_cache_stats(self.query_cache)

@@ -91,6 +91,17 @@ class TieredCache:
     def __repr__(self) -> str:
         return f"TieredCache({', '.join(t.name for t in self.tiers)}, {self.policy})"
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def breaker_state(self, tier: CacheTier) -> str | None:
+        """The state of ``tier``'s breaker on this path (``None`` for in-process tiers, which have none)."""
+        for t, guard in zip(self.tiers, self._guards, strict=True):
+            if t is tier:
+                return None if guard.breaker is None else guard.breaker.state
+        return None
+
     async def _l1_ready(self) -> bool:
         """May L1 be filled now? Only while the invalidation channel (if any) is connected."""
         coherence = self.coherence

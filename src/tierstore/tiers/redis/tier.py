@@ -434,6 +434,28 @@ class RedisTier(NodeTier[Node]):
 
     # -- namespace ---------------------------------------------------------------------------------------
 
+    # -- health ----------------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, str | None]:
+        """``PING`` every node (cluster: every master), bypassing the breakers; per address ``None`` or a reason."""
+        try:
+            nodes = await self._topology.masters()
+        except Exception as exc:
+            return {f"{h}:{p}": f"{type(exc).__name__}: {exc}" for h, p in self.config.hosts}
+
+        async def one(node: Node) -> str | None:
+            try:
+                (reply,) = await node.call([("PING",)])
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return f"{type(reply).__name__}: {reply}" if isinstance(reply, Exception) else None
+
+        return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def breaker_states(self) -> dict[str, str]:
+        """Per node address, its circuit breaker's state."""
+        return {addr: n.guard.breaker.state for addr, n in self._topology.nodes.items()}
+
     async def clear(self) -> None:
         """Delete every key of this tier's prefix on every node (SCAN + UNLINK), and tell other processes."""
         if self._closed:
