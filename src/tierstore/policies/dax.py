@@ -176,6 +176,14 @@ class DaxStylePolicy:
             self.stats.errors += 1
             log.debug("query cache tier %s: fill failed: %r", tier.name, exc)
 
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    async def undelivered(self) -> int:
+        """Generation deletes still owed to a tier after a replay attempt (0: every tier took them)."""
+        if self._untrusted:
+            await self._replay()
+        return sum(max(1, len(self._pending.get(t, ()))) for t in self._untrusted)
+
     async def _replay(self) -> None:
         for t in sorted(self._untrusted):
             keys = self._pending.get(t, set())

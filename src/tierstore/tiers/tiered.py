@@ -516,6 +516,13 @@ class TieredCache:
             return
         self._ok(t)
 
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    def undelivered(self) -> int:
+        """How many invalidations are kept for replay because a tier could not take them (a whole-tier clear
+        counts as one). The change-data-capture invalidator checkpoints only when this is 0."""
+        return sum(len(keys) for keys in self._pending.values())
+
     def _remember(self, t: int, keys: Sequence[str]) -> None:
         pending = self._pending.setdefault(t, set())
         pending.update(keys)
