@@ -84,8 +84,8 @@ class ChangeSource(Protocol):
         or ``None``."""
         ...
 
-    async def read(self, timeout: float) -> ChangeBatch:
-        """The next changes, waiting at most about ``timeout`` seconds (an empty batch then)."""
+    async def read(self, wait: float) -> ChangeBatch:
+        """The next changes, waiting at most about ``wait`` seconds (an empty batch then)."""
         ...
 
     async def acknowledge(self, position: Any) -> None:
@@ -320,10 +320,10 @@ class Invalidator:
 
     # -- observation -------------------------------------------------------------------------------------------
 
-    async def wait_until(self, predicate: Callable[[InvalidatorStats], bool], timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds, else ``TimeoutError``) until ``predicate(stats)`` holds after a
+    async def wait_until(self, predicate: Callable[[InvalidatorStats], bool], within: float) -> None:
+        """Wait (at most ``within`` seconds, else ``TimeoutError``) until ``predicate(stats)`` holds after a
         batch was handled."""
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             while not predicate(self.stats):
                 if self._task is not None and self._task.done():
                     self._task.result()

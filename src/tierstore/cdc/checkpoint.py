@@ -17,6 +17,7 @@ pointed at another source is refused instead of resuming from a foreign position
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import tempfile
@@ -106,10 +107,8 @@ class FileCheckpoint:
                 os.fsync(f.fileno())
             os.replace(tmp, self.path)
         except BaseException:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
             raise
         dir_fd = os.open(folder, os.O_RDONLY)
         try:

@@ -169,7 +169,9 @@ class DynamoStreamsSource:
                 arn = await self._wait_stream(table)
             old = saved.get(table)
             if old is not None and old.get("arn") == arn:
-                self._state[table] = {"arn": arn, "shards": copy.deepcopy(old.get("shards", {})), "fresh": False}
+                shards = {str(sid): {"seq": p.get("seq"), "done": bool(p.get("done"))}
+                          for sid, p in (old.get("shards") or {}).items()}
+                self._state[table] = {"arn": arn, "shards": shards, "fresh": False}
             else:
                 if old is not None:
                     self._gaps.append(f"the stream of {table} was replaced (disabled and enabled again)")
@@ -281,12 +283,12 @@ class DynamoStreamsSource:
         self._iterators[sid] = it
         return str(it)
 
-    async def read(self, timeout: float) -> ChangeBatch:
+    async def read(self, wait: float) -> ChangeBatch:
         from botocore.exceptions import ClientError
 
         if self._streams is None or self._entities is None:
             raise StoreError("the DynamoDB Streams source is not started", backend="dynamodb")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         batch = ChangeBatch()
         while True:
             if time.monotonic() - self._refreshed >= self.refresh:

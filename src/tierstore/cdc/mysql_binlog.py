@@ -25,11 +25,11 @@ that names no keys: it is reported as a gap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import re
 import threading
-import time
 from typing import Any
 
 from tierstore.cdc.base import Change, ChangeBatch
@@ -181,10 +181,8 @@ class MySqlBinlogSource:
 
     def _pump(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[Any], stream: Any) -> None:
         def put(item: Any) -> None:
-            try:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening any more
                 loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop is closed: nobody is listening any more
-                pass
 
         try:
             for event in stream:
@@ -199,7 +197,7 @@ class MySqlBinlogSource:
 
     # -- reads -------------------------------------------------------------------------------------------------
 
-    async def read(self, timeout: float) -> ChangeBatch:
+    async def read(self, wait: float) -> ChangeBatch:
         queue = self._queue
         if queue is None:
             raise StoreError("the binlog source is not started", backend="mysql")
@@ -207,7 +205,7 @@ class MySqlBinlogSource:
         if self._gap is not None:
             batch.gap, self._gap = self._gap, None
         try:
-            first = await asyncio.wait_for(queue.get(), timeout)
+            first = await asyncio.wait_for(queue.get(), wait)
         except TimeoutError:
             return batch
         items = [first]
@@ -276,10 +274,9 @@ class MySqlBinlogSource:
         stream, self._stream = self._stream, None
         thread, self._thread = self._thread, None
         if thread is not None:
-            # The thread wakes at the next event or heartbeat, sees the stop flag and closes the stream.
-            deadline = time.monotonic() + self.heartbeat * 3 + 1
-            while thread.is_alive() and time.monotonic() < deadline:
-                await asyncio.sleep(0.02)
+            # The thread wakes at the next event or heartbeat and sees the stop flag (a daemon thread: if the
+            # server never answers, it is abandoned rather than waited for).
+            await asyncio.to_thread(thread.join, self.heartbeat * 3 + 1)
         if stream is not None:
             try:
                 await asyncio.to_thread(stream.close)

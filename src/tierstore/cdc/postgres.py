@@ -139,7 +139,8 @@ class PostgresLogicalSource:
             await conn.execute("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", self.slot)
             log.info("created logical replication slot %s on %s", self.slot, self.endpoint.safe())
             return None
-        if row["slot_type"] != "logical" or row["plugin"] != "test_decoding" or row["database"] != self.endpoint.database:
+        ours = row["slot_type"] == "logical" and row["plugin"] == "test_decoding"
+        if not ours or row["database"] != self.endpoint.database:
             raise ConfigError(
                 f"slot {self.slot!r} exists as a {row['slot_type']} slot of plugin {row['plugin']!r} on database "
                 f"{row['database']!r}; the invalidator needs a test_decoding slot on {self.endpoint.database!r}"
@@ -151,11 +152,11 @@ class PostgresLogicalSource:
             )
         return None
 
-    async def read(self, timeout: float) -> ChangeBatch:
+    async def read(self, wait: float) -> ChangeBatch:
         conn = self._conn
         if conn is None:
             raise StoreError("the PostgreSQL change source is not started", backend="postgres")
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait
         while True:
             rows = await conn.fetch(_PEEK, self.slot, self.batch)
             if rows:
