@@ -95,7 +95,7 @@ class MySqlBinlogSource:
 
     def _settings(self) -> dict[str, Any]:
         ep = self.endpoint
-        return {"host": ep.host, "port": ep.port, "user": ep.user, "passwd": ep.password}
+        return {"host": ep.host, "port": ep.port, "user": ep.user, "password": ep.password}
 
     # -- start -------------------------------------------------------------------------------------------------
 
