@@ -59,7 +59,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--enable-stream", action="store_true", help="DynamoDB: turn on a KEYS_ONLY stream if none")
     p.add_argument("--health-port", type=int, metavar="PORT", help="serve /health and /metrics on this port")
     p.add_argument("--health-host", default="127.0.0.1", help="address for --health-port (default loopback)")
-    p.add_argument("--status-file", metavar="PATH", help="write the health JSON here every second")
+    p.add_argument("--status-file", metavar="PATH", help="write the health JSON here (atomically) periodically")
+    p.add_argument("--status-every", type=float, default=1.0, metavar="SECONDS", help="period of --status-file")
     p.add_argument("--print-ddl", action="store_true", help="PostgreSQL: print the NOTIFY trigger DDL and exit")
     p.add_argument("--drop-slot", action="store_true", help="PostgreSQL: drop the logical slot and exit")
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
@@ -156,7 +157,7 @@ async def _run(args: argparse.Namespace) -> int:
             health_server = await HealthServer(invalidator, args.health_port, args.health_host).start()
             log.info("health on http://%s:%d/health", args.health_host, health_server.port)
         if args.status_file:
-            status_task = asyncio.create_task(_write_status(invalidator, args.status_file))
+            status_task = asyncio.create_task(_write_status(invalidator, args.status_file, args.status_every))
         log.info("invalidator running: %r", invalidator)
         waiter = asyncio.ensure_future(stop.wait())
         assert invalidator._task is not None
@@ -186,10 +187,10 @@ def _replace_file(path: str, data: str) -> None:
     os.replace(tmp, path)
 
 
-async def _write_status(invalidator: Any, path: str) -> None:
+async def _write_status(invalidator: Any, path: str, every: float) -> None:
     while True:
         await asyncio.to_thread(_replace_file, path, json.dumps(invalidator.health(), default=str))
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(every)
 
 
 def main(argv: Sequence[str]) -> int:
