@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 from tierstore import Entity, Index, PartitionKey, SortKey, Version
+from tierstore.cdc import ChangeBatch, EntityMap
 
 PG_LOGICAL_URL = os.environ.get("TIERSTORE_PG_LOGICAL_URL", "postgresql+asyncpg://postgres@127.0.0.1:5433/tierstore")
 MYSQL_BINLOG_URL = os.environ.get("TIERSTORE_MYSQL_BINLOG_URL", "mysql+aiomysql://root@127.0.0.1:3307/tierstore")
@@ -48,7 +49,14 @@ class CdcOrder(Entity, table="cdc_orders", indexes=[Index("by_status", "status",
     total: int = 0
 
 
-ENTITIES = (CdcItem, CdcEvent, CdcBlob, CdcOrder)
+class CdcScratch(Entity, table="cdc_scratch"):
+    """Its table is truncated by the gap tests."""
+
+    id: PartitionKey[str]
+    name: str = ""
+
+
+ENTITIES = (CdcItem, CdcEvent, CdcBlob, CdcOrder, CdcScratch)
 
 
 def store_url(store: str, table_prefix: str = "") -> str:
@@ -232,3 +240,42 @@ async def eventually(check: Any, within: float = 5.0, pause: float = 0.01) -> An
         if loop.time() >= deadline:
             return got
         await asyncio.sleep(pause)
+
+
+class Scripted:
+    """A change log made of batches given in advance: the one stub of the cdc tests, standing for a log so
+    that the loop's ordering can be checked step by step (the real logs have tests of their own)."""
+
+    identity = "scripted://test"
+    table_prefix = ""
+
+    def __init__(self, batches: list[ChangeBatch], *, fail_ack_at: Any = None) -> None:
+        self.batches = batches
+        self.starts: list[Any] = []
+        self.acked: list[Any] = []
+        self.fail_ack_at = fail_ack_at
+        self.cursor = 0
+
+    async def start(self, entities: EntityMap, position: Any) -> Any:
+        self.starts.append(position)
+        self.cursor = 0 if position is None else int(position)
+        return None
+
+    async def read(self, wait: float) -> ChangeBatch:
+        if self.cursor < len(self.batches):
+            self.cursor += 1
+            return self.batches[self.cursor - 1]
+        await asyncio.sleep(wait)
+        return ChangeBatch()
+
+    async def acknowledge(self, position: Any) -> None:
+        if position == self.fail_ack_at:
+            self.fail_ack_at = None
+            raise RuntimeError("crash between delivery and checkpoint")
+        self.acked.append(position)
+
+    async def backlog(self) -> dict[str, Any]:
+        return {"left": len(self.batches) - self.cursor}
+
+    async def aclose(self) -> None:
+        pass

@@ -16,9 +16,8 @@ import time
 
 async def main(store_url: str, cache_url: str, keys_json: str, stop_file: str, out_json: str) -> None:
     import tierstore
-    from tierstore import CachePolicy
-
     from _cdc import CdcItem
+    from tierstore import CachePolicy
 
     keys: list[str] = json.loads(keys_json)
     policy = CachePolicy(ttl=300, ttl_jitter=0)  # without invalidations, stale for minutes: lag is the cdc's
@@ -46,13 +45,21 @@ async def main(store_url: str, cache_url: str, keys_json: str, stop_file: str, o
                     rec[1] = start
             if end >= next_check:
                 next_check = end + 0.05
-                if os.path.exists(stop_file):
+                if _exists(stop_file):
                     break
             await asyncio.sleep(0.002)
     finally:
         await db.aclose()
-    with open(out_json, "w") as f:
-        json.dump({k: {str(v): t for v, t in values.items()} for k, values in seen.items()}, f)
+    _dump(out_json, {k: {str(v): t for v, t in values.items()} for k, values in seen.items()})
+
+
+def _exists(path: str) -> bool:
+    return os.path.exists(path)
+
+
+def _dump(path: str, doc: object) -> None:
+    with open(path, "w") as f:
+        json.dump(doc, f)
 
 
 if __name__ == "__main__":

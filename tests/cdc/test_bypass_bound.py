@@ -22,9 +22,9 @@ import uuid
 import pytest
 
 import tierstore
+from _cdc import CdcItem, ForeignWriter, server_url, store_url
 from tierstore import CachePolicy
 
-from _cdc import CdcItem, ForeignWriter, server_url, store_url
 from _servers import REDIS_URL, require
 
 T = 1.0

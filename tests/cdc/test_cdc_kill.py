@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 import tierstore
+from _cdc import CdcItem, ForeignWriter, drop_slot, new_slot, server_url, source_url, store_url
 from tierstore import CachePolicy
 
-from _cdc import CdcItem, ForeignWriter, drop_slot, new_slot, server_url, source_url, store_url
 from _servers import REDIS_URL, require
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

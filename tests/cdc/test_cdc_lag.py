@@ -27,9 +27,9 @@ from typing import Any
 import pytest
 
 import tierstore
+from _cdc import CdcItem, ForeignWriter, drop_slot, new_slot, server_url, source_url, store_url
 from tierstore.cdc.metrics import percentile
 
-from _cdc import CdcItem, ForeignWriter, drop_slot, new_slot, server_url, source_url, store_url
 from _servers import REDIS_URL, require
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -43,6 +43,17 @@ STORES = [
     pytest.param("mysql", marks=[pytest.mark.mysql, pytest.mark.redis]),
     pytest.param("dynamodb", marks=[pytest.mark.dynamodb, pytest.mark.redis]),
 ]
+
+
+def _spawn(cmd: list[str], env: dict[str, str], log: pathlib.Path, *, pipe: bool) -> subprocess.Popen[str]:
+    with open(log, "w") as err:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE if pipe else subprocess.DEVNULL, stderr=err,
+                                text=True)
+
+
+def _append(path: str, line: str) -> None:
+    with open(path, "a") as f:
+        f.write(line)
 
 
 def analyse(writes: list[tuple[str, int, float]], readers: list[dict[str, dict[str, list[float]]]],
@@ -112,8 +123,7 @@ async def test_lag_over_foreign_writes_with_two_reader_processes(store: str, tmp
             inv_args += ["--slot", slot, "--poll", "0.01"]
         elif store == "dynamodb":
             inv_args += ["--enable-stream", "--poll", "0.02"]
-        inv = subprocess.Popen(inv_args, env=env, stdout=subprocess.DEVNULL,
-                               stderr=open(tmp_path / "inv.log", "w"), text=True)  # noqa: SIM115
+        inv = _spawn(inv_args, env, tmp_path / "inv.log", pipe=False)
         procs.append(inv)
         deadline = time.monotonic() + 60
         while True:
@@ -127,12 +137,11 @@ async def test_lag_over_foreign_writes_with_two_reader_processes(store: str, tmp
             await asyncio.sleep(0.05)
         stop = tmp_path / "stop"
         outs = [tmp_path / f"reader{i}.json" for i in range(2)]
-        for out in outs:
-            procs.append(subprocess.Popen(
-                [sys.executable, str(ROOT / "tests" / "cdc" / "lag_reader.py"), url, cache_url, json.dumps(keys),
-                 str(stop), str(out)],
-                env=env, stdout=subprocess.PIPE, stderr=open(str(out) + ".log", "w"), text=True,  # noqa: SIM115
-            ))
+        procs += [
+            _spawn([sys.executable, str(ROOT / "tests" / "cdc" / "lag_reader.py"), url, cache_url, json.dumps(keys),
+                    str(stop), str(out)], env, pathlib.Path(str(out) + ".log"), pipe=True)
+            for out in outs
+        ]
         for p in procs[1:]:
             line = await asyncio.wait_for(asyncio.to_thread(p.stdout.readline), 60)  # type: ignore[union-attr]
             assert line.strip() == "ready", line
@@ -147,7 +156,7 @@ async def test_lag_over_foreign_writes_with_two_reader_processes(store: str, tmp
         stop.touch()
         for p in procs[1:]:
             assert await asyncio.to_thread(p.wait, 60) == 0
-        readers = [json.loads(out.read_text()) for out in outs]
+        readers = [json.loads(out.read_text()) for out in outs]  # small files, after the run
     finally:
         for p in procs:
             if p.poll() is None:
@@ -163,7 +172,6 @@ async def test_lag_over_foreign_writes_with_two_reader_processes(store: str, tmp
     print(json.dumps(result))
     report = os.environ.get("TIERSTORE_CDC_LAG_REPORT")
     if report:
-        with open(report, "a") as f:
-            f.write(json.dumps(result) + "\n")
+        _append(report, json.dumps(result) + "\n")
     assert result["unseen"] == 0, result
     assert result["stale_after_bound"] == 0, result

@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 
 import tierstore
+from _cdc import CdcItem, ForeignWriter, drop_slot, make_source, server_url, store_url
 from tierstore.cdc import Invalidator
 from tierstore.config import tier_config
 
-from _cdc import CdcItem, ForeignWriter, drop_slot, make_source, server_url, store_url
 from _servers import MEMCACHED_URL, REDIS_URL, require
 
 ROUNDS = int(os.environ.get("TIERSTORE_CDC_RACE_ROUNDS", "100"))
@@ -152,12 +152,11 @@ async def _rounds(
 
 
 def _params() -> list[Any]:
-    out = []
-    for s in STORES:
-        for t in TIERS:
-            out.append(pytest.param((s.values[0], t.values[0]), id=f"{s.values[0]}-{t.id}",
-                                    marks=[*s.marks, *t.marks]))
-    return out
+    return [
+        pytest.param((s.values[0], t.values[0]), id=f"{s.values[0]}-{t.id}", marks=[*s.marks, *t.marks])
+        for s in STORES
+        for t in TIERS
+    ]
 
 
 @pytest.mark.parametrize("setup", _params(), indirect=True)

@@ -248,6 +248,7 @@ class Invalidator:
         self.stats.last_error = text
         self.stats.last_error_at = time.time()
         (log.debug if repeated else log.warning)("invalidator (%s): %s", self.source.identity, text)
+        self._notify()
 
     async def _handle(self, batch: ChangeBatch) -> None:
         stats = self.stats
@@ -270,6 +271,10 @@ class Invalidator:
                 stats.backlog = await self.source.backlog()
             except Exception as exc:  # a metric: never stop the loop for it
                 log.debug("backlog query failed: %r", exc)
+        self._notify()
+
+    def _notify(self) -> None:
+        """Wake :meth:`wait_until` callers: the stats changed."""
         self._progress.set()
         self._progress = asyncio.Event()
 
@@ -289,6 +294,7 @@ class Invalidator:
                 break
             # A tier could not take them: keep re-delivering; checkpointing now could lose them on a crash.
             self.stats.delivery_retries += 1
+            self._notify()
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.retry_cap)
         self.stats.changes += len(changes)
@@ -299,6 +305,7 @@ class Invalidator:
 
     async def _gap(self, reason: str) -> None:
         self.stats.gaps += 1
+        self.stats.last_gap = reason
         if self.on_gap == "ttl":
             log.warning("invalidator (%s): %s; caches fall back to their TTLs", self.source.identity, reason)
             return

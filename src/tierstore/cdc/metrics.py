@@ -49,6 +49,7 @@ class InvalidatorStats:
     backlog: dict[str, Any] = field(default_factory=dict)
     position: Any = None
     last_error: str | None = None
+    last_gap: str | None = None  # why the log last could not be resumed exactly
     last_error_at: float | None = None
     last_read_at: float | None = None  # wall clock of the last completed read of the log
     last_commit_at: float | None = None  # commit time of the newest change applied
@@ -85,6 +86,7 @@ class InvalidatorStats:
             "backlog": dict(self.backlog),
             "position": self.position,
             "last_error": self.last_error,
+            "last_gap": self.last_gap,
             "last_read_age": None if self.last_read_at is None else round(time.time() - self.last_read_at, 3),
             "lag_seconds": self.lag(),
         }

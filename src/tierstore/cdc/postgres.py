@@ -97,6 +97,7 @@ class PostgresLogicalSource:
         self.poll = poll
         self.heartbeat = heartbeat
         self._conn: Any = None
+        self._lock = asyncio.Lock()  # one connection: reads, acknowledgements and backlog queries take turns
         self._entities: EntityMap | None = None
         self._quiet_since = time.monotonic()
         self._heartbeat_failed = False
@@ -158,7 +159,8 @@ class PostgresLogicalSource:
             raise StoreError("the PostgreSQL change source is not started", backend="postgres")
         deadline = time.monotonic() + wait
         while True:
-            rows = await conn.fetch(_PEEK, self.slot, self.batch)
+            async with self._lock:
+                rows = await conn.fetch(_PEEK, self.slot, self.batch)
             if rows:
                 return self._batch(rows)
             now = time.monotonic()
@@ -173,7 +175,8 @@ class PostgresLogicalSource:
         if self._heartbeat_failed:
             return
         try:
-            await self._conn.execute("SELECT pg_logical_emit_message(false, $1, 'heartbeat')", _MESSAGE_PREFIX)
+            async with self._lock:
+                await self._conn.execute("SELECT pg_logical_emit_message(false, $1, 'heartbeat')", _MESSAGE_PREFIX)
         except Exception as exc:  # a missing privilege only costs WAL retention while idle
             self._heartbeat_failed = True
             log.warning("cannot emit a heartbeat message (%r); the slot advances only with changes", exc)
@@ -223,16 +226,19 @@ class PostgresLogicalSource:
 
     async def acknowledge(self, position: Any) -> None:
         if self._conn is not None:
-            await self._conn.execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", self.slot, position)
+            async with self._lock:
+                await self._conn.execute("SELECT pg_replication_slot_advance($1, $2::text::pg_lsn)", self.slot,
+                                         position)
 
     async def backlog(self) -> dict[str, Any]:
         if self._conn is None:
             return {}
-        row = await self._conn.fetchrow(
-            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS behind, wal_status, "
-            "confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1",
-            self.slot,
-        )
+        async with self._lock:
+            row = await self._conn.fetchrow(
+                "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint AS behind, wal_status, "
+                "confirmed_flush_lsn::text AS confirmed FROM pg_replication_slots WHERE slot_name = $1",
+                self.slot,
+            )
         if row is None:
             return {"slot": self.slot, "exists": False}
         return {"slot": self.slot, "wal_bytes_behind": row["behind"], "wal_status": row["wal_status"],

@@ -182,7 +182,8 @@ class DaxStylePolicy:
         """Generation deletes still owed to a tier after a replay attempt (0: every tier took them)."""
         if self._untrusted:
             await self._replay()
-        return sum(max(1, len(self._pending.get(t, ()))) for t in self._untrusted)
+        owed = sum(int(getattr(t, "undelivered", lambda: 0)()) for t in self.tiers)
+        return owed + sum(max(1, len(self._pending.get(t, ()))) for t in self._untrusted)
 
     async def _replay(self) -> None:
         for t in sorted(self._untrusted):

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TYPE_CHECKING, ClassVar, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from tierstore.tiers.base import Lease
 
@@ -248,6 +248,14 @@ class NodeTier(Generic[N]):
             await fn(node, group)
         else:
             await asyncio.gather(*(fn(node, group) for node, group in groups.items()))
+
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    def undelivered(self) -> int:
+        """Invalidations the nodes owe (kept for replay; a namespace clear counts as one)."""
+        nodes: Any = getattr(self, "_nodes", ())
+        nodes = nodes.values() if isinstance(nodes, dict) else nodes
+        return sum(len(n.health.pending) + (1 if n.health.overflow else 0) for n in nodes)
 
     async def _replay(self, node: N) -> bool:
         """Deliver what ``node`` owes (a clear of its namespace, then pending invalidations). True if done."""

@@ -204,6 +204,13 @@ class ShardedTier:
 
         await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
 
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    def undelivered(self) -> int:
+        """Invalidations kept for replay here and in the node tiers (a clear counts as one)."""
+        own = sum(len(p) for p in self._pending.values())
+        return own + sum(int(getattr(t, "undelivered", lambda: 0)()) for t in self._tiers)
+
     async def invalidate_many(self, keys: Sequence[str]) -> None:
         if not keys:
             return

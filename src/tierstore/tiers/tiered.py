@@ -519,9 +519,11 @@ class TieredCache:
     # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
 
     def undelivered(self) -> int:
-        """How many invalidations are kept for replay because a tier could not take them (a whole-tier clear
-        counts as one). The change-data-capture invalidator checkpoints only when this is 0."""
-        return sum(len(keys) for keys in self._pending.values())
+        """How many invalidations are kept for replay because a tier could not take them — here, or inside a
+        network tier that keeps a backlog per node (a whole-tier clear counts as one). The change-data-capture
+        invalidator checkpoints only when this is 0."""
+        own = sum(len(keys) for keys in self._pending.values())
+        return own + sum(int(getattr(t, "undelivered", lambda: 0)()) for t in self.tiers)
 
     def _remember(self, t: int, keys: Sequence[str]) -> None:
         pending = self._pending.setdefault(t, set())
