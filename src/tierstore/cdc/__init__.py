@@ -17,13 +17,19 @@ Sources are imported on first use, so importing this package needs no client lib
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierstore.cdc.apply import invalidate, invalidate_keys, undelivered
 from tierstore.cdc.base import Change, ChangeBatch, ChangeSource, Invalidator
 from tierstore.cdc.checkpoint import Checkpoint, FileCheckpoint, MemoryCheckpoint
 from tierstore.cdc.keys import EntityMap
 from tierstore.cdc.metrics import InvalidatorStats
+
+if TYPE_CHECKING:  # imported on first use at run time (their client libraries are optional extras)
+    from tierstore.cdc.dynamodb_streams import DynamoStreamsSource
+    from tierstore.cdc.mysql_binlog import MySqlBinlogSource
+    from tierstore.cdc.pg_notify import PostgresNotifySource
+    from tierstore.cdc.postgres import PostgresLogicalSource
 
 __all__ = [
     "Change",
