@@ -137,6 +137,8 @@ async def _run(args: argparse.Namespace) -> int:
         checkpoint = MemoryCheckpoint()
     if not args.cache:
         raise ConfigError("name the shared cache tiers with --cache (as the services configure them)")
+    if any(u.split("://", 1)[0].lower() == "memory" for u in args.cache):
+        log.warning("a memory:// tier in a sidecar is its own, not the services': name the shared tiers only")
     tiers = [tier_config(u).build() for u in args.cache]
     query_cache = None
     if args.query_cache:
