@@ -139,6 +139,23 @@ async def test_an_idle_slot_advances_through_heartbeat_messages() -> None:
 
 
 @pytest.mark.postgres
+async def test_the_command_line_drops_a_retired_slot(capsys: pytest.CaptureFixture[str]) -> None:
+    require(server_url("postgres"), "postgres")
+    from tierstore.cdc import EntityMap
+    from tierstore.cli import main
+
+    src = make_source("postgres")
+    await src.start(EntityMap([CdcItem]), None)  # creates the slot
+    await src.aclose()
+    assert (await src.backlog()) == {}  # closed: no connection
+    args = ["invalidator", "--store", PG_LOGICAL_URL, "--slot", src.slot, "--drop-slot"]
+    assert await asyncio.to_thread(main, args) == 0
+    assert f"slot {src.slot}: dropped" in capsys.readouterr().out
+    assert await asyncio.to_thread(main, args) == 0
+    assert "not found" in capsys.readouterr().out
+
+
+@pytest.mark.postgres
 @pytest.mark.redis
 async def test_the_listen_notify_fallback_invalidates_and_reports_a_gap_after_a_reconnect() -> None:
     require(server_url("postgres"), "postgres")

@@ -122,12 +122,14 @@ async def _run(args: argparse.Namespace) -> int:
     from tierstore.cdc.health import HealthServer
     from tierstore.config import tier_config
 
-    entities = load_entities(args.entity)
     source = make_source(args)
     if args.drop_slot:
+        if not hasattr(source, "drop_slot"):
+            raise ConfigError("--drop-slot is for PostgreSQL logical slots")
         dropped = await source.drop_slot()
         print(f"slot {args.slot}: {'dropped' if dropped else 'not found'}")
         return 0
+    entities = load_entities(args.entity)
     needs_file = not hasattr(source, "slot")
     if args.checkpoint:
         checkpoint: Any = FileCheckpoint(args.checkpoint)
