@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
 from tierstore.stats import TierStats
-from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
+from tierstore.tiers.base import Backlogged, CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.coalesce import Coalescer, SharedFailure
 from tierstore.tiers.coherence import L1Coherence
 from tierstore.tiers.health import Breaker, NodeGuard
@@ -399,6 +399,12 @@ class TieredCache:
             log.warning("tier %s: invalidation failed, kept for replay: %r", tier.name, exc)
             return
         self._ok(t)
+
+    def undelivered(self) -> int:
+        """Invalidations kept for replay because a tier could not take them — here, or inside a tier that keeps
+        a backlog of its own (:class:`~tierstore.tiers.base.Backlogged`); a whole-namespace clear counts as one."""
+        own = sum(g.owed for g in self._guards)
+        return own + sum(t.undelivered() for t in self.tiers if isinstance(t, Backlogged))
 
     async def aclose(self) -> None:
         """Stop the L1 coherence listener. The tiers themselves are closed by their owner (the Database)."""

@@ -24,7 +24,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
@@ -130,6 +130,9 @@ class MemcachedTier(NodeTier[Node]):
 
         nodes = self._nodes
         return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def _all_nodes(self) -> Iterable[Node]:
+        return self._nodes
 
     def breaker_states(self) -> dict[str, str]:
         """Per node address, its circuit breaker's state."""

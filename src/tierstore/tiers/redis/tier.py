@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
@@ -451,6 +451,9 @@ class RedisTier(NodeTier[Node]):
             return f"{type(reply).__name__}: {reply}" if isinstance(reply, Exception) else None
 
         return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def _all_nodes(self) -> Iterable[Node]:
+        return list(self._topology.nodes.values())
 
     def breaker_states(self) -> dict[str, str]:
         """Per node address, its circuit breaker's state."""
