@@ -52,7 +52,7 @@ def test_a_dynamodb_composite_key_maps_back_to_tierstores_cache_key(tenant: str,
 @settings(max_examples=100, deadline=None)
 @given(parts=st.tuples(st.binary(min_size=1, max_size=8), st.integers(-(2**63), 2**63 - 1), text))
 def test_decode_synthetic_inverts_the_codec_for_every_part_type(parts: tuple[bytes, int, str]) -> None:
-    from tierstore.stores.dynamo_codec import _part
+    from tierstore.stores.dynamodb.codec import _part
 
     encoded = "".join(_part(p) for p in parts)
     assert decode_synthetic(encoded, (bytes, int, str)) == parts

@@ -5,7 +5,7 @@ the key tuple tierstore itself uses, so that :meth:`~tierstore.backends.Schema.c
 tierstore's reads fill (``{table:partition}:sort``, with composite parts joined and escaped the same way).
 This module is that inverse, per store family:
 
-* SQL: one column per field, named after the field (see :mod:`tierstore.stores.sql_schema`); the key is the
+* SQL: one column per field, named after the field (see :mod:`tierstore.stores.sql.tables`); the key is the
   key fields' columns. Values arrive in each log's own representation (test_decoding's text, the binlog's
   Python values) and are coerced to the key field's type (``str``/``int``/``bytes``).
 * DynamoDB: a single-field key lives in the field's attribute; a composite key in a synthetic ``_pk``/``_sk``
