@@ -26,9 +26,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from tierstore.backends import Lease, TierStats
 from tierstore.errors import ConfigError, TierError
-from tierstore.stats import TierStats
-from tierstore.tiers.base import Lease
 
 __all__ = ["DictServer", "DictTier", "DictTierConfig"]
 
@@ -157,7 +156,7 @@ class DictTierConfig:
 
     @classmethod
     def from_url(cls, url: str) -> DictTierConfig:
-        from tierstore.config import parse_duration, query_params
+        from tierstore.backends import parse_duration, query_params
 
         parts = urlsplit(url)
         if parts.scheme.lower() != "dict":

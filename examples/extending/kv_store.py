@@ -21,12 +21,20 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from tierstore.backends import (
+    Key,
+    Page,
+    Put,
+    Query,
+    Schema,
+    StoreStats,
+    WriteOp,
+    decode_cursor,
+    encode_cursor,
+    schema_of,
+    sort_matches,
+)
 from tierstore.errors import ConditionFailed, ConfigError, StoreError, TransactionCanceled
-from tierstore.model import Schema, schema_of
-from tierstore.model.schema import Key
-from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
-from tierstore.stats import StoreStats
-from tierstore.stores.base import Put, WriteOp
 
 __all__ = ["KvStore", "KvStoreConfig"]
 
@@ -252,7 +260,7 @@ class KvStoreConfig:
 
     @classmethod
     def from_url(cls, url: str) -> KvStoreConfig:
-        from tierstore.config import query_params
+        from tierstore.backends import query_params
 
         scheme, _, rest = url.partition("://")
         if scheme.lower() != "kv":

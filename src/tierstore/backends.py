@@ -13,7 +13,9 @@ The seams (``typing.Protocol``; implement them structurally, no base class neede
   transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`).
 - :class:`CacheTier` — a cache tier holding opaque bytes, with :class:`Lease`-guarded fills;
   :class:`LocalTier` an in-process tier the repository reads synchronously; :class:`InvalidationFeed` a shared
-  tier that publishes its invalidations (other processes' in-process tiers subscribe to it).
+  tier that publishes its invalidations (other processes' in-process tiers subscribe to it);
+  :class:`Backlogged` a tier that keeps undelivered invalidations per node (instead of raising) and says how
+  many it owes.
 - :class:`QueryCache` — a policy that caches query pages (``connect(query_cache=...)``).
 
 What stores and tiers work with: :class:`Schema` (from :func:`schema_of`) describes an entity, keys are
@@ -55,7 +57,7 @@ from tierstore.retry import Backoff, retry_async
 from tierstore.stats import StoreStats, TierStats
 from tierstore.stores.base import Delete, Put, Scannable, ScatterGather, Store, WriteOp
 from tierstore.stores.paging import query_all
-from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
+from tierstore.tiers.base import Backlogged, CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.health import Breaker, NodeGuard
 from tierstore.tiers.network import NodeTier, parse_hosts, valid_prefix
 from tierstore.tiers.tiered import TieredCache
@@ -63,6 +65,7 @@ from tierstore.tiers.tiered import TieredCache
 __all__ = [
     "ABSENT",
     "BackendConfig",
+    "Backlogged",
     "Backoff",
     "Breaker",
     "CacheTier",

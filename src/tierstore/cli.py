@@ -1,4 +1,4 @@
-"""The ``tierstore`` command: ``bench``, ``reshard`` and ``version``."""
+"""The ``tierstore`` command: ``bench``, ``reshard``, ``invalidator`` and ``version``."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--list", action="store_true", help="list systems and scenarios, then exit")
 
     sub.add_parser("reshard", help="move slot ranges between shards (see tierstore reshard --help)", add_help=False)
+    sub.add_parser("invalidator", add_help=False,
+                   help="invalidate caches from the store's change log (see tierstore invalidator --help)")
     sub.add_parser("version", help="print the tierstore version")
     return parser
 
@@ -55,6 +57,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] == "reshard":
         return _reshard(args_list[1:])
+    if args_list and args_list[0] == "invalidator":  # hook: change-data-capture (tierstore.cdc.cli)
+        from tierstore.cdc import cli as cdc_cli
+
+        try:
+            return cdc_cli.main(args_list[1:])
+        except SystemExit as exc:  # argparse: --help and usage errors
+            return int(exc.code or 0)
     parser = _parser()
     try:
         args = parser.parse_args(args_list)

@@ -17,6 +17,7 @@ from tierstore.errors import ConfigError, TierstoreError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
+from tierstore.querycache import QueryCacheConfig, build_query_cache, query_cache_stats, reset_query_cache_stats
 from tierstore.repository import Repository
 from tierstore.session import Session
 from tierstore.stores.base import Store
@@ -26,10 +27,11 @@ from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
 
-if TYPE_CHECKING:
-    from tierstore.telemetry import Telemetry
-
 __all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]
+
+if TYPE_CHECKING:
+    from tierstore.health import Health
+    from tierstore.telemetry import Telemetry
 
 log = logging.getLogger("tierstore")
 T = TypeVar("T", bound=Entity)
@@ -46,9 +48,10 @@ def connect(
     cache: Sequence[TierSpec] | TierSpec | None = None,
     *,
     policy: CachePolicy | None = None,
-    query_cache: QueryCache | None = None,
+    query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
     create_tables: bool = True,
     telemetry: Telemetry | bool | None = None,
+    strict: bool = False,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
 
@@ -56,6 +59,10 @@ def connect(
     nearest first, each a URL (``memory://``, ``redis://…``), a config object or a ready ``CacheTier``.
     With no arguments: the embedded default, a SQLite file ``tierstore.db`` plus an in-process tier.
     Objects you pass ready-made are not closed by tierstore; what it builds from URLs and configs, it closes.
+    ``query_cache``: off, ``True``, a ``query://?ttl=…`` URL, a ``QueryCacheConfig`` or a ready ``QueryCache``
+    (see :mod:`tierstore.querycache`). ``strict``: ``open()`` fails with ``StoreError``/``TierError`` when the
+    store, a tier or the L1 invalidation channel does not answer, instead of failing open (see
+    :mod:`tierstore.health`). ``create_tables``: create missing tables on first use of an entity.
     ``telemetry``: OpenTelemetry spans and metrics (the ``otel`` extra) — ``None`` turns them on when the
     service has set a global tracer or meter provider, ``True``/``False`` force it, or a
     ``tierstore.telemetry.Telemetry`` names the providers (docs/observability.md).
@@ -76,7 +83,7 @@ def connect(
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
         built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
-        telemetry=telemetry,
+        strict=strict, telemetry=telemetry,
     )
 
 
@@ -101,9 +108,10 @@ class Database:
         tiers: Sequence[CacheTier] = (),
         *,
         policy: CachePolicy | None = None,
-        query_cache: QueryCache | None = None,
+        query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
         create_tables: bool = True,
         owned: Sequence[Any] | None = None,
+        strict: bool = False,
         telemetry: Telemetry | bool | None = None,
     ) -> None:
         self.store = store
@@ -116,7 +124,8 @@ class Database:
             self.cache = self.telemetry.tiered_cache(tiers, policy)
             self._repository_class = self.telemetry.repository_class
             self.telemetry.watch(self)
-        self.query_cache = query_cache
+        self.query_cache: QueryCache | None = build_query_cache(query_cache, self.cache.tiers)
+        self.strict = strict
         self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}
@@ -136,7 +145,22 @@ class Database:
             for tier in self.cache.tiers:
                 await tier.open()
             self._opened = True
+            if self.strict:
+                from tierstore.health import require_reachable
+
+                try:
+                    await require_reachable(self)
+                except BaseException:
+                    await self.aclose()
+                    raise
         return self
+
+    async def health(self, within: float = 2.0) -> Health:
+        """Probe the store and every tier now (see :mod:`tierstore.health`)."""
+        from tierstore.health import check
+
+        await self.open()
+        return await check(self, within)
 
     async def __aenter__(self) -> Database:
         return await self.open()
@@ -198,13 +222,19 @@ class Database:
         return Transaction(self)
 
     def stats(self) -> dict[str, Any]:
-        """Counters of the store and of each tier (``{"store": {...}, "tiers": {name: {...}}}``)."""
-        return {
+        """Counters of the store, of each tier and of the query cache (``{"store": {...}, "tiers": {name: {...}},
+        "query_cache": {...}}``; the last only when one is configured)."""
+        out: dict[str, Any] = {
             "store": {"name": self.store.name, **self.store.stats.as_dict()},
             "tiers": {t.name: t.stats.as_dict() for t in self.cache.tiers},
         }
+        qc = query_cache_stats(self.query_cache)
+        if qc is not None:
+            out["query_cache"] = qc
+        return out
 
     def reset_stats(self) -> None:
         self.store.stats.reset()
         for t in self.cache.tiers:
             t.stats.reset()
+        reset_query_cache_stats(self.query_cache)

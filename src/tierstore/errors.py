@@ -15,7 +15,9 @@
           └── TierError         a cache tier failed (never raised by get/put: tiers fail open)
               └── CircuitOpen   the tier's breaker is open
 
-Errors carry the entity, the key and the backend where known. Secrets never appear in messages.
+Errors carry the entity, the key and the backend where known. Secrets never appear in messages, and no text of
+an error is unbounded: the message is cut at :data:`MAX_MESSAGE` characters and the key's repr at :data:`MAX_KEY`
+(the full key stays in the ``key`` attribute), since error texts reach logs and, through web frameworks, clients.
 """
 
 from __future__ import annotations
@@ -38,7 +40,21 @@ __all__ = [
     "TransactionCanceled",
     "Unsupported",
     "ValidationError",
+    "bounded",
 ]
+
+MAX_MESSAGE = 1000
+"""Characters of a message kept; the rest is replaced by a note of how much was cut."""
+MAX_KEY = 120
+"""Characters of a key's repr shown in ``str(error)``."""
+
+
+def bounded(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters, saying how many were dropped (never the dropped text)."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 24, 8)
+    return f"{text[:keep]}…(+{len(text) - keep} chars)"
 
 
 class TierstoreError(Exception):
@@ -52,6 +68,7 @@ class TierstoreError(Exception):
         key: Any = None,
         backend: str | None = None,
     ) -> None:
+        message = bounded(str(message), MAX_MESSAGE)
         self.message = message
         self.entity = entity
         self.key = key
@@ -62,14 +79,26 @@ class TierstoreError(Exception):
         parts = [self.message]
         ctx = []
         if self.entity is not None:
-            ctx.append(f"entity={self.entity}")
+            ctx.append(f"entity={bounded(str(self.entity), MAX_KEY)}")
         if self.key is not None:
-            ctx.append(f"key={self.key!r}")
+            ctx.append(f"key={bounded(_safe_repr(self.key), MAX_KEY)}")
         if self.backend is not None:
-            ctx.append(f"backend={self.backend}")
+            ctx.append(f"backend={bounded(str(self.backend), MAX_KEY)}")
         if ctx:
             parts.append(f"({', '.join(ctx)})")
         return " ".join(parts)
+
+
+def _safe_repr(value: Any) -> str:
+    # A key is a tuple of str/bytes/int parts; repr() of a huge one is itself big, so cut parts first.
+    if isinstance(value, str | bytes) and len(value) > MAX_KEY:
+        value = value[: MAX_KEY + 1]
+    elif isinstance(value, tuple) and any(isinstance(v, str | bytes) and len(v) > MAX_KEY for v in value):
+        value = tuple(v[: MAX_KEY + 1] if isinstance(v, str | bytes) else v for v in value)
+    try:
+        return repr(value)
+    except Exception:  # a key part with a broken __repr__ must not hide the error itself
+        return f"<{type(value).__name__}>"
 
 
 class ConfigError(TierstoreError):

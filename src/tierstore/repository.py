@@ -395,6 +395,16 @@ class Repository(Generic[T]):
         for ck in cks:
             self._inflight.pop(ck, None)
 
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    async def invalidate_keys(self, keys: Sequence[Key]) -> None:
+        """Make every tier and the query cache forget ``keys`` (validated key tuples) exactly as a committed
+        write of them through this repository does — for writes that bypassed tierstore (see
+        :func:`tierstore.cdc.invalidate`). Leases of readers that began before are voided, so their fills
+        are dropped."""
+        if keys:
+            await self._after_write(keys, [None] * len(keys))
+
 
 class QueryResult(Generic[T]):
     """A prepared query: ``await`` for one page, ``async for`` for all items, ``.join(...)`` to load relations."""

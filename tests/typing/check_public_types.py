@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from typing import assert_type
+from typing import Any, assert_type
 
 import tierstore
 from tierstore import Entity, Many, Page, PartitionKey, Ref, Repository, SortKey, Version
 from tierstore.backends import Schema, schema_of
+from tierstore.cdc import ChangeSource, Invalidator, MemoryCheckpoint, PostgresLogicalSource, invalidate
 
 
 class Customer(Entity, table="typing_customers"):
@@ -50,6 +51,12 @@ async def main() -> None:
         assert_type(with_orders[0].orders, list[Order])
         assert_type(schema_of(Order), Schema[Order])
         assert_type(await customers.delete("c1"), bool)
+        assert_type(await invalidate(db, Customer, ["c1"]), bool)
+        source = PostgresLogicalSource("postgresql://app@db:5432/app", slot="typing_slot")
+        assert isinstance(source, ChangeSource)
+        inv = Invalidator(db, source, [Customer], checkpoint=MemoryCheckpoint(), on_gap="ttl")
+        assert_type(inv.health(), dict[str, Any])
+        assert_type(inv.stats.changes, int)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ SERVICE_SURFACE = [
 BACKEND_SURFACE = [
     "ABSENT",
     "BackendConfig",
+    "Backlogged",
     "Backoff",
     "Breaker",
     "CacheTier",

@@ -41,7 +41,7 @@ from tierstore.logs import get_logger
 from tierstore.model.cachekey import partition_cache_tag
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
-from tierstore.tiers.base import CacheTier, Lease
+from tierstore.tiers.base import Backlogged, CacheTier, Lease
 from tierstore.tiers.health import NodeGuard
 from tierstore.tiers.policy import CachePolicy
 
@@ -178,6 +178,15 @@ class DaxStylePolicy:
         except Exception as exc:
             self.stats.errors += 1
             log.debug("query cache tier %s: fill failed: %r", tier.name, exc)
+
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    async def undelivered(self) -> int:
+        """Generation deletes still owed to a tier after a replay attempt (0: every tier took them)."""
+        if self._owing:
+            await self._replay()
+        owed = sum(t.undelivered() for t in self.tiers if isinstance(t, Backlogged))
+        return owed + sum(g.owed for g in self._guards)
 
     async def _replay(self) -> None:
         for tier, guard in zip(self.tiers, self._guards, strict=True):

@@ -21,7 +21,7 @@ from tierstore.stats import TierStats
 if TYPE_CHECKING:
     from tierstore.codecs import Codec
 
-__all__ = ["CacheTier", "InvalidationFeed", "Lease", "LocalTier"]
+__all__ = ["Backlogged", "CacheTier", "InvalidationFeed", "Lease", "LocalTier"]
 
 
 class Lease:
@@ -101,4 +101,13 @@ class InvalidationFeed(Protocol):
     def invalidations(self) -> AsyncIterator[list[str]]:
         """Subscribe. Yields ``[]`` once subscribed, then the cache keys other processes invalidated
         (``["*"]``: everything). Ends or raises when the subscription is lost."""
+        ...
+
+
+@runtime_checkable
+class Backlogged(Protocol):
+    """A tier that keeps a backlog of invalidations it could not deliver (per node) instead of raising."""
+
+    def undelivered(self) -> int:
+        """Invalidations kept for replay now (a whole-namespace clear counts as one); 0 when all landed."""
         ...

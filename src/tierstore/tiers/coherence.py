@@ -45,6 +45,10 @@ class L1Coherence:
         state = "connected" if self.connected else "closed" if self._closed else "disconnected"
         return f"L1Coherence({state})"
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def start(self) -> None:
         """Start listening, and wait (briefly) for the subscription so the first reads may fill L1."""
         if self.started or self._closed:

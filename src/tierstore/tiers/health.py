@@ -144,6 +144,11 @@ class NodeGuard(Generic[B]):
         state = "no breaker" if self.breaker is None else self.breaker.state
         return f"NodeGuard({self.name!r}, {state}, pending={len(self.pending)}, overflow={self.overflow})"
 
+    @property
+    def owed(self) -> int:
+        """How many invalidations this cache is owed (a pending clear of the whole namespace counts as one)."""
+        return len(self.pending) + (1 if self.overflow else 0)
+
     def remember(self, keys: Iterable[str]) -> None:
         """Keep invalidations the cache could not take, for replay."""
         if self.overflow:

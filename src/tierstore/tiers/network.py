@@ -65,6 +65,15 @@ class NodeTier(Generic[N]):
     def _failed(self, node: N, exc: BaseException) -> None:
         raise NotImplementedError
 
+    def _all_nodes(self) -> Iterable[N]:
+        """Every node the tier has connected to (for bookkeeping across all of them)."""
+        raise NotImplementedError
+
+    def undelivered(self) -> int:
+        """Invalidations the nodes owe, kept for replay (a namespace clear counts as one): the tier is
+        :class:`~tierstore.tiers.base.Backlogged`."""
+        return sum(node.guard.owed for node in self._all_nodes())
+
     async def _clear_node(self, node: N) -> None:
         raise NotImplementedError
 

@@ -23,7 +23,7 @@ from tierstore.logs import get_logger
 from tierstore.model.cachekey import partition_tag
 from tierstore.routing.rendezvous import Rendezvous
 from tierstore.stats import TierStats
-from tierstore.tiers.base import CacheTier, Lease
+from tierstore.tiers.base import Backlogged, CacheTier, Lease
 from tierstore.tiers.health import NodeGuard
 
 __all__ = ["ShardedTier", "ShardedTierConfig", "node_tag"]
@@ -202,6 +202,13 @@ class ShardedTier:
                 guard.remember([e[0] for e in batch])
 
         await asyncio.gather(*(one(n, idx) for n, idx in groups.items()))
+
+    # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
+
+    def undelivered(self) -> int:
+        """Invalidations kept for replay here and in the node tiers (a clear counts as one)."""
+        own = sum(g.owed for g in self._guards)
+        return own + sum(t.undelivered() for t in self._tiers if isinstance(t, Backlogged))
 
     async def invalidate_many(self, keys: Sequence[str]) -> None:
         if not keys:

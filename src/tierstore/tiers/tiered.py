@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 from tierstore.codecs import ABSENT, Codec
 from tierstore.logs import get_logger
 from tierstore.stats import TierStats
-from tierstore.tiers.base import CacheTier, InvalidationFeed, Lease, LocalTier
+from tierstore.tiers.base import Backlogged, CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.coalesce import Coalescer, SharedFailure
 from tierstore.tiers.coherence import L1Coherence
 from tierstore.tiers.health import Breaker, NodeGuard
@@ -90,6 +90,17 @@ class TieredCache:
 
     def __repr__(self) -> str:
         return f"TieredCache({', '.join(t.name for t in self.tiers)}, {self.policy})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def breaker_state(self, tier: CacheTier) -> str | None:
+        """The state of ``tier``'s breaker on this path (``None`` for in-process tiers, which have none)."""
+        for t, guard in zip(self.tiers, self._guards, strict=True):
+            if t is tier:
+                return None if guard.breaker is None else guard.breaker.state
+        return None
 
     async def _l1_ready(self) -> bool:
         """May L1 be filled now? Only while the invalidation channel (if any) is connected."""
@@ -389,6 +400,12 @@ class TieredCache:
             guard.remember(keys)
             return
         self._ok(t)
+
+    def undelivered(self) -> int:
+        """Invalidations kept for replay because a tier could not take them — here, or inside a tier that keeps
+        a backlog of its own (:class:`~tierstore.tiers.base.Backlogged`); a whole-namespace clear counts as one."""
+        own = sum(g.owed for g in self._guards)
+        return own + sum(t.undelivered() for t in self.tiers if isinstance(t, Backlogged))
 
     async def aclose(self) -> None:
         """Stop the L1 coherence listener. The tiers themselves are closed by their owner (the Database)."""

@@ -11,22 +11,19 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
-pytest.importorskip("opentelemetry.sdk")
+import tierstore
+from tierstore import CachePolicy, Entity, PartitionKey, Ref, SortKey, Version
+from tierstore.telemetry import Telemetry
+from tierstore.testing import ProxiedServer, with_params
 
-from opentelemetry.sdk.metrics import MeterProvider  # noqa: E402
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
-
-import tierstore  # noqa: E402
-from tierstore import CachePolicy, Entity, PartitionKey, Ref, SortKey, Version  # noqa: E402
-from tierstore.telemetry import Telemetry  # noqa: E402
-from tierstore.testing import ProxiedServer, with_params  # noqa: E402
-
-from _servers import REDIS_URL, require  # noqa: E402
+from _servers import REDIS_URL, require
 
 pytestmark = pytest.mark.redis
 
@@ -50,7 +47,8 @@ class Telem:
         tracer_provider = TracerProvider()
         tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
         self.reader = InMemoryMetricReader()
-        self.telemetry = Telemetry(tracer_provider=tracer_provider, meter_provider=MeterProvider(metric_readers=[self.reader]))
+        meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.telemetry = Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
     def finished(self, name: str | None = None) -> list[ReadableSpan]:
         return [s for s in self.spans.get_finished_spans() if name is None or s.name == name]
@@ -211,7 +209,7 @@ async def test_a_redis_failure_is_error_type_on_the_tier_span(
             assert failed and all(s.name.endswith(" redis") for s in failed), [s.name for s in failed]
             assert (failed[0].attributes or {}).get("error.type"), dict(failed[0].attributes or {})
             errors = telem.metrics()["tierstore.cache.errors"]
-            assert [p.value for p in errors if p.attributes["tierstore.cache.tier"] == "redis"][0] >= 1
+            assert next(p.value for p in errors if p.attributes["tierstore.cache.tier"] == "redis") >= 1
 
 
 async def test_metrics_read_the_counters(db: tierstore.Database, telem: Telem) -> None:

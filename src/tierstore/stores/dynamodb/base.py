@@ -137,6 +137,20 @@ class DynamoStoreBase:
             except Exception as exc:  # closing must not raise
                 log.warning("closing the DynamoDB client failed: %r", exc)
 
+    async def ping(self) -> dict[str, str | None]:
+        """``ListTables`` (limit 1) on the control endpoint; ``{endpoint: None or reason}``. It needs only the
+        ``dynamodb:ListTables`` permission and reads no item."""
+        from tierstore.config import redact_url
+
+        cfg = self.config
+        where = redact_url(cfg.endpoint_url) if cfg.endpoint_url else f"dynamodb.{cfg.region or 'default'}"
+        try:
+            await self.open()
+            await self._call("ListTables", {"Limit": 1}, idempotent=True, control=True)
+        except Exception as exc:
+            return {where: str(exc)}
+        return {where: None}
+
     # -- plumbing ------------------------------------------------------------------------------------------
 
     def _table(self, schema: Schema[Any]) -> TableState:

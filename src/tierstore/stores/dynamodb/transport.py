@@ -112,7 +112,7 @@ class BotocoreTransport:
         return reply
 
 
-def _is_loopback(url: str | None) -> bool:
+def is_loopback(url: str | None) -> bool:
     if not url:
         return False
     host = urlsplit(url).hostname or ""
@@ -134,7 +134,7 @@ async def open_client(stack: AsyncExitStack, cfg: DynamoStoreConfig, backend: st
     from botocore.config import Config
 
     region = cfg.region
-    if region is None and _is_loopback(cfg.endpoint_url):
+    if region is None and is_loopback(cfg.endpoint_url):
         region = "us-east-1"
     try:
         session = aioboto3.Session(
@@ -143,7 +143,7 @@ async def open_client(stack: AsyncExitStack, cfg: DynamoStoreConfig, backend: st
         )
         credentials = await session.get_credentials()
         if credentials is None:
-            if not _is_loopback(cfg.endpoint_url):
+            if not is_loopback(cfg.endpoint_url):
                 raise ConfigError("no AWS credentials found (environment, profile or instance role)")
             session = aioboto3.Session(  # DynamoDB Local accepts any credentials
                 region_name=region, aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106

@@ -124,6 +124,17 @@ class SqlStore:
         self._closed = True
         await self._driver.aclose()
 
+    async def ping(self) -> dict[str, str | None]:
+        """``SELECT 1`` on a pooled connection (opening the store if needed); ``{address: None or reason}``."""
+        url = sa.make_url(split_query(self.config.url)[0])
+        where = self.name if self.name == "sqlite" else f"{url.host or 'localhost'}:{url.port or ''}/{url.database}"
+        try:
+            await self.open()
+            await self._driver.fetchone("SELECT 1", ())
+        except Exception as exc:
+            return {where: str(exc)}
+        return {where: None}
+
     async def _plan(self, schema: Schema[T]) -> Plan[T]:
         plan = self._plans.get(schema)
         if plan is None:

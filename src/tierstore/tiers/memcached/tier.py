@@ -24,7 +24,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
@@ -116,6 +116,28 @@ class MemcachedTier(NodeTier[Node]):
                 await node.aclose()
             except Exception as exc:
                 log.debug("memcached %s: close failed: %r", node.addr, exc)
+
+    # -- health ---------------------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, str | None]:
+        """``version`` on every node, bypassing the breakers; per address ``None`` or a reason."""
+
+        async def one(node: Node) -> str | None:
+            try:
+                await node.call(b"version\r\n", lambda r: read_lines(r, 1))
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return None
+
+        nodes = self._nodes
+        return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def _all_nodes(self) -> Iterable[Node]:
+        return self._nodes
+
+    def breaker_states(self) -> dict[str, str]:
+        """Per node address, its circuit breaker's state."""
+        return {n.addr: n.guard.breaker.state for n in self._nodes}
 
     # -- plumbing -------------------------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, ClassVar
 
 from tierstore.errors import TierError
@@ -436,6 +436,31 @@ class RedisTier(NodeTier[Node]):
         self.stats.invalidations += len(keys)
 
     # -- namespace ---------------------------------------------------------------------------------------
+
+    # -- health ----------------------------------------------------------------------------------------
+
+    async def ping(self) -> dict[str, str | None]:
+        """``PING`` every node (cluster: every master), bypassing the breakers; per address ``None`` or a reason."""
+        try:
+            nodes = await self._topology.masters()
+        except Exception as exc:
+            return {f"{h}:{p}": f"{type(exc).__name__}: {exc}" for h, p in self.config.hosts}
+
+        async def one(node: Node) -> str | None:
+            try:
+                (reply,) = await node.call([("PING",)])
+            except Exception as exc:
+                return f"{type(exc).__name__}: {exc}"
+            return f"{type(reply).__name__}: {reply}" if isinstance(reply, Exception) else None
+
+        return dict(zip([n.addr for n in nodes], await asyncio.gather(*(one(n) for n in nodes)), strict=True))
+
+    def _all_nodes(self) -> Iterable[Node]:
+        return list(self._topology.nodes.values())
+
+    def breaker_states(self) -> dict[str, str]:
+        """Per node address, its circuit breaker's state."""
+        return {addr: n.guard.breaker.state for addr, n in self._topology.nodes.items()}
 
     async def clear(self) -> None:
         """Delete every key of this tier's prefix on every node (SCAN + UNLINK), and tell other processes."""
