@@ -11,6 +11,7 @@
      └── BackendError           a backend failed
           ├── StoreError        the store of record failed
           │    ├── Throttled        the store kept throttling after retries
+          │    ├── StoreTimeout     a statement outlived its deadline or lock wait; it was cancelled
           │    └── PartialBatchError a batch finished only in part; carries what remains
           └── TierError         a cache tier failed (never raised by get/put: tiers fail open)
               └── CircuitOpen   the tier's breaker is open
@@ -34,6 +35,7 @@ __all__ = [
     "NotLoaded",
     "PartialBatchError",
     "StoreError",
+    "StoreTimeout",
     "Throttled",
     "TierError",
     "TierstoreError",
@@ -143,6 +145,12 @@ class StoreError(BackendError):
 
 class Throttled(StoreError):
     """The store kept throttling requests after the retry budget was spent."""
+
+
+class StoreTimeout(StoreError):
+    """A statement outlived its deadline (``command_timeout``) or a lock wait (SQLite's ``busy_timeout``,
+    MariaDB's ``innodb_lock_wait_timeout``) and was cancelled. It is not retried. As with any lost reply, a
+    write that timed out may have been applied before the cancel reached the server: read it back."""
 
 
 class PartialBatchError(StoreError):

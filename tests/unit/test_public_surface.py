@@ -42,6 +42,7 @@ SERVICE_SURFACE = [
     "SortCondition",
     "SortKey",
     "StoreError",
+    "StoreTimeout",
     "Throttled",
     "TierError",
     "TierstoreError",

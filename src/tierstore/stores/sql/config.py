@@ -17,7 +17,7 @@ from tierstore.errors import ConfigError
 if TYPE_CHECKING:
     from tierstore.stores.sql.store import SqlStore
 
-__all__ = ["SqlStoreConfig", "split_query"]
+__all__ = ["DEFAULT_COMMAND_TIMEOUT", "SqlStoreConfig", "split_query"]
 
 _BACKENDS = {
     "sqlite": "sqlite",
@@ -35,7 +35,7 @@ _COMMON = {"pool_size", "pool_timeout", "pool_recycle", "page_size", "connect_ti
 _OWN = {
     "sqlite": _COMMON | {"busy_timeout", "synchronous"},
     "postgres": _COMMON | {"command_timeout"},
-    "mysql": _COMMON,
+    "mysql": _COMMON | {"command_timeout"},
 }
 # Driver options passed through to the connection (anything else is a typo: ConfigError).
 _PASS_THROUGH = {
@@ -44,6 +44,8 @@ _PASS_THROUGH = {
     "mysql": frozenset({"ssl_ca", "ssl_cert", "ssl_key", "ssl_check_hostname", "unix_socket"}),
 }
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+DEFAULT_COMMAND_TIMEOUT = 30.0
+"""Deadline of one statement on PostgreSQL and MariaDB/MySQL unless the URL or config says otherwise."""
 
 
 def _backend_of(url: str) -> str:
@@ -97,7 +99,9 @@ class SqlStoreConfig:
 
     URL parameters: ``pool_size`` (connections held; SQLite: worker threads), ``pool_timeout``,
     ``pool_recycle``, ``connect_timeout`` (durations like ``5s``), ``page_size`` (rows of a query page when
-    no limit is given); PostgreSQL ``command_timeout`` and ``ssl``; MySQL ``ssl_ca``/``ssl_cert``/
+    no limit is given); PostgreSQL and MySQL ``command_timeout`` (deadline of one statement, 30 s by default;
+    ``none`` or ``0``: no deadline; SQLite's waits are bounded by ``busy_timeout``); PostgreSQL ``ssl``;
+    MySQL ``ssl_ca``/``ssl_cert``/
     ``ssl_key``/``ssl_check_hostname``/``unix_socket``; SQLite ``busy_timeout`` and ``synchronous``
     (``full`` by default: an acknowledged write survives power loss). Any other parameter is a ``ConfigError``.
     """
@@ -107,7 +111,7 @@ class SqlStoreConfig:
     pool_timeout: float = 30.0
     pool_recycle: float | None = None
     connect_timeout: float | None = 10.0
-    command_timeout: float | None = None
+    command_timeout: float | None = DEFAULT_COMMAND_TIMEOUT
     page_size: int = 1000
     busy_timeout: float = 5.0
     synchronous: str = "full"
@@ -127,8 +131,12 @@ class SqlStoreConfig:
                 raise ConfigError(f"{name} must be a positive int, got {value!r}")
         if self.synchronous not in _SYNCHRONOUS:
             raise ConfigError(f"synchronous must be one of {_SYNCHRONOUS}, got {self.synchronous!r}")
-        if self.command_timeout is not None and backend != "postgres":
-            raise ConfigError("command_timeout is supported on PostgreSQL only")
+        timeout = self.command_timeout
+        bad = isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+        if timeout is not None and bad:
+            raise ConfigError(f"command_timeout must be a positive number of seconds or None, got {timeout!r}")
+        if backend == "sqlite" and timeout not in (None, DEFAULT_COMMAND_TIMEOUT):
+            raise ConfigError("SQLite has no command_timeout: busy_timeout bounds how long a write waits")
 
     def __repr__(self) -> str:
         return (
@@ -160,6 +168,8 @@ class SqlStoreConfig:
         for name in ("pool_recycle", "connect_timeout", "command_timeout"):
             if name in own:
                 kw[name] = parse_duration(own[name], name) if own[name] not in ("", "none") else None
+        if kw.get("command_timeout") == 0:
+            kw["command_timeout"] = None  # 0: no deadline
         if "synchronous" in own:
             kw["synchronous"] = own["synchronous"].lower()
         if "sslmode" in rest:

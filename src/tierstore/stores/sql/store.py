@@ -98,13 +98,16 @@ class SqlStore:
                 connect_args["timeout"] = config.connect_timeout
             if config.command_timeout is not None:
                 connect_args["command_timeout"] = config.command_timeout
-            cls: type[PostgresDriver | MysqlDriver] = PostgresDriver
         else:
             connect_args["charset"] = "utf8mb4"  # keys and text are utf8mb4 whatever the server default
             if config.connect_timeout is not None:
                 connect_args["connect_timeout"] = config.connect_timeout
-            cls = MysqlDriver
-        return cls(
+            return MysqlDriver(
+                url, redacted, parts.password, pool_size=config.pool_size, pool_timeout=config.pool_timeout,
+                pool_recycle=config.pool_recycle, engine_kw={"connect_args": connect_args},
+                command_timeout=config.command_timeout,
+            )
+        return PostgresDriver(
             url, redacted, parts.password, pool_size=config.pool_size, pool_timeout=config.pool_timeout,
             pool_recycle=config.pool_recycle, engine_kw={"connect_args": connect_args},
         )

@@ -29,7 +29,8 @@ def test_config_from_url() -> None:
     [
         "postgresql://h/db?pool_sise=3",  # typo
         "sqlite:///x.db?ssl=require",  # a driver option of another backend
-        "mysql://h/db?command_timeout=1",
+        "sqlite:///x.db?command_timeout=1",  # SQLite's waits are bounded by busy_timeout
+        "mysql://h/db?command_timeout=-1s",
         "postgresql://h/db?pool_size=0",
         "sqlite:///x.db?synchronous=sometimes",
         "postgresql+psycopg://h/db",
@@ -51,3 +52,14 @@ def test_config_is_frozen() -> None:
     cfg = SqlStoreConfig(url="sqlite://")
     with pytest.raises(AttributeError):
         cfg.pool_size = 3  # type: ignore[misc]
+
+
+def test_command_timeout_has_a_default_deadline() -> None:
+    for url in ("postgresql://h/db", "mysql://h/db"):
+        assert SqlStoreConfig.from_url(url).command_timeout == 30.0
+        assert SqlStoreConfig.from_url(url + "?command_timeout=none").command_timeout is None
+        assert SqlStoreConfig.from_url(url + "?command_timeout=2s").command_timeout == 2.0
+    with pytest.raises(ConfigError):
+        SqlStoreConfig(url="sqlite:///x.db", command_timeout=5.0)
+    with pytest.raises(ConfigError):
+        SqlStoreConfig(url="postgresql://h/db", command_timeout=0)

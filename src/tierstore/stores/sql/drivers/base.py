@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
-from tierstore.errors import StoreError, TierstoreError
+from tierstore.errors import StoreError, StoreTimeout, TierstoreError
 from tierstore.stats import StoreStats
 
 __all__ = ["ALL", "EXEC", "INSERT", "ONE", "Driver", "Operation", "Row", "Step"]
@@ -74,9 +74,20 @@ class Driver:
         raise NotImplementedError
 
     def error(self, exc: BaseException, what: str) -> StoreError:
-        err = StoreError(f"{what} failed: {_scrub(_describe(exc), self.password)}", backend=self.backend)
+        timeout = self._timeout_of(exc)
+        if timeout is not None:
+            err: StoreError = StoreTimeout(
+                f"{what} timed out: {_scrub(timeout, self.password)}",
+                backend=self.backend,
+            )
+        else:
+            err = StoreError(f"{what} failed: {_scrub(_describe(exc), self.password)}", backend=self.backend)
         err.__cause__ = exc
         return err
+
+    def _timeout_of(self, exc: BaseException) -> str | None:
+        """What ran out if ``exc`` is a timeout (statement deadline, lock wait), else None."""
+        return None
 
     def _translate(self, exc: BaseException) -> BaseException:
         """Errors of an operation: tierstore errors (conditions) and cancellation pass, the rest is wrapped."""

@@ -4,9 +4,13 @@ Connections are checked out of SQLAlchemy's ``AsyncEngine`` pool once and then h
 list and FIFO waiters, no per-operation pool checkout (that checkout alone costs ~35 µs in SQLAlchemy's pool).
 ``pool_recycle`` retires a held connection by age; a cheap local check drops one the server has closed.
 
-Errors follow one rule set for both network drivers: a read on a broken connection is tried once more on a
-new one (a stale pooled connection; reads are safe to repeat); a write is never repeated. A lost connection
-usually means a restart or failover, so the idle ones are dropped with it. An operation cancelled
+Errors follow one rule set for both network drivers. Each driver says what an error did to its connection
+(:data:`KEEP`, :data:`DROP`, :data:`LOST`): a statement error leaves it usable; an error after which the
+server closes the session (a packet over MariaDB's ``max_allowed_packet``, an idle-session timeout, a protocol
+desync, a statement deadline that fired mid-reply) drops that one connection, so the next call gets a fresh
+one instead of a dead socket; a lost connection usually means a restart or failover, so the idle ones are
+dropped with it and a read is tried once more on a new connection (reads are safe to repeat; a write is never
+repeated, and neither is a read whose own statement broke its connection or timed out). An operation cancelled
 mid-protocol throws its connection away, since its state is unknown. A failed transaction is rolled back
 where the connection still lives.
 
@@ -32,7 +36,14 @@ from sqlalchemy.util import greenlet_spawn
 from tierstore.errors import StoreError, TierstoreError
 from tierstore.stores.sql.drivers.base import Driver
 
-__all__ = ["EngineDriver", "Held"]
+__all__ = ["DROP", "KEEP", "LOST", "EngineDriver", "Held"]
+
+KEEP = 0
+"""The error was the statement's: the connection stays in the pool."""
+DROP = 1
+"""The server closed (or will not answer on) this connection: it is discarded, the others stay."""
+LOST = 2
+"""The connection was lost (restart, failover, network): the idle ones are discarded too, a read retries."""
 
 
 class Held:
@@ -179,31 +190,36 @@ class EngineDriver(Driver):
                 w.set_result(None)
                 break
 
-    def _broken(self, held: Held, exc: BaseException) -> bool:
+    def _damage(self, held: Held, exc: Exception) -> int:
+        """What ``exc`` did to ``held``: :data:`KEEP`, :data:`DROP` or :data:`LOST`."""
         raise NotImplementedError
 
-    def _fail(self, held: Held, exc: BaseException) -> bool:
-        """Release or discard ``held`` after ``exc``; True if the connection was broken."""
+    def _fail(self, held: Held, exc: BaseException) -> int:
+        """Release or discard ``held`` after ``exc``; what the error did to the connection."""
         if isinstance(exc, TierstoreError):
             self.release(held)
-            return False
+            return KEEP
         if not isinstance(exc, Exception):  # cancelled mid-protocol: the connection state is unknown
             self.discard(held)
-            return True
-        if self._broken(held, exc):
+            return DROP
+        damage = self._damage(held, exc)
+        if damage == KEEP and not self._alive(held):
+            damage = DROP
+        if damage == KEEP:
+            self.release(held)
+            return KEEP
+        self.discard(held)
+        if damage == LOST:
             # A lost connection usually means a restart or failover: the idle ones are gone too.
-            self.discard(held)
             idle, self._idle = self._idle, []
             for other in idle:
                 self.discard(other)
-            return True
-        self.release(held)
-        return False
+        return damage
 
     def _retry_read(self, held: Held, exc: BaseException, attempt: int) -> None:
         """A read on ``held`` raised ``exc``: returns if the read is to be tried again (once, and only when the
-        connection was broken: a stale pooled connection; reads are safe to repeat), else raises."""
-        if self._fail(held, exc) and not attempt and isinstance(exc, Exception):
+        connection was lost: a stale pooled connection; reads are safe to repeat), else raises."""
+        if self._fail(held, exc) == LOST and not attempt and isinstance(exc, Exception):
             return
         if isinstance(exc, Exception):
             raise self.error(exc, "read") from None
@@ -212,7 +228,10 @@ class EngineDriver(Driver):
     async def _abort(self, held: Held, exc: BaseException, rollback: Callable[[], Awaitable[Any]] | None) -> NoReturn:
         """An operation on ``held`` raised ``exc``: roll back its open transaction (``rollback``, None if none)
         where the connection lives (a failed rollback discards it), release or discard ``held``, and raise."""
-        if rollback is not None and isinstance(exc, Exception) and self._alive(held):
+        if (
+            rollback is not None and isinstance(exc, Exception) and self._alive(held)
+            and (isinstance(exc, TierstoreError) or self._damage(held, exc) == KEEP)
+        ):
             try:
                 await rollback()
                 self.stats.round_trips += 1

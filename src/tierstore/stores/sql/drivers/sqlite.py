@@ -100,6 +100,11 @@ class SqliteDriver(Driver):
             conn = self._local.conn = self._connect()
         return conn
 
+    def _timeout_of(self, exc: BaseException) -> str | None:
+        if isinstance(exc, sqlite3.OperationalError) and _is_busy(exc):
+            return f"another writer held the database lock longer than busy_timeout={self.busy_timeout}s"
+        return None
+
     async def _in_thread(self, fn: Callable[[sqlite3.Connection], R]) -> R:
         if self._executor is None:
             await self.open()
