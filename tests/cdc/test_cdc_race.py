@@ -185,10 +185,12 @@ async def test_change_log_invalidation_drops_the_paused_readers_fill(setup: Setu
             assert inv.stats.undelivered == 0
     finally:
         await writer.aclose()
-    shared = [t for t in reader.cache.tiers if not t.local]
     assert stale == 0, f"{stale} stale reads after {ROUNDS} rounds"
+    # Each round's fill was refused by the stale-fill guard, or (on a loaded machine) the tier failed open on
+    # that round's lease or fill and stored nothing: either way no old row was cached, as `stale == 0` shows.
     dropped = sum(t.stats.fills_dropped for t in reader.cache.tiers)
-    assert dropped >= ROUNDS if shared or "memory" in setup.tiers else True
+    failed_open = sum(t.stats.errors + t.stats.lease_wait_timeouts for t in reader.cache.tiers)
+    assert dropped + failed_open >= ROUNDS, (dropped, failed_open)
 
 
 @pytest.mark.parametrize(
