@@ -31,6 +31,7 @@ from tierstore.errors import (
     Unsupported,
     ValidationError,
 )
+from tierstore.expressions import Condition, Path, attr, not_
 from tierstore.model import TTL, Entity, Index, Many, PartitionKey, Ref, SortKey, Version
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
@@ -50,6 +51,7 @@ __all__ = [
     "BackendError",
     "CachePolicy",
     "CircuitOpen",
+    "Condition",
     "ConditionFailed",
     "ConfigError",
     "Database",
@@ -63,6 +65,7 @@ __all__ = [
     "Page",
     "PartialBatchError",
     "PartitionKey",
+    "Path",
     "QueryResult",
     "Ref",
     "Repository",
@@ -85,6 +88,7 @@ __all__ = [
     "ValidationError",
     "Version",
     "__version__",
+    "attr",
     "begins_with",
     "between",
     "connect",
@@ -93,6 +97,7 @@ __all__ = [
     "gt",
     "le",
     "lt",
+    "not_",
 ]
 
 # Names that were importable from ``tierstore`` until 0.1.0 and now live in the backend author's surface.

@@ -20,7 +20,8 @@ The seams (``typing.Protocol``; implement them structurally, no base class neede
 
 What stores and tiers work with: :class:`Schema` (from :func:`schema_of`) describes an entity, keys are
 flat :data:`Key` tuples; :class:`Query` and :class:`Page` with :func:`encode_cursor` / :func:`decode_cursor`
-(opaque cursors bound to their query) and :func:`sort_matches` (for stores without a query language);
+(opaque cursors bound to their query); :func:`sort_matches` and :func:`evaluate` (a query's ``where``, a write's
+``when``) for stores without a query language;
 :class:`Codec` and :data:`ABSENT` are the cache envelope a tier stores; :class:`StoreStats` and
 :class:`TierStats` are the counters every backend keeps; :class:`TieredCache` runs the tiers of a database.
 
@@ -49,6 +50,7 @@ from tierstore.config import (
     query_params,
     redact_url,
 )
+from tierstore.expressions.memory import evaluate
 from tierstore.model.keys import Key, KeyPart
 from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
@@ -93,6 +95,7 @@ __all__ = [
     "codec_for",
     "decode_cursor",
     "encode_cursor",
+    "evaluate",
     "gather_all",
     "parse_bool",
     "parse_duration",

@@ -80,12 +80,21 @@ class Query:
     cursor: str | None = None
     reverse: bool = False
     consistent: bool = False
+    where: Any = None
+    """A checked :class:`tierstore.expressions.Condition` the items must satisfy, or ``None``."""
+
+    def filter_token(self) -> list[Any] | None:
+        """The filter as plain data (its shape and operand values), for cursors and query-cache keys."""
+        if self.where is None:
+            return None
+        values = msgspec.to_builtins(self.where.values(), builtin_types=(bytes,))
+        return [repr(self.where.shape()), values]
 
     def fingerprint(self) -> int:
         """Identifies the query a cursor belongs to (everything but limit and cursor)."""
         raw = msgspec.msgpack.encode(
             [list(self.partition), self.index, self.reverse,
-             None if self.sort is None else [self.sort.op, list(self.sort.values)]]
+             None if self.sort is None else [self.sort.op, list(self.sort.values)], self.filter_token()]
         )
         return zlib.crc32(raw)
 

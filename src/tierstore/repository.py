@@ -9,12 +9,15 @@ repository's own attributes when it is built, so ``get``/``get_many`` take no ex
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from tierstore.codecs import ABSENT, Codec, codec_for
-from tierstore.errors import ValidationError
+from tierstore.errors import Unsupported, ValidationError
+from tierstore.expressions.ast import Condition
+from tierstore.expressions.check import check_condition
 from tierstore.joins import check_relations, load_relations
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
@@ -230,19 +233,29 @@ class Repository(Generic[T]):
         cursor: str | None = None,
         reverse: bool = False,
         consistent: bool = False,
+        where: Condition | bool | None = None,
     ) -> QueryResult[T]:
         """Items of one partition (of the table or of ``index``), ordered by sort key.
+
+        ``where``: a condition on the entity's fields (``Order.status == "paid"``) the items must satisfy,
+        applied after the key condition; ``limit`` counts the items returned (a page is shorter only when it is
+        the last one).
 
         ``await`` it for one :class:`Page`; ``async for`` over it for every item, one page in memory at a
         time; ``.pages()`` for the pages.
         """
-        return QueryResult(self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent))
+        return QueryResult(
+            self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
+        )
 
     def _make_query(
         self, partition: Any, sort: SortCondition | None, index: str | None, limit: int | None,
-        cursor: str | None, reverse: bool, consistent: bool,
+        cursor: str | None, reverse: bool, consistent: bool, where: Any = None,
     ) -> Query:
         schema = self.schema
+        if where is not None:
+            where = check_condition(schema, where)
+            self._require_expressions("query(where=...)")
         if index is None:
             pfields, sfields = schema.partition, schema.sort
         else:
@@ -270,10 +283,17 @@ class Repository(Generic[T]):
             raise ValidationError(f"limit must be a positive int, got {limit!r}", entity=schema.name)
         if cursor is not None and not isinstance(cursor, str):
             raise ValidationError("cursor must be the str a previous page returned", entity=schema.name)
-        q = Query(tuple(parts), sort, index, limit, cursor, bool(reverse), bool(consistent))
+        q = Query(tuple(parts), sort, index, limit, cursor, bool(reverse), bool(consistent), where)
         if cursor is not None:
             decode_cursor(q, cursor)  # reject a foreign or damaged cursor before any I/O
         return q
+
+    def _require_expressions(self, what: str) -> None:
+        if not getattr(self.store, "expressions", False):
+            raise Unsupported(
+                f"{what}: the store {self.store.name!r} does not evaluate conditions", entity=self.schema.name,
+                backend=self.store.name,
+            )
 
     async def _query_page(self, q: Query) -> Page[T]:
         if not self._ready:
@@ -442,7 +462,7 @@ class QueryResult(Generic[T]):
             yield page
             if page.cursor is None:
                 return
-            q = Query(q.partition, q.sort, q.index, q.limit, page.cursor, q.reverse, q.consistent)
+            q = dataclasses.replace(q, cursor=page.cursor)
 
     async def __aiter__(self) -> AsyncIterator[T]:
         async for page in self.pages():

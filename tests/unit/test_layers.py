@@ -7,7 +7,8 @@ graph of tierstore modules.
    are separate layers, so each counts as a package of its own there. Cycles inside one folder are allowed
    (the model's entity/schema pair: a class's metaclass builds its schema).
 2. ``tierstore.routing`` is a leaf: everything it imports, directly or not, is in ``tierstore.errors``,
-   ``tierstore.model`` or ``tierstore.routing``.
+   ``tierstore.model``, ``tierstore.routing`` or ``tierstore.expressions.ast`` (the attribute paths an entity
+   class hands out, which import only the errors).
 3. A module over 600 lines says in its docstring why it is one piece: the docstring must contain the words
    "one piece" (for example "This module is one piece because …"). ``KNOWN_PENDING`` lists the long modules
    being split while this test was written; the list must only shrink, and an entry that is gone or short
@@ -25,7 +26,7 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "tierstore"
 MAX_LINES = 600
 MARKER = re.compile(r"\bone piece\b", re.IGNORECASE)
-ALLOWED_UNDER_ROUTING = ("tierstore.errors", "tierstore.model", "tierstore.routing")
+ALLOWED_UNDER_ROUTING = ("tierstore.errors", "tierstore.model", "tierstore.routing", "tierstore.expressions.ast")
 
 # Long modules another change is splitting right now (paths relative to src/tierstore). Empty it as they land.
 KNOWN_PENDING: set[str] = set()

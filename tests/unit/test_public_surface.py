@@ -17,6 +17,7 @@ SERVICE_SURFACE = [
     "BackendError",
     "CachePolicy",
     "CircuitOpen",
+    "Condition",
     "ConditionFailed",
     "ConfigError",
     "Database",
@@ -30,6 +31,7 @@ SERVICE_SURFACE = [
     "Page",
     "PartialBatchError",
     "PartitionKey",
+    "Path",
     "QueryResult",
     "Ref",
     "Repository",
@@ -52,6 +54,7 @@ SERVICE_SURFACE = [
     "ValidationError",
     "Version",
     "__version__",
+    "attr",
     "begins_with",
     "between",
     "connect",
@@ -60,6 +63,7 @@ SERVICE_SURFACE = [
     "gt",
     "le",
     "lt",
+    "not_",
 ]
 
 BACKEND_SURFACE = [
@@ -93,6 +97,7 @@ BACKEND_SURFACE = [
     "codec_for",
     "decode_cursor",
     "encode_cursor",
+    "evaluate",
     "gather_all",
     "parse_bool",
     "parse_duration",

@@ -6,6 +6,7 @@ Relations declared on an entity (``Ref``, ``Many``) live in :mod:`tierstore.mode
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,16 @@ class Index:
         return (self.sort,) if isinstance(self.sort, str) else tuple(self.sort)
 
 
+_class_attribute = type.__getattribute__
+_MEMBER = types.MemberDescriptorType
+
+
 class EntityMeta(msgspec.StructMeta):
-    """Takes ``table=``, ``partition_key=``, ``sort_key=`` and ``indexes=`` as class keywords."""
+    """Takes ``table=``, ``partition_key=``, ``sort_key=`` and ``indexes=`` as class keywords.
+
+    A field read on the class (``Order.status``) is an attribute path for expressions
+    (:class:`tierstore.expressions.Path`); on an instance it is the value, as always.
+    """
 
     __tierstore_decl__: dict[str, Any]
     __tierstore_schema__: Any
@@ -71,6 +80,14 @@ class EntityMeta(msgspec.StructMeta):
             with contextlib.suppress(NameError):
                 cls.__tierstore_schema__ = build_schema(cls)
         return cls
+
+    def __getattribute__(cls, name: str) -> Any:
+        value = _class_attribute(cls, name)
+        if value.__class__ is _MEMBER and name in _class_attribute(cls, "__struct_fields__"):
+            from tierstore.expressions.ast import Path
+
+            return Path(cls, (name,))
+        return value
 
 
 class Entity(msgspec.Struct, metaclass=EntityMeta, dict=True):

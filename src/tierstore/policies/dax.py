@@ -135,6 +135,7 @@ class DaxStylePolicy:
         raw = msgspec.msgpack.encode([
             schema.schema_id, q.index, list(q.partition),
             None if q.sort is None else [q.sort.op, list(q.sort.values)], q.limit, q.cursor, q.reverse,
+            q.filter_token(),
         ])
         return hashlib.blake2b(raw, digest_size=12).hexdigest()
 

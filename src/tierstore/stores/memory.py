@@ -22,6 +22,7 @@ from tierstore.backends import (
     WriteOp,
     decode_cursor,
     encode_cursor,
+    evaluate,
     parse_duration,
     query_params,
     schema_of,
@@ -64,6 +65,7 @@ class MemoryStore:
     """Items are kept encoded, so callers never share objects with the store."""
 
     name = "memory"
+    expressions = True  # honours Query.where, when= on put/delete, and update()
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.stats = StoreStats()
@@ -203,6 +205,17 @@ class MemoryStore:
             positions.sort(reverse=query.reverse)
             if after is not None:
                 positions = [p for p in positions if (p[0] < after if query.reverse else p[0] > after)]
+            if query.where is not None:
+                rows_w: list[tuple[tuple[Any, ...], T]] = []
+                for pos, k in positions:
+                    item = decode(table[k])
+                    if evaluate(query.where, item):
+                        rows_w.append((pos, item))
+                        if limit is not None and len(rows_w) > limit:
+                            break
+                if limit is not None and len(rows_w) > limit:
+                    return Page([r[1] for r in rows_w[:limit]], encode_cursor(query, rows_w[limit - 1][0]))
+                return Page([r[1] for r in rows_w], None)
             more = limit is not None and len(positions) > limit
             page_pos = positions[:limit] if limit is not None else positions
             items = [decode(table[k]) for _, k in page_pos]
@@ -214,6 +227,8 @@ class MemoryStore:
                 continue
             sort_vals = tuple(getattr(item, f) for f in sfields)
             if query.sort is not None and not sort_matches(query.sort, sort_vals[0]):
+                continue
+            if query.where is not None and not evaluate(query.where, item):
                 continue
             rows.append((sort_vals + key, item))
         rows.sort(key=lambda r: r[0], reverse=query.reverse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TypeVar
 
 from tierstore.model.schema import Schema
@@ -25,4 +26,4 @@ async def query_all(store: Store, schema: Schema[T], query: Query) -> tuple[list
         out.extend(page.items)
         if page.cursor is None or (query.limit is not None and len(out) >= query.limit):
             return (out if query.limit is None else out[: query.limit]), pages
-        q = Query(q.partition, q.sort, q.index, q.limit, page.cursor, q.reverse, q.consistent)
+        q = dataclasses.replace(q, cursor=page.cursor)

@@ -93,6 +93,8 @@ class ShardedStore:
         self.stats: StoreStats = ShardedStats(self._stores)
         self.owns_shards = owns_shards
         self._closed = False
+        # Conditions are evaluated by the shard that holds the item: possible when every shard can.
+        self.expressions = all(getattr(st, "expressions", False) for st in self._stores)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{name}: {store!r}" for name, store in self.shards.items())

@@ -28,6 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tierstore.codecs import Codec
+from tierstore.expressions.ast import Condition
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
@@ -164,8 +165,11 @@ class TracedRepository(Repository[R]):
     def query(
         self, partition: Any, *, sort: SortCondition | None = None, index: str | None = None,
         limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
+        where: Condition | bool | None = None,
     ) -> TracedQueryResult[R]:
-        return TracedQueryResult(self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent))
+        return TracedQueryResult(
+            self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
+        )
 
     async def load(self, items: Sequence[R], *relations: Relation[Any]) -> list[R]:
         with self._operation("load", len(items)) as (span, _):

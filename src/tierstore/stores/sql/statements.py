@@ -29,6 +29,8 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Dialect
 
 from tierstore.errors import ConfigError, ValidationError
+from tierstore.expressions.ast import Condition
+from tierstore.expressions.sql import compile_where, successor
 from tierstore.model.schema import Schema
 from tierstore.stores.sql.rows import RowCodec
 from tierstore.stores.sql.tables import MYSQL_DIALECTS
@@ -61,27 +63,6 @@ class Sql:
 
 def _bp(name: str, col: sa.Column[Any] | None = None) -> sa.BindParameter[Any]:
     return sa.bindparam(name, type_=col.type if col is not None else None)
-
-
-def successor(prefix: str | bytes) -> str | bytes | None:
-    """The smallest value greater than every value starting with ``prefix`` (``None``: no such value)."""
-    if isinstance(prefix, bytes):
-        b = bytearray(prefix)
-        while b and b[-1] == 0xFF:
-            b.pop()
-        if not b:
-            return None
-        b[-1] += 1
-        return bytes(b)
-    s = prefix
-    while s:
-        cp = ord(s[-1]) + 1
-        if 0xD800 <= cp <= 0xDFFF:  # surrogates cannot be stored; the next code point is U+E000
-            cp = 0xE000
-        if cp <= 0x10FFFF:
-            return s[:-1] + chr(cp)
-        s = s[:-1]
-    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,16 +349,20 @@ class Plan(RowCodec[T]):
         return _Order(cols, pfields, sfields[0] if sfields else None)
 
     def query(
-        self, index: str | None, op: str | None, has_high: bool, reverse: bool, has_cursor: bool
-    ) -> tuple[Sql, _Order]:
-        """``SELECT … WHERE partition = … [AND sort condition] [AND (order cols) > cursor] ORDER BY … LIMIT``.
+        self, index: str | None, op: str | None, has_high: bool, reverse: bool, has_cursor: bool,
+        where: Condition | None = None,
+    ) -> tuple[Sql, _Order, dict[str, Any]]:
+        """``SELECT … WHERE partition = … [AND sort condition] [AND filter] [AND (order cols) > cursor]
+        ORDER BY … LIMIT``.
 
-        Parameters: ``p{i}`` partition values, ``s0``/``s1`` sort values, ``c{i}`` cursor position, ``lim``.
+        Parameters: ``p{i}`` partition values, ``s0``/``s1`` sort values, ``w{i}`` the filter's operands (their
+        values are returned), ``c{i}`` cursor position, ``lim``. Statements are cached by the filter's shape.
         """
-        sig = (index, op, has_high, reverse, has_cursor)
+        sig = (index, op, has_high, reverse, has_cursor, None if where is None else where.shape())
         hit = self._queries.get(sig)
         if hit is not None:
-            return hit
+            return hit[0], hit[1], ({} if where is None else compile_where(
+                self.schema, self.table, self.dialect, where)[1])
         t = self.table
         order = self.order_for(index)
         conds: list[sa.ColumnElement[bool]] = [
@@ -406,12 +391,17 @@ class Plan(RowCodec[T]):
                     conds.append(col < s1)
             else:  # pragma: no cover - the repository validates ops
                 raise ValidationError(f"unknown sort condition {op!r}", entity=self.name)
+        values: dict[str, Any] = {}
+        if where is not None:
+            clause, values = compile_where(self.schema, t, self.dialect, where)
+            conds.append(clause)
         ocols = [t.c[c] for c in order.cols]
         if has_cursor and ocols:
             conds.append(self._after(ocols, [_bp(f"c{i}", col) for i, col in enumerate(ocols)], reverse))
         stmt = sa.select(*(t.c[c] for c in self.cols)).where(*conds)
         stmt = stmt.order_by(*(c.desc() if reverse else c.asc() for c in ocols))
         stmt = stmt.limit(sa.bindparam("lim", type_=sa.Integer()))
-        hit = (self._sql(stmt), order)
-        self._queries[sig] = hit
-        return hit
+        sql = self._sql(stmt)
+        if len(self._queries) < 512:
+            self._queries[sig] = (sql, order)
+        return sql, order, values

@@ -59,6 +59,8 @@ class SqlStore:
     """The SQL store of record. Build it from a URL via ``tierstore.connect(store=…)`` or
     ``SqlStoreConfig.from_url(url).build()``; ``await open()`` before use (``connect()`` does)."""
 
+    expressions = True  # honours Query.where, when= on put/delete, and update()
+
 
     def __init__(self, config: SqlStoreConfig | str) -> None:
         if isinstance(config, str):
@@ -259,7 +261,10 @@ class SqlStore:
                 named["s0"] = values[0]
                 if op == "between":
                     named["s1"] = values[1]
-        sql, order = plan.query(query.index, op, has_high, query.reverse, query.cursor is not None)
+        sql, order, where_values = plan.query(
+            query.index, op, has_high, query.reverse, query.cursor is not None, query.where
+        )
+        named.update(where_values)
         if query.cursor is not None:
             position = decode_cursor(query, query.cursor)
             types = [schema.field_types[c] for c in order.cols]

@@ -18,6 +18,7 @@ The whole contract is one class in one file, so a backend author reads it in one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -67,8 +68,7 @@ async def _pages(store: Store, schema: Schema[T], query: Query, *, at_most: int 
         if page.cursor is None:
             return items, sizes
         assert len(sizes) < at_most, "the cursor never ran out"
-        query = Query(query.partition, query.sort, query.index, query.limit, page.cursor, query.reverse,
-                      query.consistent)
+        query = dataclasses.replace(query, cursor=page.cursor)
 
 
 def _keys(schema: Schema[Any], items: Sequence[Any]) -> list[tuple[Any, ...]]:
