@@ -48,11 +48,11 @@ def test_upserts_are_dialect_specific() -> None:
 
 
 def test_query_statements() -> None:
-    sql, order = plan(Wide, pg()).query("by_label", "begins_with", True, False, True)
+    sql, order, _ = plan(Wide, pg()).query("by_label", "begins_with", True, False, True)
     assert order.cols == ("rank", "p", "s")
     assert "LIKE" not in sql.text and "(unit_wide.rank, unit_wide.p, unit_wide.s) >" in sql.text
     assert "ORDER BY unit_wide.rank ASC, unit_wide.p ASC, unit_wide.s ASC" in sql.text
-    my, _ = plan(Wide, maria()).query("by_label", None, False, True, True)
+    my, _, _ = plan(Wide, maria()).query("by_label", None, False, True, True)
     assert " OR " in my.text and "DESC" in my.text  # MySQL range-scans an expanded OR only
-    tbl, order = plan(Wide, lite()).query(None, "between", False, False, False)
+    tbl, order, _ = plan(Wide, lite()).query(None, "between", False, False, False)
     assert order.cols == ("s",) and tbl.args({"p0": "x", "s0": "a", "s1": "b", "lim": 3})[:4] == ("x", "a", "b", 3)
