@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from tierstore.codecs import ABSENT, Codec, codec_for
@@ -26,9 +26,9 @@ from tierstore.policies.base import QueryCache
 from tierstore.query import Page, Query, SortCondition, decode_cursor
 from tierstore.stores.base import ScatterGather, Store
 from tierstore.stores.paging import query_all
-from tierstore.tiers.tiered import TieredCache
+from tierstore.tiers.tiered import TieredCache, WriteTicket
 
-__all__ = ["QueryResult", "Repository", "RepositoryContext"]
+__all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead", "run_maintenance"]
 
 T = TypeVar("T", bound=Entity)
 E = TypeVar("E", bound=Entity)
@@ -57,6 +57,40 @@ class RepositoryContext(Protocol):
         ...
 
 
+async def run_maintenance(
+    context: RepositoryContext, work: Coroutine[Any, Any, None], exc: BaseException | None = None
+) -> None:
+    """Run ``work`` (cache maintenance after a write) so that cancelling the caller cannot cut it short.
+
+    With a network tier or a query cache it runs as a task of its own that the caller awaits through
+    :func:`asyncio.shield`; with in-process tiers only it runs inline (it never suspends). ``exc``: the store
+    call failed with it — then a maintenance error is logged, not raised (the store's error is the one the
+    caller must see), and on cancellation the caller does not wait.
+    """
+    cache = context.cache
+    try:
+        if not cache.shielded and context.query_cache is None:
+            await work
+            return
+        task = cache.spawn(work)
+        if isinstance(exc, asyncio.CancelledError):
+            return
+        await asyncio.shield(task)
+    except Exception:
+        if exc is None:
+            raise
+
+
+class WriteAhead:
+    """A write's keys and its :class:`~tierstore.tiers.tiered.WriteTicket`, taken before its store call."""
+
+    __slots__ = ("keys", "ticket")
+
+    def __init__(self, keys: Sequence[Key], ticket: WriteTicket) -> None:
+        self.keys = keys
+        self.ticket = ticket
+
+
 class Repository(Generic[T]):
     """Typed access to one entity. Get one from ``db.repository(Entity)``."""
 
@@ -68,7 +102,8 @@ class Repository(Generic[T]):
         self.store: Store = context.store
         self.cache: TieredCache = context.cache
         self._l1 = self.cache.l1
-        self._inflight: dict[str, asyncio.Future[T | None]] = {}
+        self._inflight: dict[str, tuple[asyncio.Future[T | None], int]] = {}  # ck -> (read, epoch it began at)
+        self._epochs = self.cache.epochs
         self._ready = False
         schema = self.schema
         self._ttl = schema.ttl
@@ -119,12 +154,14 @@ class Repository(Generic[T]):
         return await self._get_slow(key, ck)
 
     async def _get_slow(self, key: Key, ck: str) -> T | None:
+        epoch = self._epochs.of(ck)
         inflight = self._inflight.get(ck)
-        if inflight is not None:
-            # Single-flight: join the read already under way for this key.
-            return await asyncio.shield(inflight)
+        if inflight is not None and inflight[1] == epoch:
+            # Single flight: join the read already under way for this key — only if no write or invalidation
+            # of the key that this process knows of came after it began.
+            return await asyncio.shield(inflight[0])
         fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
-        self._inflight[ck] = fut
+        self._inflight[ck] = (fut, epoch)
         try:
             if not self.cache.tiers:
                 result = await self.store.get(self.schema, key)
@@ -142,7 +179,8 @@ class Repository(Generic[T]):
             fut.exception()  # mark retrieved: joiners re-raise it themselves
             raise
         finally:
-            if self._inflight.get(ck) is fut:
+            mine = self._inflight.get(ck)
+            if mine is not None and mine[0] is fut:
                 del self._inflight[ck]
 
     async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
@@ -354,8 +392,13 @@ class Repository(Generic[T]):
             schema.check_expect_version(expect_version)
         if not self._ready:
             await self._ensure()
-        stored = await self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
-        await self._after_write([schema.key_of(stored)], [stored])
+        ticket = self.begin_write([schema.key_of(item)])
+        try:
+            stored = await self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+        except BaseException as exc:
+            await self.after_failed_write(ticket, exc)
+            raise
+        await self.after_write(ticket, [stored])
         return stored
 
     async def put_many(self, items: Iterable[T]) -> list[T]:
@@ -369,8 +412,13 @@ class Repository(Generic[T]):
             return []
         if not self._ready:
             await self._ensure()
-        stored = await self.store.put_many(schema, batch)
-        await self._after_write(keys, stored)
+        ticket = self.begin_write(keys)
+        try:
+            stored = await self.store.put_many(schema, batch)
+        except BaseException as exc:
+            await self.after_failed_write(ticket, exc)
+            raise
+        await self.after_write(ticket, stored)
         return stored
 
     async def delete(self, partition: Any, sort: Any = None, *, expect_version: int | None = None) -> bool:
@@ -381,8 +429,13 @@ class Repository(Generic[T]):
             schema.check_expect_version(expect_version)
         if not self._ready:
             await self._ensure()
-        existed = await self.store.delete(schema, key, expect_version=expect_version)
-        await self._after_write([key], [None])
+        ticket = self.begin_write([key])
+        try:
+            existed = await self.store.delete(schema, key, expect_version=expect_version)
+        except BaseException as exc:
+            await self.after_failed_write(ticket, exc)
+            raise
+        await self.after_write(ticket, [None])
         return existed
 
     async def delete_many(self, keys: Iterable[Any]) -> None:
@@ -392,28 +445,73 @@ class Repository(Generic[T]):
             return
         if not self._ready:
             await self._ensure()
-        await self.store.delete_many(schema, flat)
-        await self._after_write(flat, [None] * len(flat))
+        ticket = self.begin_write(flat)
+        try:
+            await self.store.delete_many(schema, flat)
+        except BaseException as exc:
+            await self.after_failed_write(ticket, exc)
+            raise
+        await self.after_write(ticket, [None] * len(flat))
+
+    # -- cache maintenance after writes (also used by transactions and other write paths) --------------------
+
+    def begin_write(self, keys: Sequence[Key]) -> WriteAhead:
+        """Call before a write's store call; pass the result to :meth:`after_write` (or, if the store call
+        raised or was cancelled, to :meth:`after_failed_write`)."""
+        return WriteAhead(keys, self.cache.ticket([self.schema.cache_key(k) for k in keys]))
+
+    async def after_write(self, write: WriteAhead, stored: Sequence[T | None]) -> None:
+        """After a committed write of ``write.keys`` (``stored``: the items as stored, ``None`` for deletes):
+        make the query cache and every tier forget (write-through: replace) them, and stop single-flight reads
+        that began before from being joined. Runs to its end even if the caller is cancelled meanwhile
+        (bounded in time; what a tier cannot take is kept for replay)."""
+        await self._maintain(write, stored, None)
+
+    async def after_failed_write(self, write: WriteAhead, exc: BaseException) -> None:
+        """The store call of ``write`` raised ``exc`` or was cancelled: the write may have landed (a lost reply,
+        a cancelled commit) and, on ``ConditionFailed``, the cached value the caller acted on is likely stale.
+        Invalidate the keys everywhere. On an error, wait for it (a retry then reads past the caches); on
+        cancellation, let it run on and return at once."""
+        await self._maintain(write, None, exc)
+
+    async def _maintain(self, write: WriteAhead, stored: Sequence[T | None] | None, exc: BaseException | None) -> None:
+        if not self.cache.tiers and self._context.query_cache is None:
+            self.cache.epochs.bump(write.ticket.cks)  # nothing cached: only single flight must learn of the write
+            return
+        await run_maintenance(self._context, self._maintenance(write, stored), exc)
+
+    async def _maintenance(self, write: WriteAhead, stored: Sequence[T | None] | None) -> None:
+        keys = write.keys
+        cks = write.ticket.cks
+        qc = self._context.query_cache
+        try:
+            if qc is not None:
+                await qc.after_write(self.schema, keys, stored if stored is not None else [None] * len(keys))
+        finally:
+            if not self.cache.tiers:
+                self.cache.epochs.bump(cks)
+            elif stored is not None and self.cache.policy.write_mode == "write_through":
+                values: list[bytes | None] = []
+                versions: list[int] = []
+                for s in stored:
+                    enc = None
+                    if s is not None:
+                        try:
+                            enc = self.codec.encode(s)
+                        except Exception:  # not cacheable: forget the key instead
+                            enc = None
+                    values.append(enc)
+                    versions.append(0 if s is None or enc is None else self.schema.version_of(s))
+                await self.cache.after_write(cks, values, versions, ticket=write.ticket)
+            else:
+                await self.cache.after_write(cks, ticket=write.ticket)
 
     async def _after_write(self, keys: Sequence[Key], stored: Sequence[T | None]) -> None:
-        qc = self._context.query_cache
-        if qc is not None:
-            await qc.after_write(self.schema, keys, stored)
-        if not self.cache.tiers:
-            return
-        cks = [self.schema.cache_key(k) for k in keys]
-        # Readers that start after this write must not join a read that began before it.
-        self.forget_inflight(cks)
-        if self.cache.policy.write_mode == "write_through":
-            values = [None if s is None else self.codec.encode(s) for s in stored]
-            versions = [0 if s is None else self.schema.version_of(s) for s in stored]
-            await self.cache.after_write(cks, values, versions)
-        else:
-            await self.cache.after_write(cks)
+        await self.after_write(self.begin_write(keys), stored)
 
     def forget_inflight(self, cks: Iterable[str]) -> None:
-        for ck in cks:
-            self._inflight.pop(ck, None)
+        """Readers that start from now on do not join single-flight reads of ``cks`` already under way."""
+        self._epochs.bump(cks)
 
     # -- hook: change-data-capture (tierstore.cdc) ---------------------------------------------------------
 

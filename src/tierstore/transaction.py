@@ -13,7 +13,7 @@ from typing import Any
 from tierstore.errors import ValidationError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.repository import RepositoryContext
+from tierstore.repository import Repository, RepositoryContext, WriteAhead, run_maintenance
 from tierstore.stores.base import Delete, Put, WriteOp
 
 __all__ = ["Transaction"]
@@ -58,15 +58,34 @@ class Transaction:
         schemas = {schema_of(type(op.item) if isinstance(op, Put) else op.entity) for op in self.ops}
         for schema in schemas:
             await context.ensure_schema(schema)
-        self.results = await context.store.transact(self.ops)
-        for op, stored in zip(self.ops, self.results, strict=True):
-            if isinstance(op, Put):
-                repo = context.repository(type(op.item))
-                await repo._after_write([repo.schema.key_of(op.item)], [stored])
-            else:
-                repo = context.repository(op.entity)
-                await repo._after_write([op.key], [None])
+        # Per entity: its repository, the keys written and where each op's result goes.
+        groups: dict[type[Entity], tuple[Repository[Any], list[Key], list[int]]] = {}
+        for i, op in enumerate(self.ops):
+            entity = type(op.item) if isinstance(op, Put) else op.entity
+            group = groups.get(entity)
+            if group is None:
+                group = groups[entity] = (context.repository(entity), [], [])
+            group[1].append(group[0].schema.key_of(op.item) if isinstance(op, Put) else op.key)
+            group[2].append(i)
+        writes = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in groups.values()]
+        try:
+            self.results = await context.store.transact(self.ops)
+        except BaseException as exc:
+            # Outcome unknown (or a condition failed on a value the caller read from a cache): forget every key.
+            await run_maintenance(context, self._maintenance(writes, None), exc)
+            raise
+        await run_maintenance(context, self._maintenance(writes, self.results))
         return self.results
+
+    async def _maintenance(
+        self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]], results: list[Any] | None
+    ) -> None:
+        """Every written entity's cache maintenance, in one piece (one task: no entity's is skipped)."""
+        for repo, write, idx in writes:
+            stored = None if results is None else [
+                results[i] if isinstance(self.ops[i], Put) else None for i in idx
+            ]
+            await repo._maintenance(write, stored)
 
     async def __aenter__(self) -> Transaction:
         return self

@@ -14,6 +14,7 @@ while it is down (L1 is empty then); every L1 entry also has the tier's max age.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from tierstore.logs import get_logger
 from tierstore.tiers.base import InvalidationFeed, LocalTier
@@ -28,9 +29,12 @@ class L1Coherence:
 
     def __init__(
         self, l1: LocalTier, feed: InvalidationFeed, *, retry: float = 0.05, max_retry: float = 2.0,
-        ready_timeout: float = 0.5,
+        ready_timeout: float = 0.5, on_invalidate: Callable[[list[str] | None], None] | None = None,
     ) -> None:
         self.l1 = l1
+        self.on_invalidate = on_invalidate
+        """Told the keys of each message as it is applied (``None``: everything — a flush, a (re)subscription
+        or a drop), so the tiered path's single flight stops joining reads that began before."""
         self.feed = feed
         self.retry = retry
         self.max_retry = max_retry
@@ -70,6 +74,7 @@ class L1Coherence:
                     if not keys:
                         # Subscribed: anything L1 holds may have missed messages sent before now.
                         await self.l1.clear()
+                        self._heard(None)
                         self.connected = True
                         self._ready.set()
                         delay = self.retry
@@ -77,11 +82,13 @@ class L1Coherence:
                         continue
                     if "*" in keys:
                         await self.l1.clear()
+                        self._heard(None)
                         self.l1.stats.coherence_flushes += 1
                     else:
                         invalidate = self.l1.invalidate
                         for k in keys:
                             invalidate(k)
+                        self._heard(keys)
                         self.l1.stats.coherence_evictions += len(keys)
             except asyncio.CancelledError:
                 await self._down()
@@ -100,6 +107,11 @@ class L1Coherence:
             self.l1.stats.coherence_drops += 1
         self._ready.clear()
         await self.l1.clear()  # messages will be missed from now on: nothing in L1 may outlive the drop
+        self._heard(None)
+
+    def _heard(self, keys: list[str] | None) -> None:
+        if self.on_invalidate is not None:
+            self.on_invalidate(keys)
 
     async def aclose(self) -> None:
         self._closed = True

@@ -18,13 +18,25 @@ Around every non-local tier:
 * **L1 coherence** (:mod:`tierstore.tiers.coherence`). When the nearest tier is in-process and a farther tier
   publishes invalidations (Redis), other processes' writes evict L1 entries; while that channel is down, L1
   is flushed and not filled.
+
+Write epochs (:class:`WriteEpochs`): every write of this process (once its cache maintenance is done) and every
+invalidation heard on the L1 channel bumps the epoch of its keys. A repository's single-flight read records the
+epoch it began at, and a new reader joins it only while the epoch is unchanged, so a read invoked after a write
+returned (or after its invalidation was heard) never joins a read that began before it.
+
+Cache maintenance after a write (:meth:`TieredCache.after_write`) is not cancellable: with a network tier it runs
+in a task of its own that the writer awaits through :func:`asyncio.shield`, bounded by
+:data:`MAINTENANCE_DEADLINE`; what a tier could not take by then is kept for replay, like any failed
+invalidation. A write-through set is sent only within :data:`SET_WINDOW` of its write's start (later it becomes
+an invalidation), and a tombstone outlives that window, so a set from a write that committed before a delete
+can never land after the delete's tombstone is gone (see :mod:`tierstore.tiers.entry`, pinned entries).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
@@ -36,12 +48,18 @@ from tierstore.tiers.coherence import L1Coherence
 from tierstore.tiers.health import Breaker, NodeGuard
 from tierstore.tiers.policy import CachePolicy
 
-__all__ = ["TieredCache"]
+__all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket"]
 
 log = get_logger("tierstore.cache")
 T = TypeVar("T")
 
 MAX_PENDING_INVALIDATIONS = 10_000
+MAINTENANCE_DEADLINE = 2.0
+"""Seconds the cache maintenance after one write may take; what is left then is kept for replay."""
+SET_WINDOW = 0.5
+"""Seconds after a write began during which its write-through sets may still be sent (later: invalidations).
+Shorter than every tier's tombstone lifetime (at least 1 s), which the stale-set argument relies on."""
+EPOCH_STRIPES = 4096  # a power of two
 _VOID = Lease(None)
 _RELEASE = (b"", 0.0)  # fill entry with an empty value: release the lease, cache nothing
 _NO_LEASES: dict[int, Lease] = {}  # shared, never written
@@ -54,6 +72,46 @@ def _track(stats: TierStats) -> Callable[[Breaker], None]:
         stats.tier_breaker = b.state
 
     return on_change
+
+
+class WriteEpochs:
+    """Per-key write epochs of one process, striped (keys sharing a stripe share an epoch: a bump only costs
+    the other keys of its stripe a missed join). ``of(ck)`` never decreases; it grows on every bump of ``ck``."""
+
+    __slots__ = ("_all", "_stripes")
+
+    def __init__(self) -> None:
+        self._stripes = [0] * EPOCH_STRIPES
+        self._all = 0
+
+    def of(self, ck: str) -> int:
+        return self._all + self._stripes[hash(ck) & (EPOCH_STRIPES - 1)]
+
+    def bump(self, cks: Iterable[str]) -> None:
+        stripes = self._stripes
+        for ck in cks:
+            stripes[hash(ck) & (EPOCH_STRIPES - 1)] += 1
+
+    def bump_all(self) -> None:
+        self._all += 1
+
+    def heard(self, cks: Sequence[str] | None) -> None:
+        """Invalidations heard on the L1 channel (``None``: everything, e.g. the channel dropped)."""
+        if cks is None:
+            self._all += 1
+        else:
+            self.bump(cks)
+
+
+class WriteTicket:
+    """Taken before a write's store call: when it began and the epochs of its keys then."""
+
+    __slots__ = ("cks", "epochs", "started")
+
+    def __init__(self, cks: Sequence[str], epochs: WriteEpochs) -> None:
+        self.cks = cks
+        self.started = time.monotonic()
+        self.epochs = [epochs.of(ck) for ck in cks]
 
 
 class TieredCache:
@@ -80,12 +138,16 @@ class TieredCache:
                 breaker = Breaker(failures=p.breaker_failures, cooldown=p.breaker_cooldown, name=tier.name,
                                   on_change=_track(tier.stats))
             self._guards.append(NodeGuard(tier.name, breaker, max_pending=MAX_PENDING_INVALIDATIONS))
+        self.epochs = WriteEpochs()
         self.coherence: L1Coherence | None = None
         if self.l1 is not None:
             for tier in self.tiers[1:]:
                 if isinstance(tier, InvalidationFeed) and tier.publishes_invalidations:
-                    self.coherence = L1Coherence(self.l1, tier)
+                    self.coherence = L1Coherence(self.l1, tier, on_invalidate=self.epochs.heard)
                     break
+        self.shielded = any(not t.local for t in self.tiers)
+        """Whether the maintenance after a write can suspend (a network tier): then it runs as its own task."""
+        self._maintaining: set[asyncio.Task[None]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -265,15 +327,68 @@ class TieredCache:
 
     # -- writes ------------------------------------------------------------------------------------
 
+    def ticket(self, cks: Sequence[str]) -> WriteTicket:
+        """Take before a write's store call; hand to :meth:`after_write`."""
+        return WriteTicket(cks, self.epochs)
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run cache maintenance as a task of its own (kept until done; :meth:`aclose` waits for it), so that
+        cancelling the writer cannot cut it short. Await it through :func:`asyncio.shield`."""
+        task = asyncio.get_running_loop().create_task(work, name="tierstore-cache-maintenance")
+        self._maintaining.add(task)
+        task.add_done_callback(self._maintained)
+        return task
+
+    def _maintained(self, task: asyncio.Task[None]) -> None:
+        self._maintaining.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("cache maintenance after a write failed: %r", task.exception())
+
     async def after_write(
-        self, cks: Sequence[str], values: Sequence[bytes | None] = (), version: Sequence[int] = ()
+        self, cks: Sequence[str], values: Sequence[bytes | None] = (), version: Sequence[int] = (),
+        *, ticket: WriteTicket | None = None,
     ) -> None:
         """Make every tier forget (or, write-through, replace) ``cks`` after a committed write.
 
         ``values`` are the new envelopes (``None`` for deletes); used only in write-through mode. An entry
         with version 0 (an entity without a version field) is invalidated rather than set: without versions,
-        a slow writer's older value could overwrite a newer one.
+        a slow writer's older value could overwrite a newer one. ``ticket`` (from :meth:`ticket`, taken before
+        the store call) orders this write against the others of this process. Bounded by
+        :data:`MAINTENANCE_DEADLINE`; the epochs of ``cks`` are bumped when it ends, however it ends.
         """
+        if ticket is None:
+            ticket = WriteTicket(cks, self.epochs)
+        done: list[int] = []
+        try:
+            if self.shielded:
+                async with asyncio.timeout(MAINTENANCE_DEADLINE):
+                    await self._maintain(cks, values, version, ticket, done)
+            else:
+                await self._maintain(cks, values, version, ticket, done)
+        except TimeoutError:
+            # Fail-open: the write stands; what a tier did not take in time is owed to it.
+            log.warning("cache maintenance after a write took over %.1fs; the rest is kept for replay",
+                        MAINTENANCE_DEADLINE)
+            await self._owe(cks, done)
+        except BaseException:
+            await self._owe(cks, done)
+            raise
+        finally:
+            self.epochs.bump(cks)
+
+    async def _owe(self, cks: Sequence[str], done: list[int]) -> None:
+        """The tiers not in ``done`` did not get ``cks``: forget them in-process, keep them owed elsewhere."""
+        for t in range(len(self.tiers)):
+            if t not in done:
+                if self.tiers[t].local:
+                    await self.tiers[t].invalidate_many(cks)  # no I/O: cannot be cut short
+                else:
+                    self._guards[t].remember(cks)
+
+    async def _maintain(
+        self, cks: Sequence[str], values: Sequence[bytes | None], version: Sequence[int], ticket: WriteTicket,
+        done: list[int],
+    ) -> None:
         if self.coherence is not None and not self.coherence.started:
             await self._l1_ready()
         if self.policy.write_mode == "write_through" and values:
@@ -285,17 +400,33 @@ class TieredCache:
                 else:
                     sets.append((k, v, ver))
             ttl = self.policy.jittered(self.policy.ttl)
+            epochs = self.epochs
+            began = dict(zip(ticket.cks, ticket.epochs, strict=True))
             for t in reversed(range(len(self.tiers))):
                 if gone:
                     await self._tier_invalidate(t, gone)
                 if sets:
-                    if self.tiers[t] is self.l1 and not await self._l1_ready():
-                        await self._tier_invalidate(t, [k for k, _, _ in sets])
+                    tier = self.tiers[t]
+                    if tier.local:
+                        # Another write or invalidation of the key since this write began (in this process, or
+                        # heard on the channel): the order of the two is unknown, so forget the key instead.
+                        late = [k for k, _, _ in sets if epochs.of(k) != began.get(k)]
+                        ok = [e for e in sets if epochs.of(e[0]) == began.get(e[0])] if late else sets
+                        if late:
+                            await self._tier_invalidate(t, late)
+                        if ok and tier is self.l1 and not await self._l1_ready():
+                            await self._tier_invalidate(t, [k for k, _, _ in ok])
+                        elif ok:
+                            await self._tier_set(t, ok, ttl)
+                    elif time.monotonic() - ticket.started > SET_WINDOW:
+                        await self._tier_invalidate(t, [k for k, _, _ in sets])  # too late to be ordered
                     else:
                         await self._tier_set(t, sets, ttl)
+                done.append(t)
             return
         for t in reversed(range(len(self.tiers))):
             await self._tier_invalidate(t, cks)
+            done.append(t)
 
     # -- fail-open wrappers --------------------------------------------------------------------------
 
@@ -408,7 +539,10 @@ class TieredCache:
         return own + sum(t.undelivered() for t in self.tiers if isinstance(t, Backlogged))
 
     async def aclose(self) -> None:
-        """Stop the L1 coherence listener. The tiers themselves are closed by their owner (the Database)."""
+        """Let running cache maintenance finish, stop the L1 coherence listener. The tiers themselves are
+        closed by their owner (the Database)."""
         self._closed = True
+        if self._maintaining:
+            await asyncio.wait(list(self._maintaining), timeout=MAINTENANCE_DEADLINE)
         if self.coherence is not None:
             await self.coherence.aclose()
