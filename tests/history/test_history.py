@@ -32,6 +32,10 @@ pytestmark = [pytest.mark.postgres, pytest.mark.faults]
 
 L1_AGE = 1.0  # the in-process tier's max age where no channel invalidates it (memory://?ttl=1s)
 CHANNEL_BOUND = 0.25  # the L1 channel's delivery bound on a loaded CI machine (steady state: milliseconds)
+# After a fault ends, a writer whose invalidation failed replays it when its breaker lets it through again
+# (breaker_cooldown, 1 s by default) at its next operation; until then other processes may read the entry
+# it could not remove. The writers here are busy; an idle or closed writer replays nothing.
+RECOVERY = 2.0
 
 SETUPS = [
     SetupSpec("memory+redis", ("memory", "redis")),
@@ -49,6 +53,8 @@ class Bounds:
       by at most how long that read was in flight past the write (``joined``).
     * An in-process entry: by the channel's delivery bound (Redis), or without a channel by its max age
       plus the read that filled it.
+    * A write made while a cache server was unreachable: until the writer reaches it again and replays
+      (``outage``).
     """
 
     def __init__(self, hist: History) -> None:
@@ -76,8 +82,15 @@ class Bounds:
         i = bisect.bisect_left(self.invokes[op.proc], written)
         return i > 0 and self.latest_end[op.proc][i - 1] >= op.invoke
 
+    def outage(self, op: Op, staleness: float) -> bool:
+        """Was the write it missed made while a cache server was down (or within a breaker cooldown after),
+        and the read made before the writer had reached the server again (``RECOVERY`` after the fault)?"""
+        written = op.invoke - int(staleness * 1e9)
+        slack = int(RECOVERY * 1e9)
+        return any(s <= written <= e + slack and op.invoke <= e + slack for _, s, e in self.hist.faults)
+
     def __call__(self, op: Op, staleness: float) -> bool:
-        return staleness <= self.flat or self.joined(op, staleness)
+        return staleness <= self.flat or self.joined(op, staleness) or self.outage(op, staleness)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +106,13 @@ def histories() -> dict[str, tuple[History, Report]]:
     t0 = min(op.invoke for h in hists.values() for op in h.ops)
     print("\nfaults:", ", ".join(f"{f} at {(s - t0) / 1e9:.1f}s" for f, s, _ in faults))
     print(summary([(name, rep) for name, (_, rep) in out.items()]))
+    for name, (h, rep) in out.items():
+        by: dict[str, list[float]] = {}
+        for v in rep.violations:
+            when = h.fault_at(v.read.invoke) if v.read else "the end"
+            by.setdefault(f"{v.kind} after {when}", []).append(v.staleness)
+        if by and not h.setup.naive:
+            print(f"{name}:", "; ".join(f"{k}: {len(s)} (max {max(s) * 1e3:.0f} ms)" for k, s in sorted(by.items())))
     return out
 
 
@@ -104,11 +124,7 @@ def _explain(hist: History, rep: Report) -> str:
     )
 
 
-OPEN = pytest.mark.xfail(strict=True, reason="replayed invalidations do not reach other processes' in-process tiers")
-
-
-@pytest.mark.parametrize("name", [pytest.param(s.name, marks=OPEN if s.name == "memory+redis" else ())
-                                  for s in SETUPS if not s.naive])
+@pytest.mark.parametrize("name", [s.name for s in SETUPS if not s.naive])
 def test_no_violation_beyond_the_documented_bounds(histories: dict[str, tuple[History, Report]], name: str) -> None:
     hist, rep = histories[name]
     assert rep.reads > 100 and rep.writes > 100, "the workload hardly ran"

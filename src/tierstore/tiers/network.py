@@ -102,11 +102,24 @@ class NodeTier(Generic[N]):
         else:
             await asyncio.gather(*(fn(node, group) for node, group in groups.items()))
 
+    async def _announce_clear(self, node: N) -> None:
+        """Tell other processes' in-process tiers that ``node``'s namespace was cleared (where the tier has a
+        channel; a replayed clear is announced like :meth:`clear`)."""
+
     async def _replay(self, node: N) -> bool:
-        """Deliver what ``node`` owes (a clear of its namespace, then pending invalidations). True if done."""
+        """Deliver what ``node`` owes (a clear of its namespace, then pending invalidations). True if done.
+
+        Replayed invalidations are published like any other: other processes' in-process tiers may have kept
+        (or filled, while the channel looked healthy) the entries they remove, and hear of them only here.
+        """
+
+        async def clear() -> None:
+            await self._clear_node(node)
+            await self._announce_clear(node)
+
         try:
             keys, cleared = await node.guard.replay(
-                lambda: self._clear_node(node), lambda keys: self._invalidate_on(node, keys, publish=False)
+                clear, lambda keys: self._invalidate_on(node, keys, publish=True)
             )
         except Exception as exc:
             self._failed(node, exc)

@@ -476,6 +476,12 @@ class RedisTier(NodeTier[Node]):
         if failed:
             raise TierError(f"clear failed on {len(failed)} node(s): {failed[0]!r}", backend=self.name)
 
+    async def _announce_clear(self, node: Node) -> None:
+        if self.config.coherence:
+            (reply,) = await node.call([("PUBLISH", self.channel, f"{self._origin}\n*")])
+            if isinstance(reply, Exception):
+                raise reply
+
     async def _clear_node(self, node: Node) -> None:
         cursor = b"0"
         pattern = self._prefix + b"*"
