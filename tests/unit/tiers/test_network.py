@@ -72,7 +72,7 @@ async def test_undelivered_invalidations_are_replayed_before_the_node_is_used(mo
     node.down = False
     now[0] += 60  # the breaker's cooldown: the next use probes the node
     assert await tier._usable(node)
-    assert node.log == ["invalidate a,b,c publish=False"]  # replayed, not published again
+    assert node.log == ["invalidate a,b,c publish=True"]  # published: other processes never heard of them
     assert tier.stats.invalidations_replayed == 3 and not node.guard.owes
     assert tier.stats.breakers == {"n:1": "closed"}
 
