@@ -114,7 +114,7 @@ async def open_db(
     prefix = f"t{uuid.uuid4().hex[:12]}"
     try:
         db = tierstore.connect(
-            store_url(store, tmp_path), [tier_url(t, prefix) for t in tiers], policy=policy
+            store_url(store, tmp_path), [tier_url(t, prefix) for t in tiers], policy=policy, schema="create"
         )
     except ConfigError as exc:
         if "missing" in str(exc) or "No module" in str(exc):

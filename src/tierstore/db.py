@@ -11,23 +11,24 @@ import logging
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote_plus
 
 from tierstore.config import BackendConfig, store_config, tier_config
-from tierstore.errors import ConfigError, TierstoreError
+from tierstore.errors import ConfigError, Mismatch, SchemaMismatch, TierstoreError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
 from tierstore.querycache import QueryCacheConfig, build_query_cache, query_cache_stats, reset_query_cache_stats
 from tierstore.repository import Repository
 from tierstore.session import Session
-from tierstore.stores.base import Store
+from tierstore.stores.base import SchemaMode, SchemaVerifier, Store, check_schema_mode
 from tierstore.telemetry import resolve as resolve_telemetry
 from tierstore.tiers.base import CacheTier
 from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
 
-__all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect"]
+__all__ = ["DEFAULT_CACHE", "DEFAULT_STORE", "Database", "connect", "default_schema_mode", "split_schema_param"]
 
 if TYPE_CHECKING:
     from tierstore.health import Health
@@ -49,9 +50,10 @@ def connect(
     *,
     policy: CachePolicy | None = None,
     query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
-    create_tables: bool = True,
+    create_tables: bool | None = None,
     telemetry: Telemetry | bool | None = None,
     strict: bool = False,
+    schema: SchemaMode | None = None,
 ) -> Database:
     """A database handle; use it as ``async with connect(...) as db``.
 
@@ -62,13 +64,24 @@ def connect(
     ``query_cache``: off, ``True``, a ``query://?ttl=…`` URL, a ``QueryCacheConfig`` or a ready ``QueryCache``
     (see :mod:`tierstore.querycache`). ``strict``: ``open()`` fails with ``StoreError``/``TierError`` when the
     store, a tier or the L1 invalidation channel does not answer, instead of failing open (see
-    :mod:`tierstore.health`). ``create_tables``: create missing tables on first use of an entity.
+    :mod:`tierstore.health`). ``schema``: what happens to an entity's table before its first I/O —
+    ``"create"`` creates what is missing (the default for the embedded stores: memory, SQLite),
+    ``"verify"`` checks that the existing table fits the entity and raises ``SchemaMismatch`` listing every
+    difference, creating and altering nothing (the default for server stores: PostgreSQL, MySQL/MariaDB,
+    DynamoDB), ``"off"`` does neither; a store URL may carry it as ``?schema=…``. ``create_tables=False`` is
+    the older spelling of ``schema="off"``.
     ``telemetry``: OpenTelemetry spans and metrics (the ``otel`` extra) — ``None`` turns them on when the
     service has set a global tracer or meter provider, ``True``/``False`` force it, or a
     ``tierstore.telemetry.Telemetry`` names the providers (docs/observability.md).
     """
     if store is None and cache is None:
         cache = DEFAULT_CACHE
+    if isinstance(store, str):
+        store, url_mode = split_schema_param(store)
+        if url_mode is not None:
+            if schema is not None and schema != url_mode:
+                raise ConfigError(f"schema={schema!r} and the store URL's schema={url_mode!r} disagree")
+            schema = url_mode
     if cache is None:
         cache = ()
     elif isinstance(cache, str | BackendConfig | CacheTier):
@@ -83,8 +96,25 @@ def connect(
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
         built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
-        strict=strict, telemetry=telemetry,
+        strict=strict, telemetry=telemetry, schema=schema,
     )
+
+
+def split_schema_param(url: str) -> tuple[str, SchemaMode | None]:
+    """``url`` without its ``schema=`` parameter (which every store URL may carry), and the mode it names.
+    The rest of the URL is kept as written."""
+    base, sep, query = url.partition("?")
+    if not sep:
+        return url, None
+    mode: SchemaMode | None = None
+    kept = []
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if unquote_plus(name) == "schema":
+            mode = check_schema_mode(unquote_plus(value))
+        else:
+            kept.append(part)
+    return (base + "?" + "&".join(kept) if kept else base), mode
 
 
 def _build(spec: Any, parse: Any, owned: list[Any]) -> Any:
@@ -109,11 +139,14 @@ class Database:
         *,
         policy: CachePolicy | None = None,
         query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
-        create_tables: bool = True,
+        create_tables: bool | None = None,
         owned: Sequence[Any] | None = None,
         strict: bool = False,
         telemetry: Telemetry | bool | None = None,
+        schema: SchemaMode | None = None,
     ) -> None:
+        self.schema_mode = _schema_mode(store, schema, create_tables)
+        """``create``, ``verify`` or ``off``: see :func:`connect`."""
         self.store = store
         # Telemetry swaps classes, it adds no check to the plain ones: off, nothing on any path changes.
         self.telemetry = resolve_telemetry(telemetry)
@@ -126,10 +159,9 @@ class Database:
             self.telemetry.watch(self)
         self.query_cache: QueryCache | None = build_query_cache(query_cache, self.cache.tiers)
         self.strict = strict
-        self._auto_create = create_tables
         self._owned = list(owned) if owned is not None else []
         self._repos: dict[type[Any], Repository[Any]] = {}
-        self._ensured: set[str] = set()
+        self._ensured: set[Schema[Any]] = set()
         self._opened = False
         self._closed = False
 
@@ -197,21 +229,50 @@ class Database:
         return repo
 
     async def ensure_schema(self, schema: Schema[Any]) -> None:
-        """Open the database and, unless it was made with ``create_tables=False``, create the table of
-        ``schema`` once. Repositories and transactions call it before their first I/O on an entity."""
+        """Open the database and, once per entity, apply the schema mode to its table: create it
+        (``create``), check it (``verify``: ``SchemaMismatch`` when it does not fit) or nothing (``off``).
+        Repositories and transactions call it before their first I/O on an entity."""
         if not self._opened:
             await self.open()
-        if self._auto_create and schema.table not in self._ensured:
+        if schema in self._ensured or self.schema_mode == "off":
+            return
+        if self.schema_mode == "create":
             await self.store.ensure_schema(schema)
-            self._ensured.add(schema.table)
+        else:
+            mismatches = await self._mismatches([schema])
+            if mismatches:
+                raise SchemaMismatch(mismatches, entity=schema.name, backend=self.store.name)
+        self._ensured.add(schema)
+
+    async def verify(self, *entities: type[Entity]) -> None:
+        """Check now, whatever the schema mode, that the existing tables fit ``entities``; raise one
+        ``SchemaMismatch`` listing every difference (with the statement that fixes each). Creates and alters
+        nothing. A store that cannot verify its tables raises ``ConfigError``."""
+        await self.open()
+        schemas = [schema_of(e) for e in entities]
+        mismatches = await self._mismatches(schemas)
+        if mismatches:
+            raise SchemaMismatch(mismatches, backend=self.store.name)
+        if self.schema_mode == "verify":
+            self._ensured.update(schemas)
+
+    async def _mismatches(self, schemas: Sequence[Schema[Any]]) -> list[Mismatch]:
+        if not isinstance(self.store, SchemaVerifier):
+            raise ConfigError(f"{self.store.name} cannot verify tables; use schema='create' or schema='off'")
+        out: list[Mismatch] = []
+        for schema in schemas:
+            out.extend(await self.store.verify_schema(schema))
+        return out
 
     async def create_tables(self, *entities: type[Entity]) -> None:
-        """Create the tables and indexes of ``entities`` where missing."""
+        """Create the tables and indexes of ``entities`` where missing, whatever the schema mode (an explicit
+        request: a deployment step, a test)."""
         for e in entities:
             schema = schema_of(e)
             await self.open()
             await self.store.ensure_schema(schema)
-            self._ensured.add(schema.table)
+            if self.schema_mode == "create":
+                self._ensured.add(schema)
 
     def session(self) -> Session:
         """A unit of work with an identity map: repeated loads in it are not fetched again."""
@@ -238,3 +299,26 @@ class Database:
         for t in self.cache.tiers:
             t.stats.reset()
         reset_query_cache_stats(self.query_cache)
+
+
+def default_schema_mode(store: Store) -> SchemaMode:
+    """``create`` for an embedded store (memory, SQLite) and for stores that cannot verify their tables,
+    ``verify`` for a server store."""
+    if isinstance(store, SchemaVerifier) and not store.embedded:
+        return "verify"
+    return "create"
+
+
+def _schema_mode(store: Store, schema: Any, create_tables: bool | None) -> SchemaMode:
+    if create_tables is not None and not isinstance(create_tables, bool):
+        raise ConfigError(f"create_tables must be True or False, got {create_tables!r}")
+    if schema is None:
+        if create_tables is False:
+            return "off"
+        return "create" if create_tables else default_schema_mode(store)
+    mode = check_schema_mode(schema)
+    if create_tables is not None and create_tables != (mode == "create"):
+        raise ConfigError(f"create_tables={create_tables} and schema={mode!r} disagree; give schema= alone")
+    if mode == "verify" and not isinstance(store, SchemaVerifier):
+        raise ConfigError(f"{store.name} cannot verify tables; use schema='create' or schema='off'")
+    return mode

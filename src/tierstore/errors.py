@@ -2,6 +2,7 @@
 
     TierstoreError
      ├── ConfigError            bad configuration: URL, entity declaration, missing extra
+     │    └── SchemaMismatch    existing tables do not fit the entities; carries every mismatch
      ├── ValidationError        bad input, raised before any I/O
      ├── NotFound               an item that must exist does not
      ├── ConditionFailed        a condition or ``expect_version`` did not hold
@@ -24,6 +25,7 @@ an error is unbounded: the message is cut at :data:`MAX_MESSAGE` characters and 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
@@ -31,9 +33,11 @@ __all__ = [
     "CircuitOpen",
     "ConditionFailed",
     "ConfigError",
+    "Mismatch",
     "NotFound",
     "NotLoaded",
     "PartialBatchError",
+    "SchemaMismatch",
     "StoreError",
     "StoreTimeout",
     "Throttled",
@@ -105,6 +109,38 @@ def _safe_repr(value: Any) -> str:
 
 class ConfigError(TierstoreError):
     """Invalid configuration, URL or entity declaration."""
+
+
+MAX_REPORT = 20_000
+"""Characters of a :class:`SchemaMismatch` message kept: a start-up report, listing every mismatch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One way an existing table differs from what an entity needs, and the statement that would fix it."""
+
+    entity: str
+    table: str
+    problem: str
+    fix: str
+
+    def __str__(self) -> str:
+        return f"{self.entity} (table {self.table}): {self.problem}\n    fix: {self.fix}"
+
+
+class SchemaMismatch(ConfigError):
+    """Existing tables do not fit the entities (``schema="verify"``). ``mismatches`` lists every one found,
+    each with the DDL or command that fixes it; nothing was created or altered."""
+
+    def __init__(self, mismatches: Sequence[Mismatch], **kw: Any) -> None:
+        self.mismatches = list(mismatches)
+        lines = [f"{len(self.mismatches)} schema mismatch(es); nothing was created or altered:"]
+        lines += [f"- {m}" for m in self.mismatches]
+        text = "\n".join(lines)
+        super().__init__(text, **kw)
+        # A start-up report, not a per-request error: keep every mismatch (up to MAX_REPORT characters).
+        self.message = bounded(text, MAX_REPORT)
+        self.args = (self.message,)
 
 
 class ValidationError(TierstoreError):

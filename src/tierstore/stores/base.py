@@ -8,13 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
 
+from tierstore.errors import ConfigError, Mismatch
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.stats import StoreStats
 
-__all__ = ["Delete", "Put", "Scannable", "ScatterGather", "Store", "WriteOp"]
+__all__ = [
+    "SCHEMA_MODES",
+    "Delete",
+    "Put",
+    "Scannable",
+    "ScatterGather",
+    "SchemaMode",
+    "SchemaVerifier",
+    "Store",
+    "WriteOp",
+    "check_schema_mode",
+]
 
 T = TypeVar("T")
 
@@ -125,4 +137,34 @@ class ScatterGather(Protocol):
 
     async def scatter_gather(self, schema: Schema[T], query: Query, *, concurrency: int | None = None) -> list[T]:
         """``query`` on every shard, merged in sort-key order (then primary key), cut to ``query.limit``."""
+        ...
+
+
+SchemaMode = Literal["create", "verify", "off"]
+"""What a database does about the tables of an entity before its first I/O: ``create`` what is missing,
+``verify`` that what exists fits (never creating or altering anything), or nothing (``off``)."""
+SCHEMA_MODES: tuple[SchemaMode, ...] = ("create", "verify", "off")
+
+
+def check_schema_mode(value: Any) -> SchemaMode:
+    """``value`` if it is a schema mode, else a ``ConfigError`` naming the modes."""
+    if value not in SCHEMA_MODES:
+        raise ConfigError(f"schema must be one of {', '.join(SCHEMA_MODES)}; got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+@runtime_checkable
+class SchemaVerifier(Protocol):
+    """A store that can check existing tables against entities without changing them (``schema="verify"``).
+
+    A store that does not implement it is not verified, and its default schema mode is ``create``.
+    """
+
+    embedded: bool
+    """``True`` for an in-process or file store (memory, SQLite): its default schema mode is ``create``;
+    ``False`` for a server, whose tables are someone's to manage: the default is ``verify``."""
+
+    async def verify_schema(self, schema: Schema[Any]) -> list[Mismatch]:
+        """Every way the existing table (and its indexes) differs from what ``schema`` needs; empty if it fits.
+        Reads the catalog only: creates and alters nothing."""
         ...

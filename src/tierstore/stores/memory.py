@@ -28,7 +28,7 @@ from tierstore.backends import (
     schema_of,
     sort_matches,
 )
-from tierstore.errors import ConditionFailed, TransactionCanceled, ValidationError
+from tierstore.errors import ConditionFailed, Mismatch, TransactionCanceled, ValidationError
 
 __all__ = ["MemoryStore", "MemoryStoreConfig"]
 
@@ -66,6 +66,7 @@ class MemoryStore:
 
     name = "memory"
     expressions = True  # honours Query.where, when= on put/delete, and update()
+    embedded = True
 
     def __init__(self, *, latency: float = 0.0) -> None:
         self.stats = StoreStats()
@@ -94,6 +95,10 @@ class MemoryStore:
 
     async def ensure_schema(self, schema: Schema[Any]) -> None:
         self._table(schema)
+
+    async def verify_schema(self, schema: Schema[Any]) -> list[Mismatch]:
+        """Nothing to check: a memory table fits any entity."""
+        return []
 
     async def truncate(self, schema: Schema[Any]) -> None:
         self._table(schema).clear()

@@ -37,8 +37,9 @@ from tierstore.backends import (
     schema_of,
 )
 from tierstore.config import store_config
-from tierstore.errors import ConfigError, PartialBatchError, TierstoreError, Unsupported
+from tierstore.errors import ConfigError, Mismatch, PartialBatchError, TierstoreError, Unsupported
 from tierstore.routing import Router
+from tierstore.stores.base import SchemaVerifier
 
 __all__ = ["ShardedStore", "ShardedStoreConfig"]
 
@@ -122,6 +123,23 @@ class ShardedStore:
 
     async def ensure_schema(self, schema: Schema[Any]) -> None:
         await gather_all([s.ensure_schema(schema) for s in self._stores])
+
+    @property
+    def embedded(self) -> bool:
+        """Embedded unless a shard is a server store that verifies its tables."""
+        return not any(isinstance(s, SchemaVerifier) and not s.embedded for s in self._stores)
+
+    async def verify_schema(self, schema: Schema[Any]) -> list[Mismatch]:
+        """The mismatches of every shard, each named by its shard."""
+        names = list(self.shards)
+        for name, store in self.shards.items():
+            if not isinstance(store, SchemaVerifier):
+                raise ConfigError(f"shard {name} ({store.name}) cannot verify tables", entity=schema.name)
+        found = await gather_all([s.verify_schema(schema) for s in self._stores])  # type: ignore[attr-defined]
+        return [
+            Mismatch(m.entity, m.table, f"shard {names[i]}: {m.problem}", m.fix)
+            for i, ms in enumerate(found) for m in ms
+        ]
 
     async def truncate(self, schema: Schema[Any]) -> None:
         await gather_all([s.truncate(schema) for s in self._stores])

@@ -75,10 +75,13 @@ def tierstore_prefix() -> str:
 
 @_async_fixture
 async def tierstore_connect() -> AsyncIterator[Connect]:
-    """``db = await tierstore_connect(store, cache, **kw)``: an opened database, closed after the test."""
+    """``db = await tierstore_connect(store, cache, **kw)``: an opened database, closed after the test. Its
+    schema mode is ``create`` unless ``schema=`` says otherwise: a test's tables are the test's own."""
     opened: list[tierstore.Database] = []
 
     async def connect(store: Any = None, cache: Sequence[Any] | Any = None, **kw: Any) -> tierstore.Database:
+        if "schema" not in kw and "create_tables" not in kw and not (isinstance(store, str) and "schema=" in store):
+            kw["schema"] = "create"
         db = tierstore.connect(store, cache, **kw)
         opened.append(db)
         return await db.open()

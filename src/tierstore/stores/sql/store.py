@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from tierstore.config import redact_url
-from tierstore.errors import StoreError, ValidationError
+from tierstore.errors import Mismatch, StoreError, ValidationError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
@@ -46,6 +46,7 @@ from tierstore.stores.sql.operations import (
 )
 from tierstore.stores.sql.statements import Plan, successor
 from tierstore.stores.sql.tables import check_mysql_key_size, table_for
+from tierstore.stores.sql.verify import check_table
 
 __all__ = ["SqlStore"]
 
@@ -67,6 +68,8 @@ class SqlStore:
             config = SqlStoreConfig.from_url(config)
         self.config = config
         self.name = config.backend
+        self.embedded = config.backend == "sqlite"
+        """A SQLite file is the application's own (schema mode ``create`` by default); a server is not."""
         self.stats = StoreStats()
         self.metadata = sa.MetaData()
         self.page_size = config.page_size
@@ -160,6 +163,16 @@ class SqlStore:
         except StoreError as exc:
             raise self._ctx(exc, schema) from None
         self._created.add(schema.table)
+
+    async def verify_schema(self, schema: Schema[Any]) -> list[Mismatch]:
+        """Every way the existing table differs from what ``schema`` needs (see
+        :mod:`~tierstore.stores.sql.verify`). Reads the catalog; creates and alters nothing."""
+        plan = await self._plan(schema)
+        dialect = self._driver.dialect
+        try:
+            return await self._driver.catalog(lambda conn: check_table(conn, schema, plan.table, dialect))
+        except StoreError as exc:
+            raise self._ctx(exc, schema) from exc.__cause__
 
     async def create_tables(self, *entities: type[Entity]) -> None:
         """Create the tables and indexes of ``entities`` where missing."""

@@ -173,7 +173,10 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
         info={"tierstore_entity": schema.name},
     )
     for name in schema.indexes:
-        sa.Index(_index_name(schema.table, name), *(table.c[c] for c in index_columns(schema, name)))
+        sa.Index(
+            _index_name(schema.table, name), *(table.c[c] for c in index_columns(schema, name)),
+            info={"tierstore_index": name},
+        )
     return table
 
 

@@ -21,6 +21,6 @@ class Probe(Entity, table="ops_sslmode_probe"):
 async def test_sslmode_url_connects(mode: str) -> None:
     require(PG_URL, "postgres")
     sep = "&" if "?" in PG_URL else "?"
-    async with tierstore.connect(f"{PG_URL}{sep}sslmode={mode}") as db:
+    async with tierstore.connect(f"{PG_URL}{sep}sslmode={mode}", schema="create") as db:
         stored = await db.repository(Probe).put(Probe(mode, 1))
         assert await db.repository(Probe).get(mode, consistent=True) == stored

@@ -12,7 +12,7 @@ tierstore error, with the password scrubbed from the message.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -68,6 +68,11 @@ class Driver:
         raise NotImplementedError
 
     async def drop(self, table: sa.Table) -> None:
+        raise NotImplementedError
+
+    async def catalog(self, fn: Callable[[sa.Connection], R]) -> R:
+        """Run ``fn`` on a synchronous SQLAlchemy connection (reads of the catalog: ``sa.inspect(conn)``,
+        ``information_schema``); rare, so it goes through SQLAlchemy. Nothing it does is committed."""
         raise NotImplementedError
 
     async def aclose(self) -> None:

@@ -25,12 +25,12 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import PoolProxiedConnection
+from sqlalchemy.pool import NullPool, PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
 
 from tierstore.errors import StoreError, TierstoreError
@@ -44,6 +44,8 @@ DROP = 1
 """The server closed (or will not answer on) this connection: it is discarded, the others stay."""
 LOST = 2
 """The connection was lost (restart, failover, network): the idle ones are discarded too, a read retries."""
+
+R = TypeVar("R")
 
 
 class Held:
@@ -71,6 +73,8 @@ class EngineDriver(Driver):
         self.timeout = pool_timeout
         self.recycle = pool_recycle
         self._engine_kw = engine_kw
+        self.catalog_kw = {k: v for k, v in engine_kw.items() if not k.startswith("json_")}
+        """Engine options for catalog reads: SQLAlchemy's own JSON codec (its reflection decodes JSON)."""
         self.engine: AsyncEngine | None = None
         self._idle: list[Held] = []
         self._count = 0
@@ -266,6 +270,23 @@ class EngineDriver(Driver):
         except SQLAlchemyError as exc:
             raise self.error(exc, f"dropping table {table.name}") from None
         self.stats.round_trips += 1
+
+    async def catalog(self, fn: Callable[[sa.Connection], R]) -> R:
+        # A connection of its own, outside the pool: the pool's connections decode JSON with msgspec, not
+        # with the codec SQLAlchemy's reflection expects. Verification runs once per entity: rare.
+        engine = create_async_engine(self.url, poolclass=NullPool, **self.catalog_kw)
+        try:
+            async with engine.connect() as conn:
+                result = await conn.run_sync(fn)
+                await conn.rollback()
+        except SQLAlchemyError as exc:
+            raise self.error(exc, "reading the catalog") from None
+        except OSError as exc:
+            raise self.connect_error(exc) from None
+        finally:
+            await engine.dispose()
+        self.stats.round_trips += 1
+        return result
 
     async def aclose(self) -> None:
         if self._closed:

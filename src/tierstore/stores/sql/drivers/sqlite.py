@@ -227,6 +227,20 @@ class SqliteDriver(Driver):
             raise self.error(exc, f"dropping table {table.name}") from None
         self.stats.round_trips += 1
 
+    async def catalog(self, fn: Callable[[sa.Connection], R]) -> R:
+        def work(conn: sqlite3.Connection) -> R:
+            # An engine over this very connection (never closed by SQLAlchemy: the pool is static).
+            engine = sa.create_engine("sqlite://", creator=lambda: conn, poolclass=sa.pool.StaticPool)
+            with engine.connect() as c:
+                return fn(c)
+
+        try:
+            result = await self._in_thread(work)
+        except (sqlite3.Error, sa.exc.SQLAlchemyError) as exc:
+            raise self.error(exc, "reading the catalog") from None
+        self.stats.round_trips += 1
+        return result
+
     async def aclose(self) -> None:
         if self._closed:
             return
