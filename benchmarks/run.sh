@@ -7,4 +7,4 @@ scripts/services start > /dev/null
 eval "$(scripts/services env)"
 out="${1:-bench-$(date +%Y%m%d-%H%M%S).json}"
 shift || true
-PYTHONPATH=src exec "${PYTHON:-python3}" -m tierstore.cli bench --json "$out" "$@"
+PYTHONPATH=src exec "${PYTHON:-python3}" -m tierstore.cli bench --servers --json "$out" "$@"

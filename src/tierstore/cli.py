@@ -22,14 +22,21 @@ def _parser() -> argparse.ArgumentParser:
         help="benchmark tierstore against raw clients in the same run",
         description=(
             "Run every selected scenario on every available system, print a table (ops/s, p50, p99, CPU, round "
-            "trips per op, ratio vs the raw floor) and optionally write JSON. Systems whose backend module is "
-            "missing or whose server is unreachable are skipped with the reason. Server URLs come from "
-            "TIERSTORE_PG_URL, TIERSTORE_MYSQL_URL, TIERSTORE_REDIS_URL, TIERSTORE_REDIS_CLUSTER_URL, "
-            "TIERSTORE_MEMCACHED_URL and TIERSTORE_DYNAMODB_URL."
+            "trips per op, ratio vs the raw floor) and optionally write JSON. Without --servers only the "
+            "embedded systems run (memory, SQLite in a temporary directory): no server is touched, even one "
+            "that is running. With --servers, server URLs come from TIERSTORE_PG_URL, TIERSTORE_MYSQL_URL, "
+            "TIERSTORE_REDIS_URL, TIERSTORE_REDIS_CLUSTER_URL, TIERSTORE_MEMCACHED_URL and "
+            "TIERSTORE_DYNAMODB_URL, and the run writes only to tables and keys named tsbench*. Systems whose "
+            "backend module is missing or whose server is unreachable are skipped with the reason."
         ),
     )
     bench.add_argument("--quick", action="store_true", help="short cells, small data set, quick systems (< 60 s)")
     bench.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")
+    bench.add_argument(
+        "--servers",
+        action="store_true",
+        help="include the systems on servers (TIERSTORE_*_URL); they write only to tsbench* tables and keys",
+    )
     bench.add_argument(
         "--systems",
         metavar="GLOB[,GLOB]",
@@ -42,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-floors", action="store_true", help="do not add the floors of the selected systems")
     bench.add_argument("--no-checks", action="store_true", help="skip the memory and Zipf-policy checks")
     bench.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
-                       help="progress bar on stderr (default: when stderr is a terminal)")
+                       help="progress on stderr: a bar on a terminal, else one line per cell (default: on)")
     bench.add_argument("--list", action="store_true", help="list systems and scenarios, then exit")
 
     sub.add_parser("reshard", help="move slot ranges between shards (see tierstore reshard --help)", add_help=False)
@@ -121,6 +128,7 @@ def _bench(args: argparse.Namespace) -> int:
         checks=not args.no_checks,
         partitions=args.partitions,
         progress=args.progress,
+        servers=args.servers,
     )
     registry = default_registry()
     try:

@@ -1,7 +1,9 @@
-"""The progress bar of a run: one line on stderr, redrawn in place, only when stderr is a terminal.
+"""The progress of a run on stderr: a bar redrawn in place on a terminal, one line per cell elsewhere.
 
-A full run takes minutes (every cell 1 s × 3 rounds, plus setup); the bar says which phase and cell is running.
-Skip reasons are printed as lines of their own whether or not the bar is shown, so a log keeps them.
+A full run takes minutes (every cell 1 s × 3 rounds, plus setup). On a terminal one line is redrawn in place
+and says which phase and cell is running; when stderr is a file or a pipe (CI logs, ``make bench | tee``) each
+timed cell prints a line of its own, so a log shows how far the run got and where the time went. Skip reasons
+are printed as lines of their own in both modes, so a log keeps them.
 """
 
 from __future__ import annotations
@@ -12,27 +14,48 @@ from typing import TextIO
 
 __all__ = ["Progress"]
 
+LINE_PHASES = frozenset({"bench"})
+"""Phases whose steps print a line each when stderr is not a terminal (setup, verify and close are quick)."""
+
 
 class Progress:
-    """A one-line progress bar on stderr (only when it is a terminal, unless forced), plus notes."""
+    """Progress on stderr: a bar on a terminal, one line per cell otherwise; plus notes.
+
+    ``enabled``: ``None`` shows progress (bar or lines, by whether the stream is a terminal), ``False`` only
+    notes, ``True`` forces the bar.
+    """
 
     def __init__(self, enabled: bool | None = None, stream: TextIO | None = None, width: int = 28) -> None:
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        tty = self.stream.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.lines = enabled is None and not tty
         self.width = width
         self.total = 0
         self.done = 0
         self.phase = ""
         self._drawn = False
         self._start = time.monotonic()
+        self._step = self._start
 
     def begin(self, phase: str, total: int) -> None:
         self.phase, self.total, self.done = phase, max(total, 1), 0
+        self._step = time.monotonic()
         self.draw("")
 
     def advance(self, label: str = "") -> None:
         self.done += 1
+        self._step = time.monotonic()
         self.draw(label)
+
+    def finished(self, label: str) -> None:
+        """The step begun by the last :meth:`advance` is done: one line, when not on a terminal."""
+        if self.lines and self.phase in LINE_PHASES:
+            now = time.monotonic()
+            self.stream.write(
+                f"{self.phase} {self.done}/{self.total} {now - self._start:6.1f}s (+{now - self._step:.2f}s) {label}\n"
+            )
+            self.stream.flush()
 
     def draw(self, label: str) -> None:
         if not self.enabled:

@@ -29,7 +29,9 @@ from tierstore.bench.progress import Progress
 from tierstore.bench.report import Report, add_ratios
 from tierstore.bench.timing import measure, summarize
 
-__all__ = ["Settings", "run", "select"]
+__all__ = ["NEEDS_SERVER", "Settings", "run", "select"]
+
+NEEDS_SERVER = "needs a server; pass --servers to include it"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -44,7 +46,8 @@ class Settings:
     floors: bool = True  # add the floors of the selected tierstore systems
     checks: bool = True  # in-process tier checks (L1 memory per entry, page memory, Zipf policy)
     partitions: int | None = None  # data set: partitions of 100 items; default 20 quick, 100 otherwise
-    progress: bool | None = None  # None: when stderr is a terminal
+    progress: bool | None = None  # None: a bar when stderr is a terminal, else one line per cell
+    servers: bool = False  # systems that need a server run only when asked (``--servers``)
 
     @property
     def cell_seconds(self) -> float:
@@ -159,11 +162,18 @@ async def _open_all(
 ) -> None:
     """Open every available system (and the floors of the tierstore ones) into ``opened``, table order."""
     reach = Reachability()
+    serverless: list[str] = []
     queue = list(asked)
     seen = {spec.name for spec in queue}
     progress.begin("setup", len(queue))
     while queue:
         spec = queue.pop(0)
+        if spec.servers and not ctx.settings.servers:
+            # Never touch a server that merely happens to run here: the embedded default is the default.
+            report.skipped.append({"system": spec.name, "reason": NEEDS_SERVER})
+            serverless.append(spec.name)
+            progress.advance(spec.name)
+            continue
         reason = await unavailable(spec, ctx, reach)
         driver: Driver | None = None
         if reason is None:
@@ -196,6 +206,8 @@ async def _open_all(
                         queue.append(registry.systems[floor])
                         progress.total += 1
         progress.advance(spec.name)
+    if serverless:
+        progress.note(f"not run, they need a server (pass --servers to include them): {', '.join(serverless)}")
     # Table order is registry order, whatever order floors were discovered in.
     order = {name: i for i, name in enumerate(registry.systems)}
     opened.sort(key=lambda pair: order.get(pair[0].name, len(order)))
@@ -296,6 +308,8 @@ async def _run_plan(
                 cell.batch = max(cell.batch, m.batch)
                 cell.rounds += 1
                 cell.elapsed += time.monotonic() - t_cell
+                rate = m.ops / (m.wall_ns / 1e9) if m.wall_ns else 0.0
+                progress.finished(f"{scenario.name} · {name}: {m.ops} ops, {rate:,.0f} ops/s")
         for name, (driver, cell, _) in live.items():
             try:
                 cell.extras.update(scenario.finish(driver, cell, ctx))

@@ -135,7 +135,7 @@ def _store_url(store: str, name: str, ctx: RunContext, urls: Mapping[str, str]) 
     if store == "dynamodb":
         # Tables of their own (kept between runs, truncated and reloaded): a system that fails halfway through
         # loading, or the DAX-style system's query cache, must not meet another system's writes.
-        return _with_param(urls[store], f"table_prefix={_tag(name)}.")
+        return _with_param(urls[store], f"table_prefix=tsbench.{_tag(name)}.")
     return urls[store]
 
 

@@ -120,7 +120,7 @@ def test_dax_style_system() -> None:
     assert {GET, GET_MANY, JOIN, QUERY, L1, CACHE} <= driver.caps
     assert isinstance(driver, TierstoreDriver)
     # its own tables and its own Redis namespace
-    assert "table_prefix=dynamodb.dax-style." in driver.store_url
+    assert "table_prefix=tsbench.dynamodb.dax-style." in driver.store_url
     assert driver.tier_urls[1].startswith("redis://cache:6379/2?prefix=tsbench")
     assert driver.tier_urls[1].endswith(".dynamodb.dax-style")
 
@@ -136,7 +136,7 @@ def test_each_system_has_its_own_cache_namespace_and_dynamodb_tables() -> None:
         assert redis_url not in seen, (name, seen.get(redis_url))
         seen[redis_url] = name
     dyn = reg.systems["tierstore:dynamodb+memory"].make(ctx)
-    assert isinstance(dyn, TierstoreDriver) and dyn.store_url.endswith("table_prefix=dynamodb.memory.")
+    assert isinstance(dyn, TierstoreDriver) and dyn.store_url.endswith("table_prefix=tsbench.dynamodb.memory.")
 
 
 def test_server_urls_from_env_with_defaults() -> None:
