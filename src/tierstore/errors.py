@@ -152,7 +152,15 @@ class NotFound(TierstoreError):
 
 
 class ConditionFailed(TierstoreError):
-    """A write condition (``if_not_exists``, ``expect_version``) did not hold."""
+    """A write condition (``if_not_exists``, ``expect_version``, ``when=``) did not hold.
+
+    ``current``: the item as stored when a ``when=`` condition failed (``None`` when there is none, or when the
+    backend did not say), so the caller needs no extra read.
+    """
+
+    def __init__(self, message: str, *, current: Any = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.current = current
 
 
 class TransactionCanceled(ConditionFailed):

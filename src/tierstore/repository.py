@@ -380,21 +380,35 @@ class Repository(Generic[T]):
 
     # -- writes ------------------------------------------------------------------------------------
 
-    async def put(self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None) -> T:
+    async def put(
+        self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        when: Condition | bool | None = None,
+    ) -> T:
         """Write ``item`` and return it as stored (version field advanced).
 
         ``if_not_exists``: fail with ``ConditionFailed`` if the key exists. ``expect_version``: fail unless
-        the stored version equals it (optimistic locking).
+        the stored version equals it (optimistic locking). ``when``: a condition on the stored item (a missing
+        item has every field absent); when it fails, ``ConditionFailed.current`` holds the stored item.
         """
         schema = self.schema
         schema.validate_item(item)
         if expect_version is not None:
             schema.check_expect_version(expect_version)
+        if when is not None:
+            when = check_condition(schema, when, "when")
+            self._require_expressions("put(when=...)")
         if not self._ready:
             await self._ensure()
         ticket = self.begin_write([schema.key_of(item)])
         try:
-            stored = await self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+            if when is not None:
+                stored = await self.store.put(  # type: ignore[call-arg]  # an expressive store takes when=
+                    schema, item, if_not_exists=if_not_exists, expect_version=expect_version, when=when
+                )
+            else:
+                stored = await self.store.put(
+                    schema, item, if_not_exists=if_not_exists, expect_version=expect_version
+                )
         except BaseException as exc:
             await self.after_failed_write(ticket, exc)
             raise
@@ -421,17 +435,28 @@ class Repository(Generic[T]):
         await self.after_write(ticket, stored)
         return stored
 
-    async def delete(self, partition: Any, sort: Any = None, *, expect_version: int | None = None) -> bool:
-        """Delete; ``True`` if the item existed."""
+    async def delete(
+        self, partition: Any, sort: Any = None, *, expect_version: int | None = None,
+        when: Condition | bool | None = None,
+    ) -> bool:
+        """Delete; ``True`` if the item existed. ``when``: as on :meth:`put`."""
         schema = self.schema
         key = schema.key(partition, sort)
         if expect_version is not None:
             schema.check_expect_version(expect_version)
+        if when is not None:
+            when = check_condition(schema, when, "when")
+            self._require_expressions("delete(when=...)")
         if not self._ready:
             await self._ensure()
         ticket = self.begin_write([key])
         try:
-            existed = await self.store.delete(schema, key, expect_version=expect_version)
+            if when is not None:
+                existed = await self.store.delete(  # type: ignore[call-arg]  # an expressive store takes when=
+                    schema, key, expect_version=expect_version, when=when
+                )
+            else:
+                existed = await self.store.delete(schema, key, expect_version=expect_version)
         except BaseException as exc:
             await self.after_failed_write(ticket, exc)
             raise

@@ -147,20 +147,38 @@ class MemoryStore:
         self.stats.writes += 1
         return item
 
+    def _when(self, schema: Schema[Any], key: Key, when: Any) -> None:
+        """Raise ``ConditionFailed`` (with the stored item) unless ``when`` holds for what ``key`` holds now."""
+        raw = self._table(schema).get(key)
+        current = None if raw is None else schema.decoder.decode(raw)
+        if not evaluate(when, current):
+            raise ConditionFailed(
+                f"condition {when!r} did not hold{' (no item)' if current is None else ''}",
+                entity=schema.name, key=key, backend=self.name, current=current,
+            )
+
     async def put(
-        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        when: Any = None,
     ) -> T:
         await self._trip()
-        current = self._check(schema, schema.key_of(item), if_not_exists, expect_version)
+        key = schema.key_of(item)
+        current = self._check(schema, key, if_not_exists, expect_version)
+        if when is not None:
+            self._when(schema, key, when)
         return self._write(schema, item, current)
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         await self._trip()
         return [self._write(schema, it, self._check(schema, schema.key_of(it), False, None)) for it in items]
 
-    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+    async def delete(
+        self, schema: Schema[Any], key: Key, *, expect_version: int | None = None, when: Any = None
+    ) -> bool:
         await self._trip()
         self._check(schema, key, False, expect_version)
+        if when is not None:
+            self._when(schema, key, when)
         self.stats.writes += 1
         return self._table(schema).pop(key, None) is not None
 

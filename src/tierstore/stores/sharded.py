@@ -238,12 +238,15 @@ class ShardedStore:
     # -- writes ------------------------------------------------------------------------------------
 
     async def put(
-        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        **conditions: Any,
     ) -> T:
         store = self._stores[self.router.shard_index_for(schema, schema.key_of(item))]
         self.stats.round_trips += 1
         try:
-            stored = await store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+            stored = await store.put(
+                schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **conditions
+            )
         except TierstoreError:
             self.stats.errors += 1
             raise
@@ -279,16 +282,30 @@ class ShardedStore:
         self.stats.writes += len(items)
         return out
 
-    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+    async def delete(
+        self, schema: Schema[Any], key: Key, *, expect_version: int | None = None, **conditions: Any
+    ) -> bool:
         store = self._stores[self.router.shard_index_for(schema, key)]
         self.stats.round_trips += 1
         try:
-            existed = await store.delete(schema, key, expect_version=expect_version)
+            existed = await store.delete(schema, key, expect_version=expect_version, **conditions)
         except TierstoreError:
             self.stats.errors += 1
             raise
         self.stats.writes += 1
         return existed
+
+    async def update(self, schema: Schema[T], key: Key, changes: Any, **conditions: Any) -> T:
+        """``update`` on the shard that holds ``key`` (every shard evaluates conditions, see ``expressions``)."""
+        store: Any = self._stores[self.router.shard_index_for(schema, key)]
+        self.stats.round_trips += 1
+        try:
+            stored: T = await store.update(schema, key, changes, **conditions)
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        self.stats.writes += 1
+        return stored
 
     async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:
         if not keys:

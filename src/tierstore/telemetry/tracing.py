@@ -187,18 +187,24 @@ class TracedRepository(Repository[R]):
 
     # -- writes --
 
-    async def put(self, item: R, *, if_not_exists: bool = False, expect_version: int | None = None) -> R:
+    async def put(
+        self, item: R, *, if_not_exists: bool = False, expect_version: int | None = None,
+        when: Condition | bool | None = None,
+    ) -> R:
         with self._operation("put"):
-            return await super().put(item, if_not_exists=if_not_exists, expect_version=expect_version)
+            return await super().put(item, if_not_exists=if_not_exists, expect_version=expect_version, when=when)
 
     async def put_many(self, items: Iterable[R]) -> list[R]:
         items = list(items)
         with self._operation("put_many", len(items)):
             return await super().put_many(items)
 
-    async def delete(self, partition: Any, sort: Any = None, *, expect_version: int | None = None) -> bool:
+    async def delete(
+        self, partition: Any, sort: Any = None, *, expect_version: int | None = None,
+        when: Condition | bool | None = None,
+    ) -> bool:
         with self._operation("delete"):
-            return await super().delete(partition, sort, expect_version=expect_version)
+            return await super().delete(partition, sort, expect_version=expect_version, when=when)
 
     async def delete_many(self, keys: Iterable[Any]) -> None:
         keys = list(keys)
@@ -400,17 +406,25 @@ class TracedStore:
             return await self._store.get_many(schema, keys, consistent=consistent)
 
     async def put(self, schema: Schema[T], item: T, *, if_not_exists: bool = False,
-                  expect_version: int | None = None) -> T:
+                  expect_version: int | None = None, **conditions: Any) -> T:
         with self._call("store.put", schema.table):
-            return await self._store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version)
+            return await self._store.put(
+                schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **conditions
+            )
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         with self._call("store.put_many", schema.table, len(items)):
             return await self._store.put_many(schema, items)
 
-    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None,
+                     **conditions: Any) -> bool:
         with self._call("store.delete", schema.table):
-            return await self._store.delete(schema, key, expect_version=expect_version)
+            return await self._store.delete(schema, key, expect_version=expect_version, **conditions)
+
+    async def update(self, schema: Schema[T], key: Key, changes: Any, **conditions: Any) -> T:
+        with self._call("store.update", schema.table):
+            stored: T = await self._store.update(schema, key, changes, **conditions)  # type: ignore[attr-defined]
+            return stored
 
     async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:
         with self._call("store.delete_many", schema.table, len(keys)):

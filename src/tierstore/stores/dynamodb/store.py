@@ -30,22 +30,29 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tierstore.errors import PartialBatchError, Unsupported, ValidationError
+from tierstore.errors import ConditionFailed, PartialBatchError, Unsupported, ValidationError
+from tierstore.expressions.ast import Condition
+from tierstore.expressions.dynamodb import DynamoExpression
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.stores.dynamodb import limits
 from tierstore.stores.dynamodb.base import TableState
-from tierstore.stores.dynamodb.codec import AV, key_identity
+from tierstore.stores.dynamodb.codec import AV, key_identity, to_av
 from tierstore.stores.dynamodb.tables import TableAdmin
 from tierstore.stores.dynamodb.transactions import Transactions
+from tierstore.stores.dynamodb.transport import DynamoFault
 
 __all__ = ["DynamoStore"]
 
 T = TypeVar("T")
 
+_FILTER_STEP = 100  # items read per request at least, when a filter may drop most of them
+
 
 class DynamoStore(Transactions, TableAdmin):
     """The DynamoDB store of record. See the module docstrings of this package for the design."""
+
+    expressions = True  # honours Query.where, when= on put/delete, and update()
 
 
     # -- whole tables --------------------------------------------------------------------------------------
@@ -210,6 +217,12 @@ class DynamoStore(Transactions, TableAdmin):
             "TableName": t.name, "KeyConditionExpression": expression, "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+        if query.where is not None:
+            flt = DynamoExpression(codec.names, to_av, "w")
+            params["FilterExpression"] = flt.condition(query.where)
+            limits.check_expression(params["FilterExpression"], "the filter", entity=schema.name)
+            names.update(flt.names)
+            values.update(flt.values)
         if query.reverse:
             params["ScanIndexForward"] = False
         if query.index is not None:
@@ -222,8 +235,10 @@ class DynamoStore(Transactions, TableAdmin):
         raws: list[dict[str, AV]] = []
         while True:
             if limit is not None:
-                # One more than asked: if it comes, there is a next page; if not, this is the last page.
-                params["Limit"] = limit + 1 - len(raws)
+                # One more than asked: if it comes, there is a next page; if not, this is the last page. A filter
+                # applies after Limit (which counts items read), so a filtered query reads in larger steps.
+                want = limit + 1 - len(raws)
+                params["Limit"] = want if query.where is None else max(want, _FILTER_STEP)
             reply = await self._call("Query", params, idempotent=True, entity=schema.name)
             raws += reply.get("Items") or ()
             last = reply.get("LastEvaluatedKey")
@@ -264,8 +279,40 @@ class DynamoStore(Transactions, TableAdmin):
 
     # -- writes --------------------------------------------------------------------------------------------
 
+    async def _conditional(
+        self, t: TableState, op: str, params: dict[str, Any], key: Key, when: Condition | None, idempotent: bool
+    ) -> dict[str, Any]:
+        """``op`` whose ``ConditionExpression`` may include ``when``: a failure of it raises ``ConditionFailed``
+        carrying the current item (``ReturnValuesOnConditionCheckFailure=ALL_OLD``, no extra read)."""
+        if when is None:
+            return await self._call(op, params, idempotent=idempotent, entity=t.schema.name, key=key)
+        params["ReturnValuesOnConditionCheckFailure"] = "ALL_OLD"
+        try:
+            return await self._call(
+                op, params, idempotent=False, entity=t.schema.name, key=key,
+                passthrough=frozenset({"ConditionalCheckFailedException"}),
+            )
+        except DynamoFault as fault:
+            self.stats.errors += 1
+            current = None if not fault.item else t.codec.decode(fault.item)
+            raise ConditionFailed(
+                f"condition {when!r} did not hold{' (no item)' if current is None else ''}",
+                entity=t.schema.name, key=key, backend=self.name, current=current,
+            ) from None
+
+    @staticmethod
+    def _when(
+        when: Condition | None, t: TableState, names: dict[str, str], values: dict[str, AV], conditions: list[str]
+    ) -> None:
+        if when is not None:
+            expr = DynamoExpression(t.codec.names, to_av, "c")
+            conditions.append(f"({expr.condition(when)})")
+            names.update(expr.names)
+            values.update(expr.values)
+
     async def put(
-        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        when: Condition | None = None,
     ) -> T:
         t = self._table(schema)
         codec = t.codec
@@ -274,7 +321,7 @@ class DynamoStore(Transactions, TableAdmin):
         self.stats.writes += 1
         names: dict[str, str] = {}
         values: dict[str, AV] = {}
-        conditions = []
+        conditions: list[str] = []
         if if_not_exists:
             names["#k"] = codec.partition.attr
             conditions.append("attribute_not_exists(#k)")
@@ -285,8 +332,9 @@ class DynamoStore(Transactions, TableAdmin):
             values[":e"] = {"N": str(expect_version)}
             conditions.append("#v = :e")
         if vattr is not None and not conditions:
-            stored: T = await self._update_put(t, item, key, av)
+            stored: T = await self._update_put(t, item, key, av, when)
             return stored
+        self._when(when, t, names, values, conditions)
         new_version = None
         if vattr is not None:
             new_version = 1 if if_not_exists else expect_version + 1  # type: ignore[operator]
@@ -297,7 +345,7 @@ class DynamoStore(Transactions, TableAdmin):
             params["ExpressionAttributeNames"] = names
             if values:
                 params["ExpressionAttributeValues"] = values
-        await self._call("PutItem", params, idempotent=not conditions, entity=schema.name, key=key)
+        await self._conditional(t, "PutItem", params, key, when, not conditions)
         if new_version is None:
             return item
         return msgspec.structs.replace(item, **{schema.version: new_version})  # type: ignore[arg-type,type-var]
@@ -329,8 +377,11 @@ class DynamoStore(Transactions, TableAdmin):
             t.update_exprs[attrs] = (expression, names, attrs)
         return expression, names, attrs
 
-    async def _update_put(self, t: TableState, item: Any, key: Key, av: dict[str, AV]) -> Any:
-        """Unconditional put of a versioned item: SET everything, ADD 1 to the version, in one round trip."""
+    async def _update_put(
+        self, t: TableState, item: Any, key: Key, av: dict[str, AV], when: Condition | None = None
+    ) -> Any:
+        """Put of a versioned item without a version condition: SET everything, ADD 1 to the version, in one
+        round trip (under ``when``, if given)."""
         codec = t.codec
         skip = set(codec.key_attrs)
         skip.add(codec.version_attr)  # type: ignore[arg-type]
@@ -338,10 +389,16 @@ class DynamoStore(Transactions, TableAdmin):
         expression, names, _ = self._update_expression(t, attrs)
         values = {f":a{i}": av[a] for i, a in enumerate(attrs)}
         values[":one"] = {"N": "1"}
-        reply = await self._call("UpdateItem", {
+        params: dict[str, Any] = {
             "TableName": t.name, "Key": codec.key_of_av(av), "UpdateExpression": expression,
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ReturnValues": "UPDATED_NEW",
-        }, idempotent=False, entity=t.schema.name, key=key)
+        }
+        if when is not None:
+            conditions: list[str] = []
+            names = params["ExpressionAttributeNames"] = dict(names)
+            self._when(when, t, names, values, conditions)
+            params["ConditionExpression"] = conditions[0]
+        reply = await self._conditional(t, "UpdateItem", params, key, when, False)
         version = int(reply["Attributes"][codec.version_attr]["N"])
         return msgspec.structs.replace(item, **{t.schema.version: version})  # type: ignore[arg-type]
 
@@ -375,17 +432,28 @@ class DynamoStore(Transactions, TableAdmin):
             ) from first
         return results  # type: ignore[return-value]
 
-    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+    async def delete(
+        self, schema: Schema[Any], key: Key, *, expect_version: int | None = None, when: Condition | None = None
+    ) -> bool:
         t = self._table(schema)
         params: dict[str, Any] = {"TableName": t.name, "Key": self._key(t, key), "ReturnValues": "ALL_OLD"}
+        names: dict[str, str] = {}
+        values: dict[str, AV] = {}
+        conditions: list[str] = []
         if expect_version is not None:
             if t.codec.version_attr is None:
                 raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
-            params["ConditionExpression"] = "#v = :e"
-            params["ExpressionAttributeNames"] = {"#v": t.codec.version_attr}
-            params["ExpressionAttributeValues"] = {":e": {"N": str(expect_version)}}
+            conditions.append("#v = :e")
+            names["#v"] = t.codec.version_attr
+            values[":e"] = {"N": str(expect_version)}
+        self._when(when, t, names, values, conditions)
+        if conditions:
+            params["ConditionExpression"] = " AND ".join(conditions)
+            params["ExpressionAttributeNames"] = names
+            if values:
+                params["ExpressionAttributeValues"] = values
         self.stats.writes += 1
-        reply = await self._call("DeleteItem", params, idempotent=expect_version is None, entity=schema.name, key=key)
+        reply = await self._conditional(t, "DeleteItem", params, key, when, not conditions)
         return bool(reply.get("Attributes"))
 
     async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:

@@ -42,9 +42,10 @@ class DynamoFault(Exception):
 
     def __init__(
         self, code: str, message: str = "", *, reasons: Sequence[Any] | None = None, sent: bool = True,
-        status: int | None = None, cause: BaseException | None = None,
+        status: int | None = None, cause: BaseException | None = None, item: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(f"{code}: {message}" if message else code)
+        self.item = item  # the current item, when a failed condition asked for it (ALL_OLD)
         self.code = code
         self.message = message
         self.reasons = list(reasons) if reasons is not None else None
@@ -80,7 +81,9 @@ def fault_from_botocore(exc: BaseException) -> DynamoFault:
         status = (response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
         if code == "ConnectionException":  # amazon-dax-client: the cluster connection broke
             return DynamoFault("ConnectionLost", str(error.get("Message", "")), cause=exc)
-        return DynamoFault(code, str(error.get("Message", "")), reasons=reasons, status=status, cause=exc)
+        return DynamoFault(
+            code, str(error.get("Message", "")), reasons=reasons, status=status, cause=exc, item=response.get("Item")
+        )
     if isinstance(exc, bx.EndpointConnectionError | bx.ConnectTimeoutError):
         return DynamoFault("ConnectionError", str(exc), sent=False, cause=exc)
     if isinstance(exc, bx.NoCredentialsError | bx.PartialCredentialsError | bx.CredentialRetrievalError):

@@ -87,7 +87,7 @@ class WireTransport:
         if status >= 500 and code.startswith("HTTP"):
             code = "ServiceUnavailable"
         message = str(err.get("message") or err.get("Message") or "")
-        raise DynamoFault(code, message, reasons=err.get("CancellationReasons"), status=status)
+        raise DynamoFault(code, message, reasons=err.get("CancellationReasons"), status=status, item=err.get("Item"))
 
 
 def _env_proxy(url: str) -> str | None:

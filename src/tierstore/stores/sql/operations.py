@@ -14,13 +14,16 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, TypeVar
 
 from tierstore.errors import ConditionFailed, TransactionCanceled, ValidationError
+from tierstore.expressions.ast import Condition
+from tierstore.expressions.memory import evaluate
 from tierstore.model.schema import Key
 from tierstore.stores.base import Delete, Put, WriteOp
 from tierstore.stores.sql.drivers.base import ALL, EXEC, INSERT, ONE, Operation
 from tierstore.stores.sql.statements import Plan, Sql
 
 __all__ = [
-    "MAX_PARAMS", "key_batches", "op_delete", "op_put", "op_put_many", "op_single", "op_statements", "op_transact",
+    "MAX_PARAMS", "key_batches", "op_delete", "op_delete_when", "op_put", "op_put_many", "op_put_when", "op_single",
+    "op_statements", "op_transact",
 ]
 
 T = TypeVar("T")
@@ -103,6 +106,62 @@ def op_put_many(plan: Plan[T], items: Sequence[T], chunks: list[tuple[int, list[
         for i, r in enumerate(rows):
             out[start + i] = plan.with_version(items[start + i], versions[tuple(r[j] for j in plan.key_idx)])
     return out
+
+
+def _check_when(plan: Plan[Any], key: Key, row: Any, when: Condition) -> Any:
+    """The current item (or ``None``); ``ConditionFailed`` carrying it unless ``when`` holds for it."""
+    current = None if row is None else plan.decode_row(row, key)
+    if not evaluate(when, current):
+        raise ConditionFailed(
+            f"condition {when!r} did not hold{' (no item)' if current is None else ''}",
+            entity=plan.name, key=key, backend=plan.backend, current=current,
+        )
+    return current
+
+
+def op_put_when(
+    plan: Plan[T], item: T, vals: list[Any], if_not_exists: bool, expect_version: int | None, when: Condition
+) -> Generator[Any, Any, T]:
+    """A put under a ``when`` condition, in one transaction: read the row locked (``FOR UPDATE``), evaluate the
+    condition on it as the memory store does, then write. When there was no row, the write is an insert that
+    fails on a concurrent insert, and the whole check runs again on the row that insert made."""
+    key = tuple(vals[i] for i in plan.key_idx)
+    vi = plan.version_idx
+    while True:
+        row = yield (ONE, plan.get_locked.text, key)
+        current = _check_when(plan, key, row, when)
+        if current is None:
+            if expect_version is not None:
+                raise _condition(plan, key, f"expected version {expect_version}, found no item")
+            if vi is not None:
+                vals[vi] = 1
+            res = yield (INSERT, plan.insert_new.text, vals)
+            if res is None or res[0] == 0:
+                continue  # inserted meanwhile: check the condition against that row
+            return item if vi is None else plan.with_version(item, 1)
+        if if_not_exists:
+            raise _condition(plan, key, "item exists")
+        if vi is None:
+            yield (EXEC, plan.upsert.text, vals)
+            return item
+        found = plan.schema.version_of(current)
+        if expect_version is not None and found != expect_version:
+            raise _condition(plan, key, f"expected version {expect_version}, found {found}")
+        return (yield from op_put(plan, item, vals, False, found))
+
+
+def op_delete_when(plan: Plan[Any], key: Key, expect_version: int | None, when: Condition) -> Operation[bool]:
+    """A delete under a ``when`` condition: the row read locked, the condition evaluated, then the delete."""
+    row = yield (ONE, plan.get_locked.text, key)
+    current = _check_when(plan, key, row, when)
+    if expect_version is not None:
+        found = None if current is None else plan.schema.version_of(current)
+        if found != expect_version:
+            raise _condition(plan, key, f"expected version {expect_version}, found {found or 'no item'}")
+    if current is None:
+        return False
+    count, _ = yield (EXEC, plan.delete.text, key)
+    return bool(count)
 
 
 def op_delete(plan: Plan[Any], key: Key, expect_version: int | None) -> Operation[bool]:

@@ -100,6 +100,9 @@ class Plan(RowCodec[T]):
         select_cols = [t.c[c] for c in self.cols]
         self.get = self._sql(sa.select(*select_cols).where(self._key_where()))
         self._check_order(self.get, [f"k{i}" for i in range(nkey)])
+        # The row, locked until the transaction ends (SQLite: the transaction holds the write lock already).
+        self.get_locked = self._sql(sa.select(*select_cols).where(self._key_where()).with_for_update())
+        self._check_order(self.get_locked, [f"k{i}" for i in range(nkey)])
         self.select_version = (
             self._sql(sa.select(t.c[schema.version]).where(self._key_where())) if schema.version else None
         )

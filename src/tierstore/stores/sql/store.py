@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from tierstore.config import redact_url
 from tierstore.errors import Mismatch, StoreError, ValidationError
+from tierstore.expressions.ast import Condition
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
@@ -38,8 +39,10 @@ from tierstore.stores.sql.operations import (
     MAX_PARAMS,
     key_batches,
     op_delete,
+    op_delete_when,
     op_put,
     op_put_many,
+    op_put_when,
     op_single,
     op_statements,
     op_transact,
@@ -342,11 +345,16 @@ class SqlStore:
     # -- writes ----------------------------------------------------------------------------------------
 
     async def put(
-        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None
+        self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        when: Condition | None = None,
     ) -> T:
         plan = self._plans.get(schema) or await self._plan(schema)
         vals = plan.row_values(item)
         self.stats.writes += 1
+        if when is not None:
+            return await self._run(
+                schema, None, op_put_when(plan, item, vals, if_not_exists, expect_version, when), True
+            )
         return await self._run(schema, None, op_put(plan, item, vals, if_not_exists, expect_version), False)
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
@@ -362,10 +370,14 @@ class SqlStore:
             schema, None, op_put_many(plan, items, chunks), len(chunks) > 1 or follow_up
         )
 
-    async def delete(self, schema: Schema[Any], key: Key, *, expect_version: int | None = None) -> bool:
+    async def delete(
+        self, schema: Schema[Any], key: Key, *, expect_version: int | None = None, when: Condition | None = None
+    ) -> bool:
         plan = self._plans.get(schema) or await self._plan(schema)
         plan.check_key(key)
         self.stats.writes += 1
+        if when is not None:
+            return await self._run(schema, key, op_delete_when(plan, key, expect_version, when), True)
         return await self._run(schema, key, op_delete(plan, key, expect_version), False)
 
     async def delete_many(self, schema: Schema[Any], keys: Sequence[Key]) -> None:

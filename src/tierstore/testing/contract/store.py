@@ -34,6 +34,7 @@ from tierstore.errors import (
     Unsupported,
     ValidationError,
 )
+from tierstore.expressions import attr
 from tierstore.model import Schema, schema_of
 from tierstore.query import Page, Query, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stats import StoreStats
@@ -440,6 +441,58 @@ class StoreContract(ContractBase):
         finally:
             await s.aclose()
 
+    # -- expressions (stores with ``expressions = True``) ---------------------------------------------------
+
+    async def test_query_where_filters_after_the_key_condition(self, empty_store: Store) -> None:
+        s = _expressive(empty_store)
+        docs = [Doc("f", f"n{i}", owner=("ann", "bob", "Ann")[i % 3], rank=i, tags=["x"] if i % 2 else [])
+                for i in range(12)]
+        await s.put_many(D, docs)
+        await s.put(D, Doc("g", "n1", owner="ann"))
+        cond = (Doc.owner == "ann") | (attr(Doc.tags).contains("x") & (Doc.rank >= 7))
+        want = [d.name for d in sorted(docs, key=lambda d: d.name) if d.owner == "ann" or (d.tags and d.rank >= 7)]
+        got, sizes = await _pages(s, D, Query(("f",), where=cond, limit=2, consistent=True))
+        assert [d.name for d in got] == want
+        assert all(n == 2 for n in sizes[:-1]) and sizes[-1] <= 2  # limit counts items returned
+        rev, _ = await _pages(s, D, Query(("f",), sort=ge("n3"), where=~cond, reverse=True, consistent=True))
+        assert [d.name for d in rev] == sorted((d.name for d in docs if d.name >= "n3" and d.name not in want),
+                                               reverse=True)
+        none = await s.query(D, Query(("f",), where=Doc.owner == "nobody", limit=3, consistent=True))
+        assert none.items == [] and none.cursor is None
+
+    async def test_put_when_a_condition_on_the_stored_item(self, empty_store: Store) -> None:
+        s: Any = _expressive(empty_store)
+        with pytest.raises(ConditionFailed) as missing:
+            await s.put(D, Doc("f", "a", owner="ann"), when=Doc.owner == "ann")
+        assert missing.value.current is None
+        first = await s.put(D, Doc("f", "a", owner="ann", rank=1), when=~(Doc.owner == "bob"))  # absent: holds
+        assert first.version == 1
+        with pytest.raises(ConditionFailed) as failed:
+            await s.put(D, Doc("f", "a", owner="bob"), when=Doc.rank > 1)
+        assert failed.value.current == first  # the item as stored, with no extra read
+        assert await s.get(D, ("f", "a"), consistent=True) == first
+        second = await s.put(D, Doc("f", "a", owner="bob", rank=2), when=(Doc.owner == "ann") & (Doc.rank == 1))
+        assert second.version == 2 and await s.get(D, ("f", "a"), consistent=True) == second
+        with pytest.raises(ConditionFailed):
+            await s.put(D, Doc("f", "a"), expect_version=1, when=Doc.owner == "bob")
+        third = await s.put(D, Doc("f", "a", rank=3), expect_version=2, when=Doc.owner == "bob")
+        assert third.version == 3
+        event = await s.put(E, Event("t", 1, 1, {"n": 1}), when=attr(Event.payload).not_exists() | (Event.seq == 1))
+        assert await s.get(E, ("t", 1, 1), consistent=True) == event
+
+    async def test_delete_when_a_condition_on_the_stored_item(self, empty_store: Store) -> None:
+        s: Any = _expressive(empty_store)
+        stored = await s.put(D, Doc("f", "a", owner="ann"))
+        with pytest.raises(ConditionFailed) as failed:
+            await s.delete(D, ("f", "a"), when=Doc.owner == "bob")
+        assert failed.value.current == stored
+        assert await s.get(D, ("f", "a"), consistent=True) == stored
+        assert await s.delete(D, ("f", "a"), when=Doc.owner == "ann") is True
+        assert await s.get(D, ("f", "a"), consistent=True) is None
+        with pytest.raises(ConditionFailed):
+            await s.delete(D, ("f", "a"), when=Doc.owner == "ann")
+        assert await s.delete(D, ("f", "a"), when=~(Doc.owner == "ann")) is False
+
     # -- Scannable and ScatterGather ---------------------------------------------------------------------
 
     async def test_scan_pages_through_every_item_once(self, empty_store: Store) -> None:
@@ -482,6 +535,12 @@ class StoreContract(ContractBase):
         assert await empty_store.scatter_gather(D, Query(("ann",), index="by_owner", limit=4)) == expected[:4]
         back = await empty_store.scatter_gather(D, Query(("ann",), index="by_owner", reverse=True, limit=3))
         assert back == expected[::-1][:3]
+
+
+def _expressive(store: Store) -> Store:
+    if not getattr(store, "expressions", False):
+        pytest.skip("the store does not evaluate conditions (no `expressions = True`)")
+    return store
 
 
 def _scannable(store: Store) -> Scannable:
