@@ -117,11 +117,18 @@ class Condition:
 
     __slots__ = ()
 
-    def __and__(self, other: Condition) -> Condition:
+    # ``Condition | bool``: type checkers see ``Order.status == "x"`` as a bool; at run time it is a Condition.
+    def __and__(self, other: Condition | bool) -> Condition:
         return And((*_flat(self, And), *_flat(_cond(other, "&"), And)))
 
-    def __or__(self, other: Condition) -> Condition:
+    def __rand__(self, other: Condition | bool) -> Condition:
+        return And((*_flat(_cond(other, "&"), And), *_flat(self, And)))
+
+    def __or__(self, other: Condition | bool) -> Condition:
         return Or((*_flat(self, Or), *_flat(_cond(other, "|"), Or)))
+
+    def __ror__(self, other: Condition | bool) -> Condition:
+        return Or((*_flat(_cond(other, "|"), Or), *_flat(self, Or)))
 
     def __invert__(self) -> Condition:
         return Not(self)
