@@ -18,6 +18,15 @@ nonce makes two fills of one key distinguishable, so a refresh replaces only the
 
 The Redis Lua scripts (:mod:`tierstore.tiers.redis.scripts`) are built from these constants; the tiers parse
 with them. A refresh lease's token is ``R`` + the header of the stale entry it refreshes + the reader's token.
+
+**Pinned entries.** Stores restart versions at 1 after a delete, so a write-through set from a write that
+committed *before* a delete (late, but within the tiered path's set window) must not land *after* it. The
+delete leaves a tombstone, which refuses sets. A lease taken over a tombstone is marked (``LT`` + token,
+living at least as long as the tombstone would have), and the entry filled with it carries the version
+:data:`PINNED`; a set that meets a tombstone, a marked lease or a pinned entry turns the key into a tombstone
+instead of landing (the next reader fills it from the store). A release of a marked lease leaves a tombstone,
+not a hole. So from a delete until a fill from an unmarked lease, no set lands: only sets sent after the
+tombstone expired can, and the tiered path sends none that late for a write that began before the delete.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ import random
 import time
 
 __all__ = [
-    "DATA", "DATA_HEADER", "LEASE", "LEASE_MARK", "MAX_VERSION", "REFRESH", "REFRESH_LOCK", "REFRESH_SEEN",
+    "DATA", "DATA_HEADER", "LEASE", "LEASE_MARK", "LEASE_OVER_TOMBSTONE", "MAX_VERSION", "PINNED",
+    "PINNED_DIGITS", "REFRESH", "REFRESH_LOCK", "REFRESH_SEEN",
     "SOFT_EXPIRY", "STALE", "STALE_HEADER", "TOMBSTONE", "TOMBSTONE_VALUE", "VERSION", "entry",
 ]
 
@@ -47,6 +57,11 @@ VERSION = slice(1, DATA_HEADER)
 SOFT_EXPIRY = slice(DATA_HEADER, DATA_HEADER + EXPIRY_DIGITS)
 """The soft-expiry digits of an ``S`` entry (Unix milliseconds)."""
 MAX_VERSION = (1 << (4 * VERSION_DIGITS)) - 1
+PINNED = MAX_VERSION
+"""Version of an entry filled from a lease taken over a tombstone: a set that meets it tombstones the key."""
+PINNED_DIGITS = b"%016x" % PINNED
+LEASE_OVER_TOMBSTONE = b"LT"
+"""First bytes of a lease marker handed out over a tombstone (``L`` + a hex token otherwise)."""
 
 TOMBSTONE_VALUE = bytes((TOMBSTONE,))
 LEASE_MARK = bytes((LEASE,))

@@ -233,7 +233,7 @@ async def test_single_flight_does_not_join_across_an_invalidation_heard_on_the_c
 # -- write-through across a delete ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tiers", [pytest.param(("memory",), id="memory")])
+@pytest.mark.parametrize("tiers", ALL)
 async def test_write_through_a_set_from_before_a_delete_loses_to_the_re_created_item(tiers: tuple[str, ...]) -> None:
     """Versions restart after a delete. A put of v3 whose cache maintenance is late (held before its set),
     then delete, re-create (version 1) and a read that fills: the late v3 set must not land on any tier."""

@@ -37,6 +37,9 @@ from tierstore.tiers.entry import (
     DATA_HEADER,
     LEASE,
     LEASE_MARK,
+    LEASE_OVER_TOMBSTONE,
+    PINNED,
+    PINNED_DIGITS,
     REFRESH,
     REFRESH_LOCK,
     REFRESH_SEEN,
@@ -268,9 +271,15 @@ class MemcachedTier(NodeTier[Node]):
         if not need and not refresh:
             return
         token = self._origin + b"%x" % next(self._tokens)
-        markers = [LEASE_MARK + token + b":%d" % j for j in range(len(need))]
+        # A lease over a tombstone is marked and lives at least as long as the tombstone (pinned entries,
+        # tiers/entry.py); ``cas`` is set exactly for tombstones.
+        markers = [
+            (LEASE_MARK if cas is None else LEASE_OVER_TOMBSTONE) + token + b":%d" % j
+            for j, (_, _, cas) in enumerate(need)
+        ]
+        pinned_exp = max(self._lease_exp, self._tomb_exp)
         parts = [
-            store(b"add", mk, m, self._lease_exp) if cas is None else store(b"cas", mk, m, self._lease_exp, cas)
+            store(b"add", mk, m, self._lease_exp) if cas is None else store(b"cas", mk, m, pinned_exp, cas)
             for (_, mk, cas), m in zip(need, markers, strict=True)
         ]
         # A stale entry's refresh lock lives beside it: the reader that adds it refreshes; the others are
@@ -336,7 +345,8 @@ class MemcachedTier(NodeTier[Node]):
                     parts.append(store(b"cas", mk, TOMBSTONE_VALUE, self._tomb_exp, got[1]))
                     planned.append(False)
                 else:
-                    parts.append(store(b"cas", mk, entry(value, 0, ttl, stale), exp, got[1]))
+                    version = PINNED if token[:2] == LEASE_OVER_TOMBSTONE else 0
+                    parts.append(store(b"cas", mk, entry(value, version, ttl, stale), exp, got[1]))
                     planned.append(True)
             if not parts:
                 return
@@ -379,6 +389,7 @@ class MemcachedTier(NodeTier[Node]):
                 mkeys, found = await self._gets(node, [entries[i][0] for i in todo])
                 parts: list[bytes] = []
                 sent: list[int] = []
+                buried: set[int] = set()  # tombstoned instead of set (pinned, see tiers/entry.py)
                 for i, mk in zip(todo, mkeys, strict=True):
                     key, value, version = entries[i]
                     if len(value) + STALE_HEADER > self._limit:
@@ -392,10 +403,18 @@ class MemcachedTier(NodeTier[Node]):
                     else:
                         current, cas = got
                         t = current[0] if current else 0
-                        if t == TOMBSTONE or (t in (DATA, STALE) and current[VERSION] > stored[VERSION]):
+                        if t == TOMBSTONE or (t in (DATA, STALE) and current[VERSION] > stored[VERSION]
+                                              and current[VERSION] != PINNED_DIGITS):
                             self.stats.fills_dropped += 1  # deleted a moment ago, or a newer version is in
                             continue
-                        parts.append(store(b"cas", mk, stored, exp, cas))
+                        if current[:2] == LEASE_OVER_TOMBSTONE or (
+                            t in (DATA, STALE) and current[VERSION] == PINNED_DIGITS
+                        ):
+                            self.stats.fills_dropped += 1
+                            parts.append(store(b"cas", mk, TOMBSTONE_VALUE, self._tomb_exp, cas))
+                            buried.add(i)
+                        else:
+                            parts.append(store(b"cas", mk, stored, exp, cas))
                     sent.append(i)
                 if not parts:
                     todo = []
@@ -406,7 +425,8 @@ class MemcachedTier(NodeTier[Node]):
                 todo = []
                 for i, reply in zip(sent, replies, strict=True):
                     if reply == STORED:
-                        self.stats.fills += 1
+                        if i not in buried:
+                            self.stats.fills += 1
                     elif reply.startswith(b"SERVER_ERROR"):
                         self.stats.oversized += 1
                         failed.append(entries[i][0])

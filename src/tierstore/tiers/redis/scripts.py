@@ -5,12 +5,14 @@ script writes and compares are spelled once. Scripts run with ``EVALSHA`` and ar
 (after a restart or ``SCRIPT FLUSH``).
 
 * ``lease``: per key, the value if there is one; else (absent or tombstoned) a new lease for this reader; a key
-  that holds another reader's lease answers false (wait and re-read).
+  that holds another reader's lease answers false (wait and re-read). A lease over a tombstone is marked and
+  lives at least as long as the tombstone would have (see pinned entries in :mod:`tierstore.tiers.entry`).
 * ``fill``: store a value only where the key still holds the caller's lease; an empty value gives the lease up
-  (nothing to cache: the item does not exist, or is too large).
+  (nothing to cache: the item does not exist, or is too large), a tombstone value gives a marked lease up.
 * ``invalidate``: replace entries and leases by a tombstone (so a fill racing the invalidation finds no lease)
   and publish the keys on the invalidation channel, in the same step (no extra round trip).
-* ``set`` (write-through): never replace a newer version, never land on a tombstone; publish as invalidate does.
+* ``set`` (write-through): never replace a newer version, never land on a tombstone; a marked lease or a pinned
+  entry becomes a tombstone instead; publish as invalidate does.
 * ``refresh`` (stale mode): replace a soft-expired entry only if it is still the one the refresher saw, so an
   invalidation (and any fill after it) always wins over a refresh that read the store before it.
 """
@@ -28,6 +30,8 @@ from tierstore.tiers.entry import (
     DATA_HEADER,
     LEASE,
     LEASE_MARK,
+    LEASE_OVER_TOMBSTONE,
+    PINNED_DIGITS,
     STALE,
     STALE_HEADER,
     TOMBSTONE,
@@ -44,7 +48,8 @@ _BYTES = {
     "DATA": DATA, "STALE": STALE, "TOMBSTONE": TOMBSTONE, "LEASE_MARK": LEASE_MARK.decode(),
     "TOMBSTONE_VALUE": TOMBSTONE_VALUE.decode(), "LEASE": LEASE,
     # string.sub is 1-based and inclusive: the version is bytes 2..DATA_HEADER, a stale header 1..STALE_HEADER
-    "VERSION_END": DATA_HEADER, "STALE_HEADER": STALE_HEADER,
+    "VERSION_END": DATA_HEADER, "STALE_HEADER": STALE_HEADER, "PINNED": PINNED_DIGITS.decode(),
+    "LEASE_OVER_TOMBSTONE": LEASE_OVER_TOMBSTONE.decode(),
 }
 
 
@@ -58,9 +63,13 @@ local out = {}
 for i = 1, #KEYS do
   local v = redis.call('GET', KEYS[i])
   local t = v and string.byte(v, 1)
-  if (not v) or t == ${TOMBSTONE} then
+  if not v then
     local m = '${LEASE_MARK}' .. ARGV[1] .. ':' .. i
     redis.call('SET', KEYS[i], m, 'PX', ARGV[2])
+    out[i] = m
+  elseif t == ${TOMBSTONE} then
+    local m = '${LEASE_OVER_TOMBSTONE}' .. ARGV[1] .. ':' .. i
+    redis.call('SET', KEYS[i], m, 'PX', math.max(tonumber(ARGV[2]), redis.call('PTTL', KEYS[i])))
     out[i] = m
   elseif t == ${LEASE} then
     out[i] = false
@@ -71,13 +80,15 @@ end
 return out
 """)
 # ARGV = ttl_ms, tombstone_ms, then (lease marker, value) per key.
-_FILL = """
+_FILL = _lua("""
 local n = 0
 for i = 1, #KEYS do
   if redis.call('GET', KEYS[i]) == ARGV[2 * i + 1] then
     local v = ARGV[2 * i + 2]
     if v == '' then
       redis.call('DEL', KEYS[i])
+    elseif v == '${TOMBSTONE_VALUE}' then
+      redis.call('SET', KEYS[i], v, 'PX', ARGV[2])
     else
       redis.call('SET', KEYS[i], v, 'PX', ARGV[1])
       n = n + 1
@@ -85,7 +96,7 @@ for i = 1, #KEYS do
   end
 end
 return n
-"""
+""")
 # ARGV = tombstone_ms, channel ('' = none), payload.
 _INVALIDATE = _lua("""
 for i = 1, #KEYS do
@@ -96,14 +107,19 @@ if ARGV[2] ~= '' then
 end
 return #KEYS
 """)
-# ARGV = ttl_ms, channel, payload, then one stored entry (see tiers/entry.py) per key.
+# ARGV = ttl_ms, channel, payload, tombstone_ms, then one stored entry (see tiers/entry.py) per key.
 _SET = _lua("""
 local n = 0
 for i = 1, #KEYS do
-  local new = ARGV[3 + i]
+  local new = ARGV[4 + i]
   local v = redis.call('GET', KEYS[i])
   local t = v and string.byte(v, 1)
-  if t ~= ${TOMBSTONE} and not ((t == ${DATA} or t == ${STALE})
+  if t == ${TOMBSTONE} then
+    -- deleted or invalidated a moment ago: the next reader fills from the store
+  elseif (t == ${LEASE} and string.sub(v, 1, 2) == '${LEASE_OVER_TOMBSTONE}')
+      or ((t == ${DATA} or t == ${STALE}) and string.sub(v, 2, ${VERSION_END}) == '${PINNED}') then
+    redis.call('SET', KEYS[i], '${TOMBSTONE_VALUE}', 'PX', ARGV[4])
+  elseif not ((t == ${DATA} or t == ${STALE})
       and string.sub(v, 2, ${VERSION_END}) > string.sub(new, 2, ${VERSION_END})) then
     redis.call('SET', KEYS[i], new, 'PX', ARGV[1])
     n = n + 1

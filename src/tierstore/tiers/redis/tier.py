@@ -33,6 +33,8 @@ from tierstore.tiers.entry import (
     DATA,
     DATA_HEADER,
     LEASE,
+    LEASE_OVER_TOMBSTONE,
+    PINNED,
     REFRESH,
     REFRESH_LOCK,
     REFRESH_SEEN,
@@ -40,6 +42,7 @@ from tierstore.tiers.entry import (
     STALE,
     STALE_HEADER,
     TOMBSTONE,
+    TOMBSTONE_VALUE,
     entry,
 )
 from tierstore.tiers.network import NodeTier
@@ -282,7 +285,12 @@ class RedisTier(NodeTier[Node]):
             return
         stale = self.config.stale
         ttl_ms = str(max(1, math.ceil((ttl + stale) * 1000)))
-        stored = [entry(v, 0, ttl, stale) if v else b"" for _, v, _ in live]
+        stored: list[bytes] = []
+        for _, v, token in live:
+            if token[:2] == LEASE_OVER_TOMBSTONE:  # a pinned fill, or a tombstone back (see entry.py)
+                stored.append(entry(v, PINNED, ttl, stale) if v else TOMBSTONE_VALUE)
+            else:
+                stored.append(entry(v, 0, ttl, stale) if v else b"")
         groups = await self._route([e[0] for e in live])
         await self._each(groups, lambda node, by_slot: self._fill_on(node, by_slot, live, stored, ttl_ms))
 
@@ -373,7 +381,7 @@ class RedisTier(NodeTier[Node]):
             if sets:
                 payload = "\n".join([self._origin, *(keys[i] for i in sets)])
                 calls.append((len(sets), *[prefix + keys[i].encode() for i in sets], ttl_ms, channel, payload,
-                              *[values[i] for i in sets]))
+                              self._tomb_ms, *[values[i] for i in sets]))
                 plan.append(("set", sets))
             if drops:
                 payload = "\n".join([self._origin, *(keys[i] for i in drops)])

@@ -31,10 +31,25 @@ async def test_versioned_set() -> None:
         await tier.invalidate_many([k])
         await tier.set_many([(k, b"late", 4)], 60)  # a tombstone refuses sets for its lifetime
         (after,) = await tier.get_many([k])
-        assert isinstance(after, Lease)
-        await tier.set_many([(k, b"written", 5)], 60)  # a write replaces the reader's lease
+        assert isinstance(after, Lease)  # a lease over the tombstone: marked
+        # A write meets the marked lease: its order against the delete is unknown, so the key is tombstoned
+        # (voiding the reader's lease) instead of set; the next reader fills from the store.
+        await tier.set_many([(k, b"written", 5)], 60)
         await tier.fill_many([(k, b"read-before", after)], 60)
-        assert await tier.get_many([k]) == [b"written"]
+        (again,) = await tier.get_many([k])
+        assert isinstance(again, Lease)
+        await tier.fill_many([(k, b"filled", again)], 60)  # a pinned entry: served, and no set lands on it
+        assert await tier.get_many([k]) == [b"filled"]
+        await tier.set_many([(k, b"late", 3)], 60)
+        (gone,) = await tier.get_many([k])
+        assert isinstance(gone, Lease)
+        # On a key with no tombstone behind it, a write replaces a reader's lease.
+        k2 = "{t:1}:w"
+        (lease,) = await tier.get_many([k2])
+        assert isinstance(lease, Lease)
+        await tier.set_many([(k2, b"written", 5)], 60)
+        await tier.fill_many([(k2, b"read-before", lease)], 60)
+        assert await tier.get_many([k2]) == [b"written"]
     finally:
         await tier.aclose()
 
