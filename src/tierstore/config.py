@@ -11,12 +11,13 @@ import importlib
 import importlib.util
 import re
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from tierstore.errors import ConfigError
 
 __all__ = [
     "BackendConfig",
+    "normalize_credentials",
     "parse_bool",
     "parse_duration",
     "parse_int",
@@ -117,18 +118,81 @@ def tier_config(url: str) -> BackendConfig:
     return _load(TIER_SCHEMES, url, "cache")  # type: ignore[no-any-return]
 
 
-def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (safe for logs, reprs and errors)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable url>"
-    if parts.password is None:
+# What may follow the ``@`` that ends the credentials: hosts, then an optional path, query and fragment.
+_AFTER_USERINFO = re.compile(r"[^/?#@]*(?:/[^?#]*)?(?:\?[^#]*)?(?:#.*)?\Z", re.DOTALL)
+_PORTS = re.compile(r"\d*(?:,[^,@/?#]*)*\Z")  # the tail of ``host:port`` or ``h1:p1,h2:p2``
+_SECRET_PARAM = re.compile(r"(?i)([?&][^=&#]*(?:password|passwd|secret|token)[^=&#]*=)([^&#]*)")
+
+
+def _userinfo_end(url: str) -> tuple[int, int] | None:
+    """``(start, end)`` of the credentials in ``url`` (``end`` is the index of the ``@`` closing them), or None.
+
+    A well-formed URL's credentials end at the last ``@`` of its authority (up to the first ``/``, ``?`` or
+    ``#``). A password holding a raw ``/``, ``?`` or ``#`` ends that authority early (``u:pa/ss@host`` reads
+    as host ``u``, port ``pa``), so when the authority has no ``@`` but a ``user:pass`` shape (its part after
+    the first ``:`` is not a port list), the credentials run to a later ``@`` followed by what a URL can hold
+    after them (hosts, path, query): the last such ``@`` unless a query parameter (``=``) comes before it."""
+    sep = url.find("://")
+    start = sep + 3 if sep >= 0 else 0
+    rest = url[start:]
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority = rest[:cut]
+    if "@" in authority:
+        return start, start + authority.rindex("@")
+    user, colon, tail = authority.partition(":")
+    if not colon or _PORTS.match(tail) or any(c in user for c in "/?#"):
+        return None
+    ends = [i for i, c in enumerate(rest) if c == "@" and i > cut and _AFTER_USERINFO.match(rest, i + 1)]
+    if not ends:
+        return None
+    at = ends[0]
+    for later in ends[1:]:
+        if "=" in rest[at:later]:
+            break  # the later ``@`` is inside a query parameter (``?endpoint_url=http://u@h``)
+        at = later  # the password holds an ``@`` too
+    return start, start + at
+
+
+def normalize_credentials(url: str) -> str:
+    """``url`` with raw ``/ ? # @`` inside its user name and password percent-encoded, so every URL parser
+    (``urllib``, SQLAlchemy, the client libraries) reads the same host and the same secret; unchanged when
+    the URL is well-formed."""
+    span = _userinfo_end(url)
+    if span is None:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = parts.username or ""
-    host = netloc[1] if len(netloc) == 2 else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    start, end = span
+    userinfo = url[start:end]
+    if not any(c in userinfo for c in "/?#@"):
+        return url
+    user, colon, password = userinfo.partition(":")
+    encoded = quote(user, safe="%!$&'()*+,;=") + colon + quote(password, safe="%!$&'()*+,;=:")
+    return url[:start] + encoded + url[end:]
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (safe for logs, reprs and errors).
+
+    Works on any string, well-formed or not: the password is found as :func:`normalize_credentials` finds it,
+    and when an ``@`` still follows (a password holding ``@`` as well as ``/``), everything up to the last
+    ``@`` is hidden. Query parameters named like a secret (``password``, ``secret``, ``token``) are hidden too."""
+    text = url if isinstance(url, str) else str(url)
+    span = _userinfo_end(text)
+    if span is not None:
+        start, end = span
+        user, colon, _ = text[start:end].partition(":")
+        rest = text[end:]
+        if colon and "@" in rest[1:] and ":" not in user:
+            # ``u:p@a/b@host``: the first reading may stop at an ``@`` inside the password; hide up to the last.
+            last = text.rindex("@")
+            end, rest = last, text[last:]
+        if colon:
+            text = text[:start] + user + ":***" + rest
+    elif "://" in text and "@" in text.split("://", 1)[1]:
+        # No reading finds the credentials, but an ``@`` is there: hide everything up to the last one.
+        scheme, _, rest = text.partition("://")
+        if ":" in rest[: rest.rindex("@")]:
+            text = f"{scheme}://***{rest[rest.rindex('@'):]}"
+    return _SECRET_PARAM.sub(r"\1***", text)
 
 
 def query_params(url: str, allowed: set[str]) -> dict[str, str]:

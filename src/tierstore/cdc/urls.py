@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from tierstore.config import normalize_credentials
 from tierstore.errors import ConfigError
 
 __all__ = ["Endpoint", "parse_endpoint"]
@@ -33,7 +34,7 @@ def parse_endpoint(url: str, *, schemes: tuple[str, ...], default_port: int, def
     base = scheme.split("+", 1)[0]
     if base not in schemes:
         raise ConfigError(f"expected a {'/'.join(schemes)} URL, got scheme {scheme!r}")
-    parts = urlsplit(url)
+    parts = urlsplit(normalize_credentials(url))
     try:
         port = parts.port or default_port
     except ValueError:

@@ -58,8 +58,9 @@ class DaxStoreConfig:
 
     @classmethod
     def from_url(cls, url: str) -> DaxStoreConfig:
-        from tierstore.config import parse_bool, parse_duration, parse_int, query_params
+        from tierstore.config import normalize_credentials, parse_bool, parse_duration, parse_int, query_params
 
+        url = normalize_credentials(url)
         parts = urlsplit(url)
         p = query_params(url, {
             "region", "table_prefix", "billing", "read_capacity", "write_capacity", "consistent", "coalesce",
@@ -68,9 +69,11 @@ class DaxStoreConfig:
         })
         host = parts.netloc.rsplit("@", 1)[-1]
         kw: dict[str, Any] = {"endpoint": f"{parts.scheme.lower()}://{host}"}
-        if parts.username:
+        if parts.username or parts.password:
+            if not (parts.username and parts.password):
+                raise ConfigError("credentials in a dax:// URL are KEY_ID:SECRET@host; one of them is missing")
             kw["aws_access_key_id"] = unquote(parts.username)
-            kw["aws_secret_access_key"] = unquote(parts.password or "")
+            kw["aws_secret_access_key"] = unquote(parts.password)
         for name in ("region", "table_prefix", "profile", "control_endpoint_url"):
             if name in p:
                 kw[name] = p[name]

@@ -60,11 +60,29 @@ class DynamoStoreConfig:
 
     @classmethod
     def from_url(cls, url: str) -> DynamoStoreConfig:
-        from tierstore.config import parse_bool, parse_duration, parse_int, query_params, redact_url
+        from tierstore.config import (
+            normalize_credentials,
+            parse_bool,
+            parse_duration,
+            parse_int,
+            query_params,
+            redact_url,
+        )
 
+        url = normalize_credentials(url)  # a secret holding a raw '/' must not end the authority early
         parts = urlsplit(url)
         if parts.scheme.lower() != "dynamodb":
             raise ConfigError(f"not a dynamodb:// URL: {redact_url(url)!r}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = -1
+        if port is not None or parts.path not in ("", "/"):
+            raise ConfigError(
+                f"a dynamodb:// URL is dynamodb://[KEY_ID:SECRET@]REGION?…, with no port or path: "
+                f"{redact_url(url)!r} (percent-encode '/', '?', '#', '@' inside the secret, or pass "
+                "aws_secret_access_key=)"
+            )
         p = query_params(url, {
             "endpoint_url", "table_prefix", "billing", "read_capacity", "write_capacity", "consistent",
             "fast_path", "coalesce", "max_connections", "connect_timeout", "timeout", "attempts",
@@ -73,10 +91,14 @@ class DynamoStoreConfig:
         kw: dict[str, Any] = {}
         region = parts.hostname
         if region:
+            if not re.fullmatch(r"[a-z0-9-]+", region):
+                raise ConfigError(f"{region[:40]!r} is not an AWS region name (in {redact_url(url)!r})")
             kw["region"] = region
-        if parts.username:
+        if parts.username or parts.password:
+            if not (parts.username and parts.password):
+                raise ConfigError("credentials in a dynamodb:// URL are KEY_ID:SECRET@REGION; one of them is missing")
             kw["aws_access_key_id"] = unquote(parts.username)
-            kw["aws_secret_access_key"] = unquote(parts.password or "")
+            kw["aws_secret_access_key"] = unquote(parts.password)
         for name in ("endpoint_url", "table_prefix", "profile"):
             if name in p:
                 kw[name] = p[name]

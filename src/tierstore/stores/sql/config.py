@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
-from tierstore.config import parse_duration, query_params, redact_url
+from tierstore.config import normalize_credentials, parse_duration, query_params, redact_url
 from tierstore.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -118,6 +118,7 @@ class SqlStoreConfig:
 
     def __post_init__(self) -> None:
         backend = _backend_of(self.url)
+        object.__setattr__(self, "url", normalize_credentials(self.url))
         _, params = split_query(self.url)
         unknown = set(params) - _PASS_THROUGH[backend]
         if unknown:
@@ -154,6 +155,7 @@ class SqlStoreConfig:
     @classmethod
     def from_url(cls, url: str) -> SqlStoreConfig:
         backend = _backend_of(url)
+        url = normalize_credentials(url)
         base, _ = split_query(url)
         params = query_params(url, _OWN[backend] | _PASS_THROUGH[backend])
         own = {k: v for k, v in params.items() if k in _OWN[backend]}

@@ -68,7 +68,16 @@ class MemcachedTierConfig:
 
     @classmethod
     def from_url(cls, url: str) -> MemcachedTierConfig:
-        from tierstore.config import parse_duration, parse_int, parse_size, query_params, redact_url
+        from tierstore.config import (
+            normalize_credentials,
+            parse_duration,
+            parse_int,
+            parse_size,
+            query_params,
+            redact_url,
+        )
+
+        url = normalize_credentials(url)
         scheme, _, rest = url.partition("://")
         if scheme.lower() != "memcached":
             raise ConfigError(f"not a memcached URL: {redact_url(url)!r}")

@@ -97,8 +97,17 @@ class RedisTierConfig:
 
     @classmethod
     def from_url(cls, url: str) -> RedisTierConfig:
-        from tierstore.config import parse_bool, parse_duration, parse_int, parse_size, query_params, redact_url
+        from tierstore.config import (
+            normalize_credentials,
+            parse_bool,
+            parse_duration,
+            parse_int,
+            parse_size,
+            query_params,
+            redact_url,
+        )
 
+        url = normalize_credentials(url)
         scheme, _, rest = url.partition("://")
         scheme = scheme.lower()
         if scheme not in ("redis", "rediss", "redis+cluster", "rediss+cluster"):

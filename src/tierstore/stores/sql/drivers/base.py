@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator, Sequence
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
@@ -36,7 +37,12 @@ Operation = Generator[Step, Any, R]
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    """``text`` without ``secret``, as written in the URL (percent-encoded) or as sent to the server."""
+    if not secret:
+        return text
+    for form in (secret, unquote(secret)):
+        text = text.replace(form, "***")
+    return text
 
 
 class Driver:
