@@ -27,7 +27,8 @@ __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 T = TypeVar("T")
 
 _KEY_TYPES: tuple[type, ...] = (str, int, bytes)
-_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+# DynamoDB's rule (letters, digits, _ . -; up to 255); the SQL store narrows it to what SQL tables take.
+_TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}\Z")
 _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
 
 

@@ -7,6 +7,7 @@ driver, and anything else is a ``ConfigError`` naming the allowed parameters, wi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
@@ -34,7 +35,7 @@ _BACKENDS = {
 _COMMON = {"pool_size", "pool_timeout", "pool_recycle", "page_size", "connect_timeout"}
 _OWN = {
     "sqlite": _COMMON | {"busy_timeout", "synchronous"},
-    "postgres": _COMMON | {"command_timeout"},
+    "postgres": _COMMON | {"command_timeout", "pg_schema"},
     "mysql": _COMMON | {"command_timeout"},
 }
 # Driver options passed through to the connection (anything else is a typo: ConfigError).
@@ -44,6 +45,7 @@ _PASS_THROUGH = {
     "mysql": frozenset({"ssl_ca", "ssl_cert", "ssl_key", "ssl_check_hostname", "unix_socket"}),
 }
 _SYNCHRONOUS = ("off", "normal", "full", "extra")
+_PG_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}\Z")
 DEFAULT_COMMAND_TIMEOUT = 30.0
 """Deadline of one statement on PostgreSQL and MariaDB/MySQL unless the URL or config says otherwise."""
 
@@ -100,7 +102,8 @@ class SqlStoreConfig:
     URL parameters: ``pool_size`` (connections held; SQLite: worker threads), ``pool_timeout``,
     ``pool_recycle``, ``connect_timeout`` (durations like ``5s``), ``page_size`` (rows of a query page when
     no limit is given); PostgreSQL and MySQL ``command_timeout`` (deadline of one statement, 30 s by default;
-    ``none`` or ``0``: no deadline; SQLite's waits are bounded by ``busy_timeout``); PostgreSQL ``ssl``;
+    ``none`` or ``0``: no deadline; SQLite's waits are bounded by ``busy_timeout``); PostgreSQL ``ssl`` and
+    ``pg_schema`` (the schema that holds the tables, instead of the search path's first);
     MySQL ``ssl_ca``/``ssl_cert``/
     ``ssl_key``/``ssl_check_hostname``/``unix_socket``; SQLite ``busy_timeout`` and ``synchronous``
     (``full`` by default: an acknowledged write survives power loss). Any other parameter is a ``ConfigError``.
@@ -115,6 +118,7 @@ class SqlStoreConfig:
     page_size: int = 1000
     busy_timeout: float = 5.0
     synchronous: str = "full"
+    pg_schema: str | None = None
 
     def __post_init__(self) -> None:
         backend = _backend_of(self.url)
@@ -138,13 +142,19 @@ class SqlStoreConfig:
             raise ConfigError(f"command_timeout must be a positive number of seconds or None, got {timeout!r}")
         if backend == "sqlite" and timeout not in (None, DEFAULT_COMMAND_TIMEOUT):
             raise ConfigError("SQLite has no command_timeout: busy_timeout bounds how long a write waits")
+        if self.pg_schema is not None:
+            if backend != "postgres":
+                raise ConfigError("pg_schema is supported on PostgreSQL only (on MySQL the database is the schema)")
+            if not isinstance(self.pg_schema, str) or not _PG_SCHEMA.match(self.pg_schema):
+                raise ConfigError(f"pg_schema must be a schema name (letters, digits, _), got {self.pg_schema!r}")
 
     def __repr__(self) -> str:
         return (
             f"SqlStoreConfig(url={redact_url(self.url)!r}, pool_size={self.pool_size}, "
             f"pool_timeout={self.pool_timeout}, pool_recycle={self.pool_recycle}, "
             f"connect_timeout={self.connect_timeout}, command_timeout={self.command_timeout}, "
-            f"page_size={self.page_size}, busy_timeout={self.busy_timeout}, synchronous={self.synchronous!r})"
+            f"page_size={self.page_size}, busy_timeout={self.busy_timeout}, synchronous={self.synchronous!r}, "
+            f"pg_schema={self.pg_schema!r})"
         )
 
     @property
@@ -172,6 +182,8 @@ class SqlStoreConfig:
                 kw[name] = parse_duration(own[name], name) if own[name] not in ("", "none") else None
         if kw.get("command_timeout") == 0:
             kw["command_timeout"] = None  # 0: no deadline
+        if "pg_schema" in own:
+            kw["pg_schema"] = own["pg_schema"]
         if "synchronous" in own:
             kw["synchronous"] = own["synchronous"].lower()
         if "sslmode" in rest:

@@ -74,7 +74,7 @@ class SqlStore:
         self.embedded = config.backend == "sqlite"
         """A SQLite file is the application's own (schema mode ``create`` by default); a server is not."""
         self.stats = StoreStats()
-        self.metadata = sa.MetaData()
+        self.metadata = sa.MetaData(schema=config.pg_schema)
         self.page_size = config.page_size
         self._plans: dict[Schema[Any], Plan[Any]] = {}
         self._created: set[str] = set()

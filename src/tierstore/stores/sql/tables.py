@@ -24,6 +24,7 @@ dialect (MySQL needs a bounded type to index them), checked before any I/O.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 import zlib
@@ -140,12 +141,46 @@ def key_like_fields(schema: Schema[Any]) -> set[str]:
     return keyish
 
 
+_SQL_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$-]{0,62}\Z")
+
+
+def _columns_of(table: sa.Table) -> list[tuple[str, str, str]]:
+    return [(c.key, c.name, repr(c.type)) for c in table.columns]
+
+
 def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
-    """The table of ``schema`` in ``metadata`` (added if missing)."""
-    existing = metadata.tables.get(schema.table)
+    """The table of ``schema`` in ``metadata`` (added if missing).
+
+    Columns are named as the entity stores its fields (msgspec's ``rename=``/``field(name=...)``), and keyed
+    by the field name (``table.c.<field>``). One SQL table holds one entity: a second entity with other
+    columns on the same table is a ``ConfigError``.
+    """
+    if not _SQL_TABLE_NAME.match(schema.table):
+        raise ConfigError(
+            f"{schema.name}: table name {schema.table!r} cannot be an SQL table: at most 63 characters of "
+            "letters, digits, _, $ and -, not starting with a digit (a PostgreSQL schema is the store's "
+            "pg_schema= parameter, not part of the name)",
+            entity=schema.name,
+        )
+    key = f"{metadata.schema}.{schema.table}" if metadata.schema else schema.table
+    existing = metadata.tables.get(key)
     if existing is not None:
+        if existing.info.get("tierstore_entity") != schema.name:
+            probe = _build(schema, sa.MetaData(schema=metadata.schema))
+            if _columns_of(probe) != _columns_of(existing):
+                raise ConfigError(
+                    f"{schema.name} and {existing.info.get('tierstore_entity')} both declare table "
+                    f"{schema.table!r} with different fields; an SQL table holds one entity (several entities "
+                    "on one table is DynamoDB's single-table design): give each its own table",
+                    entity=schema.name,
+                )
         return existing
+    return _build(schema, metadata)
+
+
+def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
     keyish = key_like_fields(schema)
+    stored = schema.stored_names
     columns: list[sa.Column[Any]] = []
     for f in schema.fields:
         kind, nullable = column_kind(f.type)
@@ -162,12 +197,14 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
             typ = sa.Boolean()
         else:
             typ = _json()
-        columns.append(sa.Column(f.name, typ, nullable=nullable, autoincrement=False))
+        columns.append(sa.Column(stored[f.name], typ, key=f.name, nullable=nullable, autoincrement=False))
+    if len({c.name for c in columns}) != len(columns):
+        raise ConfigError(f"{schema.name}: two fields are stored under the same column name", entity=schema.name)
     table = sa.Table(
         schema.table,
         metadata,
         *columns,
-        sa.PrimaryKeyConstraint(*schema.key_fields),
+        sa.PrimaryKeyConstraint(*schema.key_fields),  # by column key: the field name
         mysql_engine="InnoDB",
         mysql_charset="utf8mb4",
         info={"tierstore_entity": schema.name},

@@ -171,7 +171,7 @@ def check_table(conn: sa.Connection, schema: Schema[Any], table: sa.Table, diale
                 f"column {col.name} is {_shown(have['type'], dialect)}, which cannot hold the field's {kind} values",
                 _alter_column(dialect, table, col),
             ))
-        elif have["nullable"] and not col.nullable and col.name not in table.primary_key.columns:
+        elif have["nullable"] and not col.nullable and not col.primary_key:
             out.append(mismatch(
                 f"column {col.name} allows NULL, but the field is not optional (a NULL there cannot be read)",
                 _alter_column(dialect, table, col),
@@ -181,7 +181,7 @@ def check_table(conn: sa.Connection, schema: Schema[Any], table: sa.Table, diale
                 f"column {col.name} is NOT NULL, but the field is optional (writing None fails)",
                 _alter_column(dialect, table, col),
             ))
-    declared = set(table.columns.keys())
+    declared = {c.name for c in table.columns}
     for cname, have in reflected.items():
         if cname not in declared and not have["nullable"] and have.get("default") is None \
                 and not have.get("autoincrement") and not have.get("computed") and not have.get("identity"):

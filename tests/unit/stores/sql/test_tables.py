@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import msgspec
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 
 from tierstore import ConfigError, Entity, Index, PartitionKey
 from tierstore.backends import schema_of
-from tierstore.stores.sql import metadata_for
+from tierstore.stores.sql import SqlStoreConfig, metadata_for
 from tierstore.stores.sql.tables import check_mysql_key_size, column_kind
 
 from _sql import ByBytes, Nested, Wide, lite, maria, pg
@@ -110,3 +110,49 @@ def test_mysql_key_size_is_checked_before_the_ddl() -> None:
     check_mysql_key_size(schema_of(Wide))  # (p, s) and (label, rank, p, s) fit 3072 bytes
     with pytest.raises(ConfigError, match="index by_cd"):
         check_mysql_key_size(schema_of(Wider))  # c, d, a, b: 4 × 1020 bytes
+
+
+def test_renamed_fields_are_column_names_keyed_by_field() -> None:
+    class Renamed(Entity, table="unit-renamed", rename="camel"):
+        customer_id: PartitionKey[str]
+        display_name: str = msgspec.field(default="", name="name")
+
+    t = metadata_for(Renamed).tables["unit-renamed"]
+    assert [(c.key, c.name) for c in t.columns] == [("customer_id", "customerId"), ("display_name", "name")]
+    assert [c.name for c in t.primary_key.columns] == ["customerId"]
+    ddl = str(sa.schema.CreateTable(t).compile(dialect=postgresql.dialect()))
+    assert 'CREATE TABLE "unit-renamed"' in ddl and '"customerId"' in ddl
+
+
+def test_two_entities_on_one_sql_table_are_a_config_error() -> None:
+    class First(Entity, table="unit_shared"):
+        id: PartitionKey[str]
+        a: int = 0
+
+    class Second(Entity, table="unit_shared"):
+        id: PartitionKey[str]
+        b: str = ""
+
+    with pytest.raises(ConfigError, match="an SQL table holds one entity"):
+        metadata_for(First, Second)
+
+
+def test_sql_table_names_are_checked_before_any_io() -> None:
+    class Dotted(Entity, table="app.orders"):
+        id: PartitionKey[str]
+
+    with pytest.raises(ConfigError, match="pg_schema"):
+        metadata_for(Dotted)
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        ("mysql+aiomysql://u@h/db?pg_schema=app", "unknown parameter"),
+        ("postgresql+asyncpg://u@h/db?pg_schema=app;drop", "must be a schema name"),
+    ],
+)
+def test_pg_schema_is_checked(url: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        SqlStoreConfig.from_url(url)
+    assert SqlStoreConfig.from_url("postgresql+asyncpg://u@h/db?pg_schema=app").pg_schema == "app"

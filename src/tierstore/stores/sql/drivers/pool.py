@@ -252,6 +252,8 @@ class EngineDriver(Driver):
         for attempt in range(2):
             try:
                 async with self.engine.begin() as conn:
+                    if table.schema is not None:
+                        await conn.execute(sa.schema.CreateSchema(table.schema, if_not_exists=True))
                     await conn.run_sync(table.metadata.create_all, tables=[table], checkfirst=True)
                 self.stats.round_trips += 1
                 return
