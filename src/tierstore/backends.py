@@ -21,7 +21,7 @@ The seams (``typing.Protocol``; implement them structurally, no base class neede
 What stores and tiers work with: :class:`Schema` (from :func:`schema_of`) describes an entity, keys are
 flat :data:`Key` tuples; :class:`Query` and :class:`Page` with :func:`encode_cursor` / :func:`decode_cursor`
 (opaque cursors bound to their query); :func:`sort_matches` and :func:`evaluate` (a query's ``where``, a write's
-``when``) for stores without a query language;
+``when``) and :func:`apply_changes` (an update's :class:`Changes`) for stores without a query language;
 :class:`Codec` and :data:`ABSENT` are the cache envelope a tier stores; :class:`StoreStats` and
 :class:`TierStats` are the counters every backend keeps; :class:`TieredCache` runs the tiers of a database.
 
@@ -51,6 +51,7 @@ from tierstore.config import (
     redact_url,
 )
 from tierstore.expressions.memory import evaluate
+from tierstore.expressions.update import Changes, apply_changes
 from tierstore.model.keys import Key, KeyPart
 from tierstore.model.schema import Schema, schema_of
 from tierstore.policies.base import QueryCache
@@ -71,6 +72,7 @@ __all__ = [
     "Backoff",
     "Breaker",
     "CacheTier",
+    "Changes",
     "Codec",
     "Delete",
     "InvalidationFeed",
@@ -92,6 +94,7 @@ __all__ = [
     "TierStats",
     "TieredCache",
     "WriteOp",
+    "apply_changes",
     "codec_for",
     "decode_cursor",
     "encode_cursor",

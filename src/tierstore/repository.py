@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from tierstore.codecs import ABSENT, Codec, codec_for
 from tierstore.errors import Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.check import check_condition
+from tierstore.expressions.update import check_changes
 from tierstore.joins import check_relations, load_relations
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
@@ -409,6 +410,39 @@ class Repository(Generic[T]):
                 stored = await self.store.put(
                     schema, item, if_not_exists=if_not_exists, expect_version=expect_version
                 )
+        except BaseException as exc:
+            await self.after_failed_write(ticket, exc)
+            raise
+        await self.after_write(ticket, [stored])
+        return stored
+
+    async def update(
+        self,
+        partition: Any,
+        sort: Any = None,
+        *,
+        set: Mapping[str, Any] | None = None,  # the keyword users write
+        add: Mapping[str, int | float] | None = None,
+        remove: Iterable[str] = (),
+        append: Mapping[str, Iterable[Any]] | None = None,
+        when: Condition | bool | None = None,
+    ) -> T:
+        """Change some fields of a stored item in one round trip and return the item as stored (version
+        advanced): ``set`` new values, ``add`` to numbers (atomic counters), ``remove`` optional fields (back to
+        ``None``), ``append`` to lists; all under ``when``. ``NotFound`` if there is no item; ``ConditionFailed``
+        (with ``current``) if ``when`` does not hold. The caches forget the key, or take the returned item
+        under write-through."""
+        schema = self.schema
+        key = schema.key(partition, sort)
+        changes = check_changes(schema, set, add, remove, append)
+        if when is not None:
+            when = check_condition(schema, when, "when")
+        self._require_expressions("update()")
+        if not self._ready:
+            await self._ensure()
+        ticket = self.begin_write([key])
+        try:
+            stored: T = await self.store.update(schema, key, changes, when=when)  # type: ignore[attr-defined]
         except BaseException as exc:
             await self.after_failed_write(ticket, exc)
             raise

@@ -42,6 +42,8 @@ class TestKvStore(StoreContract):
             "test_query_where_filters_after_the_key_condition",
             "test_put_when_a_condition_on_the_stored_item",
             "test_delete_when_a_condition_on_the_stored_item",
+            "test_update_changes_fields_in_place_and_returns_the_new_item",
+            "test_update_counters_are_atomic",
         )},
     }
 

@@ -143,7 +143,7 @@ def test_every_store_selects_what_the_reference_selects(loaded: tuple[Any, async
     stored = loop.run_until_complete(repo.query("p").all())
     assert len(stored) == len(ROWS)
 
-    @settings(max_examples=int(os.environ.get("TIERSTORE_EXPR_EXAMPLES", "120")), deadline=None,
+    @settings(max_examples=int(os.environ.get("TIERSTORE_EXPR_EXAMPLES", "80")), deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(cond=conditions)
     def agree(cond: Condition) -> None:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from tierstore.backends import (
+    Changes,
     Delete,
     Key,
     Page,
@@ -20,6 +21,7 @@ from tierstore.backends import (
     Schema,
     StoreStats,
     WriteOp,
+    apply_changes,
     decode_cursor,
     encode_cursor,
     evaluate,
@@ -28,7 +30,7 @@ from tierstore.backends import (
     schema_of,
     sort_matches,
 )
-from tierstore.errors import ConditionFailed, Mismatch, TransactionCanceled, ValidationError
+from tierstore.errors import ConditionFailed, Mismatch, NotFound, TransactionCanceled, ValidationError
 
 __all__ = ["MemoryStore", "MemoryStoreConfig"]
 
@@ -167,6 +169,22 @@ class MemoryStore:
         if when is not None:
             self._when(schema, key, when)
         return self._write(schema, item, current)
+
+    async def update(self, schema: Schema[T], key: Key, changes: Changes, *, when: Any = None) -> T:
+        """Apply ``changes`` to the stored item (``NotFound`` if there is none), under ``when``; the version
+        advances by one. Returns the item as stored."""
+        await self._trip()
+        raw = self._table(schema).get(key)
+        if raw is None:
+            raise NotFound("update of an item that does not exist", entity=schema.name, key=key, backend=self.name)
+        if when is not None:
+            self._when(schema, key, when)
+        current: T = schema.decoder.decode(raw)
+        try:
+            item = schema.validate_item(apply_changes(schema, current, changes))
+        except ValidationError as exc:
+            raise ValidationError(f"update: {exc.message}", entity=schema.name, key=key) from None
+        return self._write(schema, item, schema.version_of(current))
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         await self._trip()

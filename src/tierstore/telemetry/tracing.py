@@ -19,7 +19,7 @@ variable set by the repository span, so concurrent operations never mix their co
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -193,6 +193,14 @@ class TracedRepository(Repository[R]):
     ) -> R:
         with self._operation("put"):
             return await super().put(item, if_not_exists=if_not_exists, expect_version=expect_version, when=when)
+
+    async def update(
+        self, partition: Any, sort: Any = None, *, set: Mapping[str, Any] | None = None,
+        add: Mapping[str, int | float] | None = None, remove: Iterable[str] = (),
+        append: Mapping[str, Iterable[Any]] | None = None, when: Condition | bool | None = None,
+    ) -> R:
+        with self._operation("update"):
+            return await super().update(partition, sort, set=set, add=add, remove=remove, append=append, when=when)
 
     async def put_many(self, items: Iterable[R]) -> list[R]:
         items = list(items)

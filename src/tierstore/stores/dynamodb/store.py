@@ -30,9 +30,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tierstore.errors import ConditionFailed, PartialBatchError, Unsupported, ValidationError
+from tierstore.errors import ConditionFailed, NotFound, PartialBatchError, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.dynamodb import DynamoExpression
+from tierstore.expressions.update import Changes
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.stores.dynamodb import limits
@@ -401,6 +402,79 @@ class DynamoStore(Transactions, TableAdmin):
         reply = await self._conditional(t, "UpdateItem", params, key, when, False)
         version = int(reply["Attributes"][codec.version_attr]["N"])
         return msgspec.structs.replace(item, **{t.schema.version: version})  # type: ignore[arg-type]
+
+    async def update(self, schema: Schema[T], key: Key, changes: Changes, *, when: Condition | None = None) -> T:
+        """One ``UpdateItem``: ``SET`` of the changes (``if_not_exists(a, 0) + d`` for counters, ``list_append``
+        for appends, ``NULL`` for removals), ``ADD`` of 1 to the version, ``attribute_exists`` of the key (an
+        update never creates an item) and ``when``; ``ReturnValues=ALL_NEW`` gives the new item, and a failed
+        condition's ``ALL_OLD`` tells ``NotFound`` from ``ConditionFailed`` (with the current item)."""
+        t = self._table(schema)
+        codec = t.codec
+        key_av = self._key(t, key)
+        in_synthetic = {f for lay in codec.synthetic for f in lay.fields}
+        touched = [f for f in changes.fields() if f in in_synthetic]
+        if touched:
+            raise Unsupported(
+                f"update of {touched}: part of a composite index key on DynamoDB; put the whole item instead",
+                entity=schema.name, key=key, backend=self.name,
+            )
+        names: dict[str, str] = {"#k": codec.partition.attr}
+        values: dict[str, AV] = {}
+        sets: list[str] = []
+        for i, (name, value) in enumerate(changes.set):
+            attr = codec.names[name]
+            raw = msgspec.to_builtins(value, builtin_types=(bytes, bytearray), str_keys=True)
+            enc = codec._set_encoders.get(attr)  # sets travel as SS/NS/BS, as put writes them
+            names[f"#u{i}"] = attr
+            values[f":u{i}"] = enc(raw) if enc is not None and raw is not None else to_av(raw)
+            sets.append(f"#u{i} = :u{i}")
+        for i, (name, delta) in enumerate(changes.add):
+            names[f"#d{i}"] = codec.names[name]
+            values[f":d{i}"] = to_av(delta)
+            values[":zero"] = {"N": "0"}
+            sets.append(f"#d{i} = if_not_exists(#d{i}, :zero) + :d{i}")
+        for i, name in enumerate(changes.remove):
+            names[f"#r{i}"] = codec.names[name]
+            values[":null"] = {"NULL": True}
+            sets.append(f"#r{i} = :null")
+        for i, (name, items) in enumerate(changes.append):
+            names[f"#a{i}"] = codec.names[name]
+            values[f":a{i}"] = to_av(msgspec.to_builtins(items, builtin_types=(bytes, bytearray), str_keys=True))
+            values[":empty"] = {"L": []}
+            sets.append(f"#a{i} = list_append(if_not_exists(#a{i}, :empty), :a{i})")
+        expression = "SET " + ", ".join(sets)
+        if codec.version_attr is not None:
+            names["#v"] = codec.version_attr
+            values[":one"] = {"N": "1"}
+            expression += " ADD #v :one"
+        conditions = ["attribute_exists(#k)"]
+        self._when(when, t, names, values, conditions)
+        condition = " AND ".join(conditions)
+        limits.check_expression(expression, "the UpdateExpression", entity=schema.name)
+        limits.check_expression(condition, "the ConditionExpression", entity=schema.name)
+        params: dict[str, Any] = {
+            "TableName": t.name, "Key": key_av, "UpdateExpression": expression, "ConditionExpression": condition,
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ReturnValues": "ALL_NEW",
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        self.stats.writes += 1
+        try:
+            reply = await self._call(
+                "UpdateItem", params, idempotent=False, entity=schema.name, key=key,
+                passthrough=frozenset({"ConditionalCheckFailedException"}),
+            )
+        except DynamoFault as fault:
+            self.stats.errors += 1
+            if not fault.item:
+                raise NotFound(
+                    "update of an item that does not exist", entity=schema.name, key=key, backend=self.name
+                ) from None
+            raise ConditionFailed(
+                f"condition {when!r} did not hold", entity=schema.name, key=key, backend=self.name,
+                current=codec.decode(fault.item),
+            ) from None
+        stored: T = codec.decode(reply["Attributes"])
+        return stored
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         t = self._table(schema)

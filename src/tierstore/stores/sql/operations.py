@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any, TypeVar
 
-from tierstore.errors import ConditionFailed, TransactionCanceled, ValidationError
+from tierstore.errors import ConditionFailed, NotFound, TransactionCanceled, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.memory import evaluate
 from tierstore.model.schema import Key
@@ -23,7 +23,7 @@ from tierstore.stores.sql.statements import Plan, Sql
 
 __all__ = [
     "MAX_PARAMS", "key_batches", "op_delete", "op_delete_when", "op_put", "op_put_many", "op_put_when", "op_single",
-    "op_statements", "op_transact",
+    "op_statements", "op_transact", "op_update",
 ]
 
 T = TypeVar("T")
@@ -162,6 +162,32 @@ def op_delete_when(plan: Plan[Any], key: Key, expect_version: int | None, when: 
         return False
     count, _ = yield (EXEC, plan.delete.text, key)
     return bool(count)
+
+
+def op_update(
+    plan: Plan[T], key: Key, sql: str, args: Sequence[Any], when: Condition | None
+) -> Generator[Any, Any, T]:
+    """One ``UPDATE … RETURNING`` (PostgreSQL, SQLite); on MySQL, which has no ``RETURNING`` for ``UPDATE``, the
+    ``UPDATE`` then a read of the row in the same transaction. When no row changed: ``NotFound`` if there is
+    none, else ``ConditionFailed`` carrying the row read then."""
+    if plan.flavor == "returning":
+        row = yield (ONE, sql, args)
+        if row is not None:
+            return plan.decode_row(row, key)
+        changed = False
+    else:
+        count, _ = yield (EXEC, sql, args)
+        changed = bool(count)
+    row = yield (ONE, plan.get.text, key)
+    if row is None:
+        raise NotFound("update of an item that does not exist", entity=plan.name, key=key, backend=plan.backend)
+    current = plan.decode_row(row, key)
+    # MySQL counts changed rows, not matched ones: an update to the values already stored changes none.
+    if changed or (plan.flavor != "returning" and (when is None or evaluate(when, current))):
+        return current
+    raise ConditionFailed(
+        f"condition {when!r} did not hold", entity=plan.name, key=key, backend=plan.backend, current=current
+    )
 
 
 def op_delete(plan: Plan[Any], key: Key, expect_version: int | None) -> Operation[bool]:

@@ -31,6 +31,7 @@ from sqlalchemy.engine import Dialect
 from tierstore.errors import ConfigError, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.sql import compile_where, successor
+from tierstore.expressions.update import Changes
 from tierstore.model.schema import Schema
 from tierstore.stores.sql.rows import RowCodec
 from tierstore.stores.sql.tables import MYSQL_DIALECTS
@@ -126,7 +127,7 @@ class Plan(RowCodec[T]):
             self.delete_expect = self.update_expect = None
         self.upsert = self._upsert(1)
         self.insert_new = self._insert_new()
-        self._many: dict[tuple[str, int], Sql] = {}
+        self._many: dict[tuple[Any, ...], Sql] = {}
         self._queries: dict[tuple[Any, ...], tuple[Sql, _Order]] = {}
         self.truncate = self._sql(sa.delete(t))
 
@@ -338,6 +339,73 @@ class Plan(RowCodec[T]):
             self._check_order(sql, self._keys_names(n))
             self._many[("versions", n)] = sql
         return sql
+
+    # -- partial updates -----------------------------------------------------------------------------
+
+    def update(self, changes: Changes, when: Condition | None) -> tuple[Sql, dict[str, Any]]:
+        """``UPDATE … SET <changes>, version = version + 1 WHERE key [AND when] [RETURNING every column]``
+        (``RETURNING`` except on MySQL), cached by the shape of the changes and of the condition; returns the
+        statement and the values of its parameters other than the key (``k{i}``)."""
+        sig = ("update", changes.shape(), None if when is None else when.shape())
+        hit = self._many.get(sig)
+        values: dict[str, Any] = {}
+        t = self.table
+        pg, my = self.dialect.name == "postgresql", self.dialect.name in MYSQL_DIALECTS
+        sets: dict[str, Any] = {}
+        for name, value in changes.set:
+            values[f"u_{name}"] = self._encode(name, value)
+            sets[name] = _bp(f"u_{name}", t.c[name])
+        for name, delta in changes.add:
+            values[f"d_{name}"] = delta
+            sets[name] = t.c[name] + _bp(f"d_{name}", t.c[name])
+        for name in changes.remove:
+            sets[name] = sa.null()
+        for name, items in changes.append:
+            col = t.c[name]
+            if pg:
+                values[f"a_{name}"] = self._json_text(items)
+                empty = sa.cast(sa.literal_column("'[]'"), postgresql.JSONB)
+                sets[name] = sa.func.coalesce(col, empty).op("||")(
+                    sa.cast(sa.bindparam(f"a_{name}", type_=sa.Text()), postgresql.JSONB)
+                )
+            elif my:
+                values[f"a_{name}"] = self._json_text(items)
+                sets[name] = sa.func.json_merge_preserve(
+                    sa.func.coalesce(col, sa.literal_column("'[]'")), sa.bindparam(f"a_{name}", type_=sa.Text())
+                )
+            else:  # SQLite: json_insert appends one element per '$[#]' path, left to right
+                args: list[Any] = [sa.func.coalesce(col, sa.literal_column("'[]'"))]
+                for j, item in enumerate(items):
+                    values[f"a_{name}_{j}"] = self._json_text(item)
+                    args += [sa.literal_column("'$[#]'"),
+                             sa.func.json(sa.bindparam(f"a_{name}_{j}", type_=sa.Text()))]
+                sets[name] = sa.func.json_insert(*args)
+        version = self.schema.version
+        if version:
+            sets[version] = t.c[version] + sa.literal_column("1")
+        conds: list[sa.ColumnElement[bool]] = [self._key_where()]
+        if when is not None:
+            clause, wvalues = compile_where(self.schema, t, self.dialect, when)
+            values.update(wvalues)
+            conds.append(clause)
+        if hit is not None:
+            return hit, values
+        stmt: Any = sa.update(t).where(*conds).values(sets)
+        if not my:
+            stmt = stmt.returning(*(t.c[c] for c in self.cols))
+        sql = self._sql(stmt)
+        if len(self._many) < 1024:
+            self._many[sig] = sql
+        return sql, values
+
+    def _encode(self, name: str, value: Any) -> Any:
+        """One column value as :meth:`row_values` binds it (JSON columns as text)."""
+        if value is None or self.position[name] not in self._json:
+            return value
+        return self._json_text(value)
+
+    def _json_text(self, value: Any) -> str:
+        return self._json_encode(value).decode()
 
     # -- queries -------------------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from tierstore.config import redact_url
 from tierstore.errors import Mismatch, StoreError, ValidationError
 from tierstore.expressions.ast import Condition
+from tierstore.expressions.update import Changes
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
@@ -46,6 +47,7 @@ from tierstore.stores.sql.operations import (
     op_single,
     op_statements,
     op_transact,
+    op_update,
 )
 from tierstore.stores.sql.statements import Plan, successor
 from tierstore.stores.sql.tables import check_mysql_key_size, table_for
@@ -356,6 +358,18 @@ class SqlStore:
                 schema, None, op_put_when(plan, item, vals, if_not_exists, expect_version, when), True
             )
         return await self._run(schema, None, op_put(plan, item, vals, if_not_exists, expect_version), False)
+
+    async def update(self, schema: Schema[T], key: Key, changes: Changes, *, when: Condition | None = None) -> T:
+        """Apply ``changes`` in one ``UPDATE … RETURNING`` (MySQL: ``UPDATE`` then ``SELECT`` in one transaction);
+        the version advances by one. ``NotFound`` if there is no item, ``ConditionFailed`` if ``when`` fails.
+        On PostgreSQL the item a failed condition reports is read right after the ``UPDATE``, not atomically."""
+        plan = self._plans.get(schema) or await self._plan(schema)
+        plan.check_key(key)
+        sql, values = plan.update(changes, when)
+        values.update({f"k{i}": v for i, v in enumerate(key)})
+        self.stats.writes += 1
+        op = op_update(plan, key, sql.text, sql.args(values), when)
+        return await self._run(schema, key, op, plan.flavor != "returning" or self.name == "sqlite")
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         if not items:

@@ -17,6 +17,7 @@ The whole contract is one class in one file, so a backend author reads it in one
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ import pytest_asyncio
 
 from tierstore.errors import (
     ConditionFailed,
+    NotFound,
     StoreError,
     TierstoreError,
     TransactionCanceled,
@@ -35,6 +37,7 @@ from tierstore.errors import (
     ValidationError,
 )
 from tierstore.expressions import attr
+from tierstore.expressions.update import check_changes
 from tierstore.model import Schema, schema_of
 from tierstore.query import Page, Query, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stats import StoreStats
@@ -492,6 +495,36 @@ class StoreContract(ContractBase):
         with pytest.raises(ConditionFailed):
             await s.delete(D, ("f", "a"), when=Doc.owner == "ann")
         assert await s.delete(D, ("f", "a"), when=~(Doc.owner == "ann")) is False
+
+    async def test_update_changes_fields_in_place_and_returns_the_new_item(self, empty_store: Store) -> None:
+        s: Any = _expressive(empty_store)
+        stored = await s.put(D, Doc("f", "a", owner="ann", rank=1, tags=["x"]))
+        new = await s.update(D, ("f", "a"), check_changes(D, set={"owner": "bob"}, add={"rank": 5},
+                                                          append={"tags": ["y", "é"]}))
+        assert new == msgspec.structs.replace(stored, owner="bob", rank=6, tags=["x", "y", "é"], version=2)
+        assert await s.get(D, ("f", "a"), consistent=True) == new
+        down = await s.update(D, ("f", "a"), check_changes(D, add={"rank": -10}), when=Doc.owner == "bob")
+        assert (down.rank, down.version) == (-4, 3)
+        with pytest.raises(ConditionFailed) as failed:
+            await s.update(D, ("f", "a"), check_changes(D, set={"rank": 0}), when=Doc.owner == "ann")
+        assert failed.value.current == down
+        assert await s.get(D, ("f", "a"), consistent=True) == down
+        with pytest.raises(NotFound):
+            await s.update(D, ("f", "absent"), check_changes(D, set={"owner": "x"}))
+        with pytest.raises(NotFound):
+            await s.update(D, ("f", "absent"), check_changes(D, set={"owner": "x"}), when=Doc.rank == 0)
+        assert await s.get(D, ("f", "absent"), consistent=True) is None  # an update never creates an item
+        event = await s.put(E, Event("t", 1, 1, {"a": 1}))
+        changed = await s.update(E, ("t", 1, 1), check_changes(E, set={"payload": {"b": 2}}))
+        assert changed == msgspec.structs.replace(event, payload={"b": 2})  # no version field: none to advance
+        assert await s.get(E, ("t", 1, 1), consistent=True) == changed
+
+    async def test_update_counters_are_atomic(self, empty_store: Store) -> None:
+        s: Any = _expressive(empty_store)
+        await s.put(D, Doc("f", "n"))
+        await asyncio.gather(*(s.update(D, ("f", "n"), check_changes(D, add={"rank": 1})) for _ in range(20)))
+        final = await s.get(D, ("f", "n"), consistent=True)
+        assert (final.rank, final.version) == (20, 21)
 
     # -- Scannable and ScatterGather ---------------------------------------------------------------------
 
