@@ -4,6 +4,10 @@ A repository depends on a narrow :class:`RepositoryContext` (the store, the tier
 the ensure-schema hook and the other repositories that joins reach), not on the ``Database`` that
 implements it. What the read path touches (store, cache, in-process tier, codec) is copied into the
 repository's own attributes when it is built, so ``get``/``get_many`` take no extra attribute hop.
+
+This module is one piece because ``Repository`` is the one typed surface of an entity: its reads, its writes
+(plain, conditional, partial) and the cache maintenance every write goes through share state that splitting
+the class across modules would only scatter; ``QueryResult`` is the query half of that surface.
 """
 
 from __future__ import annotations
@@ -402,14 +406,10 @@ class Repository(Generic[T]):
             await self._ensure()
         ticket = self.begin_write([schema.key_of(item)])
         try:
-            if when is not None:
-                stored = await self.store.put(  # type: ignore[call-arg]  # an expressive store takes when=
-                    schema, item, if_not_exists=if_not_exists, expect_version=expect_version, when=when
-                )
-            else:
-                stored = await self.store.put(
-                    schema, item, if_not_exists=if_not_exists, expect_version=expect_version
-                )
+            cond = {} if when is None else {"when": when}  # only an expressive store takes when=
+            stored = await self.store.put(
+                schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **cond
+            )
         except BaseException as exc:
             await self.after_failed_write(ticket, exc)
             raise
@@ -485,12 +485,8 @@ class Repository(Generic[T]):
             await self._ensure()
         ticket = self.begin_write([key])
         try:
-            if when is not None:
-                existed = await self.store.delete(  # type: ignore[call-arg]  # an expressive store takes when=
-                    schema, key, expect_version=expect_version, when=when
-                )
-            else:
-                existed = await self.store.delete(schema, key, expect_version=expect_version)
+            cond = {} if when is None else {"when": when}  # only an expressive store takes when=
+            existed = await self.store.delete(schema, key, expect_version=expect_version, **cond)
         except BaseException as exc:
             await self.after_failed_write(ticket, exc)
             raise
