@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import tierstore
-from tierstore import ConditionFailed, begins_with
+from tierstore import ConditionFailed, NotFound, begins_with
 
 from _models import Order
 
@@ -54,6 +54,59 @@ def make_machine(store_url: str | None, cache: list[str]) -> type[RuleBasedState
                 return
             self.run(self.repo.put(Order(p, s, total), expect_version=expect))
             self.model[(p, s)] = (total, current + 1)
+
+        @rule(p=partitions, s=sort_keys, delta=st.integers(-1000, 1000), guard=st.sampled_from([None, "ge", "eq"]))
+        def update_add(self, p: str, s: str, delta: int, guard: str | None) -> None:
+            current = self.model.get((p, s))
+            when = None if guard is None else (
+                Order.total_cents >= 0 if guard == "ge" else Order.total_cents == (current or (0, 0))[0]
+            )
+            holds = current is not None and (guard != "ge" or current[0] >= 0)
+            if current is None:
+                with pytest.raises(NotFound):
+                    self.run(self.repo.update(p, s, add={"total_cents": delta}, when=when))
+                return
+            if not holds:
+                with pytest.raises(ConditionFailed) as failed:
+                    self.run(self.repo.update(p, s, add={"total_cents": delta}, when=when))
+                assert failed.value.current is not None and failed.value.current.total_cents == current[0]
+                return
+            stored = self.run(self.repo.update(p, s, add={"total_cents": delta}, when=when))
+            self.model[(p, s)] = (current[0] + delta, current[1] + 1)
+            assert (stored.total_cents, stored.version) == self.model[(p, s)]
+
+        @rule(p=partitions, s=sort_keys, total=totals, negative=st.booleans())
+        def put_when(self, p: str, s: str, total: int, negative: bool) -> None:
+            current = self.model.get((p, s))
+            when = Order.total_cents < 0 if negative else ~(Order.total_cents < 0)  # absent: only the second holds
+            holds = (current is None and not negative) or (current is not None and (current[0] < 0) == negative)
+            if not holds:
+                with pytest.raises(ConditionFailed):
+                    self.run(self.repo.put(Order(p, s, total), when=when))
+                return
+            stored = self.run(self.repo.put(Order(p, s, total), when=when))
+            self.model[(p, s)] = (total, (current or (0, 0))[1] + 1)
+            assert stored.version == self.model[(p, s)][1]
+
+        @rule(p=partitions, s=sort_keys, limit=st.integers(-5, 5))
+        def delete_when(self, p: str, s: str, limit: int) -> None:
+            current = self.model.get((p, s))
+            if current is not None and not current[0] <= limit:
+                with pytest.raises(ConditionFailed):
+                    self.run(self.repo.delete(p, s, when=Order.total_cents <= limit))
+                return
+            if current is None:
+                with pytest.raises(ConditionFailed):  # an absent item fails every comparison
+                    self.run(self.repo.delete(p, s, when=Order.total_cents <= limit))
+                return
+            assert self.run(self.repo.delete(p, s, when=Order.total_cents <= limit)) is True
+            self.model.pop((p, s))
+
+        @rule(p=partitions, floor=totals)
+        def query_where(self, p: str, floor: int) -> None:
+            items = self.run(self.repo.query(p, where=Order.total_cents >= floor).all())
+            want = sorted(s for (q, s), (total, _) in self.model.items() if q == p and total >= floor)
+            assert [i.order_id for i in items] == want
 
         @rule(p=partitions, s=sort_keys)
         def delete(self, p: str, s: str) -> None:
