@@ -228,6 +228,28 @@ class Database:
             repo = self._repos[entity] = self._repository_class(self, entity)
         return repo
 
+    async def invalidate(self, entity: type[Entity], *keys: Any) -> bool:
+        """Make every cache tier and the query cache forget ``keys`` of ``entity``, as a write through
+        tierstore would — for code paths that changed the store behind tierstore's back (a migration script,
+        another service, a raw SQL statement). Call it after that write committed.
+
+        ``keys`` are given as to ``get_many``: partitions, or ``(partition, sort)`` pairs; they are validated
+        before any I/O (``ValidationError``). Returns ``True`` when every tier took the invalidation, ``False``
+        when a tier could not and it is kept for replay (this process does not read that tier until then)."""
+        schema = schema_of(entity)
+        flat = list(dict.fromkeys(schema.key_arg(k) for k in keys))
+        if flat:
+            await self.repository(entity).invalidate_keys(flat)
+        return await self.undelivered_invalidations() == 0
+
+    async def undelivered_invalidations(self) -> int:
+        """Invalidations kept for replay because a tier (item tiers or the query cache) could not take them."""
+        n = self.cache.undelivered()
+        check = getattr(self.query_cache, "undelivered", None)
+        if check is not None:
+            n += int(await check())
+        return n
+
     async def ensure_schema(self, schema: Schema[Any]) -> None:
         """Open the database and, once per entity, apply the schema mode to its table: create it
         (``create``), check it (``verify``: ``SchemaMismatch`` when it does not fit) or nothing (``off``).

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from tierstore.model.entity import Entity
-from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.model.schema import Key, Schema
 
 if TYPE_CHECKING:
     from tierstore.db import Database
@@ -35,10 +35,7 @@ async def invalidate(db: Database, entity: type[Entity], keys: Iterable[Any]) ->
     (``ValidationError``). Returns ``True`` when every tier took the invalidation, ``False`` when some tier
     could not and the invalidation is kept for replay (that tier is not read by this process until then).
     """
-    schema = schema_of(entity)
-    flat = list(dict.fromkeys(schema.key_arg(k) for k in keys))
-    await invalidate_keys(db, schema, flat)
-    return await undelivered(db) == 0
+    return await db.invalidate(entity, *keys)
 
 
 async def invalidate_keys(db: Database, schema: Schema[Any], keys: Sequence[Key]) -> None:
@@ -49,9 +46,4 @@ async def invalidate_keys(db: Database, schema: Schema[Any], keys: Sequence[Key]
 
 async def undelivered(db: Database) -> int:
     """Invalidations of ``db`` kept for replay because a tier (item or query cache) could not take them."""
-    n = db.cache.undelivered()
-    qc = db.query_cache
-    check = getattr(qc, "undelivered", None)
-    if check is not None:
-        n += int(await check())
-    return n
+    return await db.undelivered_invalidations()
