@@ -177,6 +177,13 @@ class Database:
             for tier in self.cache.tiers:
                 await tier.open()
             self._opened = True
+            poll = self.cache.policy.invalidation_log
+            if poll is not None and any(not t.local for t in self.cache.tiers):
+                from tierstore.invalidation_log import InvalidationLog
+
+                self.cache.invalidation_log = InvalidationLog(self.store, self.cache, poll=poll,
+                                                              create=self._auto_create)
+                await self.cache.invalidation_log.start()
             if self.strict:
                 from tierstore.health import require_reachable
 
@@ -209,6 +216,8 @@ class Database:
         self._closed = True
         if self.telemetry is not None:
             self.telemetry.unwatch(self)
+        if self.cache.invalidation_log is not None:
+            await self.cache.invalidation_log.aclose()
         try:
             await self.cache.aclose()  # background work of the tiered path (the coherence listener)
         except Exception as exc:

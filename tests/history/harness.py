@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -176,7 +177,7 @@ def _workers(argvs: list[list[str]]) -> Iterator[list[subprocess.Popen[str]]]:
 
 async def run_history(
     setups: list[SetupSpec], store_url: str, *, seconds: float, faults: tuple[str, ...] = (), procs: int = 3,
-    clients: int = 4, keys: int = 20, gap: float = 1.5, seed: int = 0,
+    clients: int = 4, keys: int = 20, gap: float = 1.5, seed: int = 0, policy: dict[str, Any] | None = None,
 ) -> dict[str, History]:
     """Run every setup at once in ``procs`` processes × ``clients`` clients each for ``seconds``, injecting
     ``faults`` one after the other (``gap`` seconds apart, cycled until the time is up); the history of each
@@ -205,7 +206,8 @@ async def run_history(
             ]
             argvs = []
             for p in range(procs):
-                cfg = Config(store=store_url, setups=specs, seconds=seconds, clients=clients, proc=p, seed=seed)
+                cfg = Config(store=store_url, setups=specs, seconds=seconds, clients=clients, proc=p, seed=seed,
+                             policy=policy or {})
                 argvs.append([sys.executable, str(HERE / "workload.py"), msgspec.json.encode(cfg).decode(),
                               os.path.join(tmp, f"ops-{p}.jsonl")])
             with _workers(argvs) as workers:

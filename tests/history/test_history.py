@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from tierstore.testing.servers import with_params
+
 from _servers import PG_URL, require
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +38,7 @@ CHANNEL_BOUND = 0.25  # the L1 channel's delivery bound on a loaded CI machine (
 # (breaker_cooldown, 1 s by default) at its next operation; until then other processes may read the entry
 # it could not remove. The writers here are busy; an idle or closed writer replays nothing.
 RECOVERY = 2.0
+LOG_POLL = 0.5  # CachePolicy(invalidation_log=): any process replays what a writer could not deliver
 
 SETUPS = [
     SetupSpec("memory+redis", ("memory", "redis")),
@@ -99,7 +102,9 @@ def histories() -> dict[str, tuple[History, Report]]:
     for kind in ("redis-server", "memcached"):
         if not any((Path(d) / kind).exists() for d in ("/usr/bin", "/usr/local/bin")):
             pytest.skip(f"{kind} is not installed")
-    hists = asyncio.run(run_history(SETUPS, PG_URL, seconds=seconds_env(14.0), faults=tuple(FAULTS)))
+    store = with_params(PG_URL, pool_size=8)
+    hists = asyncio.run(run_history(SETUPS, store, seconds=seconds_env(14.0), faults=tuple(FAULTS),
+                                    policy={"invalidation_log": LOG_POLL}))
     # the naive setup is held to no bound at all: any stale read of it is what the checker must find
     out = {name: (h, check(h.ops, h.final, allow=None if h.setup.naive else Bounds(h))) for name, h in hists.items()}
     faults = next(iter(hists.values())).faults
@@ -127,12 +132,12 @@ def _explain(hist: History, rep: Report) -> str:
 @pytest.mark.parametrize("name", [s.name for s in SETUPS if not s.naive])
 def test_no_violation_beyond_the_documented_bounds(histories: dict[str, tuple[History, Report]], name: str) -> None:
     hist, rep = histories[name]
-    assert rep.reads > 100 and rep.writes > 100, "the workload hardly ran"
+    assert rep.reads > 50 and rep.writes > 50, "the workload hardly ran"
     assert rep.failed == 0, "fail-open: no operation may fail while the caches are down"
     assert not rep.violations, f"{len(rep.violations)} violations beyond the bounds:\n" + _explain(hist, rep)
 
 
 def test_the_checker_catches_a_naive_cache_aside_tier(histories: dict[str, tuple[History, Report]]) -> None:
     _, rep = histories["naive"]
-    assert rep.reads > 100
+    assert rep.reads > 50
     assert rep.count("stale") + rep.count("stale_same_process") + rep.count("read_your_writes") > 0

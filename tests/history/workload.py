@@ -24,6 +24,7 @@ import msgspec
 
 import tierstore
 from tierstore import CachePolicy, Entity, PartitionKey, Version
+from tierstore.config import store_config
 
 
 class HItem(Entity, table="ts_history"):
@@ -119,6 +120,10 @@ async def client_loop(cfg: Config, setup: Setup, repo: tierstore.Repository[HIte
 
 
 async def run(cfg: Config, out_path: str) -> None:
+    # One store (one connection pool) per process, shared by every setup's database: the run holds a few
+    # connections of a PostgreSQL server other suites use too.
+    store = store_config(cfg.store).build()
+    await store.open()
     dbs: list[tierstore.Database] = []
     try:
         repos = []
@@ -128,7 +133,7 @@ async def run(cfg: Config, out_path: str) -> None:
                 from naive import NaiveRedisTier
 
                 tiers = [NaiveRedisTier(setup.naive_redis, prefix=setup.name.replace("+", "_"))]
-            db = tierstore.connect(cfg.store, tiers, policy=CachePolicy(**cfg.policy))
+            db = tierstore.connect(store, tiers, policy=CachePolicy(**cfg.policy))
             dbs.append(db)
             await db.open()
             repo = db.repository(HItem)
@@ -145,6 +150,7 @@ async def run(cfg: Config, out_path: str) -> None:
     finally:
         for db in dbs:
             await db.aclose()
+        await store.aclose()
     enc = msgspec.json.Encoder()
     await asyncio.to_thread(Path(out_path).write_bytes, b"".join(enc.encode(op) + b"\n" for op in ops))
 

@@ -26,6 +26,9 @@ class CachePolicy:
     when another reader holds a key's lease, wait this long between re-reads before going to the store.
     ``coalesce``: merge concurrent reads of one tier in the same loop tick. ``breaker_failures``/
     ``breaker_cooldown``: the per-tier circuit breaker (network tiers also have one per node).
+    ``invalidation_log``: poll interval (seconds) of the invalidation log in the store of record, which carries
+    invalidations a shared tier could not take to every process (:mod:`tierstore.invalidation_log`); ``None``
+    (the default): off, the writer alone replays them.
     """
 
     ttl: float = 300.0
@@ -37,6 +40,7 @@ class CachePolicy:
     coalesce: bool = True
     breaker_failures: int = 5
     breaker_cooldown: float = 1.0
+    invalidation_log: float | None = None
 
     def __post_init__(self) -> None:
         if self.ttl <= 0 or not 0 <= self.ttl_jitter < 1:
@@ -47,6 +51,8 @@ class CachePolicy:
             raise ConfigError(f"unknown write_mode {self.write_mode!r}")
         if self.lease_wait < 0 or self.lease_retries < 0:
             raise ConfigError("CachePolicy.lease_wait and lease_retries must be >= 0")
+        if self.invalidation_log is not None and self.invalidation_log <= 0:
+            raise ConfigError("CachePolicy.invalidation_log is a poll interval in seconds (> 0), or None: off")
         if self.breaker_failures < 1 or self.breaker_cooldown <= 0:
             raise ConfigError("CachePolicy needs breaker_failures >= 1 and breaker_cooldown > 0")
 

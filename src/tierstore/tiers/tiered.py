@@ -37,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
 from tierstore.logs import get_logger
@@ -47,6 +47,9 @@ from tierstore.tiers.coalesce import Coalescer, SharedFailure
 from tierstore.tiers.coherence import L1Coherence
 from tierstore.tiers.health import Breaker, NodeGuard
 from tierstore.tiers.policy import CachePolicy
+
+if TYPE_CHECKING:
+    from tierstore.invalidation_log import InvalidationLog
 
 __all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket"]
 
@@ -140,6 +143,8 @@ class TieredCache:
             self._guards.append(NodeGuard(tier.name, breaker, max_pending=MAX_PENDING_INVALIDATIONS))
         self.epochs = WriteEpochs()
         self.coherence: L1Coherence | None = None
+        self.invalidation_log: InvalidationLog | None = None
+        """Set by the owner (the Database) when ``policy.invalidation_log`` is on."""
         if self.l1 is not None:
             for tier in self.tiers[1:]:
                 if isinstance(tier, InvalidationFeed) and tier.publishes_invalidations:
@@ -346,7 +351,7 @@ class TieredCache:
 
     async def after_write(
         self, cks: Sequence[str], values: Sequence[bytes | None] = (), version: Sequence[int] = (),
-        *, ticket: WriteTicket | None = None,
+        *, ticket: WriteTicket | None = None, record: bool = True,
     ) -> None:
         """Make every tier forget (or, write-through, replace) ``cks`` after a committed write.
 
@@ -354,7 +359,9 @@ class TieredCache:
         with version 0 (an entity without a version field) is invalidated rather than set: without versions,
         a slow writer's older value could overwrite a newer one. ``ticket`` (from :meth:`ticket`, taken before
         the store call) orders this write against the others of this process. Bounded by
-        :data:`MAINTENANCE_DEADLINE`; the epochs of ``cks`` are bumped when it ends, however it ends.
+        :data:`MAINTENANCE_DEADLINE`; the epochs of ``cks`` are bumped when it ends, however it ends. With an
+        invalidation log (``CachePolicy.invalidation_log``), a write that leaves invalidations owed is recorded
+        there for the other processes (``record=False``: this is the replay of such a record).
         """
         if ticket is None:
             ticket = WriteTicket(cks, self.epochs)
@@ -375,6 +382,8 @@ class TieredCache:
             raise
         finally:
             self.epochs.bump(cks)
+        if record and self.invalidation_log is not None and self.undelivered():
+            await self.invalidation_log.record(cks)
 
     async def _owe(self, cks: Sequence[str], done: list[int]) -> None:
         """The tiers not in ``done`` did not get ``cks``: forget them in-process, keep them owed elsewhere."""
