@@ -182,7 +182,7 @@ class Database:
                 from tierstore.invalidation_log import InvalidationLog
 
                 self.cache.invalidation_log = InvalidationLog(self.store, self.cache, poll=poll,
-                                                              create=self._auto_create)
+                                                              create=self.schema_mode == "create")
                 await self.cache.invalidation_log.start()
             if self.strict:
                 from tierstore.health import require_reachable

@@ -11,9 +11,10 @@ tier polls that table every ``invalidation_log`` seconds and invalidates what it
 either is kept in its own backlog, as usual. So an acknowledged write's invalidation reaches every tier
 within one poll of the first process able to reach the node, whoever wrote it.
 
-The table is created in schema-create mode (``create_tables=True``, the default) and otherwise must exist
-(its definition is :class:`InvalidationRecord`). Records carry a TTL attribute (``expires_at``, a DynamoDB
-TTL) and are pruned after ``RETENTION`` by the processes that poll. A process reads records from
+The table is created in schema-create mode (``schema="create"``) and otherwise must exist (its definition
+is :class:`InvalidationRecord`; ``db.create_tables(InvalidationRecord)`` creates it once). Records carry a
+TTL attribute (``expires_at``, a DynamoDB TTL) and are pruned after ``RETENTION`` by the processes that
+poll. A process reads records from
 ``LOOKBACK`` seconds before its start (and before each poll, for commits that land late or clocks that
 differ a little between hosts); a record is applied once per process.
 

@@ -133,7 +133,7 @@ async def run(cfg: Config, out_path: str) -> None:
                 from naive import NaiveRedisTier
 
                 tiers = [NaiveRedisTier(setup.naive_redis, prefix=setup.name.replace("+", "_"))]
-            db = tierstore.connect(store, tiers, policy=CachePolicy(**cfg.policy))
+            db = tierstore.connect(store, tiers, policy=CachePolicy(**cfg.policy), schema="create")
             dbs.append(db)
             await db.open()
             repo = db.repository(HItem)
