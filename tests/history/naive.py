@@ -15,7 +15,7 @@ from tierstore.stats import TierStats
 from tierstore.tiers.base import Lease
 
 _ANY = Lease(1)  # every miss may fill, whatever happened since
-FILL_DELAY = 0.02
+FILL_DELAY = 0.1
 
 
 class NaiveRedisTier:
