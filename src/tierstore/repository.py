@@ -37,6 +37,7 @@ __all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead", "run_
 
 T = TypeVar("T", bound=Entity)
 E = TypeVar("E", bound=Entity)
+R = TypeVar("R")
 
 _SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
 
@@ -74,7 +75,7 @@ async def run_maintenance(
     """
     cache = context.cache
     try:
-        if not cache.shielded and context.query_cache is None:
+        if not cache.suspends and context.query_cache is None:
             await work
             return
         task = cache.spawn(work)
@@ -405,15 +406,9 @@ class Repository(Generic[T]):
         if not self._ready:
             await self._ensure()
         ticket = self.begin_write([schema.key_of(item)])
-        try:
-            cond = {} if when is None else {"when": when}  # only an expressive store takes when=
-            stored = await self.store.put(
-                schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **cond
-            )
-        except BaseException as exc:
-            await self.after_failed_write(ticket, exc)
-            raise
-        await self.after_write(ticket, [stored])
+        cond = {} if when is None else {"when": when}  # only an expressive store takes when=
+        call = self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **cond)
+        stored: T = await self.run_write(ticket, call, lambda s: [s])
         return stored
 
     async def update(
@@ -440,13 +435,8 @@ class Repository(Generic[T]):
         self._require_expressions("update()")
         if not self._ready:
             await self._ensure()
-        ticket = self.begin_write([key])
-        try:
-            stored: T = await self.store.update(schema, key, changes, when=when)  # type: ignore[attr-defined]
-        except BaseException as exc:
-            await self.after_failed_write(ticket, exc)
-            raise
-        await self.after_write(ticket, [stored])
+        call = self.store.update(schema, key, changes, when=when)  # type: ignore[attr-defined]
+        stored: T = await self.run_write(self.begin_write([key]), call, lambda s: [s])
         return stored
 
     async def put_many(self, items: Iterable[T]) -> list[T]:
@@ -460,13 +450,7 @@ class Repository(Generic[T]):
             return []
         if not self._ready:
             await self._ensure()
-        ticket = self.begin_write(keys)
-        try:
-            stored = await self.store.put_many(schema, batch)
-        except BaseException as exc:
-            await self.after_failed_write(ticket, exc)
-            raise
-        await self.after_write(ticket, stored)
+        stored: list[T] = await self.run_write(self.begin_write(keys), self.store.put_many(schema, batch), list)
         return stored
 
     async def delete(
@@ -483,14 +467,9 @@ class Repository(Generic[T]):
             self._require_expressions("delete(when=...)")
         if not self._ready:
             await self._ensure()
-        ticket = self.begin_write([key])
-        try:
-            cond = {} if when is None else {"when": when}  # only an expressive store takes when=
-            existed = await self.store.delete(schema, key, expect_version=expect_version, **cond)
-        except BaseException as exc:
-            await self.after_failed_write(ticket, exc)
-            raise
-        await self.after_write(ticket, [None])
+        cond = {} if when is None else {"when": when}  # only an expressive store takes when=
+        call = self.store.delete(schema, key, expect_version=expect_version, **cond)
+        existed: bool = await self.run_write(self.begin_write([key]), call, lambda _: [None])
         return existed
 
     async def delete_many(self, keys: Iterable[Any]) -> None:
@@ -500,20 +479,40 @@ class Repository(Generic[T]):
             return
         if not self._ready:
             await self._ensure()
-        ticket = self.begin_write(flat)
-        try:
-            await self.store.delete_many(schema, flat)
-        except BaseException as exc:
-            await self.after_failed_write(ticket, exc)
-            raise
-        await self.after_write(ticket, [None] * len(flat))
+        await self.run_write(self.begin_write(flat), self.store.delete_many(schema, flat), lambda _: [None] * len(flat))
 
     # -- cache maintenance after writes (also used by transactions and other write paths) --------------------
 
     def begin_write(self, keys: Sequence[Key]) -> WriteAhead:
-        """Call before a write's store call; pass the result to :meth:`after_write` (or, if the store call
-        raised or was cancelled, to :meth:`after_failed_write`)."""
+        """Call before a write's store call; pass the result to :meth:`run_write` (or to :meth:`after_write` /
+        :meth:`after_failed_write`)."""
         return WriteAhead(keys, self.cache.ticket([self.schema.cache_key(k) for k in keys]))
+
+    async def run_write(
+        self, write: WriteAhead, call: Coroutine[Any, Any, R], stored_of: Callable[[R], Sequence[T | None]]
+    ) -> R:
+        """Await the store call ``call`` of ``write``, then maintain the caches (:meth:`after_write` with
+        ``stored_of(result)``, or :meth:`after_failed_write` if it raised) — as one piece that cancelling the
+        caller cannot cut short: when something is cached, it runs as a task of its own, so a cancelled write's
+        caches are maintained after its store call really ended (a commit a thread or a server finishes after
+        the caller gave up is then still followed by the invalidation)."""
+        if not self.cache.tiers and self._context.query_cache is None:
+            try:
+                return await call
+            finally:
+                self.cache.epochs.bump(write.ticket.cks)  # only single flight must learn of the write
+        return await self.cache.shielded(self._write_then_maintain(write, call, stored_of))
+
+    async def _write_then_maintain(
+        self, write: WriteAhead, call: Coroutine[Any, Any, R], stored_of: Callable[[R], Sequence[T | None]]
+    ) -> R:
+        try:
+            result = await call
+        except BaseException:
+            await self._maintenance(write, None)
+            raise
+        await self._maintenance(write, stored_of(result))
+        return result
 
     async def after_write(self, write: WriteAhead, stored: Sequence[T | None]) -> None:
         """After a committed write of ``write.keys`` (``stored``: the items as stored, ``None`` for deletes):

@@ -13,7 +13,7 @@ from typing import Any
 from tierstore.errors import ValidationError
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.repository import Repository, RepositoryContext, WriteAhead, run_maintenance
+from tierstore.repository import Repository, RepositoryContext, WriteAhead
 from tierstore.stores.base import Delete, Put, WriteOp
 
 __all__ = ["Transaction"]
@@ -68,14 +68,22 @@ class Transaction:
             group[1].append(group[0].schema.key_of(op.item) if isinstance(op, Put) else op.key)
             group[2].append(i)
         writes = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in groups.values()]
-        try:
-            self.results = await context.store.transact(self.ops)
-        except BaseException as exc:
-            # Outcome unknown (or a condition failed on a value the caller read from a cache): forget every key.
-            await run_maintenance(context, self._maintenance(writes, None), exc)
-            raise
-        await run_maintenance(context, self._maintenance(writes, self.results))
+        if context.cache.tiers or context.query_cache is not None:
+            # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
+            self.results = await context.cache.shielded(self._commit(writes))
+        else:
+            self.results = await self._commit(writes)
         return self.results
+
+    async def _commit(self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]]) -> list[Any]:
+        try:
+            results = await self._context.store.transact(self.ops)
+        except BaseException:
+            # Outcome unknown (or a condition failed on a value the caller read from a cache): forget every key.
+            await self._maintenance(writes, None)
+            raise
+        await self._maintenance(writes, results)
+        return results
 
     async def _maintenance(
         self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]], results: list[Any] | None

@@ -55,6 +55,7 @@ __all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "
 
 log = get_logger("tierstore.cache")
 T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_PENDING_INVALIDATIONS = 10_000
 MAINTENANCE_DEADLINE = 2.0
@@ -150,9 +151,9 @@ class TieredCache:
                 if isinstance(tier, InvalidationFeed) and tier.publishes_invalidations:
                     self.coherence = L1Coherence(self.l1, tier, on_invalidate=self.epochs.heard)
                     break
-        self.shielded = any(not t.local for t in self.tiers)
+        self.suspends = any(not t.local for t in self.tiers)
         """Whether the maintenance after a write can suspend (a network tier): then it runs as its own task."""
-        self._maintaining: set[asyncio.Task[None]] = set()
+        self._maintaining: set[asyncio.Task[Any]] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -336,18 +337,23 @@ class TieredCache:
         """Take before a write's store call; hand to :meth:`after_write`."""
         return WriteTicket(cks, self.epochs)
 
-    def spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run cache maintenance as a task of its own (kept until done; :meth:`aclose` waits for it), so that
-        cancelling the writer cannot cut it short. Await it through :func:`asyncio.shield`."""
-        task = asyncio.get_running_loop().create_task(work, name="tierstore-cache-maintenance")
+    def spawn(self, work: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
+        """Run a write and/or its cache maintenance as a task of its own (kept until done; :meth:`aclose` waits
+        for it), so that cancelling the writer cannot cut it short. Await it through :func:`asyncio.shield`."""
+        task = asyncio.get_running_loop().create_task(work, name="tierstore-write")
         self._maintaining.add(task)
         task.add_done_callback(self._maintained)
         return task
 
-    def _maintained(self, task: asyncio.Task[None]) -> None:
+    async def shielded(self, work: Coroutine[Any, Any, R]) -> R:
+        """``work`` as a task of its own (:meth:`spawn`), awaited; cancelling the caller leaves it running."""
+        return await asyncio.shield(self.spawn(work))
+
+    def _maintained(self, task: asyncio.Task[Any]) -> None:
         self._maintaining.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.warning("cache maintenance after a write failed: %r", task.exception())
+            # Retrieved here: a writer that was cancelled meanwhile is no longer there to see it.
+            log.debug("write or cache maintenance ended with %r", task.exception())
 
     async def after_write(
         self, cks: Sequence[str], values: Sequence[bytes | None] = (), version: Sequence[int] = (),
@@ -367,7 +373,7 @@ class TieredCache:
             ticket = WriteTicket(cks, self.epochs)
         done: list[int] = []
         try:
-            if self.shielded:
+            if self.suspends:
                 async with asyncio.timeout(MAINTENANCE_DEADLINE):
                     await self._maintain(cks, values, version, ticket, done)
             else:

@@ -307,7 +307,8 @@ async def test_a_put_cancelled_after_the_store_committed_still_invalidates(tiers
         await asyncio.wait_for(gate.reached.wait(), WAIT)  # committed; the reply is not back yet
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
-            await writer
+            await writer  # the caller stops waiting at once
+        gate.release.set()  # the store's reply comes in after the caller gave up
         await settle(p.a)
         for repo in (p.ra, p.rb) if p.gated is not None else (p.ra,):
             got = await repo.get("k")
