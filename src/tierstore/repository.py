@@ -33,7 +33,7 @@ from tierstore.stores.base import ScatterGather, Store
 from tierstore.stores.paging import query_all
 from tierstore.tiers.tiered import TieredCache, WriteTicket
 
-__all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead", "run_maintenance"]
+__all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead"]
 
 T = TypeVar("T", bound=Entity)
 E = TypeVar("E", bound=Entity)
@@ -61,30 +61,6 @@ class RepositoryContext(Protocol):
     def repository(self, entity: type[E]) -> Repository[E]:
         """The repository of another entity (joins and transactions reach it)."""
         ...
-
-
-async def run_maintenance(
-    context: RepositoryContext, work: Coroutine[Any, Any, None], exc: BaseException | None = None
-) -> None:
-    """Run ``work`` (cache maintenance after a write) so that cancelling the caller cannot cut it short.
-
-    With a network tier or a query cache it runs as a task of its own that the caller awaits through
-    :func:`asyncio.shield`; with in-process tiers only it runs inline (it never suspends). ``exc``: the store
-    call failed with it — then a maintenance error is logged, not raised (the store's error is the one the
-    caller must see), and on cancellation the caller does not wait.
-    """
-    cache = context.cache
-    try:
-        if not cache.suspends and context.query_cache is None:
-            await work
-            return
-        task = cache.spawn(work)
-        if isinstance(exc, asyncio.CancelledError):
-            return
-        await asyncio.shield(task)
-    except Exception:
-        if exc is None:
-            raise
 
 
 class WriteAhead:
@@ -529,10 +505,21 @@ class Repository(Generic[T]):
         await self._maintain(write, None, exc)
 
     async def _maintain(self, write: WriteAhead, stored: Sequence[T | None] | None, exc: BaseException | None) -> None:
-        if not self.cache.tiers and self._context.query_cache is None:
-            self.cache.epochs.bump(write.ticket.cks)  # nothing cached: only single flight must learn of the write
+        cache = self.cache
+        if not cache.tiers and self._context.query_cache is None:
+            cache.epochs.bump(write.ticket.cks)  # nothing cached: only single flight must learn of the write
             return
-        await run_maintenance(self._context, self._maintenance(write, stored), exc)
+        work = self._maintenance(write, stored)
+        try:
+            if not cache.suspends and self._context.query_cache is None:
+                await work  # in-process tiers only: it never suspends, so it cannot be cut short
+            else:
+                task = cache.spawn(work)  # a task of its own: cancelling the caller cannot cut it short
+                if not isinstance(exc, asyncio.CancelledError):
+                    await asyncio.shield(task)
+        except Exception:
+            if exc is None:  # else the store's error is the one the caller must see
+                raise
 
     async def _maintenance(self, write: WriteAhead, stored: Sequence[T | None] | None) -> None:
         keys = write.keys
