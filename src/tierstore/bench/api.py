@@ -31,6 +31,7 @@ __all__ = [
     "L1",
     "PUT",
     "QUERY",
+    "UPDATE",
     "Cell",
     "Driver",
     "GetFn",
@@ -43,6 +44,7 @@ __all__ = [
     "RunContext",
     "Scenario",
     "SystemSpec",
+    "UpdateFn",
     "differences",
 ]
 
@@ -55,6 +57,7 @@ CONCURRENT = "concurrent"  # get() may be awaited by many tasks at once
 L1 = "l1"  # an in-process tier whose hits and misses are counted (l1_hits / l1_misses)
 CACHE = "cache"  # any cache tier in front of the store (invalidate() works)
 JOIN = "join"  # a page of orders joined to their customers (BenchOrder.customer)
+UPDATE = "update"  # an atomic increment of one item's amount_cents, returning the new item where the system can
 
 Op = Callable[[int], Awaitable[Any]]
 GetFn = Callable[[str, str], Awaitable[BenchItem | None]]
@@ -62,6 +65,7 @@ GetManyFn = Callable[[Sequence[tuple[str, str]]], Awaitable[Sequence[BenchItem |
 PutFn = Callable[[BenchItem], Awaitable[Any]]
 PageFn = Callable[[str, int], Awaitable[Any]]
 JoinFn = Callable[[str, int], Awaitable[Any]]
+UpdateFn = Callable[[str, str, int], Awaitable[Any]]
 
 
 class Driver:
@@ -112,6 +116,10 @@ class Driver:
 
     def putter(self) -> PutFn:
         raise self._unsupported("put")
+
+    def updater(self) -> UpdateFn:
+        """``updater()(pk, sk, delta)``: add ``delta`` to the item's ``amount_cents`` in place (no read first)."""
+        raise self._unsupported("update")
 
     def pager(self) -> PageFn:
         """``pager()(partition, limit)``: the first page of one partition, ordered by sort key."""

@@ -1,6 +1,6 @@
 """The built-in scenarios. Each does the same work on every system that can run it.
 
-The names (``get``, ``get_many_100``, ``get_concurrent_64``, ``put``, ``query_page``, ``join_100``,
+The names (``get``, ``get_many_100``, ``get_concurrent_64``, ``put``, ``update``, ``query_page``, ``join_100``,
 ``zipf_read``, ``herd_100``) are part of the JSON contract of ``tierstore bench --json``. A new workload is a
 :class:`~tierstore.bench.api.Scenario` subclass added to :func:`builtin_scenarios`.
 """
@@ -20,6 +20,7 @@ from tierstore.bench.api import (
     L1,
     PUT,
     QUERY,
+    UPDATE,
     Cell,
     Driver,
     GetFn,
@@ -37,6 +38,7 @@ __all__ = [
     "Join100",
     "Put",
     "QueryPage",
+    "Update",
     "ZipfRead",
     "builtin_scenarios",
     "check_join",
@@ -114,6 +116,23 @@ class Put(Scenario):
         items = list(data.writes)
         n = len(items)
         return lambda i: put(items[i % n])
+
+
+class Update(Scenario):
+    name = "update"
+    needs = frozenset({UPDATE, PUT})
+    description = "update(): +1 to a counter field of 100 items of a write partition in turn (no read first)"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        put = driver.putter()
+        for item in ctx.data.writes:
+            await put(item)
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        update = driver.updater()
+        keys = [(i.pk, i.sk) for i in data.writes]
+        n = len(keys)
+        return lambda i: update(keys[i % n][0], keys[i % n][1], 1)
 
 
 class QueryPage(Scenario):
@@ -240,4 +259,6 @@ def check_join(
 
 def builtin_scenarios() -> list[Scenario]:
     """Every built-in scenario, in the order they run and appear in the table."""
-    return [Get(), GetMany100(), GetConcurrent64(), Put(), QueryPage(), Join100(), ZipfRead(), Herd100()]
+    return [
+        Get(), GetMany100(), GetConcurrent64(), Put(), Update(), QueryPage(), Join100(), ZipfRead(), Herd100(),
+    ]

@@ -21,12 +21,14 @@ from tierstore.bench.api import (
     L1,
     PUT,
     QUERY,
+    UPDATE,
     Driver,
     GetFn,
     GetManyFn,
     JoinFn,
     PageFn,
     PutFn,
+    UpdateFn,
     differences,
 )
 from tierstore.bench.data import BenchItem, BenchOrder, Dataset
@@ -44,7 +46,7 @@ class TierstoreDriver(Driver):
     def __init__(self, store_url: str, tier_urls: Sequence[str]) -> None:
         self.store_url = store_url
         self.tier_urls = tuple(tier_urls)
-        caps = {GET, GET_MANY, PUT, QUERY, CONCURRENT, JOIN}
+        caps = {GET, GET_MANY, PUT, QUERY, CONCURRENT, JOIN, UPDATE}
         if self.tier_urls:
             caps.add(CACHE)
             if self.tier_urls[0].startswith("memory://"):
@@ -115,6 +117,10 @@ class TierstoreDriver(Driver):
 
     def putter(self) -> PutFn:
         return self.repo.put  # type: ignore[no-any-return]
+
+    def updater(self) -> UpdateFn:
+        update = self.repo.update
+        return lambda pk, sk, delta: update(pk, sk, add={"amount_cents": delta})
 
     def pager(self) -> PageFn:
         query = self.repo.query

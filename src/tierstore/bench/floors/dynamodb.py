@@ -18,7 +18,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tierstore.bench.api import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+from tierstore.bench.api import (
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    PUT,
+    QUERY,
+    UPDATE,
+    Driver,
+    GetFn,
+    GetManyFn,
+    PageFn,
+    PutFn,
+    UpdateFn,
+)
 from tierstore.bench.data import FIELDS, ORDER_FIELDS, BenchItem, BenchOrder, Dataset
 from tierstore.bench.floors.join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 
@@ -99,7 +112,7 @@ def _url_parts(url: str) -> tuple[str, str | None]:
 
 
 class Aioboto3Driver(Driver):
-    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT, UPDATE})
 
     def __init__(self, url: str, run_id: str) -> None:
         self.region, self.endpoint_url = _url_parts(url)
@@ -161,6 +174,20 @@ class Aioboto3Driver(Driver):
             await put_item(TableName=table, Item=to_attrs(item))
 
         return put
+
+    def updater(self) -> UpdateFn:
+        update_item, table = self._client.update_item, self.table
+
+        async def update(pk: str, sk: str, delta: int) -> BenchItem:
+            self.trips += 1
+            reply = await update_item(
+                TableName=table, Key={"pk": {"S": pk}, "sk": {"S": sk}},
+                UpdateExpression="SET amount_cents = amount_cents + :d",
+                ExpressionAttributeValues={":d": {"N": str(delta)}}, ReturnValues="ALL_NEW",
+            )
+            return from_attrs(reply["Attributes"])
+
+        return update
 
     def pager(self) -> PageFn:
         query, table = self._client.query, self.table

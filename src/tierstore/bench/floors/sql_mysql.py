@@ -14,7 +14,20 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tierstore.bench.api import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+from tierstore.bench.api import (
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    PUT,
+    QUERY,
+    UPDATE,
+    Driver,
+    GetFn,
+    GetManyFn,
+    PageFn,
+    PutFn,
+    UpdateFn,
+)
 from tierstore.bench.data import FIELDS, ORDER_FIELDS, BenchItem, BenchOrder, Dataset
 from tierstore.bench.floors.join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 from tierstore.bench.floors.sql import (
@@ -45,7 +58,7 @@ def _mysql_params(url: str) -> dict[str, Any]:
 class AiomysqlDriver(Driver):
     """aiomysql on a held autocommit connection and cursor; a pool of 8 for concurrent readers."""
 
-    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT, UPDATE})
     table = "tsbench_raw_aiomysql"
 
     def __init__(self, url: str) -> None:
@@ -140,6 +153,16 @@ class AiomysqlDriver(Driver):
             await cur.execute(sql, astuple(item))
 
         return put
+
+    def updater(self) -> UpdateFn:
+        cur = self._cur
+        sql = f"UPDATE {self.table} SET amount_cents = amount_cents + %s WHERE pk = %s AND sk = %s"
+
+        async def update(pk: str, sk: str, delta: int) -> None:
+            self.trips += 1  # MariaDB has no UPDATE … RETURNING: the floor is the UPDATE alone
+            await cur.execute(sql, (delta, pk, sk))
+
+        return update
 
     def pager(self) -> PageFn:
         cur, sql = self._cur, self.sql_page

@@ -12,7 +12,20 @@ import contextlib
 from collections.abc import Sequence
 from typing import Any
 
-from tierstore.bench.api import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+from tierstore.bench.api import (
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    PUT,
+    QUERY,
+    UPDATE,
+    Driver,
+    GetFn,
+    GetManyFn,
+    PageFn,
+    PutFn,
+    UpdateFn,
+)
 from tierstore.bench.data import FIELDS, ORDER_FIELDS, BenchItem, BenchOrder, Dataset
 from tierstore.bench.floors.join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 from tierstore.bench.floors.sql import COLS, ORDER_COLS, POOL_SIZE, VALUE_FIELDS, astuple, create_table_sql, in_order
@@ -23,7 +36,7 @@ __all__ = ["AsyncpgDriver", "AsyncpgJoinDriver"]
 class AsyncpgDriver(Driver):
     """asyncpg on a held connection (statement cache on); a pool of 8 for concurrent readers."""
 
-    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT, UPDATE})
     table = "tsbench_raw_asyncpg"
 
     def __init__(self, url: str) -> None:
@@ -41,6 +54,9 @@ class AsyncpgDriver(Driver):
         sets = ", ".join(f"{f} = EXCLUDED.{f}" for f in VALUE_FIELDS)
         self.sql_put = f"INSERT INTO {t} ({COLS}) VALUES ({marks}) ON CONFLICT (pk, sk) DO UPDATE SET {sets}"
         self.sql_page = f"SELECT {COLS} FROM {t} WHERE pk = $1 ORDER BY sk LIMIT $2"
+        self.sql_update = (
+            f"UPDATE {t} SET amount_cents = amount_cents + $3 WHERE pk = $1 AND sk = $2 RETURNING {COLS}"
+        )
 
     async def open(self, data: Dataset) -> None:
         import asyncpg
@@ -102,6 +118,16 @@ class AsyncpgDriver(Driver):
             await execute(sql, *astuple(item))
 
         return put
+
+    def updater(self) -> UpdateFn:
+        fetchrow, sql = self._conn.fetchrow, self.sql_update
+
+        async def update(pk: str, sk: str, delta: int) -> BenchItem | None:
+            self.trips += 1
+            row = await fetchrow(sql, pk, sk, delta)
+            return None if row is None else BenchItem(*row)
+
+        return update
 
     def pager(self) -> PageFn:
         fetch, sql = self._conn.fetch, self.sql_page

@@ -15,7 +15,20 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from tierstore.bench.api import CONCURRENT, GET, GET_MANY, PUT, QUERY, Driver, GetFn, GetManyFn, PageFn, PutFn
+from tierstore.bench.api import (
+    CONCURRENT,
+    GET,
+    GET_MANY,
+    PUT,
+    QUERY,
+    UPDATE,
+    Driver,
+    GetFn,
+    GetManyFn,
+    PageFn,
+    PutFn,
+    UpdateFn,
+)
 from tierstore.bench.data import FIELDS, ORDER_FIELDS, BenchItem, BenchOrder, Dataset
 from tierstore.bench.floors.join import CustomerGet, CustomersGet, JoinFloor, Key, OrdersPage
 from tierstore.bench.floors.sql import (
@@ -39,6 +52,7 @@ class _SqliteSql:
         f"{f} = excluded.{f}" for f in VALUE_FIELDS
     )
     sql_page = f"SELECT {COLS} FROM {table} WHERE pk = ? ORDER BY sk LIMIT ?"
+    sql_update = f"UPDATE {table} SET amount_cents = amount_cents + ? WHERE pk = ? AND sk = ? RETURNING {COLS}"
     _many: dict[int, str] = {}
 
     @classmethod
@@ -63,7 +77,7 @@ def _load_sqlite(conn: sqlite3.Connection, data: Dataset) -> None:
 class Sqlite3Driver(Driver):
     """The standard library's blocking sqlite3, for reference: what the query costs without a thread hop."""
 
-    caps = frozenset({GET, GET_MANY, PUT, QUERY})
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, UPDATE})
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -112,6 +126,17 @@ class Sqlite3Driver(Driver):
 
         return put
 
+    def updater(self) -> UpdateFn:
+        assert self._conn is not None
+        execute, sql = self._conn.execute, _SqliteSql.sql_update
+
+        async def update(pk: str, sk: str, delta: int) -> BenchItem | None:
+            self.trips += 1
+            row = execute(sql, (delta, pk, sk)).fetchone()
+            return None if row is None else BenchItem(*row)
+
+        return update
+
     def pager(self) -> PageFn:
         assert self._conn is not None
         execute, sql = self._conn.execute, _SqliteSql.sql_page
@@ -126,7 +151,7 @@ class Sqlite3Driver(Driver):
 class AiosqliteDriver(Driver):
     """aiosqlite on one autocommit connection, one thread hop per operation (``execute_fetchall``)."""
 
-    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT})
+    caps = frozenset({GET, GET_MANY, PUT, QUERY, CONCURRENT, UPDATE})
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -176,6 +201,16 @@ class AiosqliteDriver(Driver):
             await fetchall(sql, astuple(item))
 
         return put
+
+    def updater(self) -> UpdateFn:
+        fetchall, sql = self._db.execute_fetchall, _SqliteSql.sql_update
+
+        async def update(pk: str, sk: str, delta: int) -> BenchItem | None:
+            self.trips += 1
+            rows = await fetchall(sql, (delta, pk, sk))
+            return BenchItem(*rows[0]) if rows else None
+
+        return update
 
     def pager(self) -> PageFn:
         fetchall, sql = self._db.execute_fetchall, _SqliteSql.sql_page

@@ -362,14 +362,15 @@ class SqlStore:
     async def update(self, schema: Schema[T], key: Key, changes: Changes, *, when: Condition | None = None) -> T:
         """Apply ``changes`` in one ``UPDATE … RETURNING`` (MySQL: ``UPDATE`` then ``SELECT`` in one transaction);
         the version advances by one. ``NotFound`` if there is no item, ``ConditionFailed`` if ``when`` fails.
-        On PostgreSQL the item a failed condition reports is read right after the ``UPDATE``, not atomically."""
+        On PostgreSQL and SQLite the item a failed condition reports is read right after the ``UPDATE``, not
+        atomically with it."""
         plan = self._plans.get(schema) or await self._plan(schema)
         plan.check_key(key)
         sql, values = plan.update(changes, when)
         values.update({f"k{i}": v for i, v in enumerate(key)})
         self.stats.writes += 1
         op = op_update(plan, key, sql.text, sql.args(values), when)
-        return await self._run(schema, key, op, plan.flavor != "returning" or self.name == "sqlite")
+        return await self._run(schema, key, op, plan.flavor != "returning")
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
         if not items:
