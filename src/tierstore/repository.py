@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
+from tierstore import scans
 from tierstore.codecs import ABSENT, Codec, codec_for
 from tierstore.errors import Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
@@ -326,6 +327,21 @@ class Repository(Generic[T]):
         if self.schema.ttl is not None:
             page.items = [i for i in page.items if self._live(i) is not None]
         return page
+
+    def scan(
+        self, *, where: Condition | bool | None = None, page_size: int = 1000, scatter_gather: bool = False
+    ) -> AsyncIterator[T]:
+        """Every item of the table (satisfying ``where``), read from the store page by page: the one explicit
+        whole-table read (see :mod:`tierstore.scans`). Sharded stores need ``scatter_gather=True``."""
+        return scans.scan(self, where, page_size, scatter_gather)
+
+    async def count(
+        self, partition: Any = None, *, sort: SortCondition | None = None, index: str | None = None,
+        where: Condition | bool | None = None, scatter_gather: bool = False,
+    ) -> int:
+        """How many items one partition holds (satisfying ``sort`` and ``where``), or the whole table without a
+        partition (a :meth:`scan`). Every counted item is read."""
+        return await scans.count(self, partition, sort, index, where, scatter_gather)
 
     async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
         """Load ``relations`` onto ``items`` with batched reads (application-side join). Returns ``items``."""

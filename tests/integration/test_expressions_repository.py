@@ -109,3 +109,34 @@ async def test_bad_updates_fail_before_any_io() -> None:
             for w in words:
                 assert w in str(info.value), (kwargs, str(info.value))
     assert store.stats.round_trips == 0
+
+
+async def test_scan_and_count_are_explicit_whole_table_reads(accounts: Any) -> None:
+    repo = accounts
+    await repo.put_many([Account(o, f"s{i}", balance=i) for o in ("cy", "dee") for i in range(7)])
+    everything = [a async for a in repo.scan(page_size=3)]
+    assert sorted((a.owner, a.id) for a in everything) == sorted((o, f"s{i}") for o in ("cy", "dee") for i in range(7))
+    rich = sorted([(a.owner, a.id) async for a in repo.scan(where=Account.balance >= 5, page_size=4)])
+    assert rich == [("cy", "s5"), ("cy", "s6"), ("dee", "s5"), ("dee", "s6")]
+    assert await repo.count() == 14
+    assert await repo.count(where=Account.balance < 2) == 4
+    assert await repo.count("cy") == 7
+    assert await repo.count("cy", sort=tierstore.ge("s3"), where=Account.balance <= 4) == 2
+    with pytest.raises(ValidationError):
+        repo.scan(where=Account.balance == "x")
+    with pytest.raises(ValidationError):
+        await repo.count(sort=tierstore.ge("s3"))
+
+
+async def test_a_sharded_store_scans_only_when_told_to() -> None:
+    sharded = tierstore.ShardedStoreConfig(router="m1=0-511,m2=512-1023", stores={"m1": "memory://", "m2": "memory://"})
+    async with tierstore.connect(store=sharded.build()) as db:
+        repo = db.repository(Account)
+        await repo.put_many([Account(f"o{i}", "a", balance=i) for i in range(20)])
+        with pytest.raises(tierstore.Unsupported, match="scatter_gather=True"):
+            repo.scan()
+        with pytest.raises(tierstore.Unsupported, match="scatter_gather=True"):
+            await repo.count()
+        assert await repo.count(scatter_gather=True) == 20
+        assert await repo.count(where=Account.balance >= 15, scatter_gather=True) == 5
+        assert await repo.count("o3") == 1  # one partition lives on one shard: no scatter
