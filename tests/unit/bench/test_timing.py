@@ -87,8 +87,10 @@ async def test_measure_concurrent_tasks_overlap() -> None:
         await asyncio.sleep(0.001)
         in_flight -= 1
 
+    one = await measure(op, duration_s=0.03, warmup_s=0.005, concurrency=1)
     m = await measure(op, duration_s=0.03, warmup_s=0.005, concurrency=16)
     assert peak == 16
     assert m.ops == len(m.samples) == len(m.timed)
-    # 16 tasks sleeping 1 ms each: throughput well above one task's ~1000/s
-    assert m.ops / (m.wall_ns / 1e9) > 3000
+    # 16 tasks sleeping 1 ms each overlap: throughput well above one task's in the same run (ideally 16x; a
+    # loaded machine stretches every sleep, so the bound is relative, not ops per second)
+    assert m.ops / m.wall_ns > 3 * (one.ops / one.wall_ns)

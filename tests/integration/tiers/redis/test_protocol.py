@@ -59,7 +59,9 @@ def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_tls(tls_dir: Path) -> None:
     server = OwnRedis(tls_dir=tls_dir)
     try:
-        tier = await redis_tier(f"rediss://127.0.0.1:{server.port}/0", tls_ca=str(tls_dir / "ca.crt"))
+        # A generous deadline: a TLS handshake on a loaded 2-core machine can pass the 100 ms default.
+        tier = await redis_tier(f"rediss://127.0.0.1:{server.port}/0", tls_ca=str(tls_dir / "ca.crt"),
+                                timeout="2s", connect_timeout="2s")
         (lease,) = await tier.get_many(["{t:1}:a"])
         assert isinstance(lease, Lease) and lease.token is not None
         await tier.fill_many([("{t:1}:a", b"v", lease)], 60)
