@@ -357,6 +357,7 @@ class Repository(Generic[T]):
         limit: int | None = None,
         reverse: bool = False,
         concurrency: int = 8,
+        where: Condition | bool | None = None,
     ) -> list[T]:
         """The one explicit cross-shard read: query every shard for ``partition`` (usually of a secondary
         ``index``), ``concurrency`` shards at a time, each with at most ``limit`` items; merge, order by the
@@ -364,7 +365,7 @@ class Repository(Generic[T]):
         cache). On an unsharded store it is one query, read to the end."""
         if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
             raise ValidationError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        query = self._make_query(partition, sort, index, limit, None, reverse, False)
+        query = self._make_query(partition, sort, index, limit, None, reverse, False, where)
         if not self._ready:
             await self._ensure()
         store = self.store

@@ -140,3 +140,13 @@ async def test_a_sharded_store_scans_only_when_told_to() -> None:
         assert await repo.count(scatter_gather=True) == 20
         assert await repo.count(where=Account.balance >= 15, scatter_gather=True) == 5
         assert await repo.count("o3") == 1  # one partition lives on one shard: no scatter
+
+
+async def test_scatter_gather_filters_on_every_shard() -> None:
+    sharded = tierstore.ShardedStoreConfig(router="m1=0-511,m2=512-1023", stores={"m1": "memory://", "m2": "memory://"})
+    async with tierstore.connect(store=sharded.build()) as db:
+        repo = db.repository(Account)
+        await repo.put_many([Account(f"o{i}", "a", balance=i) for i in range(20)])
+        got = await repo.scatter_gather("o7", where=Account.balance >= 5)
+        assert [a.owner for a in got] == ["o7"]
+        assert await repo.scatter_gather("o7", where=Account.balance < 5) == []

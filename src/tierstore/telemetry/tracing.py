@@ -178,11 +178,11 @@ class TracedRepository(Repository[R]):
 
     async def scatter_gather(
         self, partition: Any, *, index: str | None = None, sort: SortCondition | None = None,
-        limit: int | None = None, reverse: bool = False, concurrency: int = 8,
+        limit: int | None = None, reverse: bool = False, concurrency: int = 8, where: Condition | bool | None = None,
     ) -> list[R]:
         with self._operation("scatter_gather"):
             return await super().scatter_gather(
-                partition, index=index, sort=sort, limit=limit, reverse=reverse, concurrency=concurrency
+                partition, index=index, sort=sort, limit=limit, reverse=reverse, concurrency=concurrency, where=where
             )
 
     # -- writes --
