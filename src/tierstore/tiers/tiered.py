@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket"]
 
 log = get_logger("tierstore.cache")
+_eager: Callable[..., Any] | None = getattr(asyncio, "eager_task_factory", None)  # Python 3.12+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -340,14 +341,23 @@ class TieredCache:
     def spawn(self, work: Coroutine[Any, Any, R]) -> asyncio.Task[R]:
         """Run a write and/or its cache maintenance as a task of its own (kept until done; :meth:`aclose` waits
         for it), so that cancelling the writer cannot cut it short. Await it through :func:`asyncio.shield`."""
-        task = asyncio.get_running_loop().create_task(work, name="tierstore-write")
+        loop = asyncio.get_running_loop()
+        if _eager is not None:
+            # Python 3.12+: the task runs at once, up to its first suspension (an in-memory write never
+            # suspends and costs no loop turn); it is the current task meanwhile, so its timeouts are its own.
+            task: asyncio.Task[R] = _eager(loop, work, name="tierstore-write")
+        else:
+            task = loop.create_task(work, name="tierstore-write")
         self._maintaining.add(task)
         task.add_done_callback(self._maintained)
         return task
 
     async def shielded(self, work: Coroutine[Any, Any, R]) -> R:
         """``work`` as a task of its own (:meth:`spawn`), awaited; cancelling the caller leaves it running."""
-        return await asyncio.shield(self.spawn(work))
+        task = self.spawn(work)
+        if task.done():
+            return task.result()
+        return await asyncio.shield(task)
 
     def _maintained(self, task: asyncio.Task[Any]) -> None:
         self._maintaining.discard(task)
