@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
 
-from tierstore.errors import Unsupported
+from tierstore.errors import Unsupported, ValidationError
 from tierstore.expressions.ast import (
     And,
     BeginsWith,
@@ -125,6 +125,17 @@ class SqlWhere:
         return self._text(col, ordering) if ft.kind == "str" else col
 
     def _eq(self, col: sa.ColumnElement[Any], ft: FieldType, value: Any) -> sa.ColumnElement[bool]:
+        # Imported here: the SQL store's package imports this module.
+        from tierstore.stores.sql.rows import native_encoder
+        from tierstore.stores.sql.tables import NATIVE_KINDS, column_kind
+
+        native = column_kind(ft.type)[0] if ft.kind == "other" else None
+        if native in NATIVE_KINDS:  # a native column (timestamptz, uuid, …): the value as the row codec binds it
+            try:
+                bound = native_encoder(native, self.dialect.name)(msgspec.convert(value, ft.type))
+            except (ValueError, TypeError, msgspec.ValidationError) as exc:
+                raise ValidationError(f"{value!r}: {exc}", entity=self.schema.name) from None
+            return col == self._bind(bound, col.type)
         v = normalize(value)
         if ft.kind in ("seq", "other"):
             text = _json.encode(v).decode()

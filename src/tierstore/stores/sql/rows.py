@@ -13,9 +13,12 @@ native boolean, are converted.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import inspect
 import math
 import operator
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -24,9 +27,65 @@ from sqlalchemy.engine import Dialect
 
 from tierstore.errors import StoreError, ValidationError
 from tierstore.model.schema import Key, Schema
-from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, Kind, column_kind, key_like_fields
+from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, NATIVE_KINDS, Kind, column_kind, key_like_fields
 
-__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec"]
+__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "native_decoder", "native_encoder"]
+
+_UTC = datetime.UTC
+
+
+def _utc(v: datetime.datetime) -> datetime.datetime:
+    return v.replace(tzinfo=_UTC) if v.tzinfo is None else v.astimezone(_UTC)
+
+
+def _text(v: Any) -> str:
+    # Tolerates the JSON text (a quoted string) older versions stored these values as.
+    s = str(v)
+    return s[1:-1] if len(s) >= 2 and s[0] == '"' and s[-1] == '"' else s
+
+
+def _uuid(v: Any) -> uuid.UUID:
+    return v if type(v) is uuid.UUID else uuid.UUID(_text(v))
+
+
+def _aware(v: datetime.datetime) -> datetime.datetime:
+    if v.tzinfo is None:
+        raise ValueError(
+            f"{v!r} has no timezone: this database keeps instants (TIMESTAMPTZ / UTC DATETIME); "
+            "give an aware datetime, e.g. datetime.now(UTC)"
+        )
+    return v.astimezone(_UTC)
+
+
+def native_encoder(kind: str, dialect: str) -> Callable[[Any], Any]:
+    """The value the driver gets for a ``datetime``/``date``/``UUID``/``Decimal`` field on ``dialect``.
+
+    A ``ValueError`` means the value cannot be stored faithfully (a naive datetime on a server database)."""
+    if dialect == "sqlite":  # text: exact, offset (or its absence) included
+        if kind == "datetime":
+            return lambda v: v.isoformat(timespec="microseconds")
+        return lambda v: v.isoformat() if kind == "date" else str(v)
+    if kind == "datetime":
+        if dialect in MYSQL_DIALECTS:  # DATETIME has no zone: UTC wall time
+            return lambda v: _aware(v).replace(tzinfo=None)
+        return _aware
+    if kind == "uuid" and dialect in MYSQL_DIALECTS:
+        return str
+    return lambda v: v
+
+
+def native_decoder(kind: str, dialect: str) -> Callable[[Any], Any]:
+    """The field value of a fetched ``datetime``/``date``/``UUID``/``Decimal`` column."""
+    if kind == "datetime":
+        if dialect == "sqlite":
+            return lambda v: datetime.datetime.fromisoformat(_text(v)) if isinstance(v, str) else v
+        return _utc  # a server's TIMESTAMPTZ arrives in UTC; a zone-less DATETIME holds UTC wall time
+    if kind == "date":
+        return lambda v: datetime.date.fromisoformat(_text(v)) if isinstance(v, str) else v
+    if kind == "uuid":
+        return _uuid
+    return lambda v: decimal.Decimal(_text(v)) if not isinstance(v, decimal.Decimal) else v
+
 
 T = TypeVar("T")
 
@@ -63,6 +122,9 @@ class RowCodec(Generic[T]):
         self._pg_strs = tuple(i for i, (k, _) in enumerate(kinds) if k == "str") if self._pg else ()
         json_encode = msgspec.json.Encoder().encode
         self._json = tuple(i for i, (k, _) in enumerate(kinds) if k == "json")
+        self._natives = tuple(
+            (i, native_encoder(k, dialect.name)) for i, (k, _) in enumerate(kinds) if k in NATIVE_KINDS
+        )
         self._json_encode = json_encode
         self.decode: Callable[[Sequence[Any]], T] = self._make_decoder(kinds)
         self._key_of_row = operator.itemgetter(*self.key_idx)
@@ -76,6 +138,8 @@ class RowCodec(Generic[T]):
                 convs.append((i, msgspec.json.Decoder(f.type).decode))
             elif kind == "bool" and not native_bool:
                 convs.append((i, bool))
+            elif kind in NATIVE_KINDS:
+                convs.append((i, native_decoder(kind, self.dialect.name)))
         params = inspect.signature(cls).parameters.values()
         positional = all(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params)
         names = self.cols
@@ -148,6 +212,13 @@ class RowCodec(Generic[T]):
             v = vals[i]
             if v is not None and "\x00" in v:
                 raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which PostgreSQL rejects")
+        for i, native in self._natives:
+            v = vals[i]
+            if v is not None:
+                try:
+                    vals[i] = native(v)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise self._invalid(item, f"{self.cols[i]}: {exc}") from None
         enc = self._json_encode
         for i in self._json:
             v = vals[i]

@@ -13,6 +13,11 @@ field type                 column
 ``bytes``                  ``BYTEA`` / ``BLOB`` / ``LONGBLOB``
 ``int`` / ``float``        ``BIGINT`` / ``DOUBLE``
 ``bool``                   ``BOOLEAN`` (``TINYINT(1)`` on MySQL, ``INTEGER`` on SQLite)
+``datetime``               ``TIMESTAMPTZ`` / ``DATETIME(6)`` in UTC on MySQL / ISO 8601 text on SQLite;
+                           a naive datetime is taken as UTC, and read back aware (UTC)
+``date``                   ``DATE`` (ISO text on SQLite)
+``uuid.UUID``              ``UUID`` / ``CHAR(36)`` on MySQL / text on SQLite
+``decimal.Decimal``        ``NUMERIC`` / ``DECIMAL(65, 30)`` on MySQL / exact text on SQLite
 ``X | None``, X scalar     the column of X, nullable
 anything else              JSON holding msgspec's JSON encoding (``JSONB`` on PostgreSQL, ``TEXT`` on
                            SQLite), decoded with a typed msgspec decoder
@@ -24,9 +29,12 @@ dialect (MySQL needs a bounded type to index them), checked before any I/O.
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import re
 import types
 import typing
+import uuid
 import zlib
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -41,15 +49,20 @@ from tierstore.model.entity import Entity
 from tierstore.model.schema import Schema, schema_of
 
 __all__ = [
-    "KEY_LENGTH", "MYSQL_DIALECTS", "KeyBytes", "KeyString", "Kind", "check_mysql_key_size", "column_kind",
-    "index_columns", "key_like_fields", "metadata_for", "table_for",
+    "KEY_LENGTH", "MYSQL_DIALECTS", "NATIVE_KINDS", "KeyBytes", "KeyString", "Kind", "check_mysql_key_size",
+    "column_kind", "index_columns", "key_like_fields", "metadata_for", "table_for",
 ]
 
 KEY_LENGTH = 255
 """Longest ``str`` (characters) or ``bytes`` value allowed in a key or index field."""
 
-Kind = Literal["str", "int", "float", "bool", "bytes", "json"]
-_SCALARS: dict[Any, Kind] = {str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes"}
+Kind = Literal["str", "int", "float", "bool", "bytes", "json", "datetime", "date", "uuid", "decimal"]
+_SCALARS: dict[Any, Kind] = {
+    str: "str", int: "int", float: "float", bool: "bool", bytes: "bytes",
+    datetime.datetime: "datetime", datetime.date: "date", uuid.UUID: "uuid", decimal.Decimal: "decimal",
+}
+NATIVE_KINDS: frozenset[str] = frozenset({"datetime", "date", "uuid", "decimal"})
+"""Kinds with a native SQL column (converted at the driver boundary by the row codec)."""
 MYSQL_DIALECTS = ("mysql", "mariadb")
 """SQLAlchemy's names of the MySQL-family dialects."""
 
@@ -82,6 +95,35 @@ def _text() -> TypeEngine[str]:
 
 def _blob() -> TypeEngine[bytes]:
     return sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
+
+
+def _datetime() -> TypeEngine[Any]:
+    # SQLite has no date types: ISO 8601 text (UTC, microseconds), which also sorts by time.
+    return (
+        sa.DateTime(timezone=True)
+        .with_variant(mysql.DATETIME(fsp=6), *MYSQL_DIALECTS)
+        .with_variant(sa.Text(), "sqlite")
+    )
+
+
+def _date() -> TypeEngine[Any]:
+    return sa.Date().with_variant(sa.Text(), "sqlite")
+
+
+def _uuid() -> TypeEngine[Any]:
+    return sa.Uuid(as_uuid=True).with_variant(mysql.CHAR(36), *MYSQL_DIALECTS).with_variant(sa.Text(), "sqlite")
+
+
+def _decimal() -> TypeEngine[Any]:
+    # MySQL needs a precision: the widest it has; SQLite keeps the exact text.
+    return (
+        sa.Numeric(asdecimal=True)
+        .with_variant(mysql.DECIMAL(65, 30), *MYSQL_DIALECTS)
+        .with_variant(sa.Text(), "sqlite")
+    )
+
+
+_NATIVE_TYPES = {"datetime": _datetime, "date": _date, "uuid": _uuid, "decimal": _decimal}
 
 
 def _json() -> TypeEngine[Any]:
@@ -195,6 +237,8 @@ def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
             typ = sa.Double()
         elif kind == "bool":
             typ = sa.Boolean()
+        elif kind in _NATIVE_TYPES:
+            typ = _NATIVE_TYPES[kind]()
         else:
             typ = _json()
         columns.append(sa.Column(stored[f.name], typ, key=f.name, nullable=nullable, autoincrement=False))

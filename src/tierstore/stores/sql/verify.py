@@ -27,7 +27,7 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from tierstore.errors import Mismatch
 from tierstore.model.schema import Schema
-from tierstore.stores.sql.tables import MYSQL_DIALECTS, column_kind, key_like_fields
+from tierstore.stores.sql.tables import MYSQL_DIALECTS, NATIVE_KINDS, column_kind, key_like_fields
 
 __all__ = ["CODE_POINT_COLLATIONS", "check_table"]
 
@@ -44,13 +44,17 @@ _FAMILIES: dict[str, tuple[type[Any], ...]] = {
     "json": (sa.JSON, sa.String),  # JSON text in a text column reads back the same
     "datetime": (sa.DateTime,),
     "date": (sa.Date,),
-    "uuid": (sa.Uuid, sa.CHAR, sa.String, sa.types._Binary),
+    "uuid": (sa.Uuid,),
     "decimal": (sa.Numeric,),
 }
 
 
 def _family(kind: str, reflected: Any, dialect: str) -> bool:
     fam = _FAMILIES.get(kind, (sa.types.TypeEngine,))
+    if kind in NATIVE_KINDS and dialect == "sqlite":
+        return isinstance(reflected, sa.String | sa.Date | sa.DateTime | sa.Numeric)  # SQLite keeps them as text
+    if kind == "uuid" and dialect in MYSQL_DIALECTS:
+        return isinstance(reflected, sa.String | sa.Uuid)  # CHAR(36), or MariaDB's UUID
     if kind == "float" and isinstance(reflected, sa.Numeric) and not isinstance(reflected, sa.Float):
         return False  # NUMERIC reads back as Decimal, not float
     if kind == "decimal" and isinstance(reflected, sa.Float):
@@ -79,12 +83,14 @@ def _type(dialect: Dialect, col: sa.Column[Any]) -> str:
     return col.type.compile(dialect=dialect)
 
 
-def _alter_column(dialect: Dialect, table: sa.Table, col: sa.Column[Any]) -> str:
+def _alter_column(dialect: Dialect, table: sa.Table, col: sa.Column[Any], have: Any = None) -> str:
     """The statement that gives an existing column the type, collation and nullability tierstore needs."""
     t, c, typ = _qt(dialect, table), _q(dialect, col.name), _type(dialect, col)
     if dialect.name == "postgresql":
         null = "DROP NOT NULL" if col.nullable else "SET NOT NULL"
-        return f"ALTER TABLE {t} ALTER COLUMN {c} TYPE {typ} USING {c}::{typ.split(' COLLATE')[0]}, " \
+        # A JSON string (how older versions kept datetimes, UUIDs, decimals) is unwrapped before the cast.
+        source = f"({c} #>> '{{}}')" if isinstance(have, sa.JSON) else c
+        return f"ALTER TABLE {t} ALTER COLUMN {c} TYPE {typ} USING {source}::{typ.split(' COLLATE')[0]}, " \
                f"ALTER COLUMN {c} {null};"
     if dialect.name in MYSQL_DIALECTS:
         return f"ALTER TABLE {t} MODIFY {c} {typ}{'' if col.nullable else ' NOT NULL'};"
@@ -169,7 +175,7 @@ def check_table(conn: sa.Connection, schema: Schema[Any], table: sa.Table, diale
         if not _family(kind, have["type"], dialect.name):
             out.append(mismatch(
                 f"column {col.name} is {_shown(have['type'], dialect)}, which cannot hold the field's {kind} values",
-                _alter_column(dialect, table, col),
+                _alter_column(dialect, table, col, have["type"]),
             ))
         elif have["nullable"] and not col.nullable and not col.primary_key:
             out.append(mismatch(

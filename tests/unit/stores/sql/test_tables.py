@@ -43,7 +43,7 @@ def ddl(entity: type[Entity], dialect: Dialect) -> str:
         (tuple[int, str], ("json", False)),
         (int | str, ("json", False)),
         (Nested, ("json", False)),
-        (datetime.datetime, ("json", False)),
+        (datetime.datetime, ("datetime", False)),
         (Any, ("json", True)),
     ],
 )
