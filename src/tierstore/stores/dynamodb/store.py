@@ -33,6 +33,7 @@ import msgspec
 from tierstore.errors import ConditionFailed, NotFound, PartialBatchError, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.dynamodb import DynamoExpression
+from tierstore.expressions.memory import evaluate
 from tierstore.expressions.update import Changes
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
@@ -296,10 +297,11 @@ class DynamoStore(Transactions, TableAdmin):
         except DynamoFault as fault:
             self.stats.errors += 1
             current = None if not fault.item else t.codec.decode(fault.item)
-            raise ConditionFailed(
-                f"condition {when!r} did not hold{' (no item)' if current is None else ''}",
-                entity=t.schema.name, key=key, backend=self.name, current=current,
-            ) from None
+            if current is not None and evaluate(when, current):
+                why = "the version or existence condition did not hold (expected version / if_not_exists)"
+            else:
+                why = f"condition {when!r} did not hold{' (no item)' if current is None else ''}"
+            raise ConditionFailed(why, entity=t.schema.name, key=key, backend=self.name, current=current) from None
 
     @staticmethod
     def _when(

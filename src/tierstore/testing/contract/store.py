@@ -476,8 +476,9 @@ class StoreContract(ContractBase):
         assert await s.get(D, ("f", "a"), consistent=True) == first
         second = await s.put(D, Doc("f", "a", owner="bob", rank=2), when=(Doc.owner == "ann") & (Doc.rank == 1))
         assert second.version == 2 and await s.get(D, ("f", "a"), consistent=True) == second
-        with pytest.raises(ConditionFailed):
+        with pytest.raises(ConditionFailed) as stale:
             await s.put(D, Doc("f", "a"), expect_version=1, when=Doc.owner == "bob")
+        assert "version" in str(stale.value)  # the reason names the condition that failed
         third = await s.put(D, Doc("f", "a", rank=3), expect_version=2, when=Doc.owner == "bob")
         assert third.version == 3
         event = await s.put(E, Event("t", 1, 1, {"n": 1}), when=attr(Event.payload).not_exists() | (Event.seq == 1))
