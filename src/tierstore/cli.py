@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-checks", action="store_true", help="skip the memory and Zipf-policy checks")
     bench.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                        help="progress on stderr: a bar on a terminal, else one line per cell (default: on)")
+    bench.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
+                       help="with --json: PNG plots next to it (needs matplotlib, extra bench; default: on)")
     bench.add_argument("--list", action="store_true", help="list systems and scenarios, then exit")
 
     sub.add_parser("reshard", help="move slot ranges between shards (see tierstore reshard --help)", add_help=False)
@@ -150,6 +152,14 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         write_json(report, args.json)
         print(f"\nwrote {args.json}")
+        if args.plots:
+            from tierstore.bench.plots import write_plots
+
+            paths, notice = write_plots(report.rows, args.json)
+            for path in paths:
+                print(f"wrote {path}")
+            if notice:
+                print(notice)
     if not report.rows:
         print("tierstore bench: no system could run; see the reasons above", file=sys.stderr)
         return 1

@@ -16,7 +16,7 @@ from typing import Any
 
 from tierstore.bench.api import Registry, Scenario
 
-__all__ = ["REQUIRED_KEYS", "Report", "add_ratios", "format_report", "ratio", "write_json"]
+__all__ = ["LEGEND", "REQUIRED_KEYS", "Report", "add_ratios", "format_report", "ratio", "write_json"]
 
 REQUIRED_KEYS = ("scenario", "system", "ops_per_s", "p50_us", "p99_us", "round_trips_per_op")
 """The keys every result row has: the JSON contract of ``tierstore bench --json``; the others may grow."""
@@ -136,6 +136,24 @@ def format_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(out)
 
 
+LEGEND = """\
+Columns:
+  scenario  the workload (tierstore bench --list describes each)
+  system    tierstore:<store>[+<tiers, nearest first>] is tierstore; raw:<client> is the same work written by hand
+            on the client library (the floor: what the hardware and the client allow); peer:<library> is
+            another caching library used as its users would
+  ops/s     operations per second (for concurrent scenarios: all tasks together)
+  p50 µs    median time of one operation; p99 µs: the 99th percentile (tail latency)
+  cpu µs    client CPU time per operation (process time / ops): what the library itself costs
+  rt/op     round trips per operation to the store and remote tiers (an in-process hit is 0)
+  ×floor    this row's time per op ÷ its floor's in this run (p50; throughput for concurrent scenarios):
+            1.00 = as fast as hand-written code, below 1 = faster (a cache in front of a store), above 1 = slower
+  floor     the system the ratio is taken against (the nearest tier's floor for cached scenarios)
+  notes     ratios against the other floors and peers (vs <name> r), hit ratios, batching
+Absolute times depend on the machine and its load; ratios within one run are what compare.
+PASS / MISS: a target from tierstore/bench/targets.toml or a check, with the measured value and the target."""
+
+
 def format_checks(checks: Sequence[Mapping[str, Any]]) -> str:
     if not checks:
         return ""
@@ -144,13 +162,16 @@ def format_checks(checks: Sequence[Mapping[str, Any]]) -> str:
         mark = "PASS" if c.get("ok") else "MISS"
         where = f" [{c['system']}]" if c.get("system") else ""
         value = _num(c.get("value"), 3)
-        about = f": {c['description']}" if c.get("description") else ""
-        lines.append(f"  {mark} {c['check']}{where}: {value} (target {c['target']}{about}) {c.get('detail', '')}")
+        about = f" — {c['description']}" if c.get("description") else ""
+        detail = f" ({c['detail']})" if c.get("detail") else ""
+        lines.append(f"  {mark} {c['check']}{where}: measured {value}, target {c['target']}{about}{detail}")
     return "\n".join(lines)
 
 
 def format_report(report: Report) -> str:
     parts = [format_table(report.rows) if report.rows else "No results."]
+    if report.rows:
+        parts.append(LEGEND)
     checks = format_checks(report.checks)
     if checks:
         parts.append(checks)

@@ -79,13 +79,17 @@ STORE_FLOORS: dict[str, dict[str, tuple[str, ...]]] = {
 _REDIS_FLOORS = {
     "get": ("raw:redis-get-decode", "peer:aiocache", "peer:cashews"),
     "get_many_100": ("raw:redis-mget-decode", "peer:aiocache", "peer:cashews"),
+    "get_concurrent_64": ("raw:redis-get-decode", "raw:redis-mget-coalesced", "peer:aiocache", "peer:cashews"),
     "*": ("raw:redis-get-decode",),
 }
 TIER_FLOORS: dict[str, dict[str, tuple[str, ...]]] = {
     "memory": {"get": ("raw:dict-decode", "peer:cashews-client-side"), "*": ("raw:dict-decode",)},
     "redis": _REDIS_FLOORS,
     "redis-cluster": _REDIS_FLOORS,
-    "memcached": {"*": ("raw:aiomcache-get-decode",)},
+    "memcached": {
+        "get_concurrent_64": ("raw:aiomcache-get-decode", "raw:aiomcache-multiget-coalesced"),
+        "*": ("raw:aiomcache-get-decode",),
+    },
 }
 
 # (store, tiers nearest first, in --quick): the tierstore systems, in the table's order.

@@ -118,6 +118,9 @@ def test_quick_on_the_embedded_default_without_servers(
     assert {"l1_entry_bytes", "zipf_policy", "page_memory", "l1_hit_get_us", "join_vs_hand_batch",
             "join_round_trips"} <= checks
     assert "get" in printed.out and "Targets and checks:" in printed.out
+    assert "Columns:" in printed.out and "×floor" in printed.out  # the legend under the table
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "quick-ratios.png").stat().st_size > 0 and "wrote " in printed.out
     assert not list(tmp_path.glob("*.db")), "the run must not leave database files behind"
 
 

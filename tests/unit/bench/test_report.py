@@ -23,6 +23,20 @@ def test_checks_print_pass_or_miss_with_the_target() -> None:
     ])
     lines = text.splitlines()
     assert lines[0] == "Targets and checks:"
-    assert lines[1] == "  PASS fast_get [tierstore:sqlite]: 0.900 (target < 1 x raw:x: a get is quick) p50 9.0 us"
-    assert lines[2] == "  MISS zipf_policy [tierstore:memory]: 0.400 (target >= LRU 0.5) capacity 10"
+    assert lines[1] == (
+        "  PASS fast_get [tierstore:sqlite]: measured 0.900, target < 1 x raw:x — a get is quick (p50 9.0 us)"
+    )
+    assert lines[2] == "  MISS zipf_policy [tierstore:memory]: measured 0.400, target >= LRU 0.5 (capacity 10)"
     assert report.format_checks([]) == ""
+
+
+def test_the_legend_explains_every_column_of_the_table() -> None:
+    row = {"scenario": "get", "system": "tierstore:memory", "ops_per_s": 1.0, "p50_us": 1.0, "p99_us": 2.0,
+           "round_trips_per_op": 0.0}
+    text = report.format_report(report.Report(rows=[row]))
+    header = text.splitlines()[0]
+    legend = text[text.index("Columns:"):]
+    for column in ("scenario", "system", "ops/s", "p50 µs", "p99 µs", "cpu µs", "rt/op", "×floor", "floor", "notes"):
+        assert column in header
+        assert f"\n  {column}" in legend or f"; {column}" in legend, column
+    assert "PASS / MISS" in legend

@@ -93,6 +93,20 @@ def floor_systems(urls: Mapping[str, str]) -> list[SystemSpec]:
             description="redis.asyncio MGET + msgspec decode",
         ),
         SystemSpec(
+            name="raw:redis-mget-coalesced",
+            make=lambda ctx: cache.CoalescedRedisDriver(redis, ctx.run_id),
+            modules=("redis",),
+            servers=(redis,),
+            description="redis.asyncio, concurrent gets coalesced by hand: one MGET per loop tick + msgspec decode",
+        ),
+        SystemSpec(
+            name="raw:aiomcache-multiget-coalesced",
+            make=lambda ctx: cache.CoalescedAiomcacheDriver(mc, ctx.run_id),
+            modules=("aiomcache",),
+            servers=(mc.split(",")[0],),
+            description="aiomcache, concurrent gets coalesced by hand: one multi_get per loop tick + decode",
+        ),
+        SystemSpec(
             name="raw:aiomcache-get-decode",
             make=lambda ctx: cache.AiomcacheDriver(mc, ctx.run_id),
             modules=("aiomcache",),
