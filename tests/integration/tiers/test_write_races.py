@@ -19,6 +19,7 @@ from tierstore import CachePolicy, ConditionFailed, MemoryStore
 from tierstore.backends import schema_of
 from tierstore.config import tier_config
 from tierstore.model.schema import Key, Schema
+from tierstore.tiers import tiered
 from tierstore.tiers.base import CacheTier, Lease
 
 from _models import Customer
@@ -357,5 +358,44 @@ async def test_transaction_condition_failed_invalidates_its_keys(tiers: tuple[st
                 tx.put(Customer("k", "mine", version=cached.version), expect_version=cached.version)
         fresh = await repo.get("k")
         assert fresh is not None and fresh.name == "changed elsewhere"
+    finally:
+        await p.aclose()
+
+
+# -- bounds of the maintenance ----------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+async def test_maintenance_is_bounded_and_what_a_tier_did_not_take_is_owed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tier that never answers the invalidation: the put returns after the deadline, the key is owed to
+    the tier (so it is not read before the replay) and forgotten in-process."""
+    monkeypatch.setattr(tiered, "MAINTENANCE_DEADLINE", 0.2)
+    p = await open_pair(("memory", "redis"))
+    try:
+        await p.ra.put(Customer("k", "v1"))
+        assert (await p.ra.get("k")) is not None  # cached in both tiers
+        assert p.gated is not None
+        p.gated.invalidate_gate = Gate()  # never released: the tier never answers
+        await asyncio.wait_for(p.ra.put(Customer("k", "v2")), WAIT)
+        assert p.a.cache.undelivered() >= 1
+        got = await p.ra.get("k")  # replays the invalidation before reading the tier
+        assert got is not None and got.name == "v2"
+        assert p.a.cache.undelivered() == 0
+    finally:
+        await p.aclose()
+
+
+@pytest.mark.parametrize("tiers", SHARED)
+async def test_a_write_through_set_later_than_the_window_becomes_an_invalidation(
+    tiers: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tiered, "SET_WINDOW", 0.0)
+    p = await open_pair(tiers, CachePolicy(write_mode="write_through"))
+    try:
+        await p.ra.put(Customer("k", "v1"))
+        shared = p.a.cache.tiers[-1]
+        assert shared.stats.fills == 0 and shared.stats.invalidations >= 1
+        got = await p.rb.get("k")
+        assert got is not None and got.name == "v1"
     finally:
         await p.aclose()
