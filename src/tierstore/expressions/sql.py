@@ -42,7 +42,7 @@ from tierstore.expressions.ast import (
 from tierstore.expressions.check import FieldType, field_type, normalize
 from tierstore.model.schema import Schema
 
-__all__ = ["SqlWhere", "compile_where", "successor"]
+__all__ = ["SqlWhere", "compile_where", "statement_key", "successor"]
 
 _MYSQL = ("mysql", "mariadb")
 _json = msgspec.json.Encoder()
@@ -193,6 +193,24 @@ class SqlWhere:
                 v = _json.encode(v).decode()[1:-1]  # stored as base64 text inside the JSON array
             return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.value == self._bind(v)))
         raise TypeError(f"unknown condition {c!r}")  # pragma: no cover
+
+
+def statement_key(condition: Condition) -> tuple[Any, ...]:
+    """What decides the compiled text of ``condition``: its shape, and for each ``begins_with`` whether the prefix
+    has a successor (a prefix of only U+10FFFF or 0xFF has none: the range has no upper bound)."""
+    unbounded: list[bool] = []
+
+    def walk(c: Condition) -> None:
+        if isinstance(c, And | Or):
+            for x in c.items:
+                walk(x)
+        elif isinstance(c, Not):
+            walk(c.item)
+        elif isinstance(c, BeginsWith):
+            unbounded.append(successor(normalize(c.prefix)) is None)
+
+    walk(condition)
+    return (condition.shape(), tuple(unbounded))
 
 
 def compile_where(

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Dialect
 
 from tierstore.errors import ConfigError, ValidationError
 from tierstore.expressions.ast import Condition
-from tierstore.expressions.sql import compile_where, successor
+from tierstore.expressions.sql import compile_where, statement_key, successor
 from tierstore.expressions.update import Changes
 from tierstore.model.schema import Schema
 from tierstore.stores.sql.rows import RowCodec
@@ -346,7 +346,7 @@ class Plan(RowCodec[T]):
         """``UPDATE … SET <changes>, version = version + 1 WHERE key [AND when] [RETURNING every column]``
         (``RETURNING`` except on MySQL), cached by the shape of the changes and of the condition; returns the
         statement and the values of its parameters other than the key (``k{i}``)."""
-        sig = ("update", changes.shape(), None if when is None else when.shape())
+        sig = ("update", changes.shape(), None if when is None else statement_key(when))
         hit = self._many.get(sig)
         values: dict[str, Any] = {}
         t = self.table
@@ -429,7 +429,7 @@ class Plan(RowCodec[T]):
         Parameters: ``p{i}`` partition values, ``s0``/``s1`` sort values, ``w{i}`` the filter's operands (their
         values are returned), ``c{i}`` cursor position, ``lim``. Statements are cached by the filter's shape.
         """
-        sig = (index, op, has_high, reverse, has_cursor, None if where is None else where.shape())
+        sig = (index, op, has_high, reverse, has_cursor, None if where is None else statement_key(where))
         hit = self._queries.get(sig)
         if hit is not None:
             return hit[0], hit[1], ({} if where is None else compile_where(
