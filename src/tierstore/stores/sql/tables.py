@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import math
 import re
 import types
 import typing
@@ -220,6 +221,19 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
     return _build(schema, metadata)
 
 
+def _server_default(kind: str, f: Any) -> Any:
+    """The field's default as a column default, for numbers and booleans: a migration that adds the column
+    fills existing rows with it, and rows written by a service that does not know the field yet get it too.
+    (Text columns get none: MySQL refuses a literal DEFAULT on TEXT.)"""
+    if f.required or f.default is None or (isinstance(f.default, float) and not math.isfinite(f.default)):
+        return None
+    if kind == "bool" and isinstance(f.default, bool):
+        return sa.true() if f.default else sa.false()
+    if kind in ("int", "float") and type(f.default) in (int, float):
+        return sa.text(repr(f.default))
+    return None
+
+
 def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
     keyish = key_like_fields(schema)
     stored = schema.stored_names
@@ -241,7 +255,10 @@ def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
             typ = _NATIVE_TYPES[kind]()
         else:
             typ = _json()
-        columns.append(sa.Column(stored[f.name], typ, key=f.name, nullable=nullable, autoincrement=False))
+        columns.append(sa.Column(
+            stored[f.name], typ, key=f.name, nullable=nullable, autoincrement=False,
+            server_default=_server_default(kind, f),
+        ))
     if len({c.name for c in columns}) != len(columns):
         raise ConfigError(f"{schema.name}: two fields are stored under the same column name", entity=schema.name)
     table = sa.Table(

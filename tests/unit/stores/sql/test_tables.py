@@ -156,3 +156,12 @@ def test_pg_schema_is_checked(url: str, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         SqlStoreConfig.from_url(url)
     assert SqlStoreConfig.from_url("postgresql+asyncpg://u@h/db?pg_schema=app").pg_schema == "app"
+
+
+def test_number_and_bool_defaults_become_server_defaults() -> None:
+    t = metadata_for(Wide).tables["unit_wide"]
+    ddl = " ".join(str(sa.schema.CreateTable(t).compile(dialect=postgresql.dialect())).split())
+    assert "rank BIGINT DEFAULT 0 NOT NULL" in ddl
+    assert "flag BOOLEAN DEFAULT false NOT NULL" in ddl
+    assert "score DOUBLE PRECISION DEFAULT 0.0 NOT NULL" in ddl
+    assert "note TEXT," in ddl and "label VARCHAR(255) COLLATE \"C\" NOT NULL" in ddl  # no default on text
