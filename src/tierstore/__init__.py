@@ -20,6 +20,7 @@ from tierstore.errors import (
     ConditionFailed,
     ConfigError,
     Mismatch,
+    NotAwaited,
     NotFound,
     NotLoaded,
     PartialBatchError,
@@ -44,7 +45,7 @@ from tierstore.stores.sharded import ShardedStore, ShardedStoreConfig
 from tierstore.tiers.memory import MemoryTier
 from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.sharded import ShardedTier, ShardedTierConfig
-from tierstore.transaction import Transaction
+from tierstore.transaction import Pending, Transaction
 
 __version__ = "0.1.0"
 
@@ -63,12 +64,14 @@ __all__ = [
     "MemoryStore",
     "MemoryTier",
     "Mismatch",
+    "NotAwaited",
     "NotFound",
     "NotLoaded",
     "Page",
     "PartialBatchError",
     "PartitionKey",
     "Path",
+    "Pending",
     "QueryResult",
     "Ref",
     "Repository",

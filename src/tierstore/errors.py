@@ -4,6 +4,7 @@
      ├── ConfigError            bad configuration: URL, entity declaration, missing extra
      │    └── SchemaMismatch    existing tables do not fit the entities; carries every mismatch
      ├── ValidationError        bad input, raised before any I/O
+     │    └── NotAwaited        a query result used without ``await`` (also a TypeError)
      ├── NotFound               an item that must exist does not
      ├── ConditionFailed        a condition or ``expect_version`` did not hold
      │    └── TransactionCanceled  a transaction was rejected; carries per-action reasons
@@ -34,6 +35,7 @@ __all__ = [
     "ConditionFailed",
     "ConfigError",
     "Mismatch",
+    "NotAwaited",
     "NotFound",
     "NotLoaded",
     "PartialBatchError",
@@ -147,6 +149,11 @@ class ValidationError(TierstoreError):
     """Bad input, detected before any I/O."""
 
 
+class NotAwaited(ValidationError, TypeError):
+    """A query result was iterated, sized or tested without ``await`` (or ``async for``). Also a
+    ``TypeError``, which is what Python raises for the same mistake elsewhere."""
+
+
 class NotFound(TierstoreError):
     """An item that had to exist does not."""
 
@@ -164,7 +171,8 @@ class ConditionFailed(TierstoreError):
 
 
 class TransactionCanceled(ConditionFailed):
-    """A transaction was rejected as a whole. ``reasons`` has one entry per action (``None`` = no fault)."""
+    """A transaction was rejected as a whole. ``reasons`` has one entry per action (``None`` = no fault); the
+    message of one raised by ``Transaction`` names each failed action (position, kind, entity, key) and why."""
 
     def __init__(self, message: str, *, reasons: Sequence[str | None] = (), **kw: Any) -> None:
         super().__init__(message, **kw)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
@@ -29,6 +29,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+_NO_PARTITION: Any = object()  # query() called without its partition key: a ValidationError saying what to pass
 SortOp = Literal["eq", "lt", "le", "gt", "ge", "between", "begins_with"]
 
 
@@ -61,8 +62,29 @@ def ge(value: Any) -> SortCondition:
 
 
 def between(low: Any, high: Any) -> SortCondition:
-    """Inclusive on both ends, as DynamoDB's BETWEEN."""
+    """Inclusive on both ends, as DynamoDB's BETWEEN. ``low`` above ``high`` (or two values that do not
+    compare) is a ``ValidationError``: DynamoDB rejects it, and an empty page would hide the mistake."""
+    check_between(low, high)
     return SortCondition("between", (low, high))
+
+
+def check_between(low: Any, high: Any) -> None:
+    """``ValidationError`` unless ``low <= high`` (values of one kind: str, bytes or numbers)."""
+    try:
+        ordered = bool(low <= high)
+    except TypeError:
+        raise ValidationError(
+            f"between() needs two values of one kind, got {type(low).__name__} and {type(high).__name__}"
+        ) from None
+    if not ordered:
+        raise ValidationError(
+            f"between(low, high) needs low <= high, got {_short(low)} > {_short(high)}; swap them"
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def begins_with(prefix: str | bytes) -> SortCondition:
@@ -106,7 +128,7 @@ class Page(Generic[T]):
     items: list[T]
     cursor: str | None
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[T]:
         return iter(self.items)
 
     def __len__(self) -> int:

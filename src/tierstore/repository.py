@@ -16,11 +16,11 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from tierstore import scans
 from tierstore.codecs import ABSENT, Codec, codec_for
-from tierstore.errors import Unsupported, ValidationError
+from tierstore.errors import NotAwaited, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.check import check_condition
 from tierstore.expressions.update import check_changes
@@ -29,7 +29,7 @@ from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.policies.base import QueryCache
-from tierstore.query import Page, Query, SortCondition, decode_cursor
+from tierstore.query import _NO_PARTITION, Page, Query, SortCondition, check_between, decode_cursor
 from tierstore.stores.base import ScatterGather, Store
 from tierstore.stores.paging import query_all
 from tierstore.tiers.tiered import TieredCache, WriteTicket
@@ -246,7 +246,7 @@ class Repository(Generic[T]):
 
     def query(
         self,
-        partition: Any,
+        partition: Any = _NO_PARTITION,
         *,
         sort: SortCondition | None = None,
         index: str | None = None,
@@ -286,9 +286,24 @@ class Repository(Generic[T]):
                     f"{schema.name} has no index {index!r} (has {sorted(schema.indexes)})", entity=schema.name
                 )
             pfields, sfields = ix.partition_fields, ix.sort_fields
+        of = f"index {index!r} of {schema.name}" if index is not None else schema.name
+        if len(pfields) == 1:
+            shape = f"the value of {pfields[0]!r}"
+            example = f"query(<{pfields[0]}>)"
+        else:
+            shape = f"a tuple of the values of {', '.join(repr(f) for f in pfields)}"
+            example = f"query(({', '.join(f'<{f}>' for f in pfields)}))"
+        if partition is _NO_PARTITION:
+            raise ValidationError(
+                f"a query reads one partition: pass the partition key of {of}, {shape}, as in {example}",
+                entity=schema.name,
+            )
         parts = (partition,) if len(pfields) == 1 else partition
         if not isinstance(parts, tuple) or len(parts) != len(pfields):
-            raise ValidationError(f"query partition needs the values of {pfields}", entity=schema.name)
+            raise ValidationError(
+                f"the partition key of {of} is {shape} ({example}), got {type(partition).__name__}",
+                entity=schema.name,
+            )
         for value, name in zip(parts, pfields, strict=True):
             schema.check_value(name, value)
         if sort is not None:
@@ -298,6 +313,8 @@ class Repository(Generic[T]):
                 raise ValidationError(f"{schema.name} has no sort key to filter on", entity=schema.name)
             for value in sort.values:
                 schema.check_value(sfields[0], value, allow_empty=sort.op != "eq")
+            if sort.op == "between":
+                check_between(*sort.values)
             if sort.op == "begins_with" and not isinstance(sort.values[0], str | bytes):
                 raise ValidationError("begins_with needs a str or bytes prefix", entity=schema.name)
         if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
@@ -610,6 +627,26 @@ class QueryResult(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
         return self._page(self.query).__await__()
+
+    if not TYPE_CHECKING:  # at run time only: a type checker already reports these mistakes itself
+
+        def __iter__(self) -> NoReturn:
+            raise self._not_awaited("iterated with for")
+
+        def __len__(self) -> NoReturn:
+            raise self._not_awaited("sized with len()")
+
+        def __bool__(self) -> NoReturn:
+            raise self._not_awaited("tested for truth")
+
+    def _not_awaited(self, how: str) -> NotAwaited:
+        name = self.repo.schema.name
+        return NotAwaited(
+            f"a query result was {how} without being awaited: `page = await repo.query(...)` gives one Page "
+            "(iterate page.items), `async for item in repo.query(...)` every item, "
+            "`await repo.query(...).all()` a list",
+            entity=name,
+        )
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         q = self.query

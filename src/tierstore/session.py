@@ -19,7 +19,7 @@ from tierstore.joins import key_arg, load_relations
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
-from tierstore.query import Page, SortCondition
+from tierstore.query import _NO_PARTITION, Page, SortCondition
 
 if TYPE_CHECKING:
     from tierstore.db import Database
@@ -133,7 +133,7 @@ class SessionRepository(Generic[T]):
 
     def query(
         self,
-        partition: Any,
+        partition: Any = _NO_PARTITION,
         *,
         sort: SortCondition | None = None,
         index: str | None = None,
@@ -190,6 +190,17 @@ class SessionQuery(Generic[T]):
 
     def __await__(self) -> Generator[Any, None, Page[T]]:
         return self._first().__await__()
+
+    if not TYPE_CHECKING:  # at run time only, as on QueryResult
+
+        def __iter__(self) -> None:
+            raise self.result._not_awaited("iterated with for")
+
+        def __len__(self) -> int:
+            raise self.result._not_awaited("sized with len()")
+
+        def __bool__(self) -> bool:
+            raise self.result._not_awaited("tested for truth")
 
     async def pages(self) -> AsyncIterator[Page[T]]:
         async for page in self.result.pages():

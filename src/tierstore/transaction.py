@@ -3,20 +3,60 @@
 Each action is validated when it is added (before any I/O), and an item may be touched once. On commit the
 store applies every action atomically (``Store.transact``); then each written entity's repository runs its
 usual after-write step (query cache, tiers, in-flight reads), exactly as after its own ``put``/``delete``.
+
+``tx.put`` returns a :class:`Pending` handle: its ``result()`` is the item as stored (new version included)
+once the block has committed. A rejected transaction's ``TransactionCanceled`` names each action that failed
+(its position, kind, entity and key) and why.
 """
 
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from tierstore.errors import ValidationError
+from tierstore.errors import MAX_KEY, TransactionCanceled, ValidationError, _safe_repr, bounded
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.repository import Repository, RepositoryContext, WriteAhead
 from tierstore.stores.base import Delete, Put, WriteOp
 
-__all__ = ["Transaction"]
+__all__ = ["Pending", "Transaction"]
+
+E = TypeVar("E", bound=Entity)
+
+
+class Pending(Generic[E]):
+    """What ``tx.put(item)`` returns: the stored item, once the transaction has committed.
+
+    ``result()`` before the commit, or after a transaction that did not commit, is a ``ValidationError``
+    saying so (the item was not written). ``done`` tells whether the result is there."""
+
+    __slots__ = ("_index", "_tx")
+
+    def __init__(self, tx: Transaction, index: int) -> None:
+        self._tx = tx
+        self._index = index
+
+    def __repr__(self) -> str:
+        state = "stored" if self.done else "not committed"
+        return f"Pending({type(self._tx.ops[self._index].item).__name__}, {state})"  # type: ignore[union-attr]
+
+    @property
+    def done(self) -> bool:
+        return bool(self._tx.results) and self._tx.failed is None
+
+    def result(self) -> E:
+        """The item as the store holds it after the commit (its new version included)."""
+        if self._tx.failed is not None:
+            raise ValidationError(
+                f"the transaction did not commit ({type(self._tx.failed).__name__}): nothing was written"
+            )
+        if not self._tx.results:
+            raise ValidationError(
+                "the transaction has not committed yet: the stored item is there once the "
+                "`async with db.transaction()` block has ended (or after `await tx.commit()`)"
+            )
+        return self._tx.results[self._index]  # type: ignore[no-any-return]
 
 
 class Transaction:
@@ -27,19 +67,22 @@ class Transaction:
         self.ops: list[WriteOp] = []
         self._keys: set[tuple[str, Key]] = set()
         self.results: list[Any] = []
+        self.failed: BaseException | None = None
 
     def _claim(self, schema: Schema[Any], key: Key) -> None:
         if (schema.table, key) in self._keys:
             raise ValidationError("a transaction may touch an item once", entity=schema.name, key=key)
         self._keys.add((schema.table, key))
 
-    def put(self, item: Entity, *, if_not_exists: bool = False, expect_version: int | None = None) -> None:
+    def put(self, item: E, *, if_not_exists: bool = False, expect_version: int | None = None) -> Pending[E]:
+        """Add a put; the returned handle's ``result()`` is the stored item once the transaction commits."""
         schema = schema_of(type(item))
         schema.validate_item(item)
         if expect_version is not None:
             schema.check_expect_version(expect_version)
         self._claim(schema, schema.key_of(item))
         self.ops.append(Put(item, if_not_exists, expect_version))
+        return Pending(self, len(self.ops) - 1)
 
     def delete(
         self, entity: type[Entity], partition: Any, sort: Any = None, *, expect_version: int | None = None
@@ -68,11 +111,17 @@ class Transaction:
             group[1].append(group[0].schema.key_of(op.item) if isinstance(op, Put) else op.key)
             group[2].append(i)
         writes = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in groups.values()]
-        if context.cache.tiers or context.query_cache is not None:
-            # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
-            self.results = await context.cache.shielded(self._commit(writes))
-        else:
-            self.results = await self._commit(writes)
+        try:
+            if context.cache.tiers or context.query_cache is not None:
+                # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
+                self.results = await context.cache.shielded(self._commit(writes))
+            else:
+                self.results = await self._commit(writes)
+        except BaseException as exc:
+            self.failed = exc
+            if isinstance(exc, TransactionCanceled) and any(r is not None for r in exc.reasons):
+                raise self._described(exc) from exc
+            raise
         return self.results
 
     async def _commit(self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]]) -> list[Any]:
@@ -84,6 +133,28 @@ class Transaction:
             raise
         await self._maintenance(writes, results)
         return results
+
+    def _described(self, exc: TransactionCanceled) -> TransactionCanceled:
+        """``exc`` with a message naming each failed action (position, kind, entity, key) and its reason."""
+        n = len(self.ops)
+        failed = []
+        for i, reason in enumerate(exc.reasons):
+            if reason is None or i >= n:
+                continue
+            op = self.ops[i]
+            item = getattr(op, "item", None)
+            entity = type(item) if item is not None else getattr(op, "entity", None)
+            key = _key_of(op)
+            what = f"{type(op).__name__.lower()} {getattr(entity, '__name__', '?')} {bounded(_safe_repr(key), MAX_KEY)}"
+            failed.append(f"action {i + 1} of {n} ({what}): {reason}")
+        described = TransactionCanceled(
+            "transaction canceled, nothing was written; " + "; ".join(failed),
+            reasons=exc.reasons, entity=exc.entity, key=exc.key, backend=exc.backend,
+        )
+        for name, value in vars(exc).items():  # every other attribute (``current``…) as the store set it
+            if name != "message":
+                setattr(described, name, value)
+        return described
 
     async def _maintenance(
         self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]], results: list[Any] | None
@@ -103,3 +174,9 @@ class Transaction:
     ) -> None:
         if et is None:
             await self.commit()
+
+
+def _key_of(op: WriteOp) -> Any:
+    if isinstance(op, Put):
+        return schema_of(type(op.item)).key_of(op.item)
+    return getattr(op, "key", None)

@@ -40,6 +40,13 @@ async def main() -> None:
         assert_type(page, Page[Order])
         assert_type(page.items, list[Order])
         assert_type(page.cursor, str | None)
+        for in_page in page:
+            assert_type(in_page, Order)
+        assert_type(list(page), list[Order])
+        async with db.transaction() as tx:
+            pending = tx.put(Order("c1", "o2", 7))
+            assert_type(pending, tierstore.Pending[Order])
+        assert_type(pending.result(), Order)
         async for order in orders.query("c1"):
             assert_type(order, Order)
         assert_type(await orders.query("c1").all(), list[Order])

@@ -32,7 +32,7 @@ from tierstore.expressions.ast import Condition
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
-from tierstore.query import Page, Query, SortCondition
+from tierstore.query import _NO_PARTITION, Page, Query, SortCondition
 from tierstore.repository import QueryResult, Repository, RepositoryContext
 from tierstore.stores.base import Scannable, ScatterGather, Store, WriteOp
 from tierstore.telemetry.attributes import error_type, server_of, store_system, tier_system
@@ -163,7 +163,7 @@ class TracedRepository(Repository[R]):
             return found
 
     def query(
-        self, partition: Any, *, sort: SortCondition | None = None, index: str | None = None,
+        self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
         limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
         where: Condition | bool | None = None,
     ) -> TracedQueryResult[R]:

@@ -238,7 +238,9 @@ def _dynamo_eval(fragment: str, values: list[dict[str, str]], stored: str) -> bo
 
 conditions = st.one_of(
     st.builds(eq, parts_text), st.builds(lt, parts_text), st.builds(le, parts_text), st.builds(gt, parts_text),
-    st.builds(ge, parts_text), st.builds(between, parts_text, parts_text), st.builds(begins_with, parts_text),
+    st.builds(ge, parts_text), st.builds(begins_with, parts_text),
+    # built by hand, so an inverted range (which between() refuses) reaches the codec too
+    st.builds(lambda low, high: SortCondition("between", (low, high)), parts_text, parts_text),
 )
 
 
@@ -263,7 +265,7 @@ def test_conditions_on_the_first_part_of_a_composite_sort_key(cond: SortConditio
 @pytest.mark.parametrize(
     ("cond", "expected"),
     [(gt(""), True), (ge(""), True), (begins_with(""), True), (eq(""), False), (lt(""), False), (le(""), False),
-     (between("", ""), False), (between("b", "a"), False)],
+     (between("", ""), False), (SortCondition("between", ("b", "a")), False)],
 )
 def test_empty_values_on_a_plain_sort_key_need_no_request(cond: SortCondition, expected: bool) -> None:
     """DynamoDB rejects empty key-condition values; keys are never empty, so the answer is known."""
