@@ -9,6 +9,7 @@ import asyncio
 import json
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -36,7 +37,9 @@ from _servers import MYSQL_URL, PG_URL, REDIS_URL, endpoints, require
 
 
 def _redis(prefix: str, host_port: tuple[str, int] | None = None) -> str:
-    base = REDIS_URL if host_port is None else f"redis://{host_port[0]}:{host_port[1]}/0"
+    # Through the proxy: the same Redis database as REDIS_URL, so the reader and the invalidator share entries.
+    db_path = urlsplit(REDIS_URL).path or "/0"
+    base = REDIS_URL if host_port is None else f"redis://{host_port[0]}:{host_port[1]}{db_path}"
     return f"{base}{'&' if '?' in base else '?'}prefix={prefix}&timeout=300ms&breaker_cooldown=0.2"
 
 
