@@ -169,6 +169,7 @@ class Repository(Generic[T]):
     async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
         """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``."""
         schema = self.schema
+        keys = _iterable(keys, "get_many", schema)
         paired = bool(schema.sort)
         flat: list[Key] = []
         index: dict[Key, int] = {}
@@ -452,7 +453,7 @@ class Repository(Generic[T]):
     async def put_many(self, items: Iterable[T]) -> list[T]:
         """Unconditional puts; returns the items as stored. Duplicate keys are a ``ValidationError``."""
         schema = self.schema
-        batch = [schema.validate_item(i) for i in items]
+        batch = [schema.validate_item(i) for i in _iterable(items, "put_many", schema)]
         keys = [schema.key_of(i) for i in batch]
         if len(set(keys)) != len(keys):
             raise ValidationError("put_many got the same key twice", entity=schema.name)
@@ -484,7 +485,7 @@ class Repository(Generic[T]):
 
     async def delete_many(self, keys: Iterable[Any]) -> None:
         schema = self.schema
-        flat = list(dict.fromkeys(schema.key_arg(k) for k in keys))
+        flat = list(dict.fromkeys(schema.key_arg(k) for k in _iterable(keys, "delete_many", schema)))
         if not flat:
             return
         if not self._ready:
@@ -568,11 +569,11 @@ class Repository(Generic[T]):
             elif stored is not None and self.cache.policy.write_mode == "write_through":
                 values: list[bytes | None] = []
                 versions: list[int] = []
-                for s in stored:
+                for s, ck in zip(stored, cks, strict=True):
                     enc = None
                     if s is not None:
                         try:
-                            enc = self.codec.encode(s)
+                            enc = self.codec.encode(s, ck)
                         except Exception:  # not cacheable: forget the key instead
                             enc = None
                     values.append(enc)
@@ -597,6 +598,15 @@ class Repository(Generic[T]):
         are dropped."""
         if keys:
             await self._after_write(keys, [None] * len(keys))
+
+
+def _iterable(values: Any, what: str, schema: Schema[Any]) -> Iterable[Any]:
+    """``values`` if it can be iterated (a ``str`` or ``bytes`` is one key, not a batch), else a ValidationError."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"{what} takes an iterable of keys or items, got {type(values).__name__}", entity=schema.name
+        )
+    return values
 
 
 class QueryResult(Generic[T]):

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from tierstore.errors import ValidationError
 from tierstore.model.keys import Key, KeyPart
 
 __all__ = [
@@ -36,7 +37,10 @@ def escape(text: str) -> str:
     """``text`` with every character outside the safe set percent-encoded (its UTF-8 bytes)."""
     if (text.isalnum() and text.isascii()) or _UNSAFE_CHAR(text) is None:
         return text
-    return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+    try:
+        return "".join(c if _SAFE_TOKEN.match(c) else "".join(f"%{b:02X}" for b in c.encode()) for c in text)
+    except UnicodeEncodeError:
+        raise ValidationError("a key part holds a lone surrogate, which no store or tier can hold") from None
 
 
 def token(part: KeyPart) -> str:
@@ -63,6 +67,7 @@ def partition_tag(key: str) -> str:
     return key
 
 
+_ascii: Callable[[Any], bool] = str.isascii
 _TOKENIZERS: dict[type, Callable[[Any], str]] = {str: escape, int: int.__repr__, bytes: lambda b: "x" + b.hex()}
 
 
@@ -91,15 +96,30 @@ def make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) 
         return lambda partition, sort: None
     pt = types[0]
     p_may_be_falsy = pt is int
+    # Non-ASCII text takes the general path, which rejects lone surrogates (the cache-key path's escape()
+    # does the same for the other builder).
+    p_text = pt is str
     if n_sort == 0:
-        return lambda p, s: (p,) if type(p) is pt and s is None and (p or p_may_be_falsy) else None
+
+        def plain1(p: Any, s: Any) -> Any:
+            if type(p) is pt and s is None and (p or p_may_be_falsy) and (not p_text or _ascii(p)):
+                return (p,)
+            return None
+
+        return plain1
     st = types[1]
     s_may_be_falsy = st is int
-    return lambda p, s: (
-        (p, s)
-        if type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
-        else None
-    )
+    s_text = st is str
+
+    def plain2(p: Any, s: Any) -> Any:
+        if (
+            type(p) is pt and type(s) is st and (p or p_may_be_falsy) and (s or s_may_be_falsy)
+            and (not p_text or _ascii(p)) and (not s_text or _ascii(s))
+        ):
+            return (p, s)
+        return None
+
+    return plain2
 
 
 def make_fast_key(

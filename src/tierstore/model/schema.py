@@ -21,6 +21,7 @@ from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_pl
 from tierstore.model.entity import Entity, Index
 from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
 from tierstore.model.relations import Relation
+from tierstore.model.wide import is_wide, pack_wide, unpack_wide
 
 __all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
 
@@ -78,6 +79,8 @@ class Schema(Generic[T]):
         self.schema_id = zlib.crc32(fingerprint)
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
+        self._encode = self.encoder.encode
+        self._decode = self.decoder.decode
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
         self._cache_key: Callable[[Key], str] = make_cache_key(self._tag_prefix, len(partition), self.key_types)
@@ -142,6 +145,11 @@ class Schema(Generic[T]):
                 )
             if typ is not int and not value:
                 raise ValidationError(f"{self.name}.{fname} must not be empty", entity=self.name, key=key)
+            if isinstance(value, str) and not value.isascii() and not _utf8(value):
+                raise ValidationError(
+                    f"{self.name}.{fname} holds a lone surrogate, which no store or tier can hold (not UTF-8)",
+                    entity=self.name,
+                )
 
     def key_arg(self, arg: Any) -> Key:
         """A key as passed to ``get_many``/``delete_many``: the partition alone, or ``(partition, sort)``."""
@@ -174,13 +182,53 @@ class Schema(Generic[T]):
             raise ValidationError(
                 f"expected {self.name}, got {type(item).__name__}", entity=self.name
             )
-        self.check_key(self.key_of(item))
+        key = self.key_of(item)
+        self.check_key(key)
         try:
-            # Struct constructors do not check types; a round trip through convert does.
-            msgspec.convert(msgspec.to_builtins(item), self.cls, strict=True)
-        except (msgspec.ValidationError, TypeError) as exc:
-            raise ValidationError(f"invalid {self.name}: {exc}", entity=self.name, key=self.key_of(item)) from None
+            # Struct constructors do not check types; a round trip through the cache encoding does, and it
+            # proves the item can be cached (and kept by the memory store) before anything is written.
+            self.unpack(self.pack(item))
+        except RecursionError:
+            raise ValidationError(
+                f"invalid {self.name}: {self._culprit(item)} is nested too deeply to encode", entity=self.name,
+                key=key,
+            ) from None
+        except UnicodeError:
+            raise ValidationError(
+                f"invalid {self.name}: {self._culprit(item)} holds a lone surrogate, which no store or tier can "
+                f"hold (not UTF-8)", entity=self.name, key=key,
+            ) from None
+        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+            raise ValidationError(f"invalid {self.name}: {exc}", entity=self.name, key=key) from None
         return item
+
+    def _culprit(self, item: T) -> str:
+        """The first field of ``item`` that does not encode (for error messages), else the entity's name."""
+        for f in self.fields:
+            try:
+                msgspec.msgpack.encode(getattr(item, f.name))
+            except OverflowError:
+                continue
+            except Exception:  # any failure names the field: this only builds a message
+                return f"{self.name}.{f.name}"
+        return self.name
+
+    def pack(self, item: T) -> bytes:
+        """``item`` as msgpack: the cache envelope's payload and the memory store's form. Integers beyond 64
+        bits take the wide form of :mod:`tierstore.model.wide`."""
+        try:
+            return self._encode(item)
+        except OverflowError:
+            return pack_wide(item)
+
+    def unpack(self, data: bytes | memoryview) -> T:
+        """The item :meth:`pack` wrote; ``msgspec.ValidationError``/``DecodeError`` when ``data`` is not one."""
+        try:
+            return self._decode(data)
+        except msgspec.ValidationError:
+            if is_wide(data):
+                return unpack_wide(data, self.cls)
+            raise
 
     def version_of(self, item: T) -> int:
         return int(getattr(item, self.version)) if self.version else 0
@@ -204,6 +252,14 @@ class Schema(Generic[T]):
             raise ValidationError(
                 f"expect_version must be an int >= 0, got {expect_version!r}", entity=self.name
             )
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _make_getter(names: tuple[str, ...]) -> Callable[[Any], Key]:

@@ -51,6 +51,10 @@ log = get_logger("tierstore.dax_policy")
 T = TypeVar("T")
 
 _PAGE_MARK = 0xA9
+_WIDE_PAGE_MARK = 0xAA  # a page whose items are packed one by one (an item holds an integer beyond 64 bits)
+_WIDE_PAGE: msgspec.msgpack.Decoder[tuple[str | None, list[bytes]]] = msgspec.msgpack.Decoder(
+    tuple[str | None, list[bytes]]
+)
 _MAX_PENDING = 10_000  # generation deletes a tier may owe before it is cleared instead
 
 
@@ -147,14 +151,26 @@ class DaxStylePolicy:
         return dec
 
     def _encode(self, schema: Schema[Any], page: Page[Any]) -> bytes:
-        head = bytes([_PAGE_MARK]) + schema.schema_id.to_bytes(4, "big")
-        return head + self._encoder.encode((page.cursor, page.items))
+        sid = schema.schema_id.to_bytes(4, "big")
+        try:
+            return bytes([_PAGE_MARK]) + sid + self._encoder.encode((page.cursor, page.items))
+        except OverflowError:
+            # An item holds an integer beyond 64 bits: each item in its packed (wide) form.
+            return bytes([_WIDE_PAGE_MARK]) + sid + self._encoder.encode(
+                (page.cursor, [schema.pack(i) for i in page.items])
+            )
 
     def _decode(self, schema: Schema[T], data: bytes) -> Page[T] | None:
-        if data[:1] != bytes([_PAGE_MARK]) or data[1:5] != schema.schema_id.to_bytes(4, "big"):
+        if data[1:5] != schema.schema_id.to_bytes(4, "big"):
             return None
         try:
-            cursor, items = self._decoder(schema).decode(memoryview(data)[5:])
+            if data[:1] == bytes([_PAGE_MARK]):
+                cursor, items = self._decoder(schema).decode(memoryview(data)[5:])
+            elif data[:1] == bytes([_WIDE_PAGE_MARK]):
+                cursor, packed = _WIDE_PAGE.decode(memoryview(data)[5:])
+                items = [schema.unpack(p) for p in packed]
+            else:
+                return None
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
         return Page(items, cursor)

@@ -109,7 +109,7 @@ class MemoryStore:
         await self._trip()
         self.stats.reads += 1
         raw = self._table(schema).get(key)
-        return None if raw is None else schema.decoder.decode(raw)
+        return None if raw is None else schema.unpack(raw)
 
     async def get_many(
         self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
@@ -117,7 +117,7 @@ class MemoryStore:
         await self._trip()
         self.stats.reads += len(keys)
         table = self._table(schema)
-        decode = schema.decoder.decode
+        decode = schema.unpack
         out: list[T | None] = []
         for k in keys:
             raw = table.get(k)
@@ -129,7 +129,7 @@ class MemoryStore:
         raw = self._table(schema).get(key)
         current = 0
         if raw is not None and schema.version:
-            current = getattr(schema.decoder.decode(raw), schema.version)
+            current = getattr(schema.unpack(raw), schema.version)
         if if_not_exists and raw is not None:
             raise ConditionFailed("item exists", entity=schema.name, key=key, backend=self.name)
         if expect_version is not None:
@@ -145,7 +145,7 @@ class MemoryStore:
     def _write(self, schema: Schema[T], item: T, current: int) -> T:
         if schema.version:
             item = msgspec.structs.replace(item, **{schema.version: current + 1})  # type: ignore[type-var]
-        self._table(schema)[schema.key_of(item)] = schema.encoder.encode(item)
+        self._table(schema)[schema.key_of(item)] = schema.pack(item)
         self.stats.writes += 1
         return item
 
@@ -212,14 +212,14 @@ class MemoryStore:
         await self._trip()
         table = self._table(schema)
         keys = sorted(k for k in table if after is None or k > after)[:limit]
-        return [schema.decoder.decode(table[k]) for k in keys]
+        return [schema.unpack(table[k]) for k in keys]
 
     async def restore_many(self, schema: Schema[T], items: Sequence[T]) -> None:
         """Write items exactly as given, versions kept (resharding, backups)."""
         await self._trip()
         table = self._table(schema)
         for item in items:
-            table[schema.key_of(item)] = schema.encoder.encode(item)
+            table[schema.key_of(item)] = schema.pack(item)
         self.stats.writes += len(items)
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
@@ -230,7 +230,7 @@ class MemoryStore:
         else:
             ix = schema.indexes[query.index]
             pfields, sfields = ix.partition_fields, ix.sort_fields
-        decode = schema.decoder.decode
+        decode = schema.unpack
         table = self._table(schema)
         after = None if query.cursor is None else tuple(decode_cursor(query, query.cursor))
         limit = query.limit

@@ -114,7 +114,7 @@ class MemoryTier:
             e.freq += 1
         obj = e.obj
         if obj is None:
-            obj = codec.decode(e.value)
+            obj = codec.decode(e.value, key)
             if obj is None:
                 return None  # undecodable: the tiered path counts and replaces it
             self.stats.hits += 1

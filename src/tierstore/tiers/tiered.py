@@ -209,7 +209,7 @@ class TieredCache:
             bad: list[str] | None = None
             for i, g in zip(pending, got, strict=True):
                 if g.__class__ is bytes:
-                    value = decode(g)
+                    value = decode(g, cks[i])
                     if value is not None:
                         results[i] = value
                         continue
@@ -267,7 +267,7 @@ class TieredCache:
             still: list[int] = []
             for i, g in zip(waiting, got, strict=True):
                 if isinstance(g, bytes):
-                    value = codec.decode(g)
+                    value = codec.decode(g, cks[i])
                     if value is not None:
                         results[i] = value
                     else:
@@ -310,14 +310,14 @@ class TieredCache:
                 if enc is None:
                     value = results[i]
                     if value is ABSENT:
-                        enc = _RELEASE if policy.negative_ttl is None else (codec.absent_bytes, policy.negative_ttl)
+                        enc = _RELEASE if policy.negative_ttl is None else (codec.absent(cks[i]), policy.negative_ttl)
                     else:
                         item_ttl = policy.ttl
                         if expires_of is not None:
                             at = expires_of(value)
                             if at is not None:
                                 item_ttl = min(item_ttl, at - time.time())
-                        enc = (codec.encode(value), item_ttl) if item_ttl > 0 else _RELEASE
+                        enc = (codec.encode(value, cks[i]), item_ttl) if item_ttl > 0 else _RELEASE
                     encoded[i] = enc
                 if enc is _RELEASE:
                     if not local:

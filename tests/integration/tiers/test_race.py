@@ -139,11 +139,11 @@ class NaiveCacheAside:
         key = self.schema.key(pk)
         raw = await self.kv.get(self._key(key))
         if raw is not None:
-            value = self.codec.decode(raw)
+            value = self.codec.decode(raw, self.schema.cache_key(key))
             return value if isinstance(value, Customer) else None
         item = await self.store.get(self.schema, key)
         if item is not None:
-            await self.kv.set(self._key(key), self.codec.encode(item))
+            await self.kv.set(self._key(key), self.codec.encode(item, self.schema.cache_key(key)))
         return item
 
     async def put(self, item: Customer) -> None:
@@ -274,7 +274,7 @@ async def test_write_through_race_keeps_the_newer_version(tiers: tuple[str, ...]
         codec = codec_for(schema)
         old = Customer("k", "v1", version=1)
         ck = schema.cache_key(("k",))
-        await b.cache.after_write([ck], [codec.encode(old)], [1])
+        await b.cache.after_write([ck], [codec.encode(old, ck)], [1])
         for repo in (ra, rb):
             got = await repo.get("k")
             assert got is not None and got.name == "v2"

@@ -92,6 +92,19 @@ T = TypeVar("T")
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
+def _non_finite(value: Any) -> bool:
+    """Whether a float NaN or infinity is anywhere inside ``value`` (a JSON column's value)."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, msgspec.Struct):
+        return any(_non_finite(v) for v in msgspec.structs.astuple(value))
+    return False
+
+
 class RowCodec(Generic[T]):
     """Entity ↔ column values for one table on one dialect, built once (the base of the statement plan)."""
 
@@ -227,6 +240,11 @@ class RowCodec(Generic[T]):
                     raw = enc(v)
                 except (TypeError, ValueError, OverflowError) as exc:
                     raise self._invalid(item, f"{self.cols[i]}: {exc}") from None
+                if b"null" in raw and _non_finite(v):
+                    # JSON has no NaN or infinity: msgspec writes null, which would not read back.
+                    raise self._invalid(
+                        item, f"{self.cols[i]} holds NaN or an infinity, which a JSON column cannot hold"
+                    )
                 if self._pg and b"\\u0000" in raw:
                     raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which JSONB rejects")
                 vals[i] = raw.decode()

@@ -348,11 +348,11 @@ class LocalTierContract(CacheTierContract):
         assert isinstance(tier, LocalTier)
         codec = self._codec()
         assert tier.read(key("a"), codec) is None  # not held
-        await _fill(tier, key("a"), codec.encode(Note("n1", "x")))
+        await _fill(tier, key("a"), codec.encode(Note("n1", "x"), key("a")))
         hits = tier.stats.hits
         assert tier.read(key("a"), codec) == Note("n1", "x")
         assert tier.stats.hits == hits + 1
-        await _fill(tier, key("absent"), codec.absent_bytes)
+        await _fill(tier, key("absent"), codec.absent(key("absent")))
         assert tier.read(key("absent"), codec) is ABSENT
         await _fill(tier, key("bad"), b"\xff not an envelope")
         assert tier.read(key("bad"), codec) is None  # the tiered path counts and replaces it
@@ -360,7 +360,7 @@ class LocalTierContract(CacheTierContract):
     async def test_read_hands_out_copies_of_mutable_items(self, tier: CacheTier) -> None:
         assert isinstance(tier, LocalTier)
         codec = self._codec()
-        await _fill(tier, key("a"), codec.encode(Note("n1", "x")))
+        await _fill(tier, key("a"), codec.encode(Note("n1", "x"), key("a")))
         for _ in range(5):  # past the point where a tier may keep the decoded object of a hot entry
             got = tier.read(key("a"), codec)
             assert got == Note("n1", "x")
@@ -370,7 +370,7 @@ class LocalTierContract(CacheTierContract):
     async def test_invalidate_forgets_the_key_and_voids_its_lease(self, tier: CacheTier) -> None:
         assert isinstance(tier, LocalTier)
         codec = self._codec()
-        value = codec.encode(Note("n1", "x"))
+        value = codec.encode(Note("n1", "x"), key("a"))
         lease = await _lease(tier, key("a"))
         tier.invalidate(key("a"))
         await tier.fill_many([(key("a"), value, lease)], TTL)
