@@ -30,7 +30,7 @@ from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.policies.base import QueryCache
 from tierstore.query import _NO_PARTITION, Page, Query, SortCondition, check_between, decode_cursor
-from tierstore.stores.base import ScatterGather, Store
+from tierstore.stores.base import KeyRules, ScatterGather, Store
 from tierstore.stores.paging import query_all
 from tierstore.tiers.tiered import TieredCache, WriteTicket
 
@@ -87,6 +87,10 @@ class Repository(Generic[T]):
         self._l1 = self.cache.l1
         self._inflight: dict[str, tuple[asyncio.Future[T | None], int]] = {}  # ck -> (read, epoch it began at)
         self._epochs = self.cache.epochs
+        # The store's own key rule (PostgreSQL: no NUL), checked before a read reaches the tiers.
+        self._key_rule: Callable[[Schema[Any], Key], None] | None = (
+            context.store.check_key if isinstance(context.store, KeyRules) else None
+        )
         self._ready = False
         schema = self.schema
         self._ttl = schema.ttl
@@ -137,6 +141,8 @@ class Repository(Generic[T]):
         return await self._get_slow(key, ck)
 
     async def _get_slow(self, key: Key, ck: str) -> T | None:
+        if self._key_rule is not None:
+            self._key_rule(self.schema, key)
         epoch = self._epochs.of(ck)
         inflight = self._inflight.get(ck)
         if inflight is not None and inflight[1] == epoch:
@@ -233,6 +239,9 @@ class Repository(Generic[T]):
                     found[i] = obj
         if todo:
             wanted = [uniq[i] for i in todo]
+            if self._key_rule is not None:
+                for k in wanted:
+                    self._key_rule(schema, k)
 
             async def load(idx: list[int]) -> list[T | None]:
                 return await self.store.get_many(schema, [wanted[i] for i in idx])

@@ -10,13 +10,18 @@ import uuid
 import pytest
 
 import tierstore
-from _values import Sample
+from _values import Ranked, Sample
 from tierstore import ValidationError
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 SQL = {"sqlite", "postgres", "mysql"}
 Env = tuple[tierstore.Database, str, str]
+
+
+def _round_trips(db: tierstore.Database) -> tuple[int, int]:
+    """Round trips so far to the store and to the network tiers."""
+    return db.store.stats.round_trips, sum(getattr(t.stats, "round_trips", 0) for t in db.cache.tiers)
 
 
 def _id() -> str:
@@ -100,3 +105,38 @@ async def test_batch_calls_take_only_iterables(vdb: Env, arg: object) -> None:
             await call(arg)  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="iterable"):
         await repo.get_many(arg, consistent=True)  # type: ignore[arg-type]
+
+
+async def test_a_nul_in_a_postgresql_key_is_refused_before_any_io(vdb: Env) -> None:
+    db, store, _ = vdb
+    repo = db.repository(Sample)
+    key = f"nul\x00{_id()}"
+    if store != "postgres":  # the other stores hold it
+        stored = await repo.put(Sample(key, s="x"))
+        assert await repo.get(key) == stored
+        return
+    before = _round_trips(db)
+    for call in (lambda: repo.get(key), lambda: repo.get_many([key]), lambda: repo.get(key, consistent=True),
+                 lambda: repo.put(Sample(key)), lambda: repo.delete(key), lambda: repo.delete_many([key])):
+        with pytest.raises(ValidationError, match="NUL"):
+            await call()
+    assert _round_trips(db) == before
+
+
+async def test_dynamodb_index_key_sizes_are_checked_before_any_request(vdb: Env) -> None:
+    db, store, _ = vdb
+    repo = db.repository(Ranked)
+    player = _id()
+    for board in ("b" * 2049, "é" * 1025):  # 2,049 and 2,050 UTF-8 bytes: over the 2,048 B partition key limit
+        item = Ranked(player, "g1", board=board)
+        if store != "dynamodb":
+            continue
+        before = db.store.stats.round_trips
+        with pytest.raises(ValidationError, match="index by_board"):
+            await repo.put(item)
+        assert db.store.stats.round_trips == before
+    if store == "dynamodb":
+        with pytest.raises(ValidationError, match="index by_board"):
+            await repo.put(Ranked(player, "g1", board=""))  # an empty index key is refused too
+        ok = await repo.put(Ranked(player, "g1", board="é" * 1024))  # exactly 2,048 B
+        assert await repo.get(player, "g1") == ok

@@ -18,6 +18,7 @@ from tierstore.stats import StoreStats
 __all__ = [
     "SCHEMA_MODES",
     "Delete",
+    "KeyRules",
     "Put",
     "Scannable",
     "ScatterGather",
@@ -112,6 +113,15 @@ class Store(Protocol):
     async def aclose(self) -> None:
         """Release connections. Idempotent."""
         ...
+
+
+@runtime_checkable
+class KeyRules(Protocol):
+    """A store whose keys obey a rule beyond the schema's (PostgreSQL text holds no NUL). The repository calls
+    :meth:`check_key` before a read goes to the tiers, so a key the store would refuse is a ValidationError
+    before any I/O, not a cached miss followed by a store error."""
+
+    def check_key(self, schema: Schema[Any], key: Key) -> None: ...
 
 
 @runtime_checkable

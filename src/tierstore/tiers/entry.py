@@ -38,6 +38,7 @@ __all__ = [
     "DATA", "DATA_HEADER", "LEASE", "LEASE_MARK", "LEASE_OVER_TOMBSTONE", "MAX_VERSION", "PINNED",
     "PINNED_DIGITS", "REFRESH", "REFRESH_LOCK", "REFRESH_SEEN",
     "SOFT_EXPIRY", "STALE", "STALE_HEADER", "TOMBSTONE", "TOMBSTONE_VALUE", "VERSION", "entry",
+    "soft_expiry",
 ]
 
 DATA = 0x44  # "D"
@@ -75,6 +76,19 @@ REFRESH_LOCK = "#r"
 _DATA_FORMAT = bytes((DATA,)) + b"%%0%dx" % VERSION_DIGITS
 _STALE_FORMAT = bytes((STALE,)) + b"%%0%dx%%0%dx%%0%dx" % (VERSION_DIGITS, EXPIRY_DIGITS, NONCE_DIGITS)
 _NONCE_BITS = 4 * NONCE_DIGITS
+_MAX_SOFT = (1 << (4 * EXPIRY_DIGITS)) - 1  # the header's width holds soft expiries up to the year 10889
+
+
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def soft_expiry(stored: bytes) -> int | None:
+    """The soft expiry (Unix ms) of an ``S`` entry, or ``None`` when its header is malformed (then the entry is
+    foreign bytes to the reader: a miss for that key alone, deleted, never a failure of the tier)."""
+    digits = stored[SOFT_EXPIRY]
+    if len(stored) < STALE_HEADER or not _HEX.issuperset(digits):
+        return None
+    return int(digits, 16)
 
 
 def entry(value: bytes, version: int, ttl: float, stale: float) -> bytes:
@@ -83,5 +97,5 @@ def entry(value: bytes, version: int, ttl: float, stale: float) -> bytes:
     v = min(max(int(version), 0), MAX_VERSION)
     if stale <= 0:
         return _DATA_FORMAT % v + value
-    soft = int((time.time() + ttl) * 1000)
+    soft = min(int((time.time() + ttl) * 1000), _MAX_SOFT)
     return _STALE_FORMAT % (v, soft, random.getrandbits(_NONCE_BITS)) + value

@@ -5,13 +5,18 @@ Checked when it is built: a bad value is a :class:`~tierstore.errors.ConfigError
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from typing import Literal
 
 from tierstore.errors import ConfigError
 
-__all__ = ["CachePolicy"]
+__all__ = ["MAX_TTL", "CachePolicy"]
+
+MAX_TTL = 10 * 365 * 86400
+"""The longest TTL a policy takes (seconds): every tier can hold it as an expiry (memcached's absolute
+``exptime`` is a 32-bit Unix time, which ends in 2038)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +48,14 @@ class CachePolicy:
     invalidation_log: float | None = None
 
     def __post_init__(self) -> None:
+        for name in ("ttl", "ttl_jitter", "negative_ttl", "lease_wait", "breaker_cooldown"):
+            value = getattr(self, name)
+            if value is None and name == "negative_ttl":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ConfigError(f"CachePolicy.{name} must be a finite number of seconds, got {value!r}")
+        if self.ttl > MAX_TTL or (self.negative_ttl is not None and self.negative_ttl > MAX_TTL):
+            raise ConfigError(f"CachePolicy TTLs must be at most {MAX_TTL} s (10 years)")
         if self.ttl <= 0 or not 0 <= self.ttl_jitter < 1:
             raise ConfigError("CachePolicy needs ttl > 0 and 0 <= ttl_jitter < 1")
         if self.negative_ttl is not None and self.negative_ttl <= 0:

@@ -217,6 +217,10 @@ class DynamoStoreBase:
         key = schema.key_of(item)
         av = t.codec.encode(item)
         self._check_key(t, key, av)
+        for attr, index, sort in t.codec.index_key_attrs:
+            value = av.get(attr)
+            if value is not None and "NULL" not in value:  # an item without it is left out of the index
+                limits.check_key_value(value, sort=sort, entity=schema.name, key=key, index=index)
         size = limits.check_item(av, entity=schema.name, key=key)
         return key, av, size
 

@@ -376,6 +376,13 @@ class DynamoCodec(Generic[T]):
             for lay in pair
             if lay is not None and not lay.synthetic and lay.type != "N"
         )
+        # Every key attribute of a secondary index, with whether it is a sort key: checked on writes (sizes).
+        self.index_key_attrs: tuple[tuple[str, str, bool], ...] = tuple(
+            (lay.attr, ix_name, is_sort)
+            for ix_name, (p_lay, s_lay) in self.indexes.items()
+            for lay, is_sort in ((p_lay, False), (s_lay, True))
+            if lay is not None and not (ix_name in self.local_indexes and not is_sort)
+        )
         hints = {f.name: f.type for f in schema.fields}
         self._set_encoders: dict[str, Callable[[Any], AV]] = {}
         for fname, tp in hints.items():

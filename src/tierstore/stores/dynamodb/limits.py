@@ -209,20 +209,21 @@ def check_item(
 
 
 def check_key_value(
-    av: Mapping[str, Any], *, sort: bool, entity: str | None = None, key: Any = None
+    av: Mapping[str, Any], *, sort: bool, entity: str | None = None, key: Any = None, index: str | None = None
 ) -> None:
-    """A key attribute's value: not empty, ≤ 2048 B (partition) or ≤ 1024 B (sort)."""
+    """A key attribute's value (of the table, or of secondary index ``index``): not empty, ≤ 2048 B
+    (partition) or ≤ 1024 B (sort)."""
     ((tag, v),) = av.items()
     limit = MAX_SORT_KEY_BYTES if sort else MAX_PARTITION_KEY_BYTES
-    which = "sort" if sort else "partition"
+    which = ("sort" if sort else "partition") + " key" + ("" if index is None else f" of index {index}")
     if tag == "N":
         _number(v, entity, key)
         return
     n = (len(v) if v.isascii() else len(v.encode())) if tag == "S" else _blob_len(v)
     if n == 0:
-        raise _fail(f"the {which} key must not be empty", entity, key)
+        raise _fail(f"the {which} must not be empty", entity, key)
     if n > limit:
-        raise _fail(f"the {which} key is {n} bytes; DynamoDB allows {limit}", entity, key)
+        raise _fail(f"the {which} is {n} bytes; DynamoDB allows {limit}", entity, key)
 
 
 def check_name(name: str, *, what: str = "key attribute name", entity: str | None = None) -> None:

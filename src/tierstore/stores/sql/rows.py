@@ -29,7 +29,7 @@ from tierstore.errors import StoreError, ValidationError
 from tierstore.model.schema import Key, Schema
 from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, NATIVE_KINDS, Kind, column_kind, key_like_fields
 
-__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "native_decoder", "native_encoder"]
+__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "check_no_nul", "native_decoder", "native_encoder"]
 
 _UTC = datetime.UTC
 
@@ -90,6 +90,15 @@ def native_decoder(kind: str, dialect: str) -> Callable[[Any], Any]:
 T = TypeVar("T")
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+
+
+def check_no_nul(schema: Schema[Any], key: Key) -> None:
+    """PostgreSQL text cannot hold NUL: a key holding one is refused before any I/O."""
+    for value, name in zip(key, schema.key_fields, strict=True):
+        if type(value) is str and "\x00" in value:
+            raise ValidationError(
+                f"{schema.name}.{name} holds a NUL character, which PostgreSQL rejects", entity=schema.name
+            )
 
 
 def _non_finite(value: Any) -> bool:
@@ -205,6 +214,8 @@ class RowCodec(Generic[T]):
                     f"{self.name}.{self.schema.key_fields[i]} does not fit a 64-bit integer",
                     entity=self.name, key=key,
                 )
+        if self._pg:
+            check_no_nul(self.schema, key)
 
     def row_values(self, item: T) -> list[Any]:
         """Column values of ``item`` in column order, checked against the SQL limits (before any I/O)."""

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from tierstore.tiers.memcached.config import MemcachedTierConfig
 
 __all__ = [
-    "ITEM_OVERHEAD", "STORED", "Node", "ProtocolError", "exptime", "memcached_key", "read_lines", "read_values",
+    "ITEM_OVERHEAD", "MAX_EXPTIME", "STORED", "Node", "ProtocolError", "exptime", "memcached_key", "read_lines",
+    "read_values",
     "store",
 ]
 
@@ -50,11 +51,17 @@ def memcached_key(namespace: bytes, key: str) -> bytes:
     return namespace + b"#" + hashlib.sha1(raw, usedforsecurity=False).hexdigest().encode()
 
 
+MAX_EXPTIME = 2**31 - 1
+"""The last absolute expiry memcached can hold (a signed 32-bit Unix time: January 2038). Later ones are
+clamped to it: sent as they are, they would be refused or expire at once."""
+
+
 def exptime(seconds: float) -> int:
-    """Seconds as memcached's ``exptime``: at least 1; beyond 30 days an absolute Unix time."""
-    s = max(1, math.ceil(seconds))
+    """Seconds as memcached's ``exptime``: at least 1; beyond 30 days an absolute Unix time, at most
+    :data:`MAX_EXPTIME`."""
+    s = max(1, math.ceil(min(seconds, MAX_EXPTIME)))
     if s > THIRTY_DAYS:
-        return int(time.time()) + s
+        return min(int(time.time()) + s, MAX_EXPTIME)
     return s
 
 

@@ -43,13 +43,13 @@ from tierstore.tiers.entry import (
     REFRESH,
     REFRESH_LOCK,
     REFRESH_SEEN,
-    SOFT_EXPIRY,
     STALE,
     STALE_HEADER,
     TOMBSTONE,
     TOMBSTONE_VALUE,
     VERSION,
     entry,
+    soft_expiry,
 )
 from tierstore.tiers.memcached.config import MemcachedTierConfig
 from tierstore.tiers.memcached.protocol import (
@@ -248,7 +248,11 @@ class MemcachedTier(NodeTier[Node]):
                     hits += 1
                     continue
                 if t == STALE:
-                    if now_ms and int(value[SOFT_EXPIRY], 16) <= now_ms and mk not in seen:
+                    soft = soft_expiry(value)
+                    if soft is None:
+                        out[i] = value  # a malformed header: foreign bytes, a miss for this key alone
+                        continue
+                    if now_ms and soft <= now_ms and mk not in seen:
                         seen.add(mk)
                         refresh.append((i, value))  # past its soft expiry: one reader refreshes it
                     else:

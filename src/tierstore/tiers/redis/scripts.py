@@ -4,9 +4,10 @@ Built from the constants of :mod:`tierstore.tiers.entry` (the type bytes, the he
 script writes and compares are spelled once. Scripts run with ``EVALSHA`` and are loaded on ``NOSCRIPT``
 (after a restart or ``SCRIPT FLUSH``).
 
-* ``lease``: per key, the value if there is one; else (absent or tombstoned) a new lease for this reader; a key
-  that holds another reader's lease answers false (wait and re-read). A lease over a tombstone is marked and
-  lives at least as long as the tombstone would have (see pinned entries in :mod:`tierstore.tiers.entry`).
+* ``lease``: per key, the value if there is one; else (absent or tombstoned, not a string, or a lease without an
+  expiry, which would otherwise make every read miss forever) a new lease for this reader; a key that holds
+  another reader's lease answers false (wait and re-read). A lease over a tombstone is marked and lives at
+  least as long as the tombstone would have (see pinned entries in :mod:`tierstore.tiers.entry`).
 * ``fill``: store a value only where the key still holds the caller's lease; an empty value gives the lease up
   (nothing to cache: the item does not exist, or is too large), a tombstone value gives a marked lease up.
 * ``invalidate``: replace entries and leases by a tombstone (so a fill racing the invalidation finds no lease)
@@ -61,9 +62,12 @@ def _lua(text: str) -> str:
 _LEASE = _lua("""
 local out = {}
 for i = 1, #KEYS do
-  local v = redis.call('GET', KEYS[i])
+  local v = redis.pcall('GET', KEYS[i])
+  if type(v) == 'table' then
+    v = false  -- not a string (WRONGTYPE): not an entry; the lease replaces it
+  end
   local t = v and string.byte(v, 1)
-  if not v then
+  if (not v) or (t == ${LEASE} and redis.call('PTTL', KEYS[i]) < 0) then
     local m = '${LEASE_MARK}' .. ARGV[1] .. ':' .. i
     redis.call('SET', KEYS[i], m, 'PX', ARGV[2])
     out[i] = m
@@ -112,7 +116,10 @@ _SET = _lua("""
 local n = 0
 for i = 1, #KEYS do
   local new = ARGV[4 + i]
-  local v = redis.call('GET', KEYS[i])
+  local v = redis.pcall('GET', KEYS[i])
+  if type(v) == 'table' then
+    v = false  -- not a string (WRONGTYPE): replaced
+  end
   local t = v and string.byte(v, 1)
   if t == ${TOMBSTONE} then
     -- deleted or invalidated a moment ago: the next reader fills from the store

@@ -38,12 +38,12 @@ from tierstore.tiers.entry import (
     REFRESH,
     REFRESH_LOCK,
     REFRESH_SEEN,
-    SOFT_EXPIRY,
     STALE,
     STALE_HEADER,
     TOMBSTONE,
     TOMBSTONE_VALUE,
     entry,
+    soft_expiry,
 )
 from tierstore.tiers.network import NodeTier
 from tierstore.tiers.redis.cluster import Topology
@@ -188,6 +188,10 @@ class RedisTier(NodeTier[Node]):
         for g, reply, slot in zip(groups, replies, by_slot, strict=True):
             if isinstance(reply, Exception):
                 self._reply_error(node, reply)
+                if str(reply).startswith("WRONGTYPE"):
+                    # Not a string (nothing tierstore writes): the lease script replaces it, or every read of
+                    # the key would miss forever.
+                    need.setdefault(slot, []).extend(g)
                 continue
             values = (reply,) if len(g) == 1 else reply
             for i, v in zip(g, values, strict=True):
@@ -199,13 +203,18 @@ class RedisTier(NodeTier[Node]):
                     out[i] = v[DATA_HEADER:]
                     hits += 1
                 elif t == STALE:
-                    if now_ms and int(v[SOFT_EXPIRY], 16) <= now_ms:
+                    soft = soft_expiry(v)
+                    if soft is None:
+                        out[i] = v  # a malformed header: foreign bytes, a miss for this key alone
+                    elif now_ms and soft <= now_ms:
                         refresh.append((i, v))  # past its soft expiry: one reader refreshes it
                     else:
                         out[i] = v[STALE_HEADER:]
                         hits += 1
                 elif t == LEASE:
-                    out[i] = None  # another reader holds the lease
+                    # Another reader holds the lease: the lease script answers "wait" — or, for a lease
+                    # without an expiry (which would make every read miss forever), takes it over.
+                    need.setdefault(slot, []).append(i)
                 elif t == TOMBSTONE:
                     need.setdefault(slot, []).append(i)
                 else:
