@@ -76,6 +76,8 @@ class Transaction:
 
     def put(self, item: E, *, if_not_exists: bool = False, expect_version: int | None = None) -> Pending[E]:
         """Add a put; the returned handle's ``result()`` is the stored item once the transaction commits."""
+        if not isinstance(item, Entity):
+            raise ValidationError(f"a transaction puts entities, got {type(item).__name__}")
         schema = schema_of(type(item))
         schema.validate_item(item)
         if expect_version is not None:

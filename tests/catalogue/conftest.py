@@ -3,6 +3,7 @@ case or module): the value suites write keys of their own, so they share tables 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -27,3 +28,9 @@ async def vdb(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         yield db, store, tier_name
     finally:
         await db.aclose()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def vloop() -> asyncio.AbstractEventLoop:
+    """The loop the ``vdb`` databases live on, for synchronous tests (hypothesis) that drive them."""
+    return asyncio.get_running_loop()

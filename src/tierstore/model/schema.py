@@ -23,7 +23,7 @@ from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMark
 from tierstore.model.relations import Relation
 from tierstore.model.wide import is_wide, pack_wide, unpack_wide
 
-__all__ = ["Key", "KeyPart", "Schema", "build_schema", "schema_of"]
+__all__ = ["MAX_NESTING", "Key", "KeyPart", "Schema", "build_schema", "deeper_than", "schema_of"]
 
 T = TypeVar("T")
 
@@ -31,6 +31,10 @@ _KEY_TYPES: tuple[type, ...] = (str, int, bytes)
 # DynamoDB's rule (letters, digits, _ . -; up to 255); the SQL store narrows it to what SQL tables take.
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}\Z")
 _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
+MAX_NESTING = 256
+"""Deepest nesting of containers a field may hold. msgspec's encoders and decoders stop at Python's recursion
+limit counted from wherever they are called, so a fixed bound well below it makes what was written always
+decodable, from any call depth (DynamoDB's own limit, 32, is checked by its store)."""
 
 
 class FieldSpec(msgspec.Struct, frozen=True):
@@ -80,6 +84,7 @@ class Schema(Generic[T]):
         self.encoder = msgspec.msgpack.Encoder()
         self.decoder: msgspec.msgpack.Decoder[T] = msgspec.msgpack.Decoder(cls)
         self._encode = self.encoder.encode
+        self._containers = tuple(f.name for f in fields if base_type(f.type) not in _IMMUTABLE_SCALARS)
         self._decode = self.decoder.decode
         self._tag_prefix = "{" + table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
@@ -184,6 +189,12 @@ class Schema(Generic[T]):
             )
         key = self.key_of(item)
         self.check_key(key)
+        for name in self._containers:
+            if deeper_than(getattr(item, name), MAX_NESTING):
+                raise ValidationError(
+                    f"invalid {self.name}: {self.name}.{name} is nested more than {MAX_NESTING} levels deep",
+                    entity=self.name, key=key,
+                )
         try:
             # Struct constructors do not check types; a round trip through the cache encoding does, and it
             # proves the item can be cached (and kept by the memory store) before anything is written.
@@ -243,6 +254,11 @@ class Schema(Generic[T]):
             )
         if not allow_empty and isinstance(value, str | bytes) and not value:
             raise ValidationError(f"{self.name}.{name} must not be empty", entity=self.name)
+        if isinstance(value, str) and not value.isascii() and not _utf8(value):
+            raise ValidationError(
+                f"{self.name}.{name} holds a lone surrogate, which no store or tier can hold (not UTF-8)",
+                entity=self.name,
+            )
 
     def check_expect_version(self, expect_version: int) -> None:
         """Check an ``expect_version=`` argument: the entity must declare a version, the value be an int >= 0."""
@@ -252,6 +268,25 @@ class Schema(Generic[T]):
             raise ValidationError(
                 f"expect_version must be an int >= 0, got {expect_version!r}", entity=self.name
             )
+
+
+def deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than ``limit`` levels inside ``value`` (iterative: no recursion limit)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, dict):
+            children: Any = v.values()
+        elif isinstance(v, list | tuple | set | frozenset):
+            children = v
+        elif isinstance(v, msgspec.Struct):
+            children = msgspec.structs.astuple(v)
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if not isinstance(c, str | int | float | bytes | None))
+    return False
 
 
 def _utf8(text: str) -> bool:

@@ -206,6 +206,11 @@ class DynamoStoreBase:
         if codec.sort is not None:
             limits.check_key_value(av[codec.sort.attr], sort=True, entity=t.schema.name, key=key)
 
+    def check_key(self, schema: Schema[Any], key: Key) -> None:
+        """DynamoDB's limits on a key (sizes, numbers), checked before any I/O — before the tiers are read
+        (see ``KeyRules``)."""
+        self._key(self._tables.get(schema) or self._table(schema), key)
+
     def _key(self, t: TableState, key: Key) -> dict[str, AV]:
         av = t.codec.key(key)
         self._check_key(t, key, av)

@@ -26,10 +26,10 @@ import msgspec
 from sqlalchemy.engine import Dialect
 
 from tierstore.errors import StoreError, ValidationError
-from tierstore.model.schema import Key, Schema
+from tierstore.model.schema import Key, Schema, deeper_than
 from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, NATIVE_KINDS, Kind, column_kind, key_like_fields
 
-__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "check_no_nul", "native_decoder", "native_encoder"]
+__all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "check_no_nul", "check_sql_key", "native_decoder", "native_encoder"]
 
 _UTC = datetime.UTC
 
@@ -90,6 +90,8 @@ def native_decoder(kind: str, dialect: str) -> Callable[[Any], Any]:
 T = TypeVar("T")
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
+_MARIADB_JSON_DEPTH = 31
+"""Containers a MariaDB JSON value may nest (its JSON_VALID check refuses 32 nested arrays)."""
 
 
 def check_no_nul(schema: Schema[Any], key: Key) -> None:
@@ -99,6 +101,22 @@ def check_no_nul(schema: Schema[Any], key: Key) -> None:
             raise ValidationError(
                 f"{schema.name}.{name} holds a NUL character, which PostgreSQL rejects", entity=schema.name
             )
+
+
+def check_sql_key(schema: Schema[Any], key: Key, *, postgres: bool) -> None:
+    """The SQL limits on a validated key, without a table plan: what :meth:`RowCodec.check_key` checks."""
+    for value, name in zip(key, schema.key_fields, strict=True):
+        if type(value) is int:
+            if not BIGINT_MIN <= value <= BIGINT_MAX:
+                raise ValidationError(
+                    f"{schema.name}.{name} does not fit a 64-bit integer", entity=schema.name, key=key
+                )
+        elif len(value) > KEY_LENGTH:  # type: ignore[arg-type]
+            raise ValidationError(
+                f"{schema.name}.{name} is longer than {KEY_LENGTH} (the SQL key limit)", entity=schema.name
+            )
+    if postgres:
+        check_no_nul(schema, key)
 
 
 def _non_finite(value: Any) -> bool:
@@ -141,6 +159,7 @@ class RowCodec(Generic[T]):
         self._floats = () if nan_ok else tuple(i for i, (k, _) in enumerate(kinds) if k == "float")
         self._inf_ok = dialect.name not in MYSQL_DIALECTS
         self._pg = dialect.name == "postgresql"
+        self._json_depth = dialect.name in MYSQL_DIALECTS
         self._pg_strs = tuple(i for i, (k, _) in enumerate(kinds) if k == "str") if self._pg else ()
         json_encode = msgspec.json.Encoder().encode
         self._json = tuple(i for i, (k, _) in enumerate(kinds) if k == "json")
@@ -255,6 +274,13 @@ class RowCodec(Generic[T]):
                     # JSON has no NaN or infinity: msgspec writes null, which would not read back.
                     raise self._invalid(
                         item, f"{self.cols[i]} holds NaN or an infinity, which a JSON column cannot hold"
+                    )
+                if self._json_depth and raw.count(b"[") + raw.count(b"{") > _MARIADB_JSON_DEPTH and deeper_than(
+                    v, _MARIADB_JSON_DEPTH
+                ):
+                    raise self._invalid(
+                        item, f"{self.cols[i]} nests more than {_MARIADB_JSON_DEPTH} levels, which a MariaDB JSON "
+                        f"column cannot hold",
                     )
                 if self._pg and b"\\u0000" in raw:
                     raise self._invalid(item, f"{self.cols[i]} holds a NUL character, which JSONB rejects")

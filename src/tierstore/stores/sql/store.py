@@ -49,7 +49,7 @@ from tierstore.stores.sql.operations import (
     op_transact,
     op_update,
 )
-from tierstore.stores.sql.rows import check_no_nul
+from tierstore.stores.sql.rows import check_sql_key
 from tierstore.stores.sql.statements import Plan, successor
 from tierstore.stores.sql.tables import check_mysql_key_size, table_for
 from tierstore.stores.sql.verify import check_table
@@ -90,9 +90,9 @@ class SqlStore:
         return f"SqlStore({self.name}, {redact_url(self.config.url)!r})"
 
     def check_key(self, schema: Schema[Any], key: Key) -> None:
-        """The rule PostgreSQL adds to keys (no NUL in text), checked before any I/O (see ``KeyRules``)."""
-        if self.name == "postgres":
-            check_no_nul(schema, key)
+        """The SQL limits on a key (text and bytes up to 255, integers within 64 bits, no NUL in PostgreSQL
+        text), checked before any I/O — before the tiers are read (see ``KeyRules``)."""
+        check_sql_key(schema, key, postgres=self.name == "postgres")
 
     @staticmethod
     def _make_driver(config: SqlStoreConfig) -> Driver:
