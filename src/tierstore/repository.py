@@ -545,7 +545,10 @@ class Repository(Generic[T]):
         """The store call of ``write`` raised ``exc`` or was cancelled: the write may have landed (a lost reply,
         a cancelled commit) and, on ``ConditionFailed``, the cached value the caller acted on is likely stale.
         Invalidate the keys everywhere. On an error, wait for it (a retry then reads past the caches); on
-        cancellation, let it run on and return at once."""
+        cancellation, let it run on and return at once. A ``ValidationError`` is raised before any I/O (a
+        store's own limits): nothing was written, so nothing is invalidated — the tiers are not touched."""
+        if isinstance(exc, ValidationError):
+            return
         await self._maintain(write, None, exc)
 
     async def _maintain(self, write: WriteAhead, stored: Sequence[T | None] | None, exc: BaseException | None) -> None:
