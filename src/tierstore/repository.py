@@ -528,6 +528,8 @@ class Repository(Generic[T]):
     ) -> R:
         try:
             result = await call
+        except ValidationError:
+            raise  # raised before any I/O (a store's own limits): nothing was written, the tiers are not touched
         except BaseException:
             await self._maintenance(write, None)
             raise
