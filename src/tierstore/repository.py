@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, Protocol, TypeVar
 
 from tierstore import scans
 from tierstore.codecs import ABSENT, Codec, codec_for
-from tierstore.errors import NotAwaited, Unsupported, ValidationError
+from tierstore.errors import NotAwaited, PartialBatchError, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.check import check_condition
 from tierstore.expressions.update import check_changes
@@ -40,6 +40,7 @@ T = TypeVar("T", bound=Entity)
 E = TypeVar("E", bound=Entity)
 R = TypeVar("R")
 
+_PUT_CONCURRENCY = 16  # conditional puts of one put_many in flight at once
 _SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
 
 
@@ -408,18 +409,21 @@ class Repository(Generic[T]):
 
     async def put(
         self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
-        when: Condition | bool | None = None,
+        when: Condition | bool | None = None, check_version: bool = True,
     ) -> T:
         """Write ``item`` and return it as stored (version field advanced).
 
-        ``if_not_exists``: fail with ``ConditionFailed`` if the key exists. ``expect_version``: fail unless
-        the stored version equals it (optimistic locking). ``when``: a condition on the stored item (a missing
-        item has every field absent); when it fails, ``ConditionFailed.current`` holds the stored item.
+        Optimistic locking is on by default: for an entity with a ``Version`` field the write succeeds only
+        if the stored version equals ``item``'s (an item read from the store carries its version; a new item
+        carries 0, which also matches a stored item written without a version attribute), else
+        ``ConditionFailed``. ``expect_version``: check against this version instead.
+        ``check_version=False``: overwrite whatever is stored (last writer wins). ``if_not_exists``: fail
+        with ``ConditionFailed`` if the key exists. ``when``: a condition on the stored item (a missing item
+        has every field absent); when it fails, ``ConditionFailed.current`` holds the stored item.
         """
         schema = self.schema
         schema.validate_item(item)
-        if expect_version is not None:
-            schema.check_expect_version(expect_version)
+        expect = schema.write_condition(item, if_not_exists, expect_version, check_version)
         if when is not None:
             when = check_condition(schema, when, "when")
             self._require_expressions("put(when=...)")
@@ -427,7 +431,7 @@ class Repository(Generic[T]):
             await self._ensure()
         ticket = self.begin_write([schema.key_of(item)])
         cond = {} if when is None else {"when": when}  # only an expressive store takes when=
-        call = self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect_version, **cond)
+        call = self.store.put(schema, item, if_not_exists=if_not_exists, expect_version=expect, **cond)
         stored: T = await self.run_write(ticket, call, lambda s: [s])
         return stored
 
@@ -459,19 +463,53 @@ class Repository(Generic[T]):
         stored: T = await self.run_write(self.begin_write([key]), call, lambda s: [s])
         return stored
 
-    async def put_many(self, items: Iterable[T]) -> list[T]:
-        """Unconditional puts; returns the items as stored. Duplicate keys are a ``ValidationError``."""
+    async def put_many(self, items: Iterable[T], *, check_version: bool = True) -> list[T]:
+        """Puts of distinct keys; returns the items as stored. Duplicate keys are a ``ValidationError``.
+
+        Versions are checked per item as in :meth:`put` (one conditional write per item, concurrently);
+        ``check_version=False`` writes the batch unconditionally (the store's batch path). Items whose check
+        fails raise ``ConditionFailed`` (every item failed) or ``PartialBatchError`` whose ``remaining`` lists
+        the items not written; the others are written.
+        """
         schema = self.schema
         batch = [schema.validate_item(i) for i in _iterable(items, "put_many", schema)]
         keys = [schema.key_of(i) for i in batch]
         if len(set(keys)) != len(keys):
             raise ValidationError("put_many got the same key twice", entity=schema.name)
+        expects = [schema.write_condition(i, False, None, check_version) for i in batch]
         if not batch:
             return []
         if not self._ready:
             await self._ensure()
-        stored: list[T] = await self.run_write(self.begin_write(keys), self.store.put_many(schema, batch), list)
-        return stored
+        if expects[0] is None:
+            stored: list[T] = await self.run_write(self.begin_write(keys), self.store.put_many(schema, batch), list)
+            return stored
+        return await self._put_checked(batch, keys, expects)
+
+    async def _put_checked(self, batch: list[T], keys: list[Key], expects: list[int | None]) -> list[T]:
+        """One conditional put per item (concurrently, bounded); each key's caches maintained as its put ends."""
+        schema = self.schema
+        gate = asyncio.Semaphore(_PUT_CONCURRENCY)
+
+        async def one(item: T, key: Key, expect: int | None) -> T:
+            async with gate:
+                call = self.store.put(schema, item, expect_version=expect)
+                put: T = await self.run_write(self.begin_write([key]), call, lambda s: [s])
+                return put
+
+        results = await asyncio.gather(
+            *(one(i, k, e) for i, k, e in zip(batch, keys, expects, strict=True)), return_exceptions=True
+        )
+        failed = [(it, r) for it, r in zip(batch, results, strict=True) if isinstance(r, BaseException)]
+        if failed:
+            first = failed[0][1]
+            if len(failed) == len(batch) or not isinstance(first, Exception):
+                raise first
+            raise PartialBatchError(
+                f"{len(failed)} of {len(batch)} puts failed: {first}", remaining=[it for it, _ in failed],
+                entity=schema.name, backend=self.store.name,
+            ) from first
+        return results  # type: ignore[return-value]
 
     async def delete(
         self, partition: Any, sort: Any = None, *, expect_version: int | None = None,

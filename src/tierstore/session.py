@@ -151,13 +151,18 @@ class SessionRepository(Generic[T]):
         await load_relations(self.session, self.schema, list(items), relations)
         return list(items)
 
-    async def put(self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None) -> T:
-        stored = await self.repo.put(item, if_not_exists=if_not_exists, expect_version=expect_version)
+    async def put(
+        self, item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
+        check_version: bool = True,
+    ) -> T:
+        stored = await self.repo.put(
+            item, if_not_exists=if_not_exists, expect_version=expect_version, check_version=check_version
+        )
         self.session._map[(self._table, self.schema.key_of(stored))] = stored
         return stored
 
-    async def put_many(self, items: Iterable[T]) -> list[T]:
-        stored = await self.repo.put_many(items)
+    async def put_many(self, items: Iterable[T], *, check_version: bool = True) -> list[T]:
+        stored = await self.repo.put_many(items, check_version=check_version)
         for s in stored:
             self.session._map[(self._table, self.schema.key_of(s))] = s
         return stored

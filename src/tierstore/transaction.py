@@ -74,16 +74,19 @@ class Transaction:
             raise ValidationError("a transaction may touch an item once", entity=schema.name, key=key)
         self._keys.add((schema.table, key))
 
-    def put(self, item: E, *, if_not_exists: bool = False, expect_version: int | None = None) -> Pending[E]:
-        """Add a put; the returned handle's ``result()`` is the stored item once the transaction commits."""
+    def put(
+        self, item: E, *, if_not_exists: bool = False, expect_version: int | None = None,
+        check_version: bool = True,
+    ) -> Pending[E]:
+        """Add a put; the returned handle's ``result()`` is the stored item once the transaction commits. Its
+        version is checked as by ``Repository.put`` (``check_version=False`` opts out)."""
         if not isinstance(item, Entity):
             raise ValidationError(f"a transaction puts entities, got {type(item).__name__}")
         schema = schema_of(type(item))
         schema.validate_item(item)
-        if expect_version is not None:
-            schema.check_expect_version(expect_version)
+        expect = schema.write_condition(item, if_not_exists, expect_version, check_version)
         self._claim(schema, schema.key_of(item))
-        self.ops.append(Put(item, if_not_exists, expect_version))
+        self.ops.append(Put(item, if_not_exists, expect))
         return Pending(self, len(self.ops) - 1)
 
     def delete(

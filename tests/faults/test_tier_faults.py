@@ -148,7 +148,7 @@ async def run_with_fault(
             k = rng.choice(keys)
             n += 1
             try:
-                await repo.put(Customer(k, str(n)))
+                await repo.put(Customer(k, str(n)), check_version=False)  # one writer: last write wins
                 acked[k] = n
                 out.ops += 1
             except Exception as exc:
@@ -469,7 +469,7 @@ async def test_redis_backlog_overflow_clears_the_namespace(redis_proxy: FaultPro
         await repo.get_many(keys)
         await _apply(redis_proxy, "refuse")
         for k in keys:  # eight undeliverable invalidations: more than max_pending
-            await repo.put(Customer(k, "new"))
+            await repo.put(Customer(k, "new", version=1))
         await _heal(redis_proxy)
         # After the breaker's cooldown the node is probed, cleared and read: wait for that (bounded), reading
         # all along — no read may ever see an old value.
@@ -489,7 +489,7 @@ async def test_memcached_backlog_overflow_moves_to_a_new_generation(memcached_pr
         for p in memcached_proxies:
             await _apply(p, "refuse")
         for k in keys:
-            await repo.put(Customer(k, "new"))
+            await repo.put(Customer(k, "new", version=1))
         for p in memcached_proxies:
             await _heal(p)
         await _read_until_cleared(db, repo, keys, [Customer(k, "new", version=2) for k in keys], expected_clears=None)

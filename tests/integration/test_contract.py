@@ -31,7 +31,7 @@ async def test_put_get_roundtrip_and_version(db: Database) -> None:
     assert stored.version == 1
     got = await customers.get("c1")
     assert got == stored
-    again = await customers.put(Customer("c1", "Ann B", "ann@example.com"))
+    again = await customers.put(Customer("c1", "Ann B", "ann@example.com", version=stored.version))
     assert again.version == 2
     assert await customers.get("c1") == again
 
@@ -47,10 +47,10 @@ async def test_missing_is_none_and_stays_correct_after_insert(db: Database) -> N
 
 async def test_read_your_writes_through_tiers(db: Database) -> None:
     orders = db.repository(Order)
-    await orders.put(Order("c1", "o1", 100))
+    stored = await orders.put(Order("c1", "o1", 100))
     for total in (200, 300, 400):
         await orders.get("c1", "o1")  # warm every tier
-        await orders.put(Order("c1", "o1", total))
+        stored = await orders.put(Order("c1", "o1", total, version=stored.version))
         got = await orders.get("c1", "o1")
         assert got is not None and got.total_cents == total
 

@@ -240,8 +240,10 @@ def test_entity_route_round_trip_status_headers_sync_lists_and_routers() -> None
         res = client.put("/authors/a1", json={"id": "a1", "name": "Ann"})
         assert res.status_code == 201 and res.headers["x-author"] == "a1"
         assert res.json() == {"id": "a1", "name": "Ann", "avatar": "", "version": 1}
-        res = client.put("/authors/a1", json={"id": "a1", "name": "Ann B"})
+        res = client.put("/authors/a1", json={"id": "a1", "name": "Ann B", "version": 1})
         assert res.status_code == 200 and res.json()["version"] == 2
+        stale = client.put("/authors/a1", json={"id": "a1", "name": "Ann C", "version": 1})
+        assert stale.status_code == 409  # versions are checked by default: a stale write is a conflict
         res = client.post("/posts", json=[{"author_id": "a1", "post_id": "p1", "title": "T"}])
         assert res.status_code == 201 and res.json() == [{"author_id": "a1", "post_id": "p1", "title": "T"}]
         res = client.get("/v2/authors/a1")

@@ -260,6 +260,24 @@ class Schema(Generic[T]):
                 entity=self.name,
             )
 
+    def write_condition(
+        self, item: Any, if_not_exists: bool, expect_version: int | None, check_version: bool
+    ) -> int | None:
+        """The version a put of ``item`` must find stored (0: no item, or one without a version), or ``None``.
+
+        Versions are checked by default: an entity with a ``Version`` field is written only over the version
+        it carries (a new item carries 0). ``expect_version=`` names another one; ``check_version=False``
+        (or ``if_not_exists``) writes without a version check.
+        """
+        if not isinstance(check_version, bool):
+            raise ValidationError(f"check_version must be a bool, got {check_version!r}", entity=self.name)
+        if expect_version is not None:
+            self.check_expect_version(expect_version)
+            return expect_version
+        if if_not_exists or not check_version or not self.version:
+            return None
+        return int(getattr(item, self.version))
+
     def check_expect_version(self, expect_version: int) -> None:
         """Check an ``expect_version=`` argument: the entity must declare a version, the value be an int >= 0."""
         if not self.version:

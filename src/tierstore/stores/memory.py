@@ -135,7 +135,7 @@ class MemoryStore:
         if expect_version is not None:
             if not schema.version:
                 raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
-            if raw is None or current != expect_version:
+            if current != expect_version:  # an absent item counts as version 0
                 raise ConditionFailed(
                     f"expected version {expect_version}, found {current if raw is not None else 'no item'}",
                     entity=schema.name, key=key, backend=self.name,

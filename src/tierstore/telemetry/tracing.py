@@ -189,10 +189,13 @@ class TracedRepository(Repository[R]):
 
     async def put(
         self, item: R, *, if_not_exists: bool = False, expect_version: int | None = None,
-        when: Condition | bool | None = None,
+        when: Condition | bool | None = None, check_version: bool = True,
     ) -> R:
         with self._operation("put"):
-            return await super().put(item, if_not_exists=if_not_exists, expect_version=expect_version, when=when)
+            return await super().put(
+                item, if_not_exists=if_not_exists, expect_version=expect_version, when=when,
+                check_version=check_version,
+            )
 
     async def update(
         self, partition: Any, sort: Any = None, *, set: Mapping[str, Any] | None = None,
@@ -202,10 +205,10 @@ class TracedRepository(Repository[R]):
         with self._operation("update"):
             return await super().update(partition, sort, set=set, add=add, remove=remove, append=append, when=when)
 
-    async def put_many(self, items: Iterable[R]) -> list[R]:
+    async def put_many(self, items: Iterable[R], *, check_version: bool = True) -> list[R]:
         items = list(items)
         with self._operation("put_many", len(items)):
-            return await super().put_many(items)
+            return await super().put_many(items, check_version=check_version)
 
     async def delete(
         self, partition: Any, sort: Any = None, *, expect_version: int | None = None,

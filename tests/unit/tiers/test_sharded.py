@@ -60,7 +60,7 @@ async def test_sharded_tier_caches_through_a_database() -> None:
         assert all(await repo.get_many(ids))
         assert store.stats.round_trips == 0
         assert tier.stats.hits == 30
-        await repo.put(Customer("c1", "new"))
+        await repo.put(Customer("c1", "new", version=1))
         assert (await repo.get("c1")).name == "new"  # type: ignore[union-attr]
 
 
@@ -102,7 +102,7 @@ async def test_one_node_down_fails_open_and_replays_invalidations() -> None:
         assert all(g is not None for g in got)
         assert store.stats.reads == len(on_flaky)  # the good node still served its keys
         # A write while the node is down: its invalidation is kept, not lost.
-        await repo.put(Customer(on_flaky[0], "v2"))
+        await repo.put(Customer(on_flaky[0], "v2", version=1))
         assert tier.stats.errors > 0
         flaky.down = False
         # The node still holds v1, but the pending invalidation is replayed before it is read.

@@ -57,7 +57,7 @@ class TableState:
         self.name = name
         self.ready = False
         self.batches: list[dict[Key, list[asyncio.Future[Any]]] | None] = [None, None]
-        self.update_exprs: dict[tuple[str, ...], tuple[str, dict[str, str], tuple[str, ...]]] = {}
+        self.update_exprs: dict[tuple[str, ...], tuple[str, dict[str, str]]] = {}
 
 
 class DynamoStoreBase:
@@ -233,3 +233,74 @@ class DynamoStoreBase:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _update_expression(
+        self, t: TableState, attrs: tuple[str, ...], mode: str
+    ) -> tuple[str, dict[str, str]]:
+        """``SET`` of ``attrs``, ``REMOVE`` of the declared attributes the item does not have; the version
+        ``ADD``-ed (``mode="add"``), ``SET`` (``"set"``) or absent (``"none"``). Attributes the entity does not
+        declare are never named, so another writer's attributes survive."""
+        cached = t.update_exprs.get((mode, *attrs))
+        if cached is not None:
+            return cached
+        codec = t.codec
+        vattr = codec.version_attr
+        names: dict[str, str] = {}
+        sets = []
+        for i, a in enumerate(attrs):
+            names[f"#a{i}"] = a
+            sets.append(f"#a{i} = :a{i}")
+        if mode == "set":
+            names["#v"] = vattr  # type: ignore[assignment]
+            sets.append("#v = :nv")
+        present = set(attrs) | set(codec.key_attrs) | ({vattr} if vattr else set())
+        gone = [a for a in codec.attrs if a not in present]
+        gone += [lay.attr for lay in codec.synthetic if lay.attr not in present]
+        removes = []
+        for i, a in enumerate(gone):
+            names[f"#r{i}"] = a
+            removes.append(f"#r{i}")
+        parts = []
+        if sets:
+            parts.append("SET " + ", ".join(sets))
+        if mode == "add":
+            names["#v"] = vattr  # type: ignore[assignment]
+            parts.append("ADD #v :one")
+        if removes:
+            parts.append("REMOVE " + ", ".join(removes))
+        expression = " ".join(parts)
+        limits.check_expression(expression, "the UpdateExpression of a put", entity=t.schema.name)
+        if len(t.update_exprs) < 64:
+            t.update_exprs[(mode, *attrs)] = (expression, names)
+        return expression, names
+
+    def _update_params(
+        self, t: TableState, av: dict[str, AV], condition: str, cond_names: dict[str, str],
+        cond_values: dict[str, AV], new_version: int | None,
+    ) -> tuple[dict[str, Any], str]:
+        """The UpdateItem parameters of a put (also a transaction's ``Update`` action) and its version mode."""
+        codec = t.codec
+        vattr = codec.version_attr
+        skip = set(codec.key_attrs)
+        if vattr is not None:
+            skip.add(vattr)
+        attrs = tuple(a for a in av if a not in skip)
+        mode = "none" if vattr is None else ("add" if new_version is None else "set")
+        expression, names = self._update_expression(t, attrs, mode)
+        values = {f":a{i}": av[a] for i, a in enumerate(attrs)}
+        if mode == "add":
+            values[":one"] = {"N": "1"}
+        elif mode == "set":
+            values[":nv"] = {"N": str(new_version)}
+        params: dict[str, Any] = {"TableName": t.name, "Key": codec.key_of_av(av)}
+        if expression:
+            params["UpdateExpression"] = expression
+        if condition:
+            params["ConditionExpression"] = condition
+            names = {**names, **cond_names}
+            values.update(cond_values)
+        if names:
+            params["ExpressionAttributeNames"] = names
+        if values:
+            params["ExpressionAttributeValues"] = values
+        return params, mode

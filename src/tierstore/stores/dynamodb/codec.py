@@ -6,9 +6,10 @@ and back through one type switch per value and ``msgspec.convert`` (which also c
 
 Mapping (both ways): ``str`` ↔ S, ``int``/``float`` ↔ N, ``bool`` ↔ BOOL, ``None`` ↔ NULL, ``bytes`` ↔ B,
 ``list``/``tuple`` ↔ L, ``dict``/nested Struct ↔ M, ``set``/``frozenset`` of str/int/float/bytes ↔ SS/NS/BS
-(an *empty* set is written as an empty L, since DynamoDB has no empty sets); everything msgspec turns into a
-builtin (datetime, UUID, Decimal, enums…) travels as that builtin (mostly S). Binary values are accepted both as
-``bytes`` (botocore, DAX) and as base64 text (the raw JSON wire protocol).
+(an *empty* set is no attribute at all, since DynamoDB has no empty sets: a put ``REMOVE``s it, and a missing
+attribute of a set field reads as the empty set — so another writer's ``ADD tags :t`` works on it); everything
+msgspec turns into a builtin (datetime, UUID, Decimal, enums…) travels as that builtin (mostly S). Binary values
+are accepted both as ``bytes`` (botocore, DAX) and as base64 text (the raw JSON wire protocol).
 
 Keys. A key made of one field is stored in that field's own attribute (S, N or B). A key of several fields
 (``partition_key=("tenant", "stream")``) gets a synthetic S attribute (``_pk``/``_sk``, ``_<index>_pk``/
@@ -35,7 +36,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from tierstore.errors import ConfigError, StoreError, ValidationError
-from tierstore.model.schema import Key, KeyPart, Schema
+from tierstore.model.schema import Key, KeyPart, Schema, base_type
 from tierstore.query import SortCondition
 
 __all__ = ["AV", "DynamoCodec", "KeyLayout", "codec_for", "from_av", "key_identity", "to_av"]
@@ -143,8 +144,6 @@ def _set_encoder(elem: Any) -> Callable[[Any], AV] | None:
         return None
 
     def encode(values: list[Any]) -> AV:
-        if not values:
-            return {"L": []}
         return {tag: values if conv is None else [conv(x) for x in values]}
 
     return encode
@@ -176,7 +175,7 @@ _KINDS: dict[Any, tuple[str, str]] = {
 
 
 def _compile_fields(
-    kinds: Mapping[str, tuple[str, str, bool] | None],
+    kinds: Mapping[str, tuple[str, str, bool] | None], empty_sets: tuple[str, ...] = (),
 ) -> Callable[[Mapping[str, AV]], dict[str, Any]]:
     """A function from an AttributeValue map to a dict of builtins, specialised for these attributes.
 
@@ -194,6 +193,8 @@ def _compile_fields(
         lines += [f"    av = get({lit})", "    if av is not None:"]
         if kind is None:
             lines.append(f"        d[{lit}] = from_av(av)")
+            if name in empty_sets:
+                lines += ["    else:", f"        d[{lit}] = []"]
             continue
         tag, conv, _ = kind
         lines += [
@@ -399,7 +400,12 @@ class DynamoCodec(Generic[T]):
         kinds = {names[f.name]: _kind(f.type) for f in schema.fields}
         if config.tag_field:
             kinds[config.tag_field] = None
-        self._fields: Callable[[Mapping[str, AV]], dict[str, Any]] = _compile_fields(kinds)
+        # A set field whose attribute is missing reads as the empty set (how an empty set is stored).
+        self._empty_sets = tuple(
+            a for f in schema.fields if (a := names[f.name]) in self._set_encoders
+            and typing.get_origin(base_type(f.type)) in (set, frozenset)
+        )
+        self._fields: Callable[[Mapping[str, AV]], dict[str, Any]] = _compile_fields(kinds, self._empty_sets)
 
     def _make_key_getters(self) -> list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]]:
         out: list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]] = []
@@ -418,7 +424,13 @@ class DynamoCodec(Generic[T]):
         raw = msgspec.to_builtins(item, builtin_types=_BUILTINS, str_keys=True)
         sets = self._set_encoders
         if sets:
-            out = {k: (sets[k](v) if k in sets else to_av(v)) for k, v in raw.items()}
+            out = {}
+            for k, v in raw.items():
+                if k not in sets or v is None:
+                    out[k] = to_av(v)
+                elif v:
+                    out[k] = sets[k](v)
+                # an empty set is no attribute at all (DynamoDB has no empty sets; a put REMOVEs it)
         else:
             out = {k: to_av(v) for k, v in raw.items()}
         for attr, getter, lay in self._key_getters:
@@ -438,6 +450,8 @@ class DynamoCodec(Generic[T]):
             av = av_item.get(name)
             if av is not None:
                 d[name] = from_av(av)
+            elif name in self._empty_sets:
+                d[name] = []
         return d
 
     def decode(self, av_item: Mapping[str, AV]) -> T:

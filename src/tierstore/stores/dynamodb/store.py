@@ -3,19 +3,22 @@
 The store is assembled from one class per job (see :mod:`~tierstore.stores.dynamodb.base`); this file holds what
 a caller sees most: ``get``/``get_many``/``query``/``put``/``delete`` and their batch forms.
 
-Versions. ``put`` of an entity with a ``Version`` field must store *stored version + 1* and return it:
+Writes. Every put is one ``UpdateItem``: ``SET`` of the attributes the entity declares, ``REMOVE`` of the
+declared ones the item lacks (``None``-less optional fields, empty sets). Attributes the entity does not declare
+are never named, so what other writers keep on a shared item (their GSI keys among them) survives — a
+``PutItem`` would replace the whole item. Versions (an entity with a ``Version`` field stores *stored version + 1*
+and returns it):
 
-* with ``expect_version=e`` or ``if_not_exists`` the new version is known (e + 1, or 1): a conditional
-  ``PutItem`` (whole-item replace, no reply body);
-* unconditionally, the stored version is unknown: ``UpdateItem`` ``SET`` of every attribute, ``ADD`` of 1 to
-  the version and ``REMOVE`` of attributes the item no longer has, ``ReturnValues=UPDATED_NEW`` — one atomic
-  round trip, no read (a read-then-conditional-put would cost two and could lose races);
-* ``put_many`` of versioned entities uses that ``UpdateItem`` per item (concurrently), since ``BatchWriteItem``
-  can neither add nor condition: reading versions first and batch-writing would race and could give two
-  different values the same version — fatal for write-through caches ordered by version. Unversioned entities
-  use ``BatchWriteItem`` in chunks of 25 (:mod:`~tierstore.stores.dynamodb.batch`);
-* in ``transact``, an unconditional versioned put is *pinned* to the version it read
-  (:mod:`~tierstore.stores.dynamodb.transactions`).
+* with ``expect_version=e`` or ``if_not_exists`` the new version is known (e + 1, or 1): the version is ``SET``
+  under the condition ``#v = :e``; for ``e = 0`` the condition is ``attribute_not_exists(#v) OR #v = :e`` (no
+  item, or one written without a version attribute, counts as version 0);
+* unconditionally the stored version is unknown: ``ADD`` of 1 to the version, ``ReturnValues=UPDATED_NEW`` — one
+  atomic round trip, no read (a read-then-conditional-put would cost two and could lose races);
+* ``put_many`` uses that ``UpdateItem`` per item (concurrently): ``BatchWriteItem`` can neither add, condition nor
+  keep foreign attributes. ``restore_many`` (exact copies) still uses ``BatchWriteItem`` in chunks of 25
+  (:mod:`~tierstore.stores.dynamodb.batch`);
+* in ``transact``, puts are ``Update`` actions of the same form, and an unconditional versioned put is *pinned*
+  to the version it read (:mod:`~tierstore.stores.dynamodb.transactions`).
 
 Coalescing. Concurrent ``get`` calls of one table in the same event-loop tick are sent as one ``BatchGetItem``
 (DataLoader style): the first caller yields once (``sleep(0)``), everyone who asks meanwhile joins, and the
@@ -333,76 +336,35 @@ class DynamoStore(Transactions, TableAdmin):
                 raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
             names["#v"] = vattr
             values[":e"] = {"N": str(expect_version)}
-            conditions.append("#v = :e")
-        if vattr is not None and not conditions:
-            stored: T = await self._update_put(t, item, key, av, when)
-            return stored
-        self._when(when, t, names, values, conditions)
+            # An item without a version attribute (or no item) counts as version 0.
+            conditions.append("(attribute_not_exists(#v) OR #v = :e)" if expect_version == 0 else "#v = :e")
         new_version = None
-        if vattr is not None:
+        if vattr is not None and conditions:
             new_version = 1 if if_not_exists else expect_version + 1  # type: ignore[operator]
-            av[vattr] = {"N": str(new_version)}
-        params: dict[str, Any] = {"TableName": t.name, "Item": av}
-        if conditions:
-            params["ConditionExpression"] = " AND ".join(conditions)
-            params["ExpressionAttributeNames"] = names
-            if values:
-                params["ExpressionAttributeValues"] = values
-        await self._conditional(t, "PutItem", params, key, when, not conditions)
-        if new_version is None:
-            return item
-        return msgspec.structs.replace(item, **{schema.version: new_version})  # type: ignore[arg-type,type-var]
-
-    def _update_expression(self, t: TableState, attrs: tuple[str, ...]) -> tuple[str, dict[str, str], tuple[str, ...]]:
-        cached = t.update_exprs.get(attrs)
-        if cached is not None:
-            return cached
-        codec = t.codec
-        vattr = codec.version_attr
-        assert vattr is not None
-        names = {"#v": vattr}
-        sets = []
-        for i, a in enumerate(attrs):
-            names[f"#a{i}"] = a
-            sets.append(f"#a{i} = :a{i}")
-        present = set(attrs) | set(codec.key_attrs) | {vattr}
-        gone = [a for a in codec.attrs if a not in present]
-        gone += [lay.attr for lay in codec.synthetic if lay.attr not in present]
-        removes = []
-        for i, a in enumerate(gone):
-            names[f"#r{i}"] = a
-            removes.append(f"#r{i}")
-        expression = ("SET " + ", ".join(sets) + " " if sets else "") + "ADD #v :one"
-        if removes:
-            expression += " REMOVE " + ", ".join(removes)
-        limits.check_expression(expression, "the UpdateExpression of a put", entity=t.schema.name)
-        if len(t.update_exprs) < 64:
-            t.update_exprs[attrs] = (expression, names, attrs)
-        return expression, names, attrs
+        self._when(when, t, names, values, conditions)
+        stored: T = await self._update_put(
+            t, item, key, av, " AND ".join(conditions), names, values, new_version, when
+        )
+        return stored
 
     async def _update_put(
-        self, t: TableState, item: Any, key: Key, av: dict[str, AV], when: Condition | None = None
+        self, t: TableState, item: Any, key: Key, av: dict[str, AV], condition: str = "",
+        names: dict[str, str] | None = None, values: dict[str, AV] | None = None, new_version: int | None = None,
+        when: Condition | None = None,
     ) -> Any:
-        """Put of a versioned item without a version condition: SET everything, ADD 1 to the version, in one
-        round trip (under ``when``, if given)."""
-        codec = t.codec
-        skip = set(codec.key_attrs)
-        skip.add(codec.version_attr)  # type: ignore[arg-type]
-        attrs = tuple(a for a in av if a not in skip)
-        expression, names, _ = self._update_expression(t, attrs)
-        values = {f":a{i}": av[a] for i, a in enumerate(attrs)}
-        values[":one"] = {"N": "1"}
-        params: dict[str, Any] = {
-            "TableName": t.name, "Key": codec.key_of_av(av), "UpdateExpression": expression,
-            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values, "ReturnValues": "UPDATED_NEW",
-        }
-        if when is not None:
-            conditions: list[str] = []
-            names = params["ExpressionAttributeNames"] = dict(names)
-            self._when(when, t, names, values, conditions)
-            params["ConditionExpression"] = conditions[0]
-        reply = await self._conditional(t, "UpdateItem", params, key, when, False)
-        version = int(reply["Attributes"][codec.version_attr]["N"])
+        """A put as one UpdateItem: SET of the declared attributes, REMOVE of the declared ones the item lacks,
+        the version ADD-ed by 1 (no version condition) or SET to the known new version (a version condition),
+        under ``condition`` (which includes ``when``, if given).
+
+        Never PutItem: a whole-item replace would drop attributes other writers keep on the item (their
+        index keys among them)."""
+        params, mode = self._update_params(t, av, condition, names or {}, values or {}, new_version)
+        if mode == "add":
+            params["ReturnValues"] = "UPDATED_NEW"
+        reply = await self._conditional(t, "UpdateItem", params, key, when, not condition and mode != "add")
+        if mode == "none":
+            return item
+        version = new_version if mode == "set" else int(reply["Attributes"][t.codec.version_attr]["N"])
         return msgspec.structs.replace(item, **{t.schema.version: version})  # type: ignore[arg-type]
 
     async def update(self, schema: Schema[T], key: Key, changes: Changes, *, when: Condition | None = None) -> T:
@@ -479,15 +441,14 @@ class DynamoStore(Transactions, TableAdmin):
         return stored
 
     async def put_many(self, schema: Schema[T], items: Sequence[T]) -> list[T]:
+        """One UpdateItem per item, concurrently: ``BatchWriteItem`` can neither add to a version nor keep the
+        attributes the entity does not declare (it replaces whole items)."""
         t = self._table(schema)
         encoded = [self._item(t, it) for it in items]
         limits.check_distinct((k for k, _, _ in encoded), "put_many", entity=schema.name)
         if not items:
             return []
         self.stats.writes += len(items)
-        if t.codec.version_attr is None:
-            await self._batch_write(t, [{"PutRequest": {"Item": av}} for _, av, _ in encoded], list(items))
-            return list(items)
         gate = asyncio.Semaphore(self.config.write_concurrency)
 
         async def one(item: T, key: Key, av: dict[str, AV]) -> T:
@@ -519,7 +480,7 @@ class DynamoStore(Transactions, TableAdmin):
         if expect_version is not None:
             if t.codec.version_attr is None:
                 raise ValidationError(f"{schema.name} has no version field", entity=schema.name)
-            conditions.append("#v = :e")
+            conditions.append("(attribute_not_exists(#v) OR #v = :e)" if expect_version == 0 else "#v = :e")
             names["#v"] = t.codec.version_attr
             values[":e"] = {"N": str(expect_version)}
         self._when(when, t, names, values, conditions)

@@ -110,44 +110,44 @@ class Transactions(BatchOps):
         assert av is not None
         if isinstance(op, Delete):
             body: dict[str, Any] = {"TableName": t.name, "Key": av}
-            kind, result = "Delete", None
             if op.expect_version is not None:
                 names["#v"] = vattr  # type: ignore[assignment]
                 values[":e"] = {"N": str(op.expect_version)}
-                conditions.append("#v = :e")
-        else:
-            item = dict(av)
-            new_version: int | None = None
-            if op.if_not_exists:
-                names["#k"] = codec.partition.attr
-                conditions.append("attribute_not_exists(#k)")
+                conditions.append(
+                    "(attribute_not_exists(#v) OR #v = :e)" if op.expect_version == 0 else "#v = :e"
+                )
+            if conditions:
+                body["ConditionExpression"] = " AND ".join(conditions)
+                body["ExpressionAttributeNames"] = names
+                if values:
+                    body["ExpressionAttributeValues"] = values
+            return {"Delete": body}, None
+        new_version: int | None = None
+        if op.if_not_exists:
+            names["#k"] = codec.partition.attr
+            conditions.append("attribute_not_exists(#k)")
+            new_version = 1
+        if op.expect_version is not None:
+            names["#v"] = vattr  # type: ignore[assignment]
+            values[":e"] = {"N": str(op.expect_version)}
+            conditions.append("(attribute_not_exists(#v) OR #v = :e)" if op.expect_version == 0 else "#v = :e")
+            new_version = op.expect_version + 1
+        if pin:
+            names["#v"] = vattr  # type: ignore[assignment]
+            if stored is None:
+                conditions.append("attribute_not_exists(#v)")
                 new_version = 1
-            if op.expect_version is not None:
-                names["#v"] = vattr  # type: ignore[assignment]
-                values[":e"] = {"N": str(op.expect_version)}
+            else:
+                values[":e"] = {"N": str(stored)}
                 conditions.append("#v = :e")
-                new_version = op.expect_version + 1
-            if pin:
-                names["#v"] = vattr  # type: ignore[assignment]
-                if stored is None:
-                    conditions.append("attribute_not_exists(#v)")
-                    new_version = 1
-                else:
-                    values[":e"] = {"N": str(stored)}
-                    conditions.append("#v = :e")
-                    new_version = stored + 1
-            result = op.item
-            if vattr is not None and new_version is not None:
-                item[vattr] = {"N": str(new_version)}
-                result = msgspec.structs.replace(op.item, **{t.schema.version: new_version})  # type: ignore[arg-type]
-            body = {"TableName": t.name, "Item": item}
-            kind = "Put"
-        if conditions:
-            body["ConditionExpression"] = " AND ".join(conditions)
-            body["ExpressionAttributeNames"] = names
-            if values:
-                body["ExpressionAttributeValues"] = values
-        return {kind: body}, result
+                new_version = stored + 1
+        result = op.item
+        if vattr is not None:
+            assert new_version is not None  # every versioned put is conditioned or pinned
+            result = msgspec.structs.replace(op.item, **{t.schema.version: new_version})  # type: ignore[arg-type]
+        # An Update action like a put's UpdateItem: the attributes the entity does not declare survive.
+        body, _ = self._update_params(t, av, " AND ".join(conditions), names, values, new_version)
+        return {"Update": body}, result
 
     async def _read_versions(
         self, plan: list[tuple[WriteOp, TableState, Key, dict[str, AV] | None]]

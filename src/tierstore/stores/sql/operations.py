@@ -58,6 +58,11 @@ def op_put(
             raise _condition(plan, key, "if_not_exists and expect_version cannot both hold")
         new = expect_version + 1
         vals[vi] = new
+        if expect_version == 0:
+            # 0: no row there (or a row stored at version 0). Insert; if a row is there, the update decides.
+            res = yield (INSERT, plan.insert_new.text, vals)
+            if res is not None and res[0] != 0:
+                return plan.with_version(item, 1)
         count, _ = yield (EXEC, plan.update_expect.text, plan.update_args(vals, expect_version))
         if count == 0:
             found = yield (ONE, plan.select_version.text, key)
@@ -199,6 +204,8 @@ def op_delete(plan: Plan[Any], key: Key, expect_version: int | None) -> Operatio
     count, _ = yield (EXEC, plan.delete_expect.text, (*key, expect_version))
     if count == 0:
         found = yield (ONE, plan.select_version.text, key)
+        if found is None and expect_version == 0:
+            return False  # an absent item counts as version 0: nothing to delete
         raise _condition(plan, key, f"expected version {expect_version}, found {found[0] if found else 'no item'}")
     return True
 

@@ -172,11 +172,15 @@ class StoreContract(ContractBase):
         assert second.version == 2
         with pytest.raises(ConditionFailed):
             await s.put(D, Doc("f", "a", rank=3), expect_version=1)  # a stale writer
-        for expected in (0, 1):
-            with pytest.raises(ConditionFailed):
-                await s.put(D, Doc("f", "absent"), expect_version=expected)
+        with pytest.raises(ConditionFailed):
+            await s.put(D, Doc("f", "a", rank=3), expect_version=0)  # 0 means: no item there
+        with pytest.raises(ConditionFailed):
+            await s.put(D, Doc("f", "absent"), expect_version=1)
         assert await s.get(D, ("f", "a"), consistent=True) == second
         assert await s.get(D, ("f", "absent"), consistent=True) is None
+        new = await s.put(D, Doc("f", "new"), expect_version=0)  # an absent item counts as version 0
+        assert new.version == 1
+        assert await s.get(D, ("f", "new"), consistent=True) == new
 
     async def test_delete_says_whether_the_item_existed(self, empty_store: Store) -> None:
         s = empty_store

@@ -1,0 +1,154 @@
+"""Adopting an existing DynamoDB single-table design: tables and items made with aioboto3 directly, as another
+service would, then read and written through tierstore.
+
+The table has ``pk``/``sk`` keys and a ``GSI1`` (``gsi1pk``/``gsi1sk``) that tierstore's entities do not
+declare; items carry attributes of another team (``owner``) and no version attribute (legacy items).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import pytest
+
+import tierstore
+from tierstore import ConditionFailed, Entity, PartitionKey, SortKey, Version
+from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
+
+from _servers import DYNAMODB_URL, require
+
+pytestmark = pytest.mark.dynamodb
+
+
+class Profile(Entity, table="app"):
+    pk: PartitionKey[str]
+    sk: SortKey[str]
+    name: str
+    tags: set[str] = set()
+    version: Version = 0
+
+
+@dataclasses.dataclass
+class Env:
+    db: tierstore.Database
+    store: DynamoStore
+    client: Any
+    table: str
+
+
+async def _create_table(client: Any, name: str) -> None:
+    await client.create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ("pk", "sk", "gsi1pk", "gsi1sk")],
+        GlobalSecondaryIndexes=[{
+            "IndexName": "GSI1",
+            "KeySchema": [{"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                          {"AttributeName": "gsi1sk", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"},
+        }],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    await client.get_waiter("table_exists").wait(TableName=name, WaiterConfig={"Delay": 1})
+
+
+@pytest.fixture
+async def env() -> AsyncIterator[Env]:
+    require(DYNAMODB_URL, "dynamodb")
+    import aioboto3
+
+    cfg = dataclasses.replace(DynamoStoreConfig.from_url(DYNAMODB_URL), table_prefix=f"a{uuid.uuid4().hex[:10]}_")
+    session = aioboto3.Session(region_name=cfg.region or "us-east-1", aws_access_key_id="local",
+                               aws_secret_access_key="local")  # noqa: S106
+    async with session.client("dynamodb", endpoint_url=cfg.endpoint_url) as client:
+        name = cfg.table_prefix + "app"
+        await _create_table(client, name)
+        store = DynamoStore(cfg)
+        try:
+            async with tierstore.connect(store) as db:
+                yield Env(db, store, client, name)
+        finally:
+            await client.delete_table(TableName=name)
+
+
+async def _raw(env: Env, pk: str, sk: str) -> dict[str, Any]:
+    reply = await env.client.get_item(TableName=env.table, Key={"pk": {"S": pk}, "sk": {"S": sk}}, ConsistentRead=True)
+    item: dict[str, Any] = reply["Item"]
+    return item
+
+
+async def _legacy(env: Env, pk: str, sk: str, name: str) -> None:
+    """An item as another service writes it: a GSI1 key, a foreign attribute, no version attribute."""
+    await env.client.put_item(TableName=env.table, Item={
+        "pk": {"S": pk}, "sk": {"S": sk}, "name": {"S": name}, "owner": {"S": "billing-team"},
+        "gsi1pk": {"S": "NAME#" + name}, "gsi1sk": {"S": pk},
+    })
+
+
+def _foreign_kept(raw: dict[str, Any], name: str) -> None:
+    assert raw["owner"] == {"S": "billing-team"}
+    assert raw["gsi1pk"] == {"S": "NAME#" + name} and raw["gsi1sk"] == {"S": raw["pk"]["S"]}
+
+
+async def test_a_legacy_item_reads_as_version_0_and_its_put_is_checked(env: Env) -> None:
+    await _legacy(env, "c1", "PROFILE", "Ann")
+    profiles = env.db.repository(Profile)
+    got = await profiles.get("c1", "PROFILE")
+    assert got == Profile("c1", "PROFILE", "Ann")  # no version attribute: version 0
+    stored = await profiles.put(msgspec.structs.replace(got, name="Ann B"))  # version 0 matches "no attribute"
+    assert stored.version == 1
+    raw = await _raw(env, "c1", "PROFILE")
+    assert raw["version"] == {"N": "1"} and raw["name"] == {"S": "Ann B"}
+    with pytest.raises(ConditionFailed):
+        await profiles.put(msgspec.structs.replace(got, name="stale"))  # carries version 0, stored is 1
+    assert (await _raw(env, "c1", "PROFILE"))["name"] == {"S": "Ann B"}
+    # An explicit expect_version=0 on another legacy item works too (attribute_not_exists OR = 0).
+    await _legacy(env, "c2", "PROFILE", "Bob")
+    assert (await profiles.put(Profile("c2", "PROFILE", "Bob B"), expect_version=0)).version == 1
+
+
+async def test_every_put_keeps_attributes_the_entity_does_not_declare(env: Env) -> None:
+    profiles = env.db.repository(Profile)
+    for i in range(5):
+        await _legacy(env, f"c{i}", "PROFILE", f"n{i}")
+    # A checked put, an explicit expect_version, a blind put, put_many (checked and blind), a transaction.
+    await profiles.put(Profile("c0", "PROFILE", "x"))
+    await profiles.put(Profile("c0", "PROFILE", "y", version=1), expect_version=1)
+    await profiles.put(Profile("c1", "PROFILE", "x"), check_version=False)
+    await profiles.put_many([Profile("c2", "PROFILE", "x")])
+    await profiles.put_many([Profile("c3", "PROFILE", "x")], check_version=False)
+    async with env.db.transaction() as tx:
+        tx.put(Profile("c4", "PROFILE", "x"))
+    for i in range(5):
+        raw = await _raw(env, f"c{i}", "PROFILE")
+        _foreign_kept(raw, f"n{i}")
+        assert raw["name"]["S"] in ("x", "y") and int(raw["version"]["N"]) >= 1
+    # The items are still in the other team's index.
+    reply = await env.client.query(
+        TableName=env.table, IndexName="GSI1", KeyConditionExpression="gsi1pk = :p",
+        ExpressionAttributeValues={":p": {"S": "NAME#n0"}},
+    )
+    assert [it["pk"]["S"] for it in reply["Items"]] == ["c0"]
+    # Control: a whole-item replace (what a PutItem-based put did) loses them.
+    await env.client.put_item(TableName=env.table, Item={"pk": {"S": "c0"}, "sk": {"S": "PROFILE"}, "name": {"S": "z"}})
+    assert "owner" not in await _raw(env, "c0", "PROFILE")
+
+
+async def test_empty_sets_are_no_attribute_so_other_writers_can_add_to_them(env: Env) -> None:
+    profiles = env.db.repository(Profile)
+    stored = await profiles.put(Profile("c1", "PROFILE", "Ann", tags={"a"}))
+    stored = await profiles.put(msgspec.structs.replace(stored, tags=set()))
+    raw = await _raw(env, "c1", "PROFILE")
+    assert "tags" not in raw  # REMOVEd, not an empty list
+    await env.client.update_item(
+        TableName=env.table, Key={"pk": {"S": "c1"}, "sk": {"S": "PROFILE"}},
+        UpdateExpression="ADD tags :t", ExpressionAttributeValues={":t": {"SS": ["vip"]}},
+    )
+    got = await profiles.get("c1", "PROFILE", consistent=True)
+    assert got is not None and got.tags == {"vip"} and got.version == stored.version
+    await profiles.put(msgspec.structs.replace(got, tags={"vip", "new"}))
+    assert set((await _raw(env, "c1", "PROFILE"))["tags"]["SS"]) == {"vip", "new"}
