@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import zlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
@@ -15,6 +15,7 @@ from tierstore.errors import ValidationError
 __all__ = [
     "Page",
     "Query",
+    "Skipped",
     "SortCondition",
     "begins_with",
     "between",
@@ -104,6 +105,8 @@ class Query:
     consistent: bool = False
     where: Any = None
     """A checked :class:`tierstore.expressions.Condition` the items must satisfy, or ``None``."""
+    skip_undecodable: bool = False
+    """Leave out stored items that do not decode as the entity (listed in ``Page.skipped``) instead of raising."""
 
     def filter_token(self) -> list[Any] | None:
         """The filter as plain data (its shape and operand values), for cursors and query-cache keys."""
@@ -121,12 +124,25 @@ class Query:
         return zlib.crc32(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A stored item a tolerant query left out: its key attributes (as stored) and why it did not decode."""
+
+    key: dict[str, Any]
+    reason: str
+
+
 @dataclass(slots=True)
 class Page(Generic[T]):
-    """One page of query results. ``cursor`` is ``None`` on the last page."""
+    """One page of query results. ``cursor`` is ``None`` on the last page.
+
+    ``skipped``: the stored items of this page that did not decode as the entity, when the query was asked to
+    skip them (``undecodable="skip"``); empty otherwise.
+    """
 
     items: list[T]
     cursor: str | None
+    skipped: list[Skipped] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)

@@ -266,6 +266,7 @@ class Repository(Generic[T]):
         reverse: bool = False,
         consistent: bool = False,
         where: Condition | bool | None = None,
+        undecodable: str | None = None,
     ) -> QueryResult[T]:
         """Items of one partition (of the table or of ``index``), ordered by sort key.
 
@@ -274,11 +275,18 @@ class Repository(Generic[T]):
         the last one).
 
         ``await`` it for one :class:`Page`; ``async for`` over it for every item, one page in memory at a
-        time; ``.pages()`` for the pages.
+        time; ``.pages()`` for the pages. ``undecodable="skip"`` leaves out stored items that do not decode as
+        the entity (listed in ``Page.skipped``, counted in the store's ``stats.skipped``); ``"raise"`` fails
+        the page; the default is the entity's ``undecodable=`` (``"raise"`` unless declared).
         """
-        return QueryResult(
-            self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
-        )
+        q = self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
+        return QueryResult(self, self._tolerant(q, undecodable))
+
+    def _tolerant(self, q: Query, undecodable: str | None) -> Query:
+        mode = self.schema.undecodable if undecodable is None else undecodable
+        if mode not in ("raise", "skip"):
+            raise ValidationError(f"undecodable= is 'raise' or 'skip', got {mode!r}", entity=self.schema.name)
+        return dataclasses.replace(q, skip_undecodable=True) if mode == "skip" else q
 
     def _make_query(
         self, partition: Any, sort: SortCondition | None, index: str | None, limit: int | None,

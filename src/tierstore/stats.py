@@ -76,6 +76,7 @@ class StoreStats:
     queries: int = 0
     retries: int = 0
     errors: int = 0
+    skipped: int = 0  # stored items tolerant queries left out (undecodable as the entity)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

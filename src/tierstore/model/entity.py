@@ -44,10 +44,14 @@ _MEMBER = types.MemberDescriptorType
 
 
 class EntityMeta(msgspec.StructMeta):
-    """Takes ``table=``, ``partition_key=``, ``sort_key=`` and ``indexes=`` as class keywords.
+    """Takes ``table=``, ``partition_key=``, ``sort_key=``, ``indexes=`` and ``undecodable=`` as class keywords.
 
     A field read on the class (``Order.status``) is an attribute path for expressions
     (:class:`tierstore.expressions.Path`); on an instance it is the value, as always.
+
+    ``undecodable="skip"``: queries leave out stored items that do not decode as the entity (a table shared
+    with other writers) and list them in ``Page.skipped``; ``"raise"`` (the default) fails the page. A query's
+    own ``undecodable=`` overrides it.
     """
 
     __tierstore_decl__: dict[str, Any]
@@ -63,6 +67,7 @@ class EntityMeta(msgspec.StructMeta):
         partition_key: str | Sequence[str] | None = None,
         sort_key: str | Sequence[str] | None = None,
         indexes: Sequence[Index] = (),
+        undecodable: str = "raise",
         **struct_options: Any,
     ) -> EntityMeta:
         cls: EntityMeta = super().__new__(mcls, name, bases, namespace, **struct_options)
@@ -71,6 +76,7 @@ class EntityMeta(msgspec.StructMeta):
             "partition_key": partition_key,
             "sort_key": sort_key,
             "indexes": tuple(indexes),
+            "undecodable": undecodable,
         }
         cls.__tierstore_schema__ = None
         if namespace.get("__module__") != __name__:

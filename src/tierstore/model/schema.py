@@ -30,6 +30,7 @@ T = TypeVar("T")
 _KEY_TYPES: tuple[type, ...] = (str, int, bytes)
 # DynamoDB's rule (letters, digits, _ . -; up to 255); the SQL store narrows it to what SQL tables take.
 _TABLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}\Z")
+_UNDECODABLE = frozenset({"raise", "skip"})
 _IMMUTABLE_SCALARS: frozenset[Any] = frozenset({str, int, float, bool, bytes, type(None)})
 MAX_NESTING = 256
 """Deepest nesting of containers a field may hold. msgspec's encoders and decoders stop at Python's recursion
@@ -60,8 +61,11 @@ class Schema(Generic[T]):
         ttl: str | None,
         indexes: dict[str, Index],
         relations: dict[str, Relation[Any]],
+        undecodable: str = "raise",
     ) -> None:
         self.cls = cls
+        self.undecodable = undecodable
+        """``"raise"`` or ``"skip"``: what a query does with a stored item that does not decode."""
         self.name = cls.__name__
         self.table = table
         self.fields = fields
@@ -455,6 +459,9 @@ def build_schema(cls: type[T]) -> Schema[T]:
                 f"{where}: local index {ix.name} must share the table's partition key {partition}", entity=where
             )
         indexes[ix.name] = ix
+    undecodable = decl.get("undecodable", "raise")
+    if undecodable not in _UNDECODABLE:
+        raise ConfigError(f"{where}: undecodable= is 'raise' or 'skip', got {undecodable!r}", entity=where)
     relations: dict[str, Relation[Any]] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
@@ -472,6 +479,7 @@ def build_schema(cls: type[T]) -> Schema[T]:
         ttl=roles[EXPIRES][0] if roles[EXPIRES] else None,
         indexes=indexes,
         relations=relations,
+        undecodable=undecodable,
     )
 
 

@@ -165,11 +165,10 @@ class TracedRepository(Repository[R]):
     def query(
         self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
         limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
-        where: Condition | bool | None = None,
+        where: Condition | bool | None = None, undecodable: str | None = None,
     ) -> TracedQueryResult[R]:
-        return TracedQueryResult(
-            self, self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
-        )
+        q = self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
+        return TracedQueryResult(self, self._tolerant(q, undecodable))
 
     async def load(self, items: Sequence[R], *relations: Relation[Any]) -> list[R]:
         with self._operation("load", len(items)) as (span, _):

@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 import tierstore
-from tierstore import ConditionFailed, Entity, PartitionKey, SortKey, Version
+from tierstore import ConditionFailed, Entity, PartitionKey, SortKey, StoreError, Version
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
 from _servers import DYNAMODB_URL, require
@@ -29,7 +29,15 @@ class Profile(Entity, table="app"):
     sk: SortKey[str]
     name: str
     tags: set[str] = set()
+    visits: int = 0
     version: Version = 0
+
+
+class TolerantProfile(Entity, table="app", undecodable="skip"):
+    pk: PartitionKey[str]
+    sk: SortKey[str]
+    name: str
+    visits: int = 0
 
 
 @dataclasses.dataclass
@@ -63,7 +71,7 @@ async def env() -> AsyncIterator[Env]:
 
     cfg = dataclasses.replace(DynamoStoreConfig.from_url(DYNAMODB_URL), table_prefix=f"a{uuid.uuid4().hex[:10]}_")
     session = aioboto3.Session(region_name=cfg.region or "us-east-1", aws_access_key_id="local",
-                               aws_secret_access_key="local")  # noqa: S106
+                               aws_secret_access_key="local")
     async with session.client("dynamodb", endpoint_url=cfg.endpoint_url) as client:
         name = cfg.table_prefix + "app"
         await _create_table(client, name)
@@ -152,3 +160,22 @@ async def test_empty_sets_are_no_attribute_so_other_writers_can_add_to_them(env:
     assert got is not None and got.tags == {"vip"} and got.version == stored.version
     await profiles.put(msgspec.structs.replace(got, tags={"vip", "new"}))
     assert set((await _raw(env, "c1", "PROFILE"))["tags"]["SS"]) == {"vip", "new"}
+
+
+async def test_undecodable_items_fail_the_page_or_are_skipped_and_reported(env: Env) -> None:
+    for i, visits in enumerate(["3", "12.50", "4"]):  # boto3 writes Decimal("12.50") into an int field
+        await env.client.put_item(TableName=env.table, Item={
+            "pk": {"S": "c9"}, "sk": {"S": f"P#{i}"}, "name": {"S": f"n{i}"}, "visits": {"N": visits},
+        })
+    profiles = env.db.repository(Profile)
+    with pytest.raises(StoreError, match="does not match Profile"):
+        await profiles.query("c9")  # the default: one bad item fails the page
+    page = await profiles.query("c9", undecodable="skip")
+    assert [p.sk for p in page.items] == ["P#0", "P#2"]
+    assert [s.key for s in page.skipped] == [{"pk": "c9", "sk": "P#1"}] and "visits" in page.skipped[0].reason
+    assert env.store.stats.skipped == 1
+    # Per entity: undecodable="skip" on the class is the default of its queries; a query may still insist.
+    tolerant = env.db.repository(TolerantProfile)
+    assert [p.sk async for p in tolerant.query("c9", limit=1)] == ["P#0", "P#2"]
+    with pytest.raises(StoreError):
+        await tolerant.query("c9", undecodable="raise")

@@ -33,16 +33,16 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from tierstore.errors import ConditionFailed, NotFound, PartialBatchError, Unsupported, ValidationError
+from tierstore.errors import ConditionFailed, NotFound, PartialBatchError, StoreError, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.dynamodb import DynamoExpression
 from tierstore.expressions.memory import evaluate
 from tierstore.expressions.update import Changes
 from tierstore.model.schema import Key, Schema
-from tierstore.query import Page, Query, decode_cursor, encode_cursor
+from tierstore.query import Page, Query, Skipped, decode_cursor, encode_cursor
 from tierstore.stores.dynamodb import limits
 from tierstore.stores.dynamodb.base import TableState
-from tierstore.stores.dynamodb.codec import AV, key_identity, to_av
+from tierstore.stores.dynamodb.codec import AV, from_av, key_identity, to_av
 from tierstore.stores.dynamodb.tables import TableAdmin
 from tierstore.stores.dynamodb.transactions import Transactions
 from tierstore.stores.dynamodb.transport import DynamoFault
@@ -249,14 +249,34 @@ class DynamoStore(Transactions, TableAdmin):
             last = reply.get("LastEvaluatedKey")
             if limit is None:
                 cursor = self._encode_cursor(t, query, last) if last else None
-                return Page(codec.decode_many(raws), cursor)
+                return self._page(t, query, raws, cursor)
             if len(raws) > limit or not last:
                 break
             params["ExclusiveStartKey"] = last  # DynamoDB stopped at 1 MB: read on until the page is full
         if len(raws) > limit:
             raws = raws[:limit]
-            return Page(codec.decode_many(raws), self._encode_cursor(t, query, raws[-1]))
-        return Page(codec.decode_many(raws), None)
+            return self._page(t, query, raws, self._encode_cursor(t, query, raws[-1]))
+        return self._page(t, query, raws, None)
+
+    def _page(self, t: TableState, query: Query, raws: list[dict[str, AV]], cursor: str | None) -> Page[Any]:
+        """Decode a page; a tolerant query leaves out (and lists) the items that do not decode."""
+        codec = t.codec
+        if not query.skip_undecodable:
+            return Page(codec.decode_many(raws), cursor)
+        try:
+            return Page(codec.decode_many(raws), cursor)
+        except StoreError:
+            pass
+        items: list[Any] = []
+        skipped: list[Skipped] = []
+        for raw in raws:
+            try:
+                items.append(codec.decode(raw))
+            except StoreError as exc:
+                key = {a: from_av(raw[a]) for a in codec.key_attrs if a in raw}
+                skipped.append(Skipped(key, exc.message))
+        self.stats.skipped += len(skipped)
+        return Page(items, cursor, skipped)
 
     def _encode_cursor(self, t: TableState, query: Query, last: dict[str, AV]) -> str:
         position: list[Any] = []
