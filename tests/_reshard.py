@@ -125,7 +125,7 @@ async def load(stores: dict[str, Store], router: Router, tenants: int = 30, per:
         items = [Item(f"t{t}", n, f"p{t}-{n}") for t in range(tenants) for n in range(per)]
         await repo.put_many(items)
         for t in range(0, tenants, 3):
-            await repo.put(Item(f"t{t}", 0, "edited"))
+            await repo.put(Item(f"t{t}", 0, "edited", version=1))
         await db.repository(Tag).put_many([Tag(i, f"l{i}") for i in range(40)])
         return [i for i in await repo.get_many([(i.tenant, i.n) for i in items]) if i is not None]
 

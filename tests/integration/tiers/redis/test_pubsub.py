@@ -27,7 +27,7 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
     urls = ["memory://", with_params(base, prefix)]
     async with tierstore.connect(store, urls) as a, tierstore.connect(store, urls) as b:
         ra, rb = a.repository(Customer), b.repository(Customer)
-        await ra.put(Customer("k", "v1"))
+        await ra.put(Customer("k", "v1"), check_version=False)
         assert (await ra.get("k")).name == "v1"  # type: ignore[union-attr]
         assert (await rb.get("k")).name == "v1"  # type: ignore[union-attr]
         l1 = a.cache.l1
@@ -36,7 +36,7 @@ async def test_l1_entries_are_evicted_by_other_processes_writes(base: str) -> No
         before = store.stats.reads
         assert (await ra.get("k")).name == "v1"  # type: ignore[union-attr]
         assert store.stats.reads == before and l1.stats.hits >= 1  # an L1 hit
-        await rb.put(Customer("k", "v2"))
+        await rb.put(Customer("k", "v2"), check_version=False)
 
         async def fresh() -> bool:
             got = await ra.get("k")
@@ -66,7 +66,7 @@ async def test_l1_is_flushed_and_not_filled_while_the_channel_is_down(fault: str
         urls = ["memory://", f"redis://127.0.0.1:{proxy.port}/0?prefix={prefix}&ping=100ms&timeout=100ms"]
         async with tierstore.connect(store, urls) as a:
             repo = a.repository(Customer)
-            await repo.put(Customer("k", "v1"))
+            await repo.put(Customer("k", "v1"), check_version=False)
             await repo.get("k")
             coherence = a.cache.coherence
             l1 = a.cache.l1
@@ -102,7 +102,7 @@ async def test_no_coherence_channel_when_disabled() -> None:
     async with tierstore.connect(MemoryStore(), urls) as db:
         assert db.cache.coherence is None
         repo = db.repository(Customer)
-        await repo.put(Customer("k", "v"))
+        await repo.put(Customer("k", "v"), check_version=False)
         await repo.get("k")
         assert isinstance(db.cache.tiers[0], MemoryTier) and len(db.cache.tiers[0]) == 1
 
@@ -115,7 +115,7 @@ async def test_a_channel_reset_is_a_drop_even_when_reconnecting_would_succeed() 
         urls = ["memory://", f"redis://127.0.0.1:{proxy.port}/0?prefix={random_prefix()}&ping=100ms"]
         async with tierstore.connect(MemoryStore(), urls) as a:
             repo = a.repository(Customer)
-            await repo.put(Customer("k", "v1"))
+            await repo.put(Customer("k", "v1"), check_version=False)
             await repo.get("k")
             l1 = a.cache.l1
             assert l1 is not None and len(l1) == 1
