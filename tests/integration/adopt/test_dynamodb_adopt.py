@@ -16,7 +16,8 @@ import msgspec
 import pytest
 
 import tierstore
-from tierstore import ConditionFailed, Entity, PartitionKey, SortKey, StoreError, Version
+from tierstore import ConditionFailed, Entity, Index, PartitionKey, SortKey, StoreError, Version
+from tierstore.errors import SchemaMismatch
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
 from _servers import DYNAMODB_URL, require
@@ -38,6 +39,23 @@ class TolerantProfile(Entity, table="app", undecodable="skip"):
     sk: SortKey[str]
     name: str
     visits: int = 0
+
+
+class WithIndex(Entity, table="app", indexes=[Index("by_name", "name")]):
+    """Declares an index the team's table does not have."""
+
+    pk: PartitionKey[str]
+    sk: SortKey[str]
+    name: str = ""
+
+
+class WrongKeys(Entity, table="app", indexes=[Index("GSI1", "gsi1pk", "name")]):
+    """A numeric partition key where the table's is a string; GSI1 with another sort key."""
+
+    pk: PartitionKey[int]
+    sk: SortKey[str]
+    gsi1pk: str = "x"
+    name: str = ""
 
 
 @dataclasses.dataclass
@@ -179,3 +197,35 @@ async def test_undecodable_items_fail_the_page_or_are_skipped_and_reported(env: 
     assert [p.sk async for p in tolerant.query("c9", limit=1)] == ["P#0", "P#2"]
     with pytest.raises(StoreError):
         await tolerant.query("c9", undecodable="raise")
+
+
+async def test_verify_mode_lists_every_mismatch_and_never_changes_the_table(env: Env) -> None:
+    await _legacy(env, "c1", "PROFILE", "Ann")
+    calls: list[str] = []
+    real_call = env.store._call
+
+    async def spy(op: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        calls.append(op)
+        return await real_call(op, params, **kw)
+
+    env.store._call = spy  # type: ignore[method-assign]  # records, then makes the real request
+    async with tierstore.connect(env.store, schema="verify") as db:
+        assert (await db.repository(Profile).get("c1", "PROFILE")) is not None  # fits: reads work
+        with pytest.raises(SchemaMismatch) as info:
+            await db.repository(WithIndex).get("c1", "PROFILE")  # a plain get must not add the index
+        (m,) = info.value.mismatches
+        assert "by_name" in m.problem and "update-table" in m.fix and "GlobalSecondaryIndexUpdates" in m.fix
+        with pytest.raises(SchemaMismatch) as info:
+            await db.verify(WrongKeys, WithIndex)  # one error, every mismatch of every entity
+        problems = [m.problem for m in info.value.mismatches]
+        assert len(problems) == 3, problems
+        assert any("'pk' is of type S" in p for p in problems)
+        assert any("index 'GSI1' has key" in p for p in problems)
+        assert any("'by_name' is missing" in p for p in problems)
+    assert not {"CreateTable", "UpdateTable", "UpdateTimeToLive"} & set(calls), calls
+    desc = (await env.client.describe_table(TableName=env.table))["Table"]
+    assert [g["IndexName"] for g in desc["GlobalSecondaryIndexes"]] == ["GSI1"]
+    # Control: the create mode adds the missing index (what used to happen on a plain get).
+    async with tierstore.connect(env.store, schema="create") as db:
+        await db.repository(WithIndex).get("c1", "PROFILE")
+    assert "UpdateTable" in calls

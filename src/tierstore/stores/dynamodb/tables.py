@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from typing import Any
 
-from tierstore.errors import ConfigError, StoreError
+from tierstore.errors import ConfigError, Mismatch, StoreError
 from tierstore.model.schema import Schema
 from tierstore.stores.dynamodb import limits
 from tierstore.stores.dynamodb.base import DynamoStoreBase, TableState
-from tierstore.stores.dynamodb.transport import DynamoFault
+from tierstore.stores.dynamodb.transport import DynamoFault, is_loopback
 
 __all__ = ["TableAdmin"]
 
@@ -75,6 +76,72 @@ class TableAdmin(DynamoStoreBase):
         if codec.ttl_attr is not None:
             await self._ensure_ttl(t)
         t.ready = True
+
+    @property
+    def embedded(self) -> bool:
+        """A DynamoDB Local on a loopback endpoint is a test/embedded store (schema mode ``create`` by default);
+        any other endpoint holds someone's tables (``verify`` by default)."""
+        return is_loopback(self.config.endpoint_url)
+
+    async def verify_schema(self, schema: Schema[Any]) -> list[Mismatch]:
+        """Every way the existing table differs from what ``schema`` needs (key schema, key attribute types,
+        global and local indexes), each with the AWS CLI command that fixes it. One DescribeTable; never
+        CreateTable or UpdateTable."""
+        t = self._table(schema)
+        codec = t.codec
+        desc = await self._describe(t)
+
+        def mismatch(problem: str, fix: str) -> Mismatch:
+            return Mismatch(schema.name, t.name, problem, fix)
+
+        if desc is None:
+            return [mismatch("the table does not exist",
+                             f"aws dynamodb create-table --cli-input-json '{json.dumps(self._create_params(t))}'")]
+        out: list[Mismatch] = []
+        types = {a["AttributeName"]: a["AttributeType"] for a in desc.get("AttributeDefinitions") or ()}
+
+        def check_keys(where: str, have: list[dict[str, Any]], p: Any, s: Any) -> bool:
+            want = [(p.attr, "HASH")] + ([(s.attr, "RANGE")] if s else [])
+            got = [(k["AttributeName"], k["KeyType"]) for k in have]
+            if got != want:
+                out.append(mismatch(
+                    f"{where} has key {got}, the entity needs {want}",
+                    "a key schema cannot be changed: create a table (or index) with this key and copy the items",
+                ))
+                return False
+            out.extend(
+                mismatch(
+                    f"{where} key attribute {lay.attr!r} is of type {types[lay.attr]}, the entity stores "
+                    f"{lay.type}", "map the field to an attribute of that type, or copy into a new table",
+                )
+                for lay in (p, s)
+                if lay is not None and types.get(lay.attr, lay.type) != lay.type
+            )
+            return True
+
+        check_keys("the table", desc.get("KeySchema") or [], codec.partition, codec.sort)
+        gsis = {g["IndexName"]: g for g in desc.get("GlobalSecondaryIndexes") or ()}
+        lsis = {g["IndexName"]: g for g in desc.get("LocalSecondaryIndexes") or ()}
+        for ix_name, (p, s) in codec.indexes.items():
+            local = ix_name in codec.local_indexes
+            have = (lsis if local else gsis).get(ix_name)
+            if have is None:
+                if local:
+                    out.append(mismatch(f"local index {ix_name!r} is missing",
+                                        "DynamoDB creates local indexes only with the table: recreate it"))
+                    continue
+                update = {
+                    "TableName": t.name,
+                    "AttributeDefinitions": [
+                        {"AttributeName": lay.attr, "AttributeType": lay.type} for lay in (p, s) if lay is not None
+                    ],
+                    "GlobalSecondaryIndexUpdates": [{"Create": self._gsi(t, ix_name)}],
+                }
+                out.append(mismatch(f"global index {ix_name!r} is missing",
+                                    f"aws dynamodb update-table --cli-input-json '{json.dumps(update)}'"))
+                continue
+            check_keys(f"index {ix_name!r}", have.get("KeySchema") or [], p, s)
+        return out
 
     async def _describe(self, t: TableState) -> dict[str, Any] | None:
         try:
