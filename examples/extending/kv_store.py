@@ -92,7 +92,7 @@ class KvStore:
         """Raise ``ConditionFailed`` unless the write's condition holds against ``found`` (the stored item)."""
         if if_not_exists and found is not None:
             raise ConditionFailed("item exists", entity=schema.name, key=key, backend=self.name)
-        if expect is not None and (found is None or schema.version_of(found) != expect):
+        if expect is not None and (0 if found is None else schema.version_of(found)) != expect:
             now = "no item" if found is None else schema.version_of(found)
             raise ConditionFailed(f"expected version {expect}, found {now}", entity=schema.name, key=key,
                                   backend=self.name)

@@ -158,11 +158,11 @@ async def test_single_flight_does_not_join_a_read_that_began_before_a_write_stor
     db = await tierstore.connect(store, []).open()
     try:
         repo = db.repository(Customer)
-        await repo.put(Customer("k", "v1"))
+        await repo.put(Customer("k", "v1"), check_version=False)
         gate = store.read_gate = Gate()
         first = asyncio.create_task(repo.get("k"))
         await asyncio.wait_for(gate.reached.wait(), WAIT)  # holds v1, read before the write
-        await repo.put(Customer("k", "v2"))
+        await repo.put(Customer("k", "v2"), check_version=False)
         second = asyncio.create_task(repo.get("k"))  # invoked after the put returned
         await asyncio.sleep(0)
         gate.release.set()
@@ -179,11 +179,11 @@ async def test_read_your_writes_a_read_begun_during_the_write_is_not_joined(tier
     put() returned must not join it."""
     p = await open_pair(tiers)
     try:
-        await p.ra.put(Customer("k", "v1"))
+        await p.ra.put(Customer("k", "v1"), check_version=False)
         assert (await p.rb.get("k")) is not None  # the shared tier holds v1
         assert p.gated is not None
         inv = p.gated.invalidate_gate = Gate()
-        writer = asyncio.create_task(p.ra.put(Customer("k", "v2")))
+        writer = asyncio.create_task(p.ra.put(Customer("k", "v2"), check_version=False))
         await asyncio.wait_for(inv.reached.wait(), WAIT)  # committed; the shared tier still holds v1
         read = p.gated.get_gate = Gate()
         early = asyncio.create_task(p.ra.get("k"))
@@ -209,13 +209,13 @@ async def test_single_flight_does_not_join_across_an_invalidation_heard_on_the_c
     before it from the reads after it: the later read does its own round trip."""
     p = await open_pair(("memory", "redis"))
     try:
-        await p.ra.put(Customer("k", "v1"))
+        await p.ra.put(Customer("k", "v1"), check_version=False)
         l1 = p.a.cache.tiers[0]
         gate = p.store.read_gate = Gate()
         early = asyncio.create_task(p.ra.get("k"))
         await asyncio.wait_for(gate.reached.wait(), WAIT)  # holds v1 from the store, still in flight
         heard = l1.stats.coherence_evictions
-        await p.rb.put(Customer("k", "v2"))  # acknowledged in the other process
+        await p.rb.put(Customer("k", "v2"), check_version=False)  # acknowledged in the other process
         for _ in range(WAIT * 100):  # the channel's delivery: wait for the message, not for a time
             if l1.stats.coherence_evictions > heard:
                 break
@@ -243,16 +243,16 @@ async def test_write_through_a_set_from_before_a_delete_loses_to_the_re_created_
         ra = p.ra
         rb = p.rb if p.gated is not None else ra  # in-process tiers are not shared between processes
         for name in ("a", "b"):
-            await ra.put(Customer("k", name))
+            await ra.put(Customer("k", name), check_version=False)
         late_gate = Gate()
         if p.gated is not None:
             p.gated.set_gate = late_gate
         else:  # in-process only: hold the store's reply instead (the maintenance follows it)
             p.store.put_gate = late_gate
-        late = asyncio.create_task(ra.put(Customer("k", "deleted", version=2)))
+        late = asyncio.create_task(ra.put(Customer("k", "deleted", version=2), check_version=False))
         await asyncio.wait_for(late_gate.reached.wait(), WAIT)
         assert await ra.delete("k")
-        created = await ra.put(Customer("k", "re-created"))
+        created = await ra.put(Customer("k", "re-created"), check_version=False)
         assert created.version == 1
         for repo in (ra, rb):
             got = await repo.get("k")  # fills from the store
@@ -263,7 +263,7 @@ async def test_write_through_a_set_from_before_a_delete_loses_to_the_re_created_
             got = await repo.get("k")
             assert got is not None and got.name == "re-created", got
         # And a later write-through of the re-created item is served.
-        await ra.put(Customer("k", "v2"))
+        await ra.put(Customer("k", "v2"), check_version=False)
         for repo in (ra, rb):
             got = await repo.get("k")
             assert got is not None and got.name == "v2"
@@ -278,11 +278,11 @@ async def test_write_through_a_set_from_before_a_delete_loses_to_the_re_created_
 async def test_a_put_cancelled_during_its_invalidation_still_invalidates(tiers: tuple[str, ...]) -> None:
     p = await open_pair(tiers)
     try:
-        await p.ra.put(Customer("k", "v1"))
+        await p.ra.put(Customer("k", "v1"), check_version=False)
         assert (await p.rb.get("k")) is not None  # the shared tier holds v1
         assert p.gated is not None
         inv = p.gated.invalidate_gate = Gate()
-        writer = asyncio.create_task(p.ra.put(Customer("k", "v2")))
+        writer = asyncio.create_task(p.ra.put(Customer("k", "v2"), check_version=False))
         await asyncio.wait_for(inv.reached.wait(), WAIT)  # committed, invalidation not sent yet
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -300,11 +300,11 @@ async def test_a_put_cancelled_during_its_invalidation_still_invalidates(tiers: 
 async def test_a_put_cancelled_after_the_store_committed_still_invalidates(tiers: tuple[str, ...]) -> None:
     p = await open_pair(tiers)
     try:
-        await p.ra.put(Customer("k", "v1"))
+        await p.ra.put(Customer("k", "v1"), check_version=False)
         for repo in (p.ra, p.rb):
             assert (await repo.get("k")) is not None  # cached everywhere
         gate = p.store.put_gate = Gate()
-        writer = asyncio.create_task(p.ra.put(Customer("k", "v2")))
+        writer = asyncio.create_task(p.ra.put(Customer("k", "v2"), check_version=False))
         await asyncio.wait_for(gate.reached.wait(), WAIT)  # committed; the reply is not back yet
         writer.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -328,7 +328,7 @@ async def test_condition_failed_invalidates_the_key_so_a_retry_converges(tiers: 
     p = await open_pair(tiers)
     try:
         repo = p.ra
-        await repo.put(Customer("k", "v1"))
+        await repo.put(Customer("k", "v1"), check_version=False)
         cached = await repo.get("k")
         assert cached is not None
         await p.store.put(schema_of(Customer), Customer("k", "changed elsewhere", version=cached.version))
@@ -349,7 +349,7 @@ async def test_transaction_condition_failed_invalidates_its_keys(tiers: tuple[st
     p = await open_pair(tiers)
     try:
         repo = p.ra
-        await repo.put(Customer("k", "v1"))
+        await repo.put(Customer("k", "v1"), check_version=False)
         cached = await repo.get("k")
         assert cached is not None
         await p.store.put(schema_of(Customer), Customer("k", "changed elsewhere", version=cached.version))
