@@ -150,6 +150,8 @@ CASES: list[Case] = [
          SQL | DYNAMO),
     Case("put index key over 2048 bytes", _put_ranked(lambda: Ranked("p", "g", board="b" * 2049)), ValidationError,
          SQL | DYNAMO),
+    Case("put an empty map key", _put(lambda: Sample("k", meta={"": 1})), ValidationError, DYNAMO),
+    Case("put an empty nested map key", _put(lambda: Sample("k", meta={"a": {"": [1]}})), ValidationError, DYNAMO),
     Case("put empty index key", _put_ranked(lambda: Ranked("p", "g", board="")), ValidationError, DYNAMO),
     Case("put bool int key", lambda r: r.int_keyed.put(IntKeyed(True)), ValidationError),
     Case("put int key beyond 64 bits", lambda r: r.int_keyed.put(IntKeyed(2**64)), ValidationError, SQL),

@@ -63,9 +63,10 @@ samples = st.builds(
 
 
 def _numbers(x: Any, y: Any) -> bool:
-    """An int and a float of equal value: PostgreSQL's JSONB writes 1e16 back as 10000000000000000, which an
-    ``Any`` field then reads as an int (equal, of another type); a declared ``float`` field keeps its type."""
-    return all(type(v) in (int, float) for v in (x, y))
+    """An int and a float: PostgreSQL's JSONB writes a float of integral value (1e16, 1.7976931348623157e308)
+    back as integer digits, which an ``Any`` field then reads as an int — the same number as a float; a
+    declared ``float`` field keeps its type."""
+    return type(x) is not type(y) and all(type(v) in (int, float) for v in (x, y))
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -86,7 +87,10 @@ def _same(a: Any, b: Any) -> bool:
             stack.extend((x[k], y[k]) for k in x)
         elif isinstance(x, Sample) and isinstance(y, Sample):
             stack.extend((getattr(x, f), getattr(y, f)) for f in x.__struct_fields__)
-        elif not (x == y and (type(x) is type(y) or _numbers(x, y))):
+        elif _numbers(x, y):
+            if float(x) != float(y):
+                return False
+        elif not (x == y and type(x) is type(y)):
             return False
     return True
 
@@ -118,7 +122,9 @@ def test_put_then_get_returns_an_equal_item_or_a_validation_error_before_io(
     db, _, _ = vdb
     outcomes = {"stored": 0, "ValidationError": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate],
+    # derandomize: the same examples on every run (CI must not fail at random); widen by running locally with
+    # derandomize=False when hunting.
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, phases=[Phase.generate], derandomize=True,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                      HealthCheck.data_too_large])
     @given(samples)

@@ -175,6 +175,8 @@ def value_size(av: Mapping[str, Any], *, depth: int = 0, entity: str | None = No
         size = 3
         if tag == "M":
             for name, child in v.items():
+                if not name:
+                    raise _fail("a map holds an empty key, which DynamoDB rejects", entity, key)
                 size += 1 + (len(name) if name.isascii() else len(name.encode()))
                 size += value_size(child, depth=depth + 1, entity=entity, key=key)
         else:
