@@ -264,11 +264,11 @@ def split_batch_write(s_ref: list[Stub], rounds: int, forwarded: Counter[Any]) -
 
 
 async def test_unprocessed_items_are_retried_each_write_once(store: DynamoStore) -> None:
-    b = tierstore.backends.schema_of(Blob)  # unversioned: put_many is BatchWriteItem
+    b = tierstore.backends.schema_of(Blob)  # restore_many and delete_many are BatchWriteItem (put_many is not)
     forwarded: Counter[Any] = Counter()
     ref: list[Stub] = []
     ref.append(stub(store, split_batch_write(ref, rounds=2, forwarded=forwarded)))
-    await store.put_many(b, [Blob(i, bytes([i])) for i in range(30)])
+    await store.restore_many(b, [Blob(i, bytes([i])) for i in range(30)])
     assert len(forwarded) == 30 and set(forwarded.values()) == {1}
     assert ref[0].calls["BatchWriteItem"] == 6  # chunks of 25 and 5, each 2 partial rounds + 1
     assert_backoff_per_task(store, [2, 2])
@@ -288,7 +288,7 @@ async def test_unprocessed_items_that_never_finish_name_the_items(store: DynamoS
     ref.append(stub(store, split_batch_write(ref, rounds=99, forwarded=forwarded)))
     items = [Blob(i, b"x") for i in range(40)]
     with pytest.raises(PartialBatchError) as info:
-        await store.put_many(b, items)
+        await store.restore_many(b, items)
     remaining = info.value.remaining
     # Chunk of 25: 12, 6, 3, 2, 1 written, 1 left; chunk of 15: 7, 4, 2, 1, 0 written, 1 left.
     assert len(remaining) == 2 and all(isinstance(r, Blob) for r in remaining)

@@ -34,11 +34,14 @@ async def test_expect_version(store: SqlStore) -> None:
     with pytest.raises(ConditionFailed, match="expected version 1, found 2") as info:
         await store.put(K, msgspec.structs.replace(a, n=3), expect_version=1)
     assert info.value.key == ("e",) and info.value.backend == store.name
-    with pytest.raises(ConditionFailed, match="found no item"):
-        await store.put(K, Kinds("absent"), expect_version=0)
+    # expect_version=0: there is no item (or one stored without a version), so the put creates it once.
+    assert (await store.put(K, Kinds("new"), expect_version=0)).version == 1
+    with pytest.raises(ConditionFailed, match="expected version 0"):
+        await store.put(K, Kinds("new", n=5), expect_version=0)
     got = await store.get(K, ("e",))
     assert got is not None and (got.n, got.version) == (2, 2)
-    assert await store.get(K, ("absent",)) is None
+    new = await store.get(K, ("new",))
+    assert new is not None and (new.n, new.version) == (0, 1)
 
 
 async def test_if_not_exists(store: SqlStore) -> None:
