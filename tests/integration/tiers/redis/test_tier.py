@@ -13,6 +13,7 @@ import tierstore
 import tierstore.backends
 from tierstore import MemoryStore
 from tierstore.backends import Lease
+from tierstore.tiers.entry import TOMBSTONE_VALUE
 
 from _models import Blob, Customer
 from _servers import REDIS_URL
@@ -118,7 +119,7 @@ async def test_concurrent_gets_are_coalesced() -> None:
     prefix = random_prefix()
     async with tierstore.connect(store, [with_params(REDIS_URL, prefix)]) as db:
         repo = db.repository(Customer)
-        await repo.put_many([Customer(f"c{i}", f"n{i}") for i in range(64)])
+        await repo.put_many([Customer(f"c{i}", f"n{i}") for i in range(64)], check_version=False)  # one batch
         await repo.get_many([f"c{i}" for i in range(64)])  # warm
         tier = db.cache.tiers[0]
         await repo.get("c0")  # something in flight makes the next tick's readers merge
@@ -165,7 +166,9 @@ async def test_oversized_values_are_not_cached(raw: redis.Redis) -> None:
         tier = db.cache.tiers[0]
         assert tier.stats.oversized >= 1
         big = tierstore.backends.schema_of(Blob).cache_key((1,))
-        assert await raw.get(f"{prefix}:{big}") is None  # no value, and no lease left behind
+        # No value and no lease left behind: at most the tombstone of the put's invalidation, which outlives
+        # the write briefly so that a set from before it cannot land.
+        assert await raw.get(f"{prefix}:{big}") in (None, TOMBSTONE_VALUE)
         assert tier.stats.lease_waits == 0
 
 
