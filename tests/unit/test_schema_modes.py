@@ -62,15 +62,21 @@ def test_bad_modes_are_config_errors_before_any_io(args: tuple[Any, ...], kw: di
 
 
 class _Unverifiable:
-    """A store without ``verify_schema`` (as a third-party store may be): everything else is a MemoryStore's."""
+    """A store without ``verify_schema`` (as a third-party store may be): everything else is a MemoryStore's.
+    Delegation is by class-level properties, since runtime protocol checks on Python 3.12+ look attributes up
+    statically (``__getattr__`` is not consulted)."""
 
     def __init__(self) -> None:
         self._inner = MemoryStore()
 
-    def __getattr__(self, name: str) -> Any:
-        if name in ("verify_schema", "embedded"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
+
+def _delegate(name: str) -> property:
+    return property(lambda self: getattr(self._inner, name))
+
+
+for _name in dir(MemoryStore()):
+    if not _name.startswith("_") and _name not in ("verify_schema", "embedded"):
+        setattr(_Unverifiable, _name, _delegate(_name))
 
 
 def test_verify_needs_a_store_that_can_verify() -> None:
