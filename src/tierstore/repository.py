@@ -562,13 +562,20 @@ class Repository(Generic[T]):
         ``stored_of(result)``, or :meth:`after_failed_write` if it raised) — as one piece that cancelling the
         caller cannot cut short: when something is cached, it runs as a task of its own, so a cancelled write's
         caches are maintained after its store call really ended (a commit a thread or a server finishes after
-        the caller gave up is then still followed by the invalidation)."""
-        if not self.cache.tiers and self._context.query_cache is None:
-            try:
-                return await call
-            finally:
-                self.cache.epochs.bump(write.ticket.cks)  # only single flight must learn of the write
-        return await self.cache.shielded(self._write_then_maintain(write, call, stored_of))
+        the caller gave up is then still followed by the invalidation). When neither the store nor any tier can
+        suspend (memory store, in-process tiers), it runs inline: nothing can interrupt it."""
+        cache = self.cache
+        if self._context.query_cache is None:
+            if not cache.tiers:
+                try:
+                    return await call
+                finally:
+                    cache.epochs.bump(write.ticket.cks)  # only single flight must learn of the write
+            if not cache.suspends and not getattr(self.store, "suspends", True):
+                # Every layer is in-process: no await in between can suspend, so no cancellation can cut the
+                # write from its maintenance — run both inline (a task per write costs a loop turn on 3.11).
+                return await self._write_then_maintain(write, call, stored_of)
+        return await cache.shielded(self._write_then_maintain(write, call, stored_of))
 
     async def _write_then_maintain(
         self, write: WriteAhead, call: Coroutine[Any, Any, R], stored_of: Callable[[R], Sequence[T | None]]

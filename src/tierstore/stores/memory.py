@@ -79,6 +79,13 @@ class MemoryStore:
     def __repr__(self) -> str:
         return f"MemoryStore(tables={sorted(self._tables)})"
 
+    @property
+    def suspends(self) -> bool:
+        """Whether a call can suspend: with a simulated ``latency``, or in a subclass (which may override a call
+        with one that awaits). When neither the store nor any tier can, a write and its cache maintenance run
+        inline, with nothing a cancellation could cut in between."""
+        return bool(self.latency) or type(self) is not MemoryStore
+
     async def _trip(self) -> None:
         self.stats.round_trips += 1
         if self.latency:

@@ -4,6 +4,7 @@ TTL jitter, undecodable entries, L1 bounds through the repository."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -139,3 +140,33 @@ async def test_copies_of_cached_flat_entities_are_independent() -> None:
         third = (await orders.get_many([("c1", "o1")]))[0]
         assert third is not None and third.total_cents == 5
         assert not Order.customer.is_loaded(third)
+
+
+class _SuspendingStore(MemoryStore):
+    """A subclass may override a call with one that awaits: it counts as suspending."""
+
+
+@pytest.mark.parametrize(
+    ("store", "tasks"), [(MemoryStore(), 0), (MemoryStore(latency=0.001), 1), (_SuspendingStore(), 1)]
+)
+async def test_a_write_runs_in_a_task_of_its_own_only_when_a_layer_can_suspend(store: MemoryStore, tasks: int) -> None:
+    """Every layer in-process: the write and its maintenance run inline (no task per write, which costs a loop
+    turn on 3.11); a store that can suspend keeps the task that makes the write cancellation-safe."""
+    async with tierstore.connect(store, [MemoryTier()]) as db:
+        customers = db.repository(Customer)
+        await customers.put(Customer("k", "v0"), check_version=False)
+        spawned: list[Any] = []
+        spawn = db.cache.spawn
+
+        def counting(work: Any) -> Any:
+            spawned.append(work)
+            return spawn(work)
+
+        db.cache.spawn = counting  # type: ignore[method-assign]
+        try:
+            await customers.put(Customer("k", "v1"), check_version=False)
+        finally:
+            del db.cache.spawn
+        assert len(spawned) == tasks
+        got = await customers.get("k")
+        assert got is not None and got.name == "v1"
