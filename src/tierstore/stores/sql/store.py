@@ -159,7 +159,7 @@ class SqlStore:
         if plan is None:
             if not self._opened:
                 await self.open()
-            table = table_for(schema, self.metadata)
+            table = table_for(schema, self.metadata, self._driver.dialect)
             plan = self._plans[schema] = Plan(schema, table, self._driver.dialect, self.name)
         return plan
 

@@ -37,9 +37,10 @@ import types
 import typing
 import uuid
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+import msgspec
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql
 from sqlalchemy.engine import Dialect
@@ -50,8 +51,9 @@ from tierstore.model.entity import Entity
 from tierstore.model.schema import Schema, schema_of
 
 __all__ = [
-    "KEY_LENGTH", "MYSQL_DIALECTS", "NATIVE_KINDS", "KeyBytes", "KeyString", "Kind", "check_mysql_key_size",
-    "column_kind", "index_columns", "key_like_fields", "metadata_for", "table_for",
+    "KEY_LENGTH", "MYSQL_DIALECTS", "NATIVE_KINDS", "TARGETS", "KeyBytes", "KeyString", "Kind", "Target",
+    "check_mysql_key_size", "column_kind", "field_default", "index_columns", "key_like_fields", "metadata_for",
+    "table_for", "target_of",
 ]
 
 KEY_LENGTH = 255
@@ -68,72 +70,110 @@ MYSQL_DIALECTS = ("mysql", "mariadb")
 """SQLAlchemy's names of the MySQL-family dialects."""
 
 class KeyString(TypeDecorator[str]):
-    """``VARCHAR(255)`` whose comparison and order are by code point on every dialect.
+    """``VARCHAR(255)`` whose comparison and order are by code point on every dialect (resolved when compiled).
 
     Code-point order makes SQL ``ORDER BY`` agree with Python's ``str`` order and keeps ``"a"``, ``"A"`` and
-    ``"a "`` distinct keys (MySQL's default collations are case-insensitive and pad spaces).
+    ``"a "`` distinct keys (MySQL's default collations are case-insensitive and pad spaces). Tables built for
+    a known database (:func:`metadata_for` with ``dialect=``, and the store's own) use the plain SQLAlchemy
+    type this resolves to instead, which Alembic renders without importing tierstore; this one serves tables
+    built for any database.
     """
 
     impl = sa.String(KEY_LENGTH)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.String(KEY_LENGTH, collation="C"))
-        if dialect.name in MYSQL_DIALECTS:
-            nopad = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_0900_bin"
-            return dialect.type_descriptor(mysql.VARCHAR(KEY_LENGTH, charset="utf8mb4", collation=nopad))
-        return dialect.type_descriptor(sa.String(KEY_LENGTH))
+        return dialect.type_descriptor(_key_string(target_of(dialect)))
+
+
+Target = Literal["postgresql", "mysql", "mariadb", "sqlite"]
+TARGETS: tuple[Target, ...] = ("postgresql", "mysql", "mariadb", "sqlite")
+"""The databases tables can be built for (``mariadb``: MariaDB, whichever URL scheme reaches it)."""
+
+
+def target_of(dialect: Dialect | str | None) -> Target | None:
+    """The database a table is built for: a connected SQLAlchemy dialect (MariaDB told apart from MySQL, as
+    a ``mysql+aiomysql://`` URL reaches both), a dialect name, or ``None`` (any of them)."""
+    if dialect is None:
+        return None
+    name = dialect if isinstance(dialect, str) else dialect.name
+    if name == "mysql" and getattr(dialect, "is_mariadb", False):
+        name = "mariadb"
+    for t in TARGETS:
+        if t == name:
+            return t
+    raise ConfigError(f"tables are built for {', '.join(TARGETS)} (or None: any of them); got {name!r}")
+
+
+def _variants(make: Callable[[Target | None], TypeEngine[Any]]) -> TypeEngine[Any]:
+    """The type for every database: the ``None`` form with one variant per database that differs."""
+    base: TypeEngine[Any] = make(None)
+    for t in TARGETS:
+        typ = make(t)
+        if repr(typ) != repr(base):
+            base = base.with_variant(typ, t)
+    return base
+
+
+def _key_string(target: Target | None) -> TypeEngine[Any]:
+    if target == "postgresql":
+        return sa.String(KEY_LENGTH, collation="C")
+    if target in ("mysql", "mariadb"):
+        nopad = "utf8mb4_nopad_bin" if target == "mariadb" else "utf8mb4_0900_bin"
+        return mysql.VARCHAR(KEY_LENGTH, charset="utf8mb4", collation=nopad)
+    return sa.String(KEY_LENGTH)
 
 
 def KeyBytes() -> TypeEngine[bytes]:
-    return sa.LargeBinary().with_variant(mysql.VARBINARY(KEY_LENGTH), *MYSQL_DIALECTS)
+    return _variants(_key_bytes)
 
 
-def _text() -> TypeEngine[str]:
-    return sa.Text().with_variant(mysql.LONGTEXT(charset="utf8mb4"), *MYSQL_DIALECTS)
+def _key_bytes(target: Target | None) -> TypeEngine[Any]:
+    return mysql.VARBINARY(KEY_LENGTH) if target in ("mysql", "mariadb") else sa.LargeBinary()
 
 
-def _blob() -> TypeEngine[bytes]:
-    return sa.LargeBinary().with_variant(mysql.LONGBLOB(), *MYSQL_DIALECTS)
+def _text(target: Target | None) -> TypeEngine[Any]:
+    return mysql.LONGTEXT(charset="utf8mb4") if target in ("mysql", "mariadb") else sa.Text()
 
 
-def _datetime() -> TypeEngine[Any]:
+def _blob(target: Target | None) -> TypeEngine[Any]:
+    return mysql.LONGBLOB() if target in ("mysql", "mariadb") else sa.LargeBinary()
+
+
+def _datetime(target: Target | None) -> TypeEngine[Any]:
     # SQLite has no date types: ISO 8601 text (UTC, microseconds), which also sorts by time.
-    return (
-        sa.DateTime(timezone=True)
-        .with_variant(mysql.DATETIME(fsp=6), *MYSQL_DIALECTS)
-        .with_variant(sa.Text(), "sqlite")
-    )
+    if target in ("mysql", "mariadb"):
+        return mysql.DATETIME(fsp=6)
+    return sa.Text() if target == "sqlite" else sa.DateTime(timezone=True)
 
 
-def _date() -> TypeEngine[Any]:
-    return sa.Date().with_variant(sa.Text(), "sqlite")
+def _date(target: Target | None) -> TypeEngine[Any]:
+    return sa.Text() if target == "sqlite" else sa.Date()
 
 
-def _uuid() -> TypeEngine[Any]:
-    return sa.Uuid(as_uuid=True).with_variant(mysql.CHAR(36), *MYSQL_DIALECTS).with_variant(sa.Text(), "sqlite")
+def _uuid(target: Target | None) -> TypeEngine[Any]:
+    if target in ("mysql", "mariadb"):
+        return mysql.CHAR(36)
+    return sa.Text() if target == "sqlite" else sa.Uuid(as_uuid=True)
 
 
-def _decimal() -> TypeEngine[Any]:
+def _decimal(target: Target | None) -> TypeEngine[Any]:
     # MySQL needs a precision: the widest it has; SQLite keeps the exact text.
-    return (
-        sa.Numeric(asdecimal=True)
-        .with_variant(mysql.DECIMAL(65, 30), *MYSQL_DIALECTS)
-        .with_variant(sa.Text(), "sqlite")
-    )
+    if target in ("mysql", "mariadb"):
+        return mysql.DECIMAL(65, 30)
+    return sa.Text() if target == "sqlite" else sa.Numeric(asdecimal=True)
 
 
-_NATIVE_TYPES = {"datetime": _datetime, "date": _date, "uuid": _uuid, "decimal": _decimal}
-
-
-def _json() -> TypeEngine[Any]:
+def _json(target: Target | None) -> TypeEngine[Any]:
     # SQLite gets TEXT: a declared type "JSON" has NUMERIC affinity there and would turn '123' into 123.
-    return (
-        sa.JSON(none_as_null=True)
-        .with_variant(postgresql.JSONB(none_as_null=True), "postgresql")
-        .with_variant(sa.Text(), "sqlite")
-    )
+    if target == "postgresql":
+        return postgresql.JSONB(none_as_null=True)
+    return sa.Text() if target == "sqlite" else sa.JSON(none_as_null=True)
+
+
+_TYPES: dict[str, Callable[[Target | None], TypeEngine[Any]]] = {
+    "bytes": _blob, "datetime": _datetime, "date": _date, "uuid": _uuid, "decimal": _decimal, "json": _json,
+}
 
 
 def _strip(tp: Any) -> Any:
@@ -191,13 +231,14 @@ def _columns_of(table: sa.Table) -> list[tuple[str, str, str]]:
     return [(c.key, c.name, repr(c.type)) for c in table.columns]
 
 
-def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
-    """The table of ``schema`` in ``metadata`` (added if missing).
+def table_for(schema: Schema[Any], metadata: sa.MetaData, dialect: Dialect | str | None = None) -> sa.Table:
+    """The table of ``schema`` in ``metadata`` (added if missing), built for ``dialect`` (see :func:`target_of`).
 
     Columns are named as the entity stores its fields (msgspec's ``rename=``/``field(name=...)``), and keyed
     by the field name (``table.c.<field>``). One SQL table holds one entity: a second entity with other
     columns on the same table is a ``ConfigError``.
     """
+    target = target_of(dialect)
     if not _SQL_TABLE_NAME.match(schema.table):
         raise ConfigError(
             f"{schema.name}: table name {schema.table!r} cannot be an SQL table: at most 63 characters of "
@@ -209,7 +250,7 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
     existing = metadata.tables.get(key)
     if existing is not None:
         if existing.info.get("tierstore_entity") != schema.name:
-            probe = _build(schema, sa.MetaData(schema=metadata.schema))
+            probe = _build(schema, sa.MetaData(schema=metadata.schema), target)
             if _columns_of(probe) != _columns_of(existing):
                 raise ConfigError(
                     f"{schema.name} and {existing.info.get('tierstore_entity')} both declare table "
@@ -218,23 +259,75 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
                     entity=schema.name,
                 )
         return existing
-    return _build(schema, metadata)
+    return _build(schema, metadata, target)
 
 
-def _server_default(kind: str, f: Any) -> Any:
-    """The field's default as a column default, for numbers and booleans: a migration that adds the column
-    fills existing rows with it, and rows written by a service that does not know the field yet get it too.
-    (Text columns get none: MySQL refuses a literal DEFAULT on TEXT.)"""
-    if f.required or f.default is None or (isinstance(f.default, float) and not math.isfinite(f.default)):
+_EMPTY_FACTORIES: tuple[Any, ...] = (list, dict, set, frozenset, tuple)
+
+
+def field_default(schema: Schema[Any], name: str) -> tuple[bool, Any]:
+    """``(True, value)`` when the field has a constant default (an empty collection from ``list``/``dict``/
+    ``set``… counts), else ``(False, None)`` (required, or made by another factory on each call)."""
+    try:
+        info = {f.name: f for f in msgspec.structs.fields(schema.cls)}[name]
+    except (TypeError, KeyError):
+        return False, None
+    if info.default is not msgspec.NODEFAULT:
+        return True, info.default
+    if info.default_factory in _EMPTY_FACTORIES:
+        return True, info.default_factory()
+    return False, None
+
+
+def _sql_string(value: str, target: Target | None, expression: bool) -> Any:
+    """A string constant as a column default. MySQL 8 takes a default on TEXT/BLOB/JSON columns only as an
+    expression, ``DEFAULT ('…')``, where backslashes escape too; elsewhere it is the plain literal."""
+    if target == "mysql" and expression:
+        quoted = value.replace("\\", "\\\\").replace("'", "''").replace(":", "\\:")  # \: is text()'s colon
+        return sa.text(f"('{quoted}')")
+    return value
+
+
+def _server_default(kind: str, schema: Schema[Any], f: Any, target: Target | None, key_like: bool) -> Any:
+    """The field's default as a column default: a migration that adds the column fills existing rows with
+    it, and rows inserted by a service that does not know the field yet get it too.
+
+    Carried: numbers, booleans, ``str``, ``date``, ``UUID``, ``Decimal``, JSON values (collections, enums,
+    literals, structs: their JSON encoding), and ``datetime`` on a known database. Not carried (the column
+    has no default; see docs/migrations.md for the expand/contract recipe): ``bytes``, non-finite floats,
+    defaults made by a factory other than an empty collection's."""
+    has, value = field_default(schema, f.name)
+    if f.required or not has or value is None:
         return None
-    if kind == "bool" and isinstance(f.default, bool):
-        return sa.true() if f.default else sa.false()
-    if kind in ("int", "float") and type(f.default) in (int, float):
-        return sa.text(repr(f.default))
+    if kind == "bool" and isinstance(value, bool):
+        return sa.true() if value else sa.false()
+    if kind in ("int", "float") and type(value) in (int, float):
+        return sa.text(repr(value)) if math.isfinite(value) else None
+    if kind == "str" and isinstance(value, str):
+        return _sql_string(value, target, expression=not key_like)
+    if kind == "date" and type(value) is datetime.date:
+        return value.isoformat()
+    if kind == "uuid" and isinstance(value, uuid.UUID):
+        return str(value)
+    if kind == "decimal" and isinstance(value, decimal.Decimal) and value.is_finite():
+        return str(value)
+    if kind == "datetime" and isinstance(value, datetime.datetime) and target is not None:
+        if target == "sqlite":  # the row codec's text: the value as given, offset (or its absence) included
+            return value.isoformat(timespec="microseconds")
+        utc = value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value.astimezone(datetime.UTC)
+        if target == "postgresql":
+            return utc.isoformat(timespec="microseconds")
+        return utc.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+    if kind == "json":
+        try:
+            text = msgspec.json.encode(value).decode()
+        except (TypeError, ValueError, msgspec.EncodeError):
+            return None
+        return _sql_string(text, target, expression=True)
     return None
 
 
-def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
+def _build(schema: Schema[Any], metadata: sa.MetaData, target: Target | None) -> sa.Table:
     keyish = key_like_fields(schema)
     stored = schema.stored_names
     columns: list[sa.Column[Any]] = []
@@ -242,22 +335,20 @@ def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
         kind, nullable = column_kind(f.type)
         typ: TypeEngine[Any]
         if kind == "str":
-            typ = KeyString() if f.name in keyish else _text()
+            typ = _pick(_key_string if f.name in keyish else _text, target)
         elif kind == "bytes":
-            typ = KeyBytes() if f.name in keyish else _blob()
+            typ = _pick(_key_bytes if f.name in keyish else _blob, target)
         elif kind == "int":
             typ = sa.BigInteger()
         elif kind == "float":
             typ = sa.Double()
         elif kind == "bool":
             typ = sa.Boolean()
-        elif kind in _NATIVE_TYPES:
-            typ = _NATIVE_TYPES[kind]()
         else:
-            typ = _json()
+            typ = _pick(_TYPES[kind], target)
         columns.append(sa.Column(
             stored[f.name], typ, key=f.name, nullable=nullable, autoincrement=False,
-            server_default=_server_default(kind, f),
+            server_default=_server_default(kind, schema, f, target, f.name in keyish),
         ))
     if len({c.name for c in columns}) != len(columns):
         raise ConfigError(f"{schema.name}: two fields are stored under the same column name", entity=schema.name)
@@ -278,12 +369,28 @@ def _build(schema: Schema[Any], metadata: sa.MetaData) -> sa.Table:
     return table
 
 
-def metadata_for(*entities: type[Entity], metadata: sa.MetaData | None = None) -> sa.MetaData:
+def _pick(make: Callable[[Target | None], TypeEngine[Any]], target: Target | None) -> TypeEngine[Any]:
+    if target is None:  # for any database: resolved when compiled
+        return KeyString() if make is _key_string else _variants(make)
+    return make(target)
+
+
+def metadata_for(
+    *entities: type[Entity], metadata: sa.MetaData | None = None, dialect: Dialect | str | None = None
+) -> sa.MetaData:
     """A ``sqlalchemy.MetaData`` with the tables and indexes of ``entities`` (e.g. for Alembic's
-    ``target_metadata``, so autogenerate sees tierstore's tables)."""
+    ``target_metadata``, so autogenerate sees tierstore's tables).
+
+    ``dialect``: the database the tables are for — a connected dialect (``connection.dialect`` in Alembic's
+    env.py, which tells MariaDB from MySQL) or ``"postgresql"``/``"mysql"``/``"mariadb"``/``"sqlite"``. The
+    columns then have plain SQLAlchemy types of that database, which Alembic renders without importing
+    tierstore. Without it the tables suit every database (types resolved when compiled, a ``datetime``
+    field's default not carried), but Alembic's autogenerate cannot render them without tierstore's
+    ``KeyString``: give the dialect for migrations."""
+    target = target_of(dialect)  # checked even with no entities
     md = metadata if metadata is not None else sa.MetaData()
     for entity in entities:
-        table_for(schema_of(entity), md)
+        table_for(schema_of(entity), md, target)
     return md
 
 

@@ -102,7 +102,8 @@ def _create_table(dialect: Dialect, table: sa.Table) -> str:
     ddl += [str(CreateIndex(ix).compile(dialect=dialect)).strip() + ";"
             for ix in sorted(table.indexes, key=lambda i: str(i.name))]
     return " ".join(" ".join(s.split()) for s in ddl) + (
-        " (or with Alembic: alembic revision --autogenerate over metadata_for(...), then alembic upgrade head)"
+        " (or with Alembic: alembic revision --autogenerate over metadata_for(..., dialect=connection.dialect), "
+        "then alembic upgrade head; see docs/migrations.md)"
     )
 
 

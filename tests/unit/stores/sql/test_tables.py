@@ -66,7 +66,7 @@ def test_ddl_postgres() -> None:
     text = ddl(Wide, pg())
     assert 'p VARCHAR(255) COLLATE "C" NOT NULL' in text
     assert 'label VARCHAR(255) COLLATE "C" NOT NULL' in text  # index fields are key-like
-    assert "note TEXT" in text and "items JSONB NOT NULL" in text and "raw BYTEA NOT NULL" in text
+    assert "note TEXT" in text and "items JSONB DEFAULT '[]' NOT NULL" in text and "raw BYTEA NOT NULL" in text
     assert "score DOUBLE PRECISION" in text and "flag BOOLEAN" in text and "rank BIGINT" in text
     assert "CREATE INDEX ix_unit_wide_by_label ON unit_wide (label, rank, p, s)" in text
 
@@ -83,7 +83,7 @@ def test_ddl_mariadb_and_mysql_use_binary_no_pad_collations() -> None:
 
 def test_ddl_sqlite_keeps_json_as_text() -> None:
     text = ddl(Wide, lite())
-    assert "items TEXT NOT NULL" in text  # a declared JSON type would have NUMERIC affinity
+    assert "items TEXT DEFAULT '[]' NOT NULL" in text  # a declared JSON type would have NUMERIC affinity
     assert "p VARCHAR(255) NOT NULL" in text
 
 
@@ -165,3 +165,43 @@ def test_number_and_bool_defaults_become_server_defaults() -> None:
     assert "flag BOOLEAN DEFAULT false NOT NULL" in ddl
     assert "score DOUBLE PRECISION DEFAULT 0.0 NOT NULL" in ddl
     assert "note TEXT," in ddl and "label VARCHAR(255) COLLATE \"C\" NOT NULL" in ddl  # no default on text
+
+
+class Defaults(Entity, table="unit_defaults"):
+    id: PartitionKey[str]
+    label: str = "it's a \\ default: x"
+    tags: list[str] = []
+    at: datetime.datetime = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    day: datetime.date = datetime.date(2026, 1, 2)
+    made: datetime.datetime = msgspec.field(default_factory=lambda: datetime.datetime.now(datetime.UTC))
+
+
+def _ddl_for(target: str, dialect: Dialect) -> str:
+    table = metadata_for(Defaults, dialect=target).tables["unit_defaults"]
+    return str(sa.schema.CreateTable(table).compile(dialect=dialect))
+
+
+def test_defaults_become_column_defaults_per_database() -> None:
+    text = _ddl_for("postgresql", pg())
+    assert "label TEXT DEFAULT 'it''s a \\ default: x' NOT NULL" in text
+    assert "tags JSONB DEFAULT '[]' NOT NULL" in text
+    assert "at TIMESTAMP WITH TIME ZONE DEFAULT '2026-01-01T00:00:00.000000+00:00' NOT NULL" in text
+    assert "day DATE DEFAULT '2026-01-02' NOT NULL" in text
+    assert "made TIMESTAMP WITH TIME ZONE NOT NULL" in text  # a factory's value is not a constant
+    maria_text = _ddl_for("mariadb", maria())
+    assert "label LONGTEXT CHARACTER SET utf8mb4 NOT NULL DEFAULT 'it''s a \\\\ default: x'" in maria_text
+    assert "at DATETIME(6) NOT NULL DEFAULT '2026-01-01 00:00:00.000000'" in maria_text
+    # MySQL 8 takes defaults on TEXT/JSON columns as expressions only
+    mysql_text = _ddl_for("mysql", maria(is_mariadb=False))
+    assert "label LONGTEXT CHARACTER SET utf8mb4 NOT NULL DEFAULT ('it''s a \\\\ default: x')" in mysql_text
+    assert "tags JSON NOT NULL DEFAULT ('[]')" in mysql_text
+    assert "at TEXT DEFAULT '2026-01-01T00:00:00.000000+00:00' NOT NULL" in _ddl_for("sqlite", lite())
+
+
+def test_a_connected_dialect_tells_mariadb_from_mysql() -> None:
+    key = metadata_for(Defaults, dialect=maria()).tables["unit_defaults"].c.id.type
+    assert getattr(key, "collation", None) == "utf8mb4_nopad_bin"
+    key = metadata_for(Defaults, dialect=maria(is_mariadb=False)).tables["unit_defaults"].c.id.type
+    assert getattr(key, "collation", None) == "utf8mb4_0900_bin"
+    with pytest.raises(ConfigError, match="postgresql, mysql, mariadb, sqlite"):
+        metadata_for(Defaults, dialect="db2")
