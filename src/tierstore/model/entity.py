@@ -21,6 +21,8 @@ class Index:
     """A secondary index: a GSI on DynamoDB, an SQL index elsewhere.
 
     ``partition`` and ``sort`` name fields of the entity; a query on the index needs the partition values.
+    An index field may be optional (``str | None``, ``int | None``, ``bytes | None``): the index is then
+    *sparse* — an item whose value is None is absent from it on every store, and a query never returns it.
     ``local=True`` declares a DynamoDB local secondary index: same partition key as the table, created with
     the table, strongly consistent reads allowed (elsewhere it is an ordinary index).
     """

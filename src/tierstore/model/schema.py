@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import re
+import types
 import typing
 import zlib
 from collections.abc import Callable, Sequence
@@ -23,7 +24,9 @@ from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMark
 from tierstore.model.relations import Relation
 from tierstore.model.wide import is_wide, pack_wide, unpack_wide
 
-__all__ = ["MAX_NESTING", "Key", "KeyPart", "Schema", "build_schema", "deeper_than", "schema_of"]
+__all__ = [
+    "MAX_NESTING", "Key", "KeyPart", "Schema", "build_schema", "deeper_than", "index_key_type", "schema_of",
+]
 
 T = TypeVar("T")
 
@@ -79,6 +82,11 @@ class Schema(Generic[T]):
         self.version = version
         self.ttl = ttl
         self.indexes = indexes
+        self.sparse: frozenset[str] = frozenset(
+            n for ix in indexes.values() for n in ix.partition_fields + ix.sort_fields
+            if base_type(self.field_types[n]) not in _KEY_TYPES
+        )
+        """Index fields that may be None (``X | None``): an item whose value is None is absent from the index."""
         self.relations = relations
         self.immutable = _deeply_immutable(cls)
         # Every field's type is immutable (the class itself may not be frozen): a shallow copy is a full copy.
@@ -249,8 +257,15 @@ class Schema(Generic[T]):
         return int(getattr(item, self.version)) if self.version else 0
 
     def check_value(self, name: str, value: Any, *, allow_empty: bool = False) -> None:
-        """Check one value given for field ``name`` (a query's partition or sort bound) before any I/O."""
-        typ = base_type(self.field_types[name])
+        """Check one value given for field ``name`` (a query's partition or sort bound) before any I/O.
+
+        ``None`` is refused even for an optional field: items without a value are not in a (sparse) index."""
+        if value is None:
+            raise ValidationError(
+                f"{self.name}.{name}: None is no key value (items whose {name} is None are in no index on it)",
+                entity=self.name,
+            )
+        typ = index_key_type(self.field_types[name]) or base_type(self.field_types[name])
         if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
             raise ValidationError(
                 f"{self.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
@@ -339,6 +354,18 @@ def _strip(tp: Any) -> tuple[Any, list[KeyMarker]]:
             inner = typing.Annotated[(inner, *others)]  # keep msgspec constraints (Meta)
         return inner, markers + more
     return tp, []
+
+
+def index_key_type(tp: Any) -> type | None:
+    """The key type (str, int or bytes) of an index field's type, ``X | None`` included; else ``None``."""
+    tp = base_type(tp)
+    origin = typing.get_origin(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) != 1 or len(args) == len(typing.get_args(tp)):
+            return None
+        tp = base_type(args[0])
+    return tp if tp in _KEY_TYPES else None
 
 
 def base_type(tp: Any) -> Any:
@@ -452,8 +479,11 @@ def build_schema(cls: type[T]) -> Schema[T]:
         for n in ix.partition_fields + ix.sort_fields:
             if n not in field_types:
                 raise ConfigError(f"{where}: index {ix.name} names unknown field {n!r}", entity=where)
-            if base_type(field_types[n]) not in _KEY_TYPES:
-                raise ConfigError(f"{where}: index {ix.name} field {n} must be str, int or bytes", entity=where)
+            if index_key_type(field_types[n]) is None:
+                raise ConfigError(
+                    f"{where}: index {ix.name} field {n} must be str, int or bytes, or one of them | None "
+                    "(a sparse index: items without the value are not in it)", entity=where,
+                )
         if ix.local and ix.partition_fields != partition:
             raise ConfigError(
                 f"{where}: local index {ix.name} must share the table's partition key {partition}", entity=where

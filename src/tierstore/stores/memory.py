@@ -274,6 +274,8 @@ class MemoryStore:
             if tuple(getattr(item, f) for f in pfields) != query.partition:
                 continue
             sort_vals = tuple(getattr(item, f) for f in sfields)
+            if None in sort_vals:  # a sparse index: an item without the value is not in it
+                continue
             if query.sort is not None and not sort_matches(query.sort, sort_vals[0]):
                 continue
             if query.where is not None and not evaluate(query.where, item):

@@ -8,7 +8,9 @@ Mapping (both ways): ``str`` ↔ S, ``int``/``float`` ↔ N, ``bool`` ↔ BOOL, 
 ``list``/``tuple`` ↔ L, ``dict``/nested Struct ↔ M, ``set``/``frozenset`` of str/int/float/bytes ↔ SS/NS/BS
 (an *empty* set is no attribute at all, since DynamoDB has no empty sets: a put ``REMOVE``s it, and a missing
 attribute of a set field reads as the empty set — so another writer's ``ADD tags :t`` works on it); everything
-msgspec turns into a builtin (datetime, UUID, Decimal, enums…) travels as that builtin (mostly S). Binary values
+msgspec turns into a builtin (datetime, UUID, Decimal, enums…) travels as that builtin (mostly S). An optional
+index key field (a sparse index) that is None is no attribute at all, never NULL (index keys cannot be NULL): a
+put ``REMOVE``s it, with any composite index key holding it, and the item leaves the index. Binary values
 are accepted both as ``bytes`` (botocore, DAX) and as base64 text (the raw JSON wire protocol).
 
 Keys. A key made of one field is stored in that field's own attribute (S, N or B). A key of several fields
@@ -44,6 +46,7 @@ __all__ = ["AV", "DynamoCodec", "KeyLayout", "codec_for", "from_av", "key_identi
 T = TypeVar("T")
 AV = dict[str, Any]
 
+_NULL: AV = {"NULL": True}
 _TERM = "\x00\x01"
 _NEXT = "\x00\x02"  # one past the terminator: the exclusive upper bound of every extension of a part
 _INT_OFFSET = 2**63
@@ -176,6 +179,7 @@ _KINDS: dict[Any, tuple[str, str]] = {
 
 def _compile_fields(
     kinds: Mapping[str, tuple[str, str, bool] | None], empty_sets: tuple[str, ...] = (),
+    absent_none: tuple[str, ...] = (),
 ) -> Callable[[Mapping[str, AV]], dict[str, Any]]:
     """A function from an AttributeValue map to a dict of builtins, specialised for these attributes.
 
@@ -201,6 +205,8 @@ def _compile_fields(
             f"        v = av.get({tag!r})",
             f"        d[{lit}] = {conv}(v) if v is not None else from_av(av)",
         ]
+        if name in absent_none:  # an optional index key field is stored absent when None
+            lines += ["    else:", f"        d[{lit}] = None"]
     lines.append("    return d")
     namespace: dict[str, Any] = {"from_av": from_av, "_blob": _blob}
     exec("\n".join(lines), namespace)  # noqa: S102 -- source built from repr() literals and fixed text only
@@ -310,9 +316,9 @@ class KeyLayout:
 
 
 def _layout(schema: Schema[Any], fields: tuple[str, ...], synthetic_name: str, names: Mapping[str, str]) -> KeyLayout:
-    from tierstore.model.schema import base_type
+    from tierstore.model.schema import index_key_type
 
-    types = tuple(base_type(schema.field_types[f]) for f in fields)
+    types = tuple(index_key_type(schema.field_types[f]) or str for f in fields)  # key fields: always one
     if len(fields) == 1:
         return KeyLayout(names[fields[0]], _SCALAR_TAG[types[0]], fields, types, synthetic=False)
     return KeyLayout(synthetic_name, "S", fields, types, synthetic=True)
@@ -362,6 +368,7 @@ class DynamoCodec(Generic[T]):
         for lay in self.synthetic:
             if lay.attr in self.attrs:
                 raise ConfigError(f"{where}: field name {lay.attr!r} is reserved for a DynamoDB composite key")
+        self._sparse_attrs, self.sparse_composites = self._sparse_fields(schema)
         self.key_attrs: tuple[str, ...] = (self.partition.attr,) + ((self.sort.attr,) if self.sort else ())
         self.version_attr = names[schema.version] if schema.version else None
         self.ttl_attr = names[schema.ttl] if schema.ttl else None
@@ -405,7 +412,16 @@ class DynamoCodec(Generic[T]):
             a for f in schema.fields if (a := names[f.name]) in self._set_encoders
             and typing.get_origin(base_type(f.type)) in (set, frozenset)
         )
-        self._fields: Callable[[Mapping[str, AV]], dict[str, Any]] = _compile_fields(kinds, self._empty_sets)
+        self._fields: Callable[[Mapping[str, AV]], dict[str, Any]] = _compile_fields(
+            kinds, self._empty_sets, self._sparse_attrs
+        )
+
+    def _sparse_fields(self, schema: Schema[T]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The attributes of optional index key fields (absent when None, never NULL) and the generated
+        composite key attributes that hold one."""
+        plain = tuple(self.names[f] for f in sorted(schema.sparse))
+        composite = tuple(lay.attr for lay in self.synthetic if set(lay.fields) & schema.sparse)
+        return plain, composite
 
     def _make_key_getters(self) -> list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]]:
         out: list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]] = []
@@ -434,7 +450,13 @@ class DynamoCodec(Generic[T]):
         else:
             out = {k: to_av(v) for k, v in raw.items()}
         for attr, getter, lay in self._key_getters:
-            out[attr] = lay.value(getter(item))
+            parts = getter(item)
+            if None in parts:  # a sparse composite index key: no attribute, so the item is not in the index
+                continue
+            out[attr] = lay.value(parts)
+        for attr in self._sparse_attrs:
+            if out.get(attr) == _NULL:  # GSI/LSI keys cannot be NULL: absent, so the item leaves the index
+                del out[attr]
         for attr, ix_name in self._index_fields:
             av = out.get(attr)
             if av is not None and not next(iter(av.values()), None):
@@ -452,6 +474,8 @@ class DynamoCodec(Generic[T]):
                 d[name] = from_av(av)
             elif name in self._empty_sets:
                 d[name] = []
+            elif name in self._sparse_attrs:
+                d[name] = None
         return d
 
     def decode(self, av_item: Mapping[str, AV]) -> T:

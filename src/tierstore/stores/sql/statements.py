@@ -439,6 +439,9 @@ class Plan(RowCodec[T]):
         conds: list[sa.ColumnElement[bool]] = [
             t.c[f] == _bp(f"p{i}", t.c[f]) for i, f in enumerate(order.pfields)
         ]
+        if index is not None:  # a sparse index: rows whose index value is NULL are not in it
+            ix = self.schema.indexes[index]
+            conds += [t.c[f].is_not(None) for f in ix.sort_fields if f in self.schema.sparse]
         if op is not None:
             assert order.sort_field is not None
             col = t.c[order.sort_field]

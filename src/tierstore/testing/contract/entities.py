@@ -6,6 +6,10 @@
 * :class:`Event` — a two-part partition (string and integer), an integer sort key (numeric order, negative
   values), no version field.
 * :class:`Blob` — an integer partition key, bytes, a frozen class, no sort key and no version field.
+* :class:`Ticket` — sparse indexes: optional index fields (``str | None``, ``int | None``), an item whose value
+  is None being absent from the index — a sort key of an index partitioned like the table (``by_due``, a local
+  index on DynamoDB), the partition key of a global index (``by_assignee``), and one part of a composite
+  partition key (``by_slot``).
 * :class:`Note` — the tier suite's entity: every field immutable, the class not frozen, so an in-process
   tier may keep its decoded object and must hand out copies of it.
 
@@ -16,7 +20,7 @@ from __future__ import annotations
 
 from tierstore.model import Entity, Index, PartitionKey, SortKey, Version
 
-__all__ = ["STORE_ENTITIES", "Blob", "Doc", "Event", "Note"]
+__all__ = ["STORE_ENTITIES", "Blob", "Doc", "Event", "Note", "Ticket"]
 
 
 class Doc(
@@ -44,6 +48,22 @@ class Event(Entity, table="tierstore_contract_events", partition_key=("tenant", 
 class Blob(Entity, table="tierstore_contract_blobs", frozen=True):  # type: ignore[misc]
     id: PartitionKey[int]
     data: bytes
+
+
+class Ticket(
+    Entity,
+    table="tierstore_contract_tickets",
+    indexes=[
+        Index("by_due", "queue", "due", local=True),
+        Index("by_assignee", "assignee", "id"),
+        Index("by_slot", ("queue", "assignee"), "due"),
+    ],
+):
+    queue: PartitionKey[str]
+    id: SortKey[str]
+    assignee: str | None = None
+    due: int | None = None
+    version: Version = 0
 
 
 class Note(Entity, table="tierstore_contract_notes"):
