@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import typing as _typing
 
+from tierstore.collection import Collection
 from tierstore.db import Database, connect
 from tierstore.errors import (
     BackendError,
@@ -35,7 +36,7 @@ from tierstore.errors import (
     ValidationError,
 )
 from tierstore.expressions import Condition, Path, attr, not_
-from tierstore.model import TTL, Entity, Index, Many, PartitionKey, Ref, SortKey, Version
+from tierstore.model import TTL, Entity, Index, KeyTemplate, Many, PartitionKey, Ref, SortKey, Version
 from tierstore.query import Page, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.repository import QueryResult, Repository
 from tierstore.routing import Router
@@ -54,12 +55,14 @@ __all__ = [
     "BackendError",
     "CachePolicy",
     "CircuitOpen",
+    "Collection",
     "Condition",
     "ConditionFailed",
     "ConfigError",
     "Database",
     "Entity",
     "Index",
+    "KeyTemplate",
     "Many",
     "MemoryStore",
     "MemoryTier",

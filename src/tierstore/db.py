@@ -10,9 +10,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import unquote_plus
 
+from tierstore.collection import Collection
 from tierstore.config import BackendConfig, store_config, tier_config
 from tierstore.errors import ConfigError, Mismatch, SchemaMismatch, TierstoreError
 from tierstore.model.entity import Entity
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("tierstore")
 T = TypeVar("T", bound=Entity)
+A = TypeVar("A")
+B = TypeVar("B")
+C = TypeVar("C")
+D = TypeVar("D")
 
 DEFAULT_STORE = "sqlite+aiosqlite:///tierstore.db"
 DEFAULT_CACHE = ("memory://",)
@@ -236,6 +241,23 @@ class Database:
         if repo is None:
             repo = self._repos[entity] = self._repository_class(self, entity)
         return repo
+
+    @overload
+    def collection(self, a: type[A], b: type[B], /) -> Collection[A | B]: ...
+    @overload
+    def collection(self, a: type[A], b: type[B], c: type[C], /) -> Collection[A | B | C]: ...
+    @overload
+    def collection(self, a: type[A], b: type[B], c: type[C], d: type[D], /) -> Collection[A | B | C | D]: ...
+    @overload
+    def collection(self, *entities: type[Any]) -> Collection[Any]: ...
+
+    def collection(self, *entities: type[Any]) -> Collection[Any]:
+        """Several entity types sharing a table and partition (key templates), read in one query:
+        ``await db.collection(CustomerProfile, Order).query("c1")`` is a ``Page[CustomerProfile | Order]``
+        (see :mod:`tierstore.collection`). ``ConfigError`` when they do not share a table and partition."""
+        if self._closed:
+            raise TierstoreError("this Database was closed")
+        return Collection(self, entities)
 
     async def invalidate(self, entity: type[Entity], *keys: Any) -> bool:
         """Make every cache tier and the query cache forget ``keys`` of ``entity``, as a write through

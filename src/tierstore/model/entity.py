@@ -13,6 +13,8 @@ from typing import Any
 
 import msgspec
 
+from tierstore.model.templates import KeyTemplate
+
 __all__ = ["Entity", "EntityMeta", "Index"]
 
 
@@ -20,25 +22,32 @@ __all__ = ["Entity", "EntityMeta", "Index"]
 class Index:
     """A secondary index: a GSI on DynamoDB, an SQL index elsewhere.
 
-    ``partition`` and ``sort`` name fields of the entity; a query on the index needs the partition values.
-    An index field may be optional (``str | None``, ``int | None``, ``bytes | None``): the index is then
+    ``partition`` and ``sort`` name fields of the entity, or are :class:`~tierstore.KeyTemplate` values (the
+    index key attribute built from fields, DynamoDB and memory only); a query on the index needs the partition
+    values. An index field may be optional (``str | None``, ``int | None``, ``bytes | None``): the index is then
     *sparse* — an item whose value is None is absent from it on every store, and a query never returns it.
     ``local=True`` declares a DynamoDB local secondary index: same partition key as the table, created with
     the table, strongly consistent reads allowed (elsewhere it is an ordinary index).
     """
 
     name: str
-    partition: str | tuple[str, ...]
-    sort: str | tuple[str, ...] = ()
+    partition: str | tuple[str, ...] | KeyTemplate
+    sort: str | tuple[str, ...] | KeyTemplate = ()
     local: bool = False
 
     @property
     def partition_fields(self) -> tuple[str, ...]:
-        return (self.partition,) if isinstance(self.partition, str) else tuple(self.partition)
+        return _fields(self.partition)
 
     @property
     def sort_fields(self) -> tuple[str, ...]:
-        return (self.sort,) if isinstance(self.sort, str) else tuple(self.sort)
+        return _fields(self.sort)
+
+
+def _fields(value: str | tuple[str, ...] | KeyTemplate) -> tuple[str, ...]:
+    if isinstance(value, KeyTemplate):
+        return value.fields
+    return (value,) if isinstance(value, str) else tuple(value)
 
 
 _class_attribute = type.__getattribute__
@@ -46,7 +55,13 @@ _MEMBER = types.MemberDescriptorType
 
 
 class EntityMeta(msgspec.StructMeta):
-    """Takes ``table=``, ``partition_key=``, ``sort_key=``, ``indexes=`` and ``undecodable=`` as class keywords.
+    """Takes ``table=``, ``partition_key=``, ``sort_key=``, ``indexes=``, ``undecodable=``, ``type_attribute=``
+    and ``type_name=`` as class keywords.
+
+    ``partition_key=``/``sort_key=`` name the key fields, or are a :class:`~tierstore.KeyTemplate`: the key
+    attribute built from fields (``KeyTemplate("pk", "CUSTOMER#{customer_id}")``, DynamoDB and memory only).
+    ``type_attribute="_et"`` stores ``type_name`` (default: the class name) in that attribute on every put, and
+    queries over a partition shared with other entities return only this entity's items.
 
     A field read on the class (``Order.status``) is an attribute path for expressions
     (:class:`tierstore.expressions.Path`); on an instance it is the value, as always.
@@ -66,10 +81,12 @@ class EntityMeta(msgspec.StructMeta):
         namespace: dict[str, Any],
         *,
         table: str | None = None,
-        partition_key: str | Sequence[str] | None = None,
-        sort_key: str | Sequence[str] | None = None,
+        partition_key: str | Sequence[str] | KeyTemplate | None = None,
+        sort_key: str | Sequence[str] | KeyTemplate | None = None,
         indexes: Sequence[Index] = (),
         undecodable: str = "raise",
+        type_attribute: str | None = None,
+        type_name: str | None = None,
         **struct_options: Any,
     ) -> EntityMeta:
         cls: EntityMeta = super().__new__(mcls, name, bases, namespace, **struct_options)
@@ -79,6 +96,8 @@ class EntityMeta(msgspec.StructMeta):
             "sort_key": sort_key,
             "indexes": tuple(indexes),
             "undecodable": undecodable,
+            "type_attribute": type_attribute,
+            "type_name": type_name,
         }
         cls.__tierstore_schema__ = None
         if namespace.get("__module__") != __name__:

@@ -22,6 +22,7 @@ from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_pl
 from tierstore.model.entity import Entity, Index
 from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
 from tierstore.model.relations import Relation
+from tierstore.model.templates import CompiledTemplate, KeyTemplate, check_templates, compile_template
 from tierstore.model.wide import is_wide, pack_wide, unpack_wide
 
 __all__ = [
@@ -65,8 +66,20 @@ class Schema(Generic[T]):
         indexes: dict[str, Index],
         relations: dict[str, Relation[Any]],
         undecodable: str = "raise",
+        templates: dict[tuple[str | None, str], CompiledTemplate] | None = None,
+        type_attribute: str | None = None,
+        type_name: str | None = None,
     ) -> None:
         self.cls = cls
+        self.templates: dict[tuple[str | None, str], CompiledTemplate] = templates or {}
+        """Key templates by (index name or None for the table, ``"partition"``/``"sort"``)."""
+        self.type_attribute = type_attribute
+        """The attribute that holds :attr:`type_name` on every put (single-table designs), or None."""
+        self.type_name = type_name or cls.__name__
+        # Entities of a shared table and partition (templates, a type attribute) must not share cache keys or a
+        # memory table: their identity includes the type.
+        self.typed = bool(self.templates) or type_attribute is not None
+        self.cache_table = f"{table}#{self.type_name}" if self.typed else table
         self.undecodable = undecodable
         """``"raise"`` or ``"skip"``: what a query does with a stored item that does not decode."""
         self.name = cls.__name__
@@ -98,7 +111,7 @@ class Schema(Generic[T]):
         self._encode = self.encoder.encode
         self._containers = tuple(f.name for f in fields if base_type(f.type) not in _IMMUTABLE_SCALARS)
         self._decode = self.decoder.decode
-        self._tag_prefix = "{" + table + ":"
+        self._tag_prefix = "{" + self.cache_table + ":"
         self._key_getter: Callable[[T], Key] = _make_getter(self.key_fields)
         self._cache_key: Callable[[Key], str] = make_cache_key(self._tag_prefix, len(partition), self.key_types)
         self.fast_plain_key: Callable[[Any, Any], Key | None] = make_fast_plain_key(
@@ -399,9 +412,11 @@ def _immutable_type(tp: Any, seen: frozenset[type]) -> bool:
     return False
 
 
-def _names(value: str | Sequence[str] | None) -> tuple[str, ...]:
+def _names(value: str | Sequence[str] | KeyTemplate | None) -> tuple[str, ...]:
     if value is None:
         return ()
+    if isinstance(value, KeyTemplate):
+        return value.fields
     return (value,) if isinstance(value, str) else tuple(value)
 
 
@@ -431,9 +446,24 @@ def build_schema(cls: type[T]) -> Schema[T]:
         fields.append(FieldSpec(name, tp, info.required, default, info.encode_name))
     field_types = {f.name: f.type for f in fields}
 
+    templates: dict[tuple[str | None, str], CompiledTemplate] = {}
+
     def _role(marker: KeyMarker, keyword: str) -> tuple[str, ...]:
         annotated = roles[marker]
-        declared = _names(decl[keyword])
+        raw = decl[keyword]
+        if isinstance(raw, KeyTemplate):
+            role = "partition" if marker is PARTITION else "sort"
+            tpl = templates[(None, role)] = compile_template(
+                raw, field_types, where, keyword, allow_constant=marker is SORT
+            )
+            if annotated:
+                raise ConfigError(
+                    f"{where}: {marker.role} given both by annotation ({annotated}) and by the template of "
+                    f"{keyword}=; the template's fields are the key",
+                    entity=where,
+                )
+            return tpl.fields
+        declared = _names(raw)
         if annotated and declared:
             raise ConfigError(
                 f"{where}: {marker.role} given both by annotation ({annotated}) and by {keyword}=",
@@ -484,6 +514,13 @@ def build_schema(cls: type[T]) -> Schema[T]:
                     f"{where}: index {ix.name} field {n} must be str, int or bytes, or one of them | None "
                     "(a sparse index: items without the value are not in it)", entity=where,
                 )
+        for role, spec in (("partition", ix.partition), ("sort", ix.sort)):
+            if isinstance(spec, KeyTemplate):
+                if ix.local:
+                    raise ConfigError(f"{where}: local index {ix.name} takes field names, not templates", entity=where)
+                templates[(ix.name, role)] = compile_template(
+                    spec, field_types, where, f"index {ix.name} {role}", allow_constant=role == "sort"
+                )
         if ix.local and ix.partition_fields != partition:
             raise ConfigError(
                 f"{where}: local index {ix.name} must share the table's partition key {partition}", entity=where
@@ -492,6 +529,9 @@ def build_schema(cls: type[T]) -> Schema[T]:
     undecodable = decl.get("undecodable", "raise")
     if undecodable not in _UNDECODABLE:
         raise ConfigError(f"{where}: undecodable= is 'raise' or 'skip', got {undecodable!r}", entity=where)
+    type_attribute, type_name = check_templates(
+        templates, decl.get("type_attribute"), decl.get("type_name"), {f.stored or f.name for f in fields}, where
+    )
     relations: dict[str, Relation[Any]] = {}
     for klass in reversed(cls.__mro__):
         for attr, value in vars(klass).items():
@@ -510,6 +550,9 @@ def build_schema(cls: type[T]) -> Schema[T]:
         indexes=indexes,
         relations=relations,
         undecodable=undecodable,
+        templates=templates,
+        type_attribute=type_attribute,
+        type_name=type_name,
     )
 
 

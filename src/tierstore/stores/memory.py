@@ -94,9 +94,11 @@ class MemoryStore:
             await asyncio.sleep(self.latency)
 
     def _table(self, schema: Schema[Any]) -> _Table:
-        table = self._tables.get(schema.table)
+        # Entities sharing a table by templates or a type attribute each have their own (cache_table names
+        # the type): an item is only ever read as the entity that wrote it, as on DynamoDB.
+        table = self._tables.get(schema.cache_table)
         if table is None:
-            table = self._tables[schema.table] = _Table(len(schema.partition))
+            table = self._tables[schema.cache_table] = _Table(len(schema.partition))
         return table
 
     async def open(self) -> None:

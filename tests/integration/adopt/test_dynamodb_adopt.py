@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 import tierstore
-from tierstore import ConditionFailed, Entity, Index, PartitionKey, SortKey, StoreError, Version
+from tierstore import ConditionFailed, Entity, Index, KeyTemplate, PartitionKey, SortKey, StoreError, Version, ge, lt
 from tierstore.errors import SchemaMismatch
 from tierstore.stores.dynamodb import DynamoStore, DynamoStoreConfig
 
@@ -56,6 +56,31 @@ class WrongKeys(Entity, table="app", indexes=[Index("GSI1", "gsi1pk", "name")]):
     sk: SortKey[str]
     gsi1pk: str = "x"
     name: str = ""
+
+
+CUSTOMER = KeyTemplate("pk", "CUSTOMER#{customer_id}")
+
+
+class CustomerProfile(Entity, table="app", partition_key=CUSTOMER, sort_key=KeyTemplate("sk", "PROFILE"),
+                      type_attribute="_et", type_name="profile"):
+    """The team's profile item: pk = CUSTOMER#<id>, sk = PROFILE."""
+
+    customer_id: str
+    name: str = ""
+    version: Version = 0
+
+
+GSI1 = Index("GSI1", KeyTemplate("gsi1pk", "STATUS#{status}"), KeyTemplate("gsi1sk", "ORDER#{order_id}"))
+
+
+class Order(Entity, table="app", partition_key=CUSTOMER, sort_key=KeyTemplate("sk", "ORDER#{order_id}"),
+            type_attribute="_et", type_name="order", indexes=[GSI1]):
+    """The team's order item: sk = ORDER#<id>, in GSI1 by status."""
+
+    customer_id: str
+    order_id: str
+    status: str = "open"
+    total: int = 0
 
 
 @dataclasses.dataclass
@@ -229,3 +254,79 @@ async def test_verify_mode_lists_every_mismatch_and_never_changes_the_table(env:
     async with tierstore.connect(env.store, schema="create") as db:
         await db.repository(WithIndex).get("c1", "PROFILE")
     assert "UpdateTable" in calls
+
+
+async def _team_items(env: Env) -> None:
+    """A partition as the team's boto3 code writes it: no customer_id/order_id attributes (they live in the
+    keys), a type attribute, GSI1 keys, a foreign attribute, and an item of a type tierstore does not declare."""
+    c = "CUSTOMER#c1"
+    items = [
+        {"pk": c, "sk": "PROFILE", "_et": "profile", "name": "Ann", "owner": "crm"},
+        {"pk": c, "sk": "INVOICE#i1", "_et": "invoice", "amount": "12.50"},
+        *({"pk": c, "sk": f"ORDER#o{i}", "_et": "order", "status": "open", "total": str(10 * i), "owner": "shop",
+           "gsi1pk": "STATUS#open", "gsi1sk": f"ORDER#o{i}"} for i in (1, 2, 3)),
+        {"pk": c, "sk": "ZZZ", "_et": "note"},
+    ]
+    for it in items:
+        await env.client.put_item(TableName=env.table, Item={
+            k: ({"N": v} if k in ("total",) else {"S": v}) for k, v in it.items()
+        })
+
+
+async def test_key_templates_read_and_query_the_teams_items(env: Env) -> None:
+    await _team_items(env)
+    orders = env.db.repository(Order)
+    assert await orders.get("c1", "o2") == Order("c1", "o2", "open", 20)
+    assert await env.db.repository(CustomerProfile).get("c1") == CustomerProfile("c1", "Ann")
+    # One type of the shared partition: the sort prefix is the key condition, so limit counts orders only.
+    page = await orders.query("c1", limit=2)
+    assert [o.order_id for o in page.items] == ["o1", "o2"] and page.cursor is not None
+    assert [o.order_id for o in (await orders.query("c1", limit=2, cursor=page.cursor)).items] == ["o3"]
+    assert [o.order_id for o in (await orders.query("c1", sort=ge("o2"))).items] == ["o2", "o3"]
+    assert [o.order_id for o in (await orders.query("c1", sort=lt("o2"))).items] == ["o1"]
+    assert [p.name for p in (await env.db.repository(CustomerProfile).query("c1")).items] == ["Ann"]
+    # The team's GSI1, declared with templates.
+    assert [o.order_id for o in (await orders.query("open", index="GSI1")).items] == ["o1", "o2", "o3"]
+
+
+async def test_key_templates_writes_are_the_teams_format_and_keep_foreign_attributes(env: Env) -> None:
+    await _team_items(env)
+    orders = env.db.repository(Order)
+    got = await orders.get("c1", "o1")
+    assert got is not None
+    await orders.put(msgspec.structs.replace(got, status="paid", total=99))
+    raw = await _raw(env, "CUSTOMER#c1", "ORDER#o1")
+    assert raw["owner"] == {"S": "shop"} and raw["_et"] == {"S": "order"} and raw["total"] == {"N": "99"}
+    assert raw["gsi1pk"] == {"S": "STATUS#paid"} and raw["gsi1sk"] == {"S": "ORDER#o1"}
+    await orders.put(Order("c2", "o9", total=5))
+    raw = await _raw(env, "CUSTOMER#c2", "ORDER#o9")
+    assert raw["_et"] == {"S": "order"} and raw["customer_id"] == {"S": "c2"}
+    # The team's boto3 code reads it by its own keys and index.
+    reply = await env.client.query(
+        TableName=env.table, IndexName="GSI1", KeyConditionExpression="gsi1pk = :p",
+        ExpressionAttributeValues={":p": {"S": "STATUS#paid"}},
+    )
+    assert [it["pk"]["S"] for it in reply["Items"]] == ["CUSTOMER#c1"]
+    await env.db.repository(CustomerProfile).put(CustomerProfile("c2", "Bob"))
+    assert (await _raw(env, "CUSTOMER#c2", "PROFILE"))["_et"] == {"S": "profile"}
+
+
+async def test_a_collection_reads_several_types_of_one_partition_in_one_query(env: Env) -> None:
+    await _team_items(env)
+    calls: list[str] = []
+    real_call = env.store._call
+
+    async def spy(op: str, params: dict[str, Any], **kw: Any) -> dict[str, Any]:
+        calls.append(op)
+        return await real_call(op, params, **kw)
+
+    env.store._call = spy  # type: ignore[method-assign]  # records, then makes the real request
+    both = env.db.collection(CustomerProfile, Order)
+    page = await both.query(customer_id="c1")
+    assert [c for c in calls if c != "DescribeTable"] == ["Query"]  # DescribeTable: the schema check
+    assert [type(it).__name__ for it in page.items] == ["Order", "Order", "Order", "CustomerProfile"]
+    assert page.items[-1] == CustomerProfile("c1", "Ann") and page.cursor is None  # invoice and note left out
+    first = await both.query("c1", limit=3)
+    assert len(first.items) == 3 and first.cursor is not None
+    rest = await both.query("c1", limit=3, cursor=first.cursor)
+    assert rest.items == [CustomerProfile("c1", "Ann")] and rest.cursor is None

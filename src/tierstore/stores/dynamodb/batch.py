@@ -42,7 +42,10 @@ class BatchOps(DynamoStoreBase):
                 raws += r
         decode, key_of = t.codec.decode, t.schema.key_of
         found: dict[Key, Any] = {}
+        foreign = t.codec.foreign if t.codec.typed else None
         for raw in raws:
+            if foreign is not None and foreign(raw):
+                continue  # another entity type's item at this key (a shared table)
             item = decode(raw)
             found[key_of(item)] = item
         return found

@@ -315,10 +315,18 @@ class KeyLayout:
         return f"{name} BETWEEN {value}0 AND {value}1", [low(vals[0]), high(vals[1])]
 
 
-def _layout(schema: Schema[Any], fields: tuple[str, ...], synthetic_name: str, names: Mapping[str, str]) -> KeyLayout:
+def _layout(
+    schema: Schema[Any], fields: tuple[str, ...], synthetic_name: str, names: Mapping[str, str],
+    role: tuple[str | None, str] | None = None,
+) -> KeyLayout:
     from tierstore.model.schema import index_key_type
 
     types = tuple(index_key_type(schema.field_types[f]) or str for f in fields)  # key fields: always one
+    template = schema.templates.get(role) if role is not None else None
+    if template is not None:
+        from tierstore.stores.dynamodb.keytemplates import TemplateLayout
+
+        return TemplateLayout(template.attribute, "S", template.fields, template.types, True, template)
     if len(fields) == 1:
         return KeyLayout(names[fields[0]], _SCALAR_TAG[types[0]], fields, types, synthetic=False)
     return KeyLayout(synthetic_name, "S", fields, types, synthetic=True)
@@ -341,8 +349,11 @@ class DynamoCodec(Generic[T]):
         names = dict(zip(cls.__struct_fields__, cls.__struct_encode_fields__, strict=True))  # type: ignore[attr-defined]
         self.names = names
         self.attrs: tuple[str, ...] = tuple(names.values()) + ((config.tag_field,) if config.tag_field else ())
-        self.partition = _layout(schema, schema.partition, "_pk", names)
-        self.sort = _layout(schema, schema.sort, "_sk", names) if schema.sort else None
+        self.partition = _layout(schema, schema.partition, "_pk", names, (None, "partition"))
+        self.sort = (
+            _layout(schema, schema.sort, "_sk", names, (None, "sort"))
+            if schema.sort or (None, "sort") in schema.templates else None
+        )
         self.indexes: dict[str, tuple[KeyLayout, KeyLayout | None]] = {}
         self.local_indexes: frozenset[str] = frozenset(
             n for n, ix in schema.indexes.items() if getattr(ix, "local", False)
@@ -358,8 +369,9 @@ class DynamoCodec(Generic[T]):
                 self.indexes[ix_name] = (self.partition, _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names))
                 continue
             self.indexes[ix_name] = (
-                _layout(schema, ix.partition_fields, f"_{ix_name}_pk", names),
-                _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names) if ix.sort_fields else None,
+                _layout(schema, ix.partition_fields, f"_{ix_name}_pk", names, (ix_name, "partition")),
+                _layout(schema, ix.sort_fields, f"_{ix_name}_sk", names, (ix_name, "sort"))
+                if ix.sort_fields or (ix_name, "sort") in schema.templates else None,
             )
         layouts = [self.partition, *([self.sort] if self.sort else [])]
         for p, s in self.indexes.values():
@@ -415,6 +427,17 @@ class DynamoCodec(Generic[T]):
         self._fields: Callable[[Mapping[str, AV]], dict[str, Any]] = _compile_fields(
             kinds, self._empty_sets, self._sparse_attrs
         )
+        self.type_attr = schema.type_attribute
+        self.typed = schema.typed
+        self.type_av: AV = {"S": schema.type_name}
+        # Template layouts (the table key's first): an item lacking a template's fields reads them from it.
+        self.templates = tuple(lay for lay in self.synthetic if getattr(lay, "template", None) is not None)
+        self._table_templates = tuple(
+            lay for lay in (self.partition, self.sort) if lay is not None and lay in self.templates
+        )
+        if self.templates:
+            plain_fields = self._fields
+            self._fields = lambda raw: plain_fields(self.fill(raw))
 
     def _sparse_fields(self, schema: Schema[T]) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The attributes of optional index key fields (absent when None, never NULL) and the generated
@@ -426,8 +449,15 @@ class DynamoCodec(Generic[T]):
     def _make_key_getters(self) -> list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]]:
         out: list[tuple[str, Callable[[Any], tuple[Any, ...]], KeyLayout]] = []
         for lay in self.synthetic:
-            getter = operator.attrgetter(*lay.fields)
-            out.append((lay.attr, getter, lay))  # attrgetter of 2+ names returns a tuple
+            getter: Callable[[Any], tuple[Any, ...]]
+            if len(lay.fields) > 1:
+                getter = operator.attrgetter(*lay.fields)  # attrgetter of 2+ names returns a tuple
+            elif lay.fields:
+                one = operator.attrgetter(lay.fields[0])
+                getter = lambda item, one=one: (one(item),)  # type: ignore[misc]  # noqa: E731
+            else:
+                getter = lambda item: ()  # noqa: E731  # a constant template
+            out.append((lay.attr, getter, lay))
         return out
 
     def __repr__(self) -> str:
@@ -457,6 +487,8 @@ class DynamoCodec(Generic[T]):
         for attr in self._sparse_attrs:
             if out.get(attr) == _NULL:  # GSI/LSI keys cannot be NULL: absent, so the item leaves the index
                 del out[attr]
+        if self.type_attr is not None:
+            out[self.type_attr] = self.type_av
         for attr, ix_name in self._index_fields:
             av = out.get(attr)
             if av is not None and not next(iter(av.values()), None):
@@ -466,7 +498,40 @@ class DynamoCodec(Generic[T]):
                 )
         return out
 
+    def fill(self, av_item: Mapping[str, AV]) -> Mapping[str, AV]:
+        """``av_item`` with the fields it lacks read back from its key templates (another writer's item)."""
+        out = av_item
+        for lay in self.templates:
+            names = [self.names[f] for f in lay.fields]
+            if all(n in out for n in names):
+                continue
+            av = out.get(lay.attr)
+            text = av.get("S") if av is not None else None
+            vals = lay.template.parse(text) if isinstance(text, str) else None  # type: ignore[attr-defined]
+            if vals is None:
+                continue
+            if out is av_item:
+                out = dict(av_item)
+            for n, v in zip(names, vals, strict=True):
+                out.setdefault(n, to_av(v))  # type: ignore[attr-defined]
+        return out
+
+    def foreign(self, av_item: Mapping[str, AV]) -> bool:
+        """Whether a stored item belongs to another entity type of a shared table: its type attribute names
+        another type, or its key attributes do not fit this entity's templates."""
+        if self.type_attr is not None:
+            av = av_item.get(self.type_attr)
+            if av is not None and av != self.type_av:
+                return True
+        for lay in self._table_templates:
+            av = av_item.get(lay.attr)
+            text = av.get("S") if av is not None else None
+            if not isinstance(text, str) or lay.template.parse(text) is None:  # type: ignore[attr-defined]
+                return True
+        return False
+
     def _generic_fields(self, av_item: Mapping[str, AV]) -> dict[str, Any]:
+        av_item = self.fill(av_item) if self.templates else av_item
         d = {}
         for name in self.attrs:
             av = av_item.get(name)

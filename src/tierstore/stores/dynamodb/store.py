@@ -43,6 +43,8 @@ from tierstore.query import Page, Query, Skipped, decode_cursor, encode_cursor
 from tierstore.stores.dynamodb import limits
 from tierstore.stores.dynamodb.base import TableState
 from tierstore.stores.dynamodb.codec import AV, from_av, key_identity, to_av
+from tierstore.stores.dynamodb.collections import Collections
+from tierstore.stores.dynamodb.keytemplates import TemplateLayout
 from tierstore.stores.dynamodb.tables import TableAdmin
 from tierstore.stores.dynamodb.transactions import Transactions
 from tierstore.stores.dynamodb.transport import DynamoFault
@@ -54,7 +56,7 @@ T = TypeVar("T")
 _FILTER_STEP = 100  # items read per request at least, when a filter may drop most of them
 
 
-class DynamoStore(Transactions, TableAdmin):
+class DynamoStore(Collections, Transactions, TableAdmin):
     """The DynamoDB store of record. See the module docstrings of this package for the design."""
 
     expressions = True  # honours Query.where, when= on put/delete, and update()
@@ -175,7 +177,7 @@ class DynamoStore(Transactions, TableAdmin):
             params["ConsistentRead"] = True
         reply = await self._call("GetItem", params, idempotent=True, entity=t.schema.name, key=key)
         raw = reply.get("Item")
-        return None if raw is None else t.codec.decode(raw)
+        return None if raw is None or (t.codec.typed and t.codec.foreign(raw)) else t.codec.decode(raw)
 
     async def get_many(
         self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
@@ -205,29 +207,44 @@ class DynamoStore(Transactions, TableAdmin):
         names = {"#p": p_layout.attr}
         values: dict[str, AV] = {":p": partition}
         expression = "#p = :p"
+        excluded: str | None = None
+        cond: tuple[str, list[AV]] | bool | None = None
         if query.sort is not None:
             if s_layout is None:
                 raise ValidationError(f"{schema.name} has no sort key to filter on", entity=schema.name)
             cond = s_layout.condition(query.sort, "#s", ":s")
             if cond is False:
                 return Page([], None)
-            if cond is not True:
-                fragment, avs = cond
-                for av in avs:
-                    limits.check_key_value(av, sort=True, entity=schema.name, key=query.sort.values)
-                expression += " AND " + fragment
-                names["#s"] = s_layout.attr
-                values.update({f":s{i}": av for i, av in enumerate(avs)})
+            if isinstance(s_layout, TemplateLayout):
+                excluded = s_layout.excluded(query.sort)
+        elif isinstance(s_layout, TemplateLayout):
+            cond = s_layout.default_condition("#s", ":s")  # this entity's items of a shared partition only
+        if cond is not None and cond is not True and cond is not False:
+            fragment, avs = cond
+            for av in avs:
+                limits.check_key_value(av, sort=True, entity=schema.name, key=query.sort and query.sort.values)
+            expression += " AND " + fragment
+            names["#s"] = s_layout.attr  # type: ignore[union-attr]
+            values.update({f":s{i}": av for i, av in enumerate(avs)})
         params: dict[str, Any] = {
             "TableName": t.name, "KeyConditionExpression": expression, "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
         }
+        filters: list[str] = []
+        if codec.type_attr is not None and not (isinstance(s_layout, TemplateLayout) and s_layout.tpl.prefix):
+            # No sort prefix tells the types apart: filter on the type attribute.
+            names["#et"] = codec.type_attr
+            values[":et"] = codec.type_av
+            filters.append("#et = :et")
         if query.where is not None:
             flt = DynamoExpression(codec.names, to_av, "w")
-            params["FilterExpression"] = flt.condition(query.where)
-            limits.check_expression(params["FilterExpression"], "the filter", entity=schema.name)
+            filters.append(f"({flt.condition(query.where)})" if filters else flt.condition(query.where))
             names.update(flt.names)
             values.update(flt.values)
+        if filters:
+            params["FilterExpression"] = " AND ".join(filters)
+            limits.check_expression(params["FilterExpression"], "the filter", entity=schema.name)
+        keep = self._keeper(t, s_layout, excluded)
         if query.reverse:
             params["ScanIndexForward"] = False
         if query.index is not None:
@@ -243,9 +260,10 @@ class DynamoStore(Transactions, TableAdmin):
                 # One more than asked: if it comes, there is a next page; if not, this is the last page. A filter
                 # applies after Limit (which counts items read), so a filtered query reads in larger steps.
                 want = limit + 1 - len(raws)
-                params["Limit"] = want if query.where is None else max(want, _FILTER_STEP)
+                params["Limit"] = want if not filters else max(want, _FILTER_STEP)
             reply = await self._call("Query", params, idempotent=True, entity=schema.name)
-            raws += reply.get("Items") or ()
+            got = reply.get("Items") or []
+            raws += got if keep is None else filter(keep, got)
             last = reply.get("LastEvaluatedKey")
             if limit is None:
                 cursor = self._encode_cursor(t, query, last) if last else None
@@ -257,6 +275,19 @@ class DynamoStore(Transactions, TableAdmin):
             raws = raws[:limit]
             return self._page(t, query, raws, self._encode_cursor(t, query, raws[-1]))
         return self._page(t, query, raws, None)
+
+    @staticmethod
+    def _keeper(t: TableState, s_layout: Any, excluded: str | None) -> Any:
+        """A predicate on raw items of a query that drops other entity types' items of a shared partition (and
+        the one key a ``lt`` condition on a template reads too), or None when every item is kept."""
+        codec = t.codec
+        if not codec.templates and codec.type_attr is None:
+            return None
+        foreign = codec.foreign
+        if excluded is None:
+            return lambda raw: not foreign(raw)
+        attr, gone = s_layout.attr, {"S": excluded}
+        return lambda raw: raw.get(attr) != gone and not foreign(raw)
 
     def _page(self, t: TableState, query: Query, raws: list[dict[str, AV]], cursor: str | None) -> Page[Any]:
         """Decode a page; a tolerant query leaves out (and lists) the items that do not decode."""

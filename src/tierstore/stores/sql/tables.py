@@ -246,6 +246,12 @@ def table_for(schema: Schema[Any], metadata: sa.MetaData, dialect: Dialect | str
             "pg_schema= parameter, not part of the name)",
             entity=schema.name,
         )
+    if schema.typed:
+        raise ConfigError(
+            f"{schema.name}: key templates and a type attribute are DynamoDB's single-table design; an SQL table "
+            "holds one entity whose key columns are its key fields: declare the key with field names",
+            entity=schema.name,
+        )
     key = f"{metadata.schema}.{schema.table}" if metadata.schema else schema.table
     existing = metadata.tables.get(key)
     if existing is not None:
