@@ -500,35 +500,15 @@ class DynamoCodec(Generic[T]):
 
     def fill(self, av_item: Mapping[str, AV]) -> Mapping[str, AV]:
         """``av_item`` with the fields it lacks read back from its key templates (another writer's item)."""
-        out = av_item
-        for lay in self.templates:
-            names = [self.names[f] for f in lay.fields]
-            if all(n in out for n in names):
-                continue
-            av = out.get(lay.attr)
-            text = av.get("S") if av is not None else None
-            vals = lay.template.parse(text) if isinstance(text, str) else None  # type: ignore[attr-defined]
-            if vals is None:
-                continue
-            if out is av_item:
-                out = dict(av_item)
-            for n, v in zip(names, vals, strict=True):
-                out.setdefault(n, to_av(v))  # type: ignore[attr-defined]
-        return out
+        from tierstore.stores.dynamodb.keytemplates import fill
+
+        return fill(self, av_item)
 
     def foreign(self, av_item: Mapping[str, AV]) -> bool:
-        """Whether a stored item belongs to another entity type of a shared table: its type attribute names
-        another type, or its key attributes do not fit this entity's templates."""
-        if self.type_attr is not None:
-            av = av_item.get(self.type_attr)
-            if av is not None and av != self.type_av:
-                return True
-        for lay in self._table_templates:
-            av = av_item.get(lay.attr)
-            text = av.get("S") if av is not None else None
-            if not isinstance(text, str) or lay.template.parse(text) is None:  # type: ignore[attr-defined]
-                return True
-        return False
+        """Whether a stored item belongs to another entity type of a shared table (see ``keytemplates``)."""
+        from tierstore.stores.dynamodb.keytemplates import foreign
+
+        return foreign(self, av_item)
 
     def _generic_fields(self, av_item: Mapping[str, AV]) -> dict[str, Any]:
         av_item = self.fill(av_item) if self.templates else av_item

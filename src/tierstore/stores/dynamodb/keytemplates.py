@@ -20,14 +20,18 @@ With no sort condition, a query of an entity whose sort template has a constant 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tierstore.model.templates import CompiledTemplate
 from tierstore.query import SortCondition
-from tierstore.stores.dynamodb.codec import AV, KeyLayout
+from tierstore.stores.dynamodb.codec import AV, KeyLayout, to_av
 
-__all__ = ["TOP", "TemplateLayout"]
+if TYPE_CHECKING:
+    from tierstore.stores.dynamodb.codec import DynamoCodec
+
+__all__ = ["TOP", "TemplateLayout", "fill", "foreign"]
 
 TOP = "\U0010ffff"
 """Above every character: ``P + TOP`` bounds every rendering that starts with ``P``."""
@@ -100,3 +104,37 @@ class TemplateLayout(KeyLayout):
         if lo > hi:
             return False
         return f"{name} BETWEEN {value}0 AND {value}1", [{"S": lo}, {"S": hi}]
+
+
+def fill(codec: DynamoCodec[Any], av_item: Mapping[str, AV]) -> Mapping[str, AV]:
+    """``av_item`` with the fields it lacks read back from its key templates (another writer's item)."""
+    out = av_item
+    for lay in codec.templates:
+        names = [codec.names[f] for f in lay.fields]
+        if all(n in out for n in names):
+            continue
+        av = out.get(lay.attr)
+        text = av.get("S") if av is not None else None
+        vals = lay.template.parse(text) if isinstance(text, str) else None  # type: ignore[attr-defined]
+        if vals is None:
+            continue
+        if out is av_item:
+            out = dict(av_item)
+        for n, v in zip(names, vals, strict=True):
+            out.setdefault(n, to_av(v))  # type: ignore[attr-defined]
+    return out
+
+
+def foreign(codec: DynamoCodec[Any], av_item: Mapping[str, AV]) -> bool:
+    """Whether a stored item belongs to another entity type of a shared table: its type attribute names another
+    type, or its table key attributes do not fit this entity's templates."""
+    if codec.type_attr is not None:
+        av = av_item.get(codec.type_attr)
+        if av is not None and av != codec.type_av:
+            return True
+    for lay in codec._table_templates:
+        av = av_item.get(lay.attr)
+        text = av.get("S") if av is not None else None
+        if not isinstance(text, str) or lay.template.parse(text) is None:  # type: ignore[attr-defined]
+            return True
+    return False
