@@ -8,7 +8,7 @@ built on; they see only that narrow surface (store, tiered cache, query cache, `
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 from urllib.parse import unquote_plus
@@ -25,7 +25,7 @@ from tierstore.session import Session
 from tierstore.stores.base import SchemaMode, SchemaVerifier, Store, check_schema_mode
 from tierstore.telemetry import resolve as resolve_telemetry
 from tierstore.tiers.base import CacheTier
-from tierstore.tiers.policy import CachePolicy
+from tierstore.tiers.policy import CachePolicy, check_policies, entity_policy
 from tierstore.tiers.tiered import TieredCache
 from tierstore.transaction import Transaction
 
@@ -54,6 +54,7 @@ def connect(
     cache: Sequence[TierSpec] | TierSpec | None = None,
     *,
     policy: CachePolicy | None = None,
+    policies: Mapping[type[Entity], CachePolicy | bool] | None = None,
     query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
     create_tables: bool | None = None,
     telemetry: Telemetry | bool | None = None,
@@ -66,6 +67,8 @@ def connect(
     nearest first, each a URL (``memory://``, ``redis://…``), a config object or a ready ``CacheTier``.
     With no arguments: the embedded default, a SQLite file ``tierstore.db`` plus an in-process tier.
     Objects you pass ready-made are not closed by tierstore; what it builds from URLs and configs, it closes.
+    ``policy``: the database's :class:`CachePolicy`; ``policies``: entity classes to a ``CachePolicy`` of their
+    own or ``False`` (never cached), overriding the classes' ``cache=`` keyword (see docs/guide.md).
     ``query_cache``: off, ``True``, a ``query://?ttl=…`` URL, a ``QueryCacheConfig`` or a ready ``QueryCache``
     (see :mod:`tierstore.querycache`). ``strict``: ``open()`` fails with ``StoreError``/``TierError`` when the
     store, a tier or the L1 invalidation channel does not answer, instead of failing open (see
@@ -79,6 +82,9 @@ def connect(
     service has set a global tracer or meter provider, ``True``/``False`` force it, or a
     ``tierstore.telemetry.Telemetry`` names the providers (docs/observability.md).
     """
+    checked_policies = check_policies(policies)
+    if policy is not None and not isinstance(policy, CachePolicy):
+        raise ConfigError(f"policy= takes a CachePolicy, got {policy!r}")
     if store is None and cache is None:
         cache = DEFAULT_CACHE
     if isinstance(store, str):
@@ -100,7 +106,8 @@ def connect(
     if not isinstance(built_store, Store):
         raise ConfigError(f"{built_store!r} is not a store")
     return Database(
-        built_store, tiers, policy=policy, query_cache=query_cache, create_tables=create_tables, owned=owned,
+        built_store, tiers, policy=policy, policies=checked_policies, query_cache=query_cache,
+        create_tables=create_tables, owned=owned,
         strict=strict, telemetry=telemetry, schema=schema,
     )
 
@@ -143,6 +150,7 @@ class Database:
         tiers: Sequence[CacheTier] = (),
         *,
         policy: CachePolicy | None = None,
+        policies: Mapping[type[Entity], CachePolicy | bool] | None = None,
         query_cache: QueryCache | QueryCacheConfig | str | bool | None = None,
         create_tables: bool | None = None,
         owned: Sequence[Any] | None = None,
@@ -150,6 +158,7 @@ class Database:
         telemetry: Telemetry | bool | None = None,
         schema: SchemaMode | None = None,
     ) -> None:
+        self._policies = check_policies(policies)
         self.schema_mode = _schema_mode(store, schema, create_tables)
         """``create``, ``verify`` or ``off``: see :func:`connect`."""
         self.store = store
@@ -232,6 +241,11 @@ class Database:
                 await obj.aclose()
             except Exception as exc:
                 log.warning("closing %s failed: %r", type(obj).__name__, exc)
+
+    def entity_policy(self, entity: type[Entity]) -> CachePolicy | None:
+        """The cache policy of ``entity`` here (``None``: never cached): its entry in ``policies=``, else its
+        ``cache=`` class keyword, else the database's policy. ``ConfigError`` for a bad ``cache=`` keyword."""
+        return entity_policy(self.cache.policy, entity, self._policies)
 
     def repository(self, entity: type[T]) -> Repository[T]:
         """The typed repository of ``entity`` (one per database and class)."""

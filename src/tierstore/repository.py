@@ -33,6 +33,7 @@ from tierstore.query import _NO_PARTITION, Page, Query, SortCondition, check_bet
 from tierstore.queryresult import QueryResult
 from tierstore.stores.base import KeyRules, ScatterGather, Store
 from tierstore.stores.paging import query_all
+from tierstore.tiers.policy import CachePolicy
 from tierstore.tiers.tiered import TieredCache, WriteTicket
 
 __all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead"]
@@ -85,7 +86,15 @@ class Repository(Generic[T]):
         self.schema: Schema[T] = schema_of(cls)
         self.codec: Codec[T] = codec_for(self.schema)
         self.store: Store = context.store
-        self.cache: TieredCache = context.cache
+        # The entity's cache policy (a context without ``entity_policy``: the database's); None: never cached,
+        # and the repository gets a tiered path without tiers, so no read or write reaches a tier.
+        resolve = getattr(context, "entity_policy", None)
+        self.policy: CachePolicy | None = context.cache.policy if resolve is None else resolve(cls)
+        if self.policy is None:
+            self.cache: TieredCache = TieredCache((), context.cache.policy)
+        else:
+            self.cache = context.cache
+        self._own_policy = None if self.policy is self.cache.policy else self.policy  # passed to the tiered path
         self._l1 = self.cache.l1
         self._inflight: dict[str, tuple[asyncio.Future[T | None], int]] = {}  # ck -> (read, epoch it began at)
         self._epochs = self.cache.epochs
@@ -103,6 +112,10 @@ class Repository(Generic[T]):
 
     def __repr__(self) -> str:
         return f"Repository[{self.schema.name}]"
+
+    @property
+    def _query_cache(self) -> QueryCache | None:
+        return None if self.policy is None else self._context.query_cache
 
     async def _ensure(self) -> None:
         if not self._ready:
@@ -160,7 +173,9 @@ class Repository(Generic[T]):
                 async def load(_: list[int]) -> list[T | None]:
                     return [await self.store.get(self.schema, key)]
 
-                (result,) = await self.cache.read_many(self.codec, [ck], load, expires_of=self._expires_of)
+                (result,) = await self.cache.read_many(
+                    self.codec, [ck], load, expires_of=self._expires_of, policy=self._own_policy
+                )
             if self._ttl is not None:
                 result = self._live(result)
             fut.set_result(result)
@@ -249,7 +264,7 @@ class Repository(Generic[T]):
                 return await self.store.get_many(schema, [wanted[i] for i in idx])
 
             loaded = await self.cache.read_many(
-                self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of
+                self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of, policy=self._own_policy
             )
             for i, value in zip(todo, loaded, strict=True):
                 found[i] = value
@@ -356,7 +371,7 @@ class Repository(Generic[T]):
     async def _query_page(self, q: Query) -> Page[T]:
         if not self._ready:
             await self._ensure()
-        qc = self._context.query_cache
+        qc = self._query_cache
         if qc is not None and not q.consistent:
             page = await qc.query(self.schema, q, lambda: self.store.query(self.schema, q))
         else:
@@ -565,7 +580,7 @@ class Repository(Generic[T]):
         the caller gave up is then still followed by the invalidation). When neither the store nor any tier can
         suspend (memory store, in-process tiers), it runs inline: nothing can interrupt it."""
         cache = self.cache
-        if self._context.query_cache is None:
+        if self._query_cache is None:
             if not cache.tiers:
                 try:
                     return await call
@@ -609,12 +624,12 @@ class Repository(Generic[T]):
 
     async def _maintain(self, write: WriteAhead, stored: Sequence[T | None] | None, exc: BaseException | None) -> None:
         cache = self.cache
-        if not cache.tiers and self._context.query_cache is None:
+        if not cache.tiers and self._query_cache is None:
             cache.epochs.bump(write.ticket.cks)  # nothing cached: only single flight must learn of the write
             return
         work = self._maintenance(write, stored)
         try:
-            if not cache.suspends and self._context.query_cache is None:
+            if not cache.suspends and self._query_cache is None:
                 await work  # in-process tiers only: it never suspends, so it cannot be cut short
             else:
                 task = cache.spawn(work)  # a task of its own: cancelling the caller cannot cut it short
@@ -627,14 +642,14 @@ class Repository(Generic[T]):
     async def _maintenance(self, write: WriteAhead, stored: Sequence[T | None] | None) -> None:
         keys = write.keys
         cks = write.ticket.cks
-        qc = self._context.query_cache
+        qc = self._query_cache
         try:
             if qc is not None:
                 await qc.after_write(self.schema, keys, stored if stored is not None else [None] * len(keys))
         finally:
             if not self.cache.tiers:
                 self.cache.epochs.bump(cks)
-            elif stored is not None and self.cache.policy.write_mode == "write_through":
+            elif stored is not None and (self._own_policy or self.cache.policy).write_mode == "write_through":
                 values: list[bytes | None] = []
                 versions: list[int] = []
                 for s, ck in zip(stored, cks, strict=True):
@@ -646,9 +661,9 @@ class Repository(Generic[T]):
                             enc = None
                     values.append(enc)
                     versions.append(0 if s is None or enc is None else self.schema.version_of(s))
-                await self.cache.after_write(cks, values, versions, ticket=write.ticket)
+                await self.cache.after_write(cks, values, versions, ticket=write.ticket, policy=self._own_policy)
             else:
-                await self.cache.after_write(cks, ticket=write.ticket)
+                await self.cache.after_write(cks, ticket=write.ticket, policy=self._own_policy)
 
     async def _after_write(self, keys: Sequence[Key], stored: Sequence[T | None]) -> None:
         await self.after_write(self.begin_write(keys), stored)

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 
+from tierstore.errors import ConfigError
 from tierstore.model.templates import KeyTemplate
 
 __all__ = ["Entity", "EntityMeta", "Index"]
@@ -55,8 +56,8 @@ _MEMBER = types.MemberDescriptorType
 
 
 class EntityMeta(msgspec.StructMeta):
-    """Takes ``table=``, ``partition_key=``, ``sort_key=``, ``indexes=``, ``undecodable=``, ``type_attribute=``
-    and ``type_name=`` as class keywords.
+    """Takes ``table=``, ``partition_key=``, ``sort_key=``, ``indexes=``, ``undecodable=``, ``type_attribute=``,
+    ``type_name=`` and ``cache=`` as class keywords.
 
     ``partition_key=``/``sort_key=`` name the key fields, or are a :class:`~tierstore.KeyTemplate`: the key
     attribute built from fields (``KeyTemplate("pk", "CUSTOMER#{customer_id}")``, DynamoDB and memory only).
@@ -69,6 +70,10 @@ class EntityMeta(msgspec.StructMeta):
     ``undecodable="skip"``: queries leave out stored items that do not decode as the entity (a table shared
     with other writers) and list them in ``Page.skipped``; ``"raise"`` (the default) fails the page. A query's
     own ``undecodable=`` overrides it.
+
+    ``cache=``: ``False`` — never cached (every read goes to the store; writes touch no tier); a
+    :class:`~tierstore.CachePolicy` — this entity's TTLs, negative caching and write mode; ``True`` or absent —
+    the database's policy. A ``policies=`` map given to ``connect()`` overrides it.
     """
 
     __tierstore_decl__: dict[str, Any]
@@ -87,8 +92,12 @@ class EntityMeta(msgspec.StructMeta):
         undecodable: str = "raise",
         type_attribute: str | None = None,
         type_name: str | None = None,
+        cache: Any = None,
         **struct_options: Any,
     ) -> EntityMeta:
+        if not (cache is None or isinstance(cache, bool) or hasattr(cache, "write_mode")):
+            # The full check (a CachePolicy) runs when a database resolves the entity's policy.
+            raise ConfigError(f"{name}: cache= takes a CachePolicy, True or False, got {cache!r}")
         cls: EntityMeta = super().__new__(mcls, name, bases, namespace, **struct_options)
         cls.__tierstore_decl__ = {
             "table": table,
@@ -98,6 +107,7 @@ class EntityMeta(msgspec.StructMeta):
             "undecodable": undecodable,
             "type_attribute": type_attribute,
             "type_name": type_name,
+            "cache": cache,
         }
         cls.__tierstore_schema__ = None
         if namespace.get("__module__") != __name__:

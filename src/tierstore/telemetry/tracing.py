@@ -284,12 +284,12 @@ class TracedTieredCache(TieredCache):
 
     async def read_many(
         self, codec: Codec[T], cks: Sequence[str], load: Callable[[list[int]], Awaitable[list[T | None]]],
-        *, expires_of: Callable[[T], float | None] | None = None, start: int = 0,
+        *, expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
     ) -> list[T | None]:
         record = _current.get()
         if record is not None:
             record.tiered_keys = len(cks) if record.tiered_keys < 0 else record.tiered_keys + len(cks)
-        return await super().read_many(codec, cks, load, expires_of=expires_of, start=start)
+        return await super().read_many(codec, cks, load, expires_of=expires_of, start=start, policy=policy)
 
     async def _tier_get(self, t: int, keys: Sequence[str]) -> list[bytes | Lease | None]:
         coalescer = self._coalescers[t]
@@ -319,13 +319,13 @@ class TracedTieredCache(TieredCache):
 
     async def _wait_for_fill(
         self, t: int, codec: Codec[Any], cks: Sequence[str], waiting: list[int],
-        results: list[Any], got_leases: dict[int, Lease],
+        results: list[Any], got_leases: dict[int, Lease], policy: CachePolicy,
     ) -> list[int]:
         record = _current.get()
         if record is not None:
             record.lease_waits += len(waiting)
         with self._round_trip(t, "lease_wait", len(waiting)) as span:
-            missed = await super()._wait_for_fill(t, codec, cks, waiting, results, got_leases)
+            missed = await super()._wait_for_fill(t, codec, cks, waiting, results, got_leases, policy)
             span.set_attribute("tierstore.cache.misses", len(missed))
             return missed
 

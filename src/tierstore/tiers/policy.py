@@ -1,18 +1,25 @@
 """``CachePolicy``: how a database uses its tiers (TTLs, negative caching, write mode, lease waits, breakers).
 
 Checked when it is built: a bad value is a :class:`~tierstore.errors.ConfigError` before any tier is used.
+
+Per entity (:func:`entity_policy`): the class keyword ``cache=`` and the ``policies=`` map of ``connect()``
+(which wins) give an entity a policy of its own, or ``False``: never cached. An entity's policy sets its TTLs,
+negative caching, write mode and lease waits; what the tiers share — coalescing, breakers, the invalidation
+log (:data:`DATABASE_FIELDS`) — is always the database's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from tierstore.errors import ConfigError
 
-__all__ = ["MAX_TTL", "CachePolicy"]
+__all__ = ["DATABASE_FIELDS", "MAX_TTL", "CachePolicy", "check_policies", "entity_policy"]
 
 MAX_TTL = 10 * 365 * 86400
 """The longest TTL a policy takes (seconds): every tier can hold it as an expiry (memcached's absolute
@@ -71,3 +78,47 @@ class CachePolicy:
 
     def jittered(self, ttl: float) -> float:
         return ttl * (1.0 - random.random() * self.ttl_jitter) if self.ttl_jitter else ttl
+
+
+DATABASE_FIELDS = ("coalesce", "breaker_failures", "breaker_cooldown", "invalidation_log")
+"""Fields of a ``CachePolicy`` that belong to the tiers of a database, not to an entity: an entity's policy
+takes them from the database's."""
+
+
+def _check_choice(choice: Any, where: str, *, declared: bool = True) -> CachePolicy | bool:
+    if choice is None and declared:  # no class keyword: the database's policy
+        return True
+    if isinstance(choice, bool | CachePolicy):
+        return choice
+    raise ConfigError(f"{where} takes a CachePolicy, True (the database's policy) or False (never cached), "
+                      f"got {choice!r}")
+
+
+def check_policies(policies: Any) -> dict[type, CachePolicy | bool]:
+    """The ``policies=`` map of ``connect()``, checked: entity classes to a ``CachePolicy`` or a bool."""
+    if policies is None:
+        return {}
+    if not isinstance(policies, Mapping):
+        raise ConfigError(f"policies= takes a mapping of entity classes to CachePolicy or bool, got {policies!r}")
+    out: dict[type, CachePolicy | bool] = {}
+    for entity, choice in policies.items():
+        if not isinstance(entity, type) or not hasattr(entity, "__tierstore_decl__"):
+            raise ConfigError(f"policies= keys are entity classes, got {entity!r}")
+        out[entity] = _check_choice(choice, f"policies[{entity.__name__}]", declared=False)
+    return out
+
+
+def entity_policy(
+    database: CachePolicy, entity: type, policies: Mapping[type, CachePolicy | bool]
+) -> CachePolicy | None:
+    """The policy ``entity`` is cached under: its entry in ``policies`` (checked by :func:`check_policies`),
+    else its class keyword ``cache=``, else ``database``. ``None``: never cached."""
+    if entity in policies:
+        choice = policies[entity]
+    else:
+        choice = _check_choice(getattr(entity, "__tierstore_decl__", {}).get("cache"), f"{entity.__name__} cache=")
+    if choice is True:
+        return database
+    if choice is False:
+        return None
+    return dataclasses.replace(choice, **{name: getattr(database, name) for name in DATABASE_FIELDS})

@@ -190,11 +190,15 @@ class TieredCache:
         *,
         expires_of: Callable[[T], float | None] | None = None,
         start: int = 0,
+        policy: CachePolicy | None = None,
     ) -> list[T | None]:
         """Resolve distinct cache keys ``cks``; ``load(indexes)`` reads the store for what every tier missed.
 
-        ``start`` skips the nearest tiers (the caller already looked there).
+        ``start`` skips the nearest tiers (the caller already looked there). ``policy``: the entity's own
+        (TTLs, negative caching, lease waits) instead of the database's.
         """
+        if policy is None:
+            policy = self.policy
         n = len(cks)
         results: list[Any] = [None] * n
         pending = list(range(n))
@@ -233,7 +237,7 @@ class TieredCache:
             if waiting is not None:
                 if got_leases is None:
                     got_leases = {}
-                missed += await self._wait_for_fill(t, codec, cks, waiting, results, got_leases)
+                missed += await self._wait_for_fill(t, codec, cks, waiting, results, got_leases, policy)
             leases.append(got_leases or _NO_LEASES)
             if not missed:
                 break
@@ -244,7 +248,7 @@ class TieredCache:
                 results[i] = ABSENT if value is None else value
         for tier_leases in leases:
             if tier_leases:
-                await self._back_fill(codec, cks, results, leases, start, expires_of)
+                await self._back_fill(codec, cks, results, leases, start, expires_of, policy)
                 break
         if ABSENT in results:
             return [None if r is ABSENT else r for r in results]
@@ -252,7 +256,7 @@ class TieredCache:
 
     async def _wait_for_fill(
         self, t: int, codec: Codec[Any], cks: Sequence[str], waiting: list[int],
-        results: list[Any], got_leases: dict[int, Lease],
+        results: list[Any], got_leases: dict[int, Lease], policy: CachePolicy,
     ) -> list[int]:
         """Another reader holds these keys' leases: re-read a few times before going to the store.
 
@@ -260,9 +264,9 @@ class TieredCache:
         """
         tier = self.tiers[t]
         missed: list[int] = []
-        for _ in range(self.policy.lease_retries):
+        for _ in range(policy.lease_retries):
             tier.stats.lease_waits += 1
-            await asyncio.sleep(self.policy.lease_wait)
+            await asyncio.sleep(policy.lease_wait)
             got = await self._tier_get(t, [cks[i] for i in waiting])
             still: list[int] = []
             for i, g in zip(waiting, got, strict=True):
@@ -288,9 +292,8 @@ class TieredCache:
 
     async def _back_fill(
         self, codec: Codec[Any], cks: Sequence[str], results: list[Any], leases: list[dict[int, Lease]],
-        start: int, expires_of: Callable[[Any], float | None] | None,
+        start: int, expires_of: Callable[[Any], float | None] | None, policy: CachePolicy,
     ) -> None:
-        policy = self.policy
         encoded: dict[int, tuple[bytes, float]] = {}
         dropped = False
         # Farthest first: if a shared tier drops a fill, an invalidation has overtaken this read (in some
@@ -367,7 +370,7 @@ class TieredCache:
 
     async def after_write(
         self, cks: Sequence[str], values: Sequence[bytes | None] = (), version: Sequence[int] = (),
-        *, ticket: WriteTicket | None = None, record: bool = True,
+        *, ticket: WriteTicket | None = None, record: bool = True, policy: CachePolicy | None = None,
     ) -> None:
         """Make every tier forget (or, write-through, replace) ``cks`` after a committed write.
 
@@ -377,7 +380,8 @@ class TieredCache:
         the store call) orders this write against the others of this process. Bounded by
         :data:`MAINTENANCE_DEADLINE`; the epochs of ``cks`` are bumped when it ends, however it ends. With an
         invalidation log (``CachePolicy.invalidation_log``), a write that leaves invalidations owed is recorded
-        there for the other processes (``record=False``: this is the replay of such a record).
+        there for the other processes (``record=False``: this is the replay of such a record). ``policy``: the
+        entity's own (write mode, TTL) instead of the database's.
         """
         if ticket is None:
             ticket = WriteTicket(cks, self.epochs)
@@ -385,9 +389,9 @@ class TieredCache:
         try:
             if self.suspends:
                 async with asyncio.timeout(MAINTENANCE_DEADLINE):
-                    await self._maintain(cks, values, version, ticket, done)
+                    await self._maintain(cks, values, version, ticket, done, policy or self.policy)
             else:
-                await self._maintain(cks, values, version, ticket, done)
+                await self._maintain(cks, values, version, ticket, done, policy or self.policy)
         except TimeoutError:
             # Fail-open: the write stands; what a tier did not take in time is owed to it.
             log.warning("cache maintenance after a write took over %.1fs; the rest is kept for replay",
@@ -412,11 +416,11 @@ class TieredCache:
 
     async def _maintain(
         self, cks: Sequence[str], values: Sequence[bytes | None], version: Sequence[int], ticket: WriteTicket,
-        done: list[int],
+        done: list[int], policy: CachePolicy,
     ) -> None:
         if self.coherence is not None and not self.coherence.started:
             await self._l1_ready()
-        if self.policy.write_mode == "write_through" and values:
+        if policy.write_mode == "write_through" and values:
             sets: list[tuple[str, bytes, int]] = []
             gone: list[str] = []
             for k, v, ver in zip(cks, values, version or [0] * len(cks), strict=True):
@@ -424,7 +428,7 @@ class TieredCache:
                     gone.append(k)
                 else:
                     sets.append((k, v, ver))
-            ttl = self.policy.jittered(self.policy.ttl)
+            ttl = policy.jittered(policy.ttl)
             epochs = self.epochs
             began = dict(zip(ticket.cks, ticket.epochs, strict=True))
             for t in reversed(range(len(self.tiers))):
