@@ -6,7 +6,7 @@ import asyncio
 from typing import Any, assert_type
 
 import tierstore
-from tierstore import Entity, Many, Page, PartitionKey, Ref, Repository, SortKey, Version
+from tierstore import Entity, KeyTemplate, Many, Page, PartitionKey, Ref, Repository, SortKey, Version
 from tierstore.backends import Schema, schema_of
 from tierstore.cdc import ChangeSource, Invalidator, MemoryCheckpoint, PostgresLogicalSource, invalidate
 
@@ -23,6 +23,21 @@ class Order(Entity, table="typing_orders"):
     order_id: SortKey[str]
     total_cents: int
     customer = Ref(Customer, "customer_id")
+
+
+SHOPPER = KeyTemplate("pk", "SHOPPER#{shopper_id}")
+
+
+class Basket(Entity, table="typing_single", partition_key=SHOPPER, sort_key=KeyTemplate("sk", "BASKET"),
+             type_attribute="_et"):
+    shopper_id: str
+    items: int = 0
+
+
+class Purchase(Entity, table="typing_single", partition_key=SHOPPER,
+               sort_key=KeyTemplate("sk", "PURCHASE#{purchase_id}"), type_attribute="_et"):
+    shopper_id: str
+    purchase_id: str
 
 
 async def main() -> None:
@@ -64,6 +79,13 @@ async def main() -> None:
         inv = Invalidator(db, source, [Customer], checkpoint=MemoryCheckpoint(), on_gap="ttl")
         assert_type(inv.health(), dict[str, Any])
         assert_type(inv.stats.changes, int)
+        await db.repository(Basket).put(Basket("s1", 2))
+        both = await db.collection(Basket, Purchase).query(shopper_id="s1")
+        assert_type(both, Page[Basket | Purchase])
+        for thing in both:
+            if isinstance(thing, Purchase):
+                assert_type(thing.purchase_id, str)
+        assert both.items == [Basket("s1", 2)]
 
 
 if __name__ == "__main__":
