@@ -117,11 +117,16 @@ class Transaction:
             group[2].append(i)
         writes = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in groups.values()]
         try:
-            if context.cache.tiers or context.query_cache is not None:
-                # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
-                self.results = await context.cache.shielded(self._commit(writes))
-            else:
+            cache = context.cache
+            inline = context.query_cache is None and (
+                not cache.tiers or (not cache.suspends and not getattr(context.store, "suspends", True))
+            )
+            if inline:
+                # Nothing cached, or every layer in-process (no await can suspend): nothing to cut short.
                 self.results = await self._commit(writes)
+            else:
+                # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
+                self.results = await cache.shielded(self._commit(writes))
         except BaseException as exc:
             self.failed = exc
             if isinstance(exc, TransactionCanceled) and any(r is not None for r in exc.reasons):

@@ -150,8 +150,8 @@ class _SuspendingStore(MemoryStore):
     ("store", "tasks"), [(MemoryStore(), 0), (MemoryStore(latency=0.001), 1), (_SuspendingStore(), 1)]
 )
 async def test_a_write_runs_in_a_task_of_its_own_only_when_a_layer_can_suspend(store: MemoryStore, tasks: int) -> None:
-    """Every layer in-process: the write and its maintenance run inline (no task per write, which costs a loop
-    turn on 3.11); a store that can suspend keeps the task that makes the write cancellation-safe."""
+    """Every layer in-process: a write (or a transaction) and its maintenance run inline (no task per write,
+    which costs a loop turn on 3.11); a store that can suspend keeps the task that makes it cancellation-safe."""
     async with tierstore.connect(store, [MemoryTier()]) as db:
         customers = db.repository(Customer)
         await customers.put(Customer("k", "v0"), check_version=False)
@@ -165,8 +165,10 @@ async def test_a_write_runs_in_a_task_of_its_own_only_when_a_layer_can_suspend(s
         db.cache.spawn = counting  # type: ignore[method-assign]
         try:
             await customers.put(Customer("k", "v1"), check_version=False)
+            async with db.transaction() as tx:
+                tx.put(Customer("t", "v1"))
         finally:
             del db.cache.spawn
-        assert len(spawned) == tasks
+        assert len(spawned) == 2 * tasks
         got = await customers.get("k")
         assert got is not None and got.name == "v1"
