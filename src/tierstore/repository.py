@@ -96,7 +96,8 @@ class Repository(Generic[T]):
             self.cache = context.cache
         self._own_policy = None if self.policy is self.cache.policy else self.policy  # passed to the tiered path
         self._l1 = self.cache.l1
-        self._inflight: dict[str, tuple[asyncio.Future[T | None], int]] = {}  # ck -> (read, epoch it began at)
+        # ck -> [the read's future (made when a second reader joins), the epoch it began at]
+        self._inflight: dict[str, list[Any]] = {}
         self._epochs = self.cache.epochs
         # The store's own key rule (PostgreSQL: no NUL), checked before a read reaches the tiers.
         self._key_rule: Callable[[Schema[Any], Key], None] | None = (
@@ -162,10 +163,14 @@ class Repository(Generic[T]):
         inflight = self._inflight.get(ck)
         if inflight is not None and inflight[1] == epoch:
             # Single flight: join the read already under way for this key — only if no write or invalidation
-            # of the key that this process knows of came after it began.
-            return await asyncio.shield(inflight[0])
-        fut: asyncio.Future[T | None] = asyncio.get_running_loop().create_future()
-        self._inflight[ck] = (fut, epoch)
+            # of the key that this process knows of came after it began. Its future is made by the first
+            # reader that joins (most reads are never joined).
+            fut = inflight[0]
+            if fut is None:
+                fut = inflight[0] = asyncio.get_running_loop().create_future()
+            return await asyncio.shield(fut)
+        flight: list[Any] = [None, epoch]
+        self._inflight[ck] = flight
         try:
             if not self.cache.tiers:
                 result = await self.store.get(self.schema, key)
@@ -173,20 +178,24 @@ class Repository(Generic[T]):
                 async def load(_: list[int]) -> list[T | None]:
                     return [await self.store.get(self.schema, key)]
 
-                (result,) = await self.cache.read_many(
-                    self.codec, [ck], load, expires_of=self._expires_of, policy=self._own_policy
+                result = await self.cache.read_one(
+                    self.codec, ck, load, expires_of=self._expires_of, policy=self._own_policy
                 )
             if self._ttl is not None:
                 result = self._live(result)
-            fut.set_result(result)
-            return result
         except BaseException as exc:
-            fut.set_exception(exc)
-            fut.exception()  # mark retrieved: joiners re-raise it themselves
+            fut = flight[0]
+            if fut is not None:
+                fut.set_exception(exc)
+                fut.exception()  # mark retrieved: joiners re-raise it themselves
             raise
+        else:
+            fut = flight[0]
+            if fut is not None:
+                fut.set_result(result)
+            return result
         finally:
-            mine = self._inflight.get(ck)
-            if mine is not None and mine[0] is fut:
+            if self._inflight.get(ck) is flight:
                 del self._inflight[ck]
 
     async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:

@@ -285,11 +285,22 @@ class TracedTieredCache(TieredCache):
     async def read_many(
         self, codec: Codec[T], cks: Sequence[str], load: Callable[[list[int]], Awaitable[list[T | None]]],
         *, expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
+        first: list[bytes | Lease | None] | None = None,
     ) -> list[T | None]:
         record = _current.get()
         if record is not None:
             record.tiered_keys = len(cks) if record.tiered_keys < 0 else record.tiered_keys + len(cks)
-        return await super().read_many(codec, cks, load, expires_of=expires_of, start=start, policy=policy)
+        return await super().read_many(
+            codec, cks, load, expires_of=expires_of, start=start, policy=policy, first=first
+        )
+
+    async def read_one(
+        self, codec: Codec[T], ck: str, load: Callable[[list[int]], Awaitable[list[T | None]]],
+        *, expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
+    ) -> T | None:
+        # Through read_many and _tier_get, whose spans and counts this class records.
+        (result,) = await self.read_many(codec, (ck,), load, expires_of=expires_of, start=start, policy=policy)
+        return result
 
     async def _tier_get(self, t: int, keys: Sequence[str]) -> list[bytes | Lease | None]:
         coalescer = self._coalescers[t]

@@ -1,9 +1,13 @@
 """Request coalescing: the reads one tier receives in one loop tick go out as one ``get_many``.
 
-While a read is in flight on a tier, the reads that arrive in the same loop tick are merged into one
-``get_many`` (one ``MGET``/multi-get per node), each caller getting its own results in its own order; a key
-asked for twice gets one lease, and the other callers wait for its fill (DataLoader-style). A read that finds
-nothing in flight goes out at once: there is no one to merge with, so it pays no tick.
+A read that finds a batch being collected joins it; the reads of one tick are merged into one ``get_many``
+(one ``MGET``/multi-get per node), each caller getting its own results in its own order; a key asked for
+twice gets one lease, and the other callers wait for its fill (DataLoader-style). A read that finds no batch
+leads one, waiting one tick for the others, only when another callback is ready to run in this tick (someone
+may join); when nothing else is ready, no one can join, so it goes out at once and pays no tick. So the 64
+readers woken by one batch's reply go out as one batch again, and a lone reader never waits. The loop's ready
+queue is read where the loop has one (asyncio's own loops); on other loops a read goes out at once when no
+read of the tier is in flight.
 
 If the read that led a batch fails or is cancelled, every caller that joined it fails on its own (a miss,
 counted once: :class:`SharedFailure`), so no one is left waiting.
@@ -28,7 +32,7 @@ class SharedFailure(TierError):
 
 
 class Coalescer:
-    """Merges the ``get_many`` calls one tier receives in one loop tick (while another is in flight).
+    """Merges the ``get_many`` calls one tier receives in one loop tick (see the module docstring).
 
     ``batch`` is the list of callers joining the batch being collected this tick (``None`` when none is): the
     tiered path appends to it directly, which saves a frame per joiner.
@@ -43,11 +47,13 @@ class Coalescer:
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | Lease | None]:
         batch = self.batch
+        loop = asyncio.get_running_loop()
         if batch is not None:  # a batch is being collected this tick: join it
-            fut: asyncio.Future[list[bytes | Lease | None]] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[list[bytes | Lease | None]] = loop.create_future()
             batch.append((keys, fut))
             return await fut
-        if not self._running:  # nothing in flight: no one to merge with, go now
+        ready = getattr(loop, "_ready", None)  # asyncio's loops: the callbacks of this tick still to run
+        if not (ready if ready is not None else self._running):  # no one can join this tick: go now
             self._running += 1
             try:
                 return await self.tier.get_many(keys)

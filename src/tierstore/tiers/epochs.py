@@ -1,0 +1,57 @@
+"""Write epochs: per-key counters of the writes (and heard invalidations) of one process.
+
+Every write of this process (once its cache maintenance is done) and every invalidation heard on the L1 channel
+bumps the epoch of its keys (:class:`~tierstore.tiers.tiered.TieredCache` does). A repository's single-flight
+read records the epoch it began at, and a new reader joins it only while the epoch is unchanged; a
+:class:`WriteTicket`, taken before a write's store call, tells its cache maintenance whether another write of
+the key came in between.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+__all__ = ["EPOCH_STRIPES", "WriteEpochs", "WriteTicket"]
+
+EPOCH_STRIPES = 4096  # a power of two
+
+
+class WriteEpochs:
+    """Per-key write epochs of one process, striped (keys sharing a stripe share an epoch: a bump only costs
+    the other keys of its stripe a missed join). ``of(ck)`` never decreases; it grows on every bump of ``ck``."""
+
+    __slots__ = ("_all", "_stripes")
+
+    def __init__(self) -> None:
+        self._stripes = [0] * EPOCH_STRIPES
+        self._all = 0
+
+    def of(self, ck: str) -> int:
+        return self._all + self._stripes[hash(ck) & (EPOCH_STRIPES - 1)]
+
+    def bump(self, cks: Iterable[str]) -> None:
+        stripes = self._stripes
+        for ck in cks:
+            stripes[hash(ck) & (EPOCH_STRIPES - 1)] += 1
+
+    def bump_all(self) -> None:
+        self._all += 1
+
+    def heard(self, cks: Sequence[str] | None) -> None:
+        """Invalidations heard on the L1 channel (``None``: everything, e.g. the channel dropped)."""
+        if cks is None:
+            self._all += 1
+        else:
+            self.bump(cks)
+
+
+class WriteTicket:
+    """Taken before a write's store call: when it began and the epochs of its keys then."""
+
+    __slots__ = ("cks", "epochs", "started")
+
+    def __init__(self, cks: Sequence[str], epochs: WriteEpochs) -> None:
+        self.cks = cks
+        self.started = time.monotonic()
+        self.epochs = [epochs.of(ck) for ck in cks]
