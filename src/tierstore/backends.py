@@ -10,7 +10,7 @@ The seams (``typing.Protocol``; implement them structurally, no base class neede
 
 - :class:`Store` — the store of record; :class:`Scannable` adds the enumeration and exact restore that
   resharding needs; :class:`ScatterGather` a store over several shards that can query them all. Writes of a
-  transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`).
+  transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`, :class:`Update`, :class:`Check`).
 - :class:`CacheTier` — a cache tier holding opaque bytes, with :class:`Lease`-guarded fills;
   :class:`LocalTier` an in-process tier the repository reads synchronously; :class:`InvalidationFeed` a shared
   tier that publishes its invalidations (other processes' in-process tiers subscribe to it);
@@ -58,7 +58,7 @@ from tierstore.policies.base import QueryCache
 from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
 from tierstore.retry import Backoff, retry_async
 from tierstore.stats import StoreStats, TierStats
-from tierstore.stores.base import Delete, Put, Scannable, ScatterGather, Store, WriteOp
+from tierstore.stores.base import Check, Delete, Put, Scannable, ScatterGather, Store, Update, WriteOp
 from tierstore.stores.paging import query_all
 from tierstore.tiers.base import Backlogged, CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.health import Breaker, NodeGuard
@@ -73,6 +73,7 @@ __all__ = [
     "Breaker",
     "CacheTier",
     "Changes",
+    "Check",
     "Codec",
     "Delete",
     "InvalidationFeed",
@@ -93,6 +94,7 @@ __all__ = [
     "StoreStats",
     "TierStats",
     "TieredCache",
+    "Update",
     "WriteOp",
     "apply_changes",
     "codec_for",

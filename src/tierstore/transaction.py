@@ -5,20 +5,28 @@ store applies every action atomically (``Store.transact``); then each written en
 usual after-write step (query cache, tiers, in-flight reads), exactly as after its own ``put``/``delete``.
 
 ``tx.put`` returns a :class:`Pending` handle: its ``result()`` is the item as stored (new version included)
-once the block has committed. A rejected transaction's ``TransactionCanceled`` names each action that failed
-(its position, kind, entity and key) and why.
+once the block has committed. ``tx.update`` changes some fields of a stored item (as ``Repository.update``) and
+``tx.check`` makes the commit depend on a condition over an item it does not write; neither returns the item
+(DynamoDB's transactions return none), and after a commit the caches forget an updated key (a check touches no
+cache). A rejected transaction's ``TransactionCanceled`` names each action that failed (its position, kind,
+entity and key) and why; then every key of the transaction, checked ones included, is forgotten by the caches
+(the caller may have acted on a stale cached value).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
-from tierstore.errors import MAX_KEY, TransactionCanceled, ValidationError, _safe_repr, bounded
+from tierstore.errors import MAX_KEY, TransactionCanceled, Unsupported, ValidationError, _safe_repr, bounded
+from tierstore.expressions.ast import Condition
+from tierstore.expressions.check import check_condition
+from tierstore.expressions.update import check_changes
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.repository import Repository, RepositoryContext, WriteAhead
-from tierstore.stores.base import Delete, Put, WriteOp
+from tierstore.stores.base import Check, Delete, Put, Update, WriteOp
 
 __all__ = ["Pending", "Transaction"]
 
@@ -99,6 +107,52 @@ class Transaction:
         self._claim(schema, key)
         self.ops.append(Delete(entity, key, expect_version))
 
+    def update(
+        self,
+        entity: type[Entity],
+        partition: Any,
+        sort: Any = None,
+        *,
+        set: Mapping[str, Any] | None = None,  # the keyword users write
+        add: Mapping[str, int | float] | None = None,
+        remove: Iterable[str] = (),
+        append: Mapping[str, Iterable[Any]] | None = None,
+        when: Condition | bool | None = None,
+    ) -> None:
+        """Add a partial update of a stored item, checked as by ``Repository.update`` (before any I/O): ``set``,
+        ``add``, ``remove``, ``append``, under ``when``. The commit is canceled if the item does not exist or
+        ``when`` does not hold. Its version advances by one; read the item after the commit to see it."""
+        schema = self._schema(entity, "update")
+        key = schema.key(partition, sort)
+        changes = check_changes(schema, set, add, remove, append)
+        cond = None if when is None else check_condition(schema, when, "when")
+        self._require_expressions("update")
+        self._claim(schema, key)
+        self.ops.append(Update(entity, key, changes, cond))
+
+    def check(self, entity: type[Entity], partition: Any, sort: Any = None, *, when: Condition | bool) -> None:
+        """Add a condition check: the commit goes through only if ``when`` holds for the stored item (a missing
+        item has every field absent: ``Entity.field.exists()`` requires one). Writes nothing."""
+        schema = self._schema(entity, "check")
+        key = schema.key(partition, sort)
+        if when is None:
+            raise ValidationError("check needs a condition: when=...", entity=schema.name)
+        cond = check_condition(schema, when, "when")
+        self._require_expressions("check")
+        self._claim(schema, key)
+        self.ops.append(Check(entity, key, cond))
+
+    @staticmethod
+    def _schema(entity: Any, what: str) -> Schema[Any]:
+        if not (isinstance(entity, type) and issubclass(entity, Entity)):
+            raise ValidationError(f"tx.{what} takes an entity class first, got {entity!r:.60}")
+        return schema_of(entity)
+
+    def _require_expressions(self, what: str) -> None:
+        store = self._context.store
+        if not getattr(store, "expressions", False):
+            raise Unsupported(f"tx.{what}: the store {store.name!r} does not evaluate conditions", backend=store.name)
+
     async def commit(self) -> list[Any]:
         if not self.ops:
             return []
@@ -106,16 +160,20 @@ class Transaction:
         schemas = {schema_of(type(op.item) if isinstance(op, Put) else op.entity) for op in self.ops}
         for schema in schemas:
             await context.ensure_schema(schema)
-        # Per entity: its repository, the keys written and where each op's result goes.
+        # Per entity: its repository, the keys written and where each op's result goes; the checked keys apart
+        # (their caches are maintained only when the commit fails).
         groups: dict[type[Entity], tuple[Repository[Any], list[Key], list[int]]] = {}
+        checked: dict[type[Entity], tuple[Repository[Any], list[Key], list[int]]] = {}
         for i, op in enumerate(self.ops):
             entity = type(op.item) if isinstance(op, Put) else op.entity
-            group = groups.get(entity)
+            into = checked if isinstance(op, Check) else groups
+            group = into.get(entity)
             if group is None:
-                group = groups[entity] = (context.repository(entity), [], [])
+                group = into[entity] = (context.repository(entity), [], [])
             group[1].append(group[0].schema.key_of(op.item) if isinstance(op, Put) else op.key)
             group[2].append(i)
         writes = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in groups.values()]
+        checks = [(repo, repo.begin_write(keys), idx) for repo, keys, idx in checked.values()]
         try:
             cache = context.cache
             inline = context.query_cache is None and (
@@ -123,10 +181,10 @@ class Transaction:
             )
             if inline:
                 # Nothing cached, or every layer in-process (no await can suspend): nothing to cut short.
-                self.results = await self._commit(writes)
+                self.results = await self._commit(writes, checks)
             else:
                 # One task for the commit and every entity's maintenance: cancelling the caller cuts none short.
-                self.results = await cache.shielded(self._commit(writes))
+                self.results = await cache.shielded(self._commit(writes, checks))
         except BaseException as exc:
             self.failed = exc
             if isinstance(exc, TransactionCanceled) and any(r is not None for r in exc.reasons):
@@ -134,12 +192,15 @@ class Transaction:
             raise
         return self.results
 
-    async def _commit(self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]]) -> list[Any]:
+    async def _commit(
+        self, writes: list[tuple[Repository[Any], WriteAhead, list[int]]],
+        checks: list[tuple[Repository[Any], WriteAhead, list[int]]],
+    ) -> list[Any]:
         try:
             results = await self._context.store.transact(self.ops)
         except BaseException:
             # Outcome unknown (or a condition failed on a value the caller read from a cache): forget every key.
-            await self._maintenance(writes, None)
+            await self._maintenance(writes + checks, None)
             raise
         await self._maintenance(writes, results)
         return results

@@ -8,15 +8,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, runtime_checkable
 
 from tierstore.errors import ConfigError, Mismatch
 from tierstore.model.schema import Key, Schema
 from tierstore.query import Page, Query
 from tierstore.stats import StoreStats
 
+if TYPE_CHECKING:
+    from tierstore.expressions.ast import Condition
+    from tierstore.expressions.update import Changes
+
 __all__ = [
     "SCHEMA_MODES",
+    "Check",
     "Delete",
     "KeyRules",
     "Put",
@@ -25,6 +30,7 @@ __all__ = [
     "SchemaMode",
     "SchemaVerifier",
     "Store",
+    "Update",
     "WriteOp",
     "check_schema_mode",
 ]
@@ -50,7 +56,29 @@ class Delete:
     expect_version: int | None = None
 
 
-WriteOp = Put | Delete
+@dataclass(frozen=True, slots=True)
+class Update:
+    """A transactional partial update of ``key`` of ``entity``: ``changes`` (checked), under ``when``. The item
+    must exist; its version advances by one. A store's ``transact`` returns ``None`` for it (DynamoDB's
+    TransactWriteItems returns no items)."""
+
+    entity: type[Any]
+    key: Key
+    changes: Changes
+    when: Condition | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A transactional condition check: ``when`` must hold for what ``key`` of ``entity`` holds (a missing item
+    has every field absent). Writes nothing; ``transact`` returns ``None`` for it."""
+
+    entity: type[Any]
+    key: Key
+    when: Condition
+
+
+WriteOp = Put | Delete | Update | Check
 
 
 @runtime_checkable
@@ -103,10 +131,11 @@ class Store(Protocol):
     async def query(self, schema: Schema[T], query: Query) -> Page[T]: ...
 
     async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
-        """All or nothing; returns, per op, the stored item (``Put``) or ``None`` (``Delete``).
+        """All or nothing; returns, per op, the stored item (``Put``) or ``None`` (``Delete``, ``Update``,
+        ``Check``). ``Update`` and ``Check`` come only to a store with ``expressions = True``.
 
         Raises ``Unsupported`` where the store has no transactions, ``TransactionCanceled`` when a condition
-        fails (nothing is written).
+        fails (nothing is written; its ``reasons`` say, per op, why it failed or ``None``).
         """
         ...
 

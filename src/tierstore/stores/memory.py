@@ -13,6 +13,7 @@ import msgspec
 
 from tierstore.backends import (
     Changes,
+    Check,
     Delete,
     Key,
     Page,
@@ -20,6 +21,7 @@ from tierstore.backends import (
     Query,
     Schema,
     StoreStats,
+    Update,
     WriteOp,
     apply_changes,
     decode_cursor,
@@ -294,31 +296,55 @@ class MemoryStore:
     async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
         await self._trip()
         reasons: list[str | None] = []
-        plan: list[tuple[WriteOp, Schema[Any], int]] = []
+        plan: list[tuple[WriteOp, Schema[Any], Any]] = []
         for op in ops:
             try:
-                if isinstance(op, Put):
-                    schema = schema_of(type(op.item))
-                    current = self._check(schema, schema.key_of(op.item), op.if_not_exists, op.expect_version)
-                else:
-                    schema = schema_of(op.entity)
-                    current = self._check(schema, op.key, False, op.expect_version)
-                plan.append((op, schema, current))
+                plan.append(self._prepare(op))
                 reasons.append(None)
-            except ConditionFailed as exc:
+            except (ConditionFailed, NotFound) as exc:
                 reasons.append(exc.message)
         if any(reasons):
             raise TransactionCanceled("transaction canceled", reasons=reasons, backend=self.name)
         out: list[Any] = []
-        for op, schema, current in plan:
+        for op, schema, ready in plan:
             if isinstance(op, Put):
-                out.append(self._write(schema, op.item, current))
-            else:
-                assert isinstance(op, Delete)
+                out.append(self._write(schema, op.item, ready))
+            elif isinstance(op, Delete):
                 self._table(schema).pop(op.key, None)
                 self.stats.writes += 1
                 out.append(None)
+            elif isinstance(op, Update):
+                item, current = ready
+                self._write(schema, item, current)
+                out.append(None)
+            else:
+                out.append(None)  # a check writes nothing
         return out
+
+    def _prepare(self, op: WriteOp) -> tuple[WriteOp, Schema[Any], Any]:
+        """Check one action of a transaction against what is stored; what applying it needs."""
+        if isinstance(op, Put):
+            schema = schema_of(type(op.item))
+            return op, schema, self._check(schema, schema.key_of(op.item), op.if_not_exists, op.expect_version)
+        schema = schema_of(op.entity)
+        if isinstance(op, Delete):
+            return op, schema, self._check(schema, op.key, False, op.expect_version)
+        if isinstance(op, Check):
+            self._when(schema, op.key, op.when)
+            return op, schema, None
+        if not isinstance(op, Update):
+            raise ValidationError(f"transact takes Put, Delete, Update and Check, got {type(op).__name__}")
+        raw = self._table(schema).get(op.key)
+        if raw is None:
+            raise NotFound("update of an item that does not exist", entity=schema.name, key=op.key, backend=self.name)
+        if op.when is not None:
+            self._when(schema, op.key, op.when)
+        current = schema.decoder.decode(raw)
+        try:
+            item = schema.validate_item(apply_changes(schema, current, op.changes))
+        except ValidationError as exc:
+            raise ValidationError(f"update: {exc.message}", entity=schema.name, key=op.key) from None
+        return op, schema, (item, schema.version_of(current))
 
     async def aclose(self) -> None:
         self._closed = True

@@ -357,16 +357,6 @@ class DynamoStore(Collections, Transactions, TableAdmin):
                 why = f"condition {when!r} did not hold{' (no item)' if current is None else ''}"
             raise ConditionFailed(why, entity=t.schema.name, key=key, backend=self.name, current=current) from None
 
-    @staticmethod
-    def _when(
-        when: Condition | None, t: TableState, names: dict[str, str], values: dict[str, AV], conditions: list[str]
-    ) -> None:
-        if when is not None:
-            expr = DynamoExpression(t.codec.names, to_av, "c")
-            conditions.append(f"({expr.condition(when)})")
-            names.update(expr.names)
-            values.update(expr.values)
-
     async def put(
         self, schema: Schema[T], item: T, *, if_not_exists: bool = False, expect_version: int | None = None,
         when: Condition | None = None,
@@ -425,70 +415,8 @@ class DynamoStore(Collections, Transactions, TableAdmin):
         condition's ``ALL_OLD`` tells ``NotFound`` from ``ConditionFailed`` (with the current item)."""
         t = self._table(schema)
         codec = t.codec
-        key_av = self._key(t, key)
-        # An optional index key set to None is REMOVEd (an index key cannot be NULL): the item leaves the index,
-        # and the composite index keys holding it go too (clearing one part needs no other part's value).
-        cleared = [n for n, v in changes.set if v is None and n in schema.sparse]
-        cleared += [n for n in changes.remove if n in schema.sparse]
-        in_synthetic = {f for lay in codec.synthetic for f in lay.fields}
-        touched = [f for f in changes.fields() if f in in_synthetic and f not in cleared]
-        if touched:
-            raise Unsupported(
-                f"update of {touched}: part of a composite index key on DynamoDB; put the whole item instead",
-                entity=schema.name, key=key, backend=self.name,
-            )
-        names: dict[str, str] = {"#k": codec.partition.attr}
-        values: dict[str, AV] = {}
-        sets: list[str] = []
-        for i, (name, value) in enumerate(changes.set):
-            if name in cleared:
-                continue
-            attr = codec.names[name]
-            raw = msgspec.to_builtins(value, builtin_types=(bytes, bytearray), str_keys=True)
-            enc = codec._set_encoders.get(attr)  # sets travel as SS/NS/BS, as put writes them
-            names[f"#u{i}"] = attr
-            values[f":u{i}"] = enc(raw) if enc is not None and raw is not None else to_av(raw)
-            sets.append(f"#u{i} = :u{i}")
-        for i, (name, delta) in enumerate(changes.add):
-            names[f"#d{i}"] = codec.names[name]
-            values[f":d{i}"] = to_av(delta)
-            values[":zero"] = {"N": "0"}
-            sets.append(f"#d{i} = if_not_exists(#d{i}, :zero) + :d{i}")
-        for i, name in enumerate(changes.remove):
-            if name in cleared:
-                continue
-            names[f"#r{i}"] = codec.names[name]
-            values[":null"] = {"NULL": True}
-            sets.append(f"#r{i} = :null")
-        for i, (name, items) in enumerate(changes.append):
-            names[f"#a{i}"] = codec.names[name]
-            values[f":a{i}"] = to_av(msgspec.to_builtins(items, builtin_types=(bytes, bytearray), str_keys=True))
-            values[":empty"] = {"L": []}
-            sets.append(f"#a{i} = list_append(if_not_exists(#a{i}, :empty), :a{i})")
-        expression = "SET " + ", ".join(sets) if sets else ""
-        if codec.version_attr is not None:
-            names["#v"] = codec.version_attr
-            values[":one"] = {"N": "1"}
-            expression += " ADD #v :one"
-        gone = [codec.names[n] for n in cleared]
-        gone += [lay.attr for lay in codec.synthetic if set(lay.fields) & set(cleared)]
-        for i, attr in enumerate(gone):
-            names[f"#x{i}"] = attr
-        if gone:
-            expression += " REMOVE " + ", ".join(f"#x{i}" for i in range(len(gone)))
-        expression = expression.strip()
-        conditions = ["attribute_exists(#k)"]
-        self._when(when, t, names, values, conditions)
-        condition = " AND ".join(conditions)
-        limits.check_expression(expression, "the UpdateExpression", entity=schema.name)
-        limits.check_expression(condition, "the ConditionExpression", entity=schema.name)
-        params: dict[str, Any] = {
-            "TableName": t.name, "Key": key_av, "UpdateExpression": expression, "ConditionExpression": condition,
-            "ExpressionAttributeNames": names, "ReturnValues": "ALL_NEW",
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-        }
-        if values:  # DynamoDB refuses an empty map (an update that only REMOVEs, on an entity without a version)
-            params["ExpressionAttributeValues"] = values
+        params = self._changes_params(t, key, changes, when)
+        params["ReturnValues"] = "ALL_NEW"
         self.stats.writes += 1
         try:
             reply = await self._call(

@@ -17,7 +17,7 @@ from tierstore.errors import ConditionFailed, NotFound, TransactionCanceled, Val
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.memory import evaluate
 from tierstore.model.schema import Key
-from tierstore.stores.base import Delete, Put, WriteOp
+from tierstore.stores.base import Check, Delete, Put, Update, WriteOp
 from tierstore.stores.sql.drivers.base import ALL, EXEC, INSERT, ONE, Operation
 from tierstore.stores.sql.statements import Plan, Sql
 
@@ -213,6 +213,9 @@ def op_delete(plan: Plan[Any], key: Key, expect_version: int | None) -> Operatio
 def op_transact(
     prepared: list[tuple[WriteOp, Plan[Any], Any, Key]], order: list[int], backend: str
 ) -> Operation[list[Any]]:
+    """Every action in one database transaction, in ``order``. A failed condition (or an update of a missing
+    item) is noted as that action's reason and the others still run, so the caller learns every reason; then
+    ``TransactionCanceled`` rolls the whole transaction back."""
     results: list[Any] = [None] * len(prepared)
     reasons: list[str | None] = [None] * len(prepared)
     for i in order:
@@ -220,10 +223,16 @@ def op_transact(
         try:
             if isinstance(op, Put):
                 results[i] = yield from op_put(plan, op.item, vals, op.if_not_exists, op.expect_version)
+            elif isinstance(op, Update):
+                sql, args = vals
+                yield from op_update(plan, key, sql, args, op.when)
+            elif isinstance(op, Check):
+                row = yield (ONE, plan.get_locked.text, key)
+                _check_when(plan, key, row, op.when)
             else:
                 assert isinstance(op, Delete)
                 yield from op_delete(plan, key, op.expect_version)
-        except ConditionFailed as exc:
+        except (ConditionFailed, NotFound) as exc:
             reasons[i] = exc.message
     if any(r is not None for r in reasons):
         raise TransactionCanceled("transaction canceled", reasons=reasons, backend=backend)

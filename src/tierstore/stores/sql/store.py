@@ -30,7 +30,7 @@ from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.query import Page, Query, decode_cursor, encode_cursor
 from tierstore.stats import StoreStats
-from tierstore.stores.base import Delete, Put, WriteOp
+from tierstore.stores.base import Check, Delete, Put, Update, WriteOp
 from tierstore.stores.sql.config import SqlStoreConfig, split_query
 from tierstore.stores.sql.drivers.base import EXEC, Driver, Operation
 from tierstore.stores.sql.drivers.mysql import MysqlDriver
@@ -420,12 +420,18 @@ class SqlStore:
                 plan = await self._plan(schema_of(type(op.item)))
                 vals = plan.row_values(op.item)
                 prepared.append((op, plan, vals, tuple(vals[i] for i in plan.key_idx)))
-            elif isinstance(op, Delete):
+            elif isinstance(op, Delete | Check):
                 plan = await self._plan(schema_of(op.entity))
                 plan.check_key(op.key)
                 prepared.append((op, plan, None, op.key))
+            elif isinstance(op, Update):
+                plan = await self._plan(schema_of(op.entity))
+                plan.check_key(op.key)
+                sql, values = plan.update(op.changes, op.when)
+                values.update({f"k{i}": v for i, v in enumerate(op.key)})
+                prepared.append((op, plan, (sql.text, sql.args(values)), op.key))
             else:
-                raise ValidationError(f"transact takes Put and Delete ops, got {type(op).__name__}")
+                raise ValidationError(f"transact takes Put, Delete, Update and Check ops, got {type(op).__name__}")
         self.stats.writes += len(ops)
         # Lock rows in a fixed order (table, key) so that concurrent transactions do not deadlock.
         order = sorted(range(len(ops)), key=lambda i: (prepared[i][1].schema.table, prepared[i][3]))

@@ -42,7 +42,7 @@ from tierstore.expressions.update import check_changes
 from tierstore.model import Schema, schema_of
 from tierstore.query import Page, Query, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stats import StoreStats
-from tierstore.stores.base import Delete, Put, Scannable, ScatterGather, Store
+from tierstore.stores.base import Check, Delete, Put, Scannable, ScatterGather, Store, Update
 from tierstore.testing.contract._support import ContractBase, optional_fixture
 from tierstore.testing.contract.entities import STORE_ENTITIES, Blob, Doc, Event, Ticket
 
@@ -578,6 +578,37 @@ class StoreContract(ContractBase):
         await asyncio.gather(*(s.update(D, ("f", "n"), check_changes(D, add={"rank": 1})) for _ in range(20)))
         final = await s.get(D, ("f", "n"), consistent=True)
         assert (final.rank, final.version) == (20, 21)
+
+    async def test_transact_updates_under_condition_checks(self, empty_store: Store) -> None:
+        s: Any = _expressive(empty_store)
+        ann: Any = Doc.owner == "ann"  # a Condition (type checkers see the field's own type on the class)
+        a = await s.put(D, Doc("f", "a", owner="ann", rank=1, tags=["x"]))
+        await s.put(E, Event("t", 1, 1, {"n": 1}))
+        try:
+            out = await s.transact([
+                Check(Event, ("t", 1, 1), attr(Event.payload).exists()),
+                Update(Doc, ("f", "a"), check_changes(D, add={"rank": 2}, append={"tags": ["y"]}), ann),
+                Put(Doc("f", "b")),
+            ])
+        except Unsupported as exc:
+            pytest.skip(f"{s.name} does not run this transaction: {exc}")
+        assert out[:2] == [None, None] and out[2].version == 1
+        new = msgspec.structs.replace(a, rank=3, tags=["x", "y"], version=2)
+        assert await s.get(D, ("f", "a"), consistent=True) == new
+        ops = [
+            Update(Doc, ("f", "a"), check_changes(D, set={"owner": "bob"})),
+            Check(Doc, ("f", "b"), ann),
+            Update(Doc, ("f", "absent"), check_changes(D, set={"owner": "x"})),
+            Delete(Blob, (1,)),
+        ]
+        with pytest.raises(TransactionCanceled) as canceled:
+            await s.transact(ops)
+        reasons = canceled.value.reasons
+        assert len(reasons) == 4 and reasons[0] is None and reasons[3] is None
+        assert isinstance(reasons[1], str) and "Doc.owner == 'ann'" in reasons[1], reasons
+        assert isinstance(reasons[2], str) and "does not exist" in reasons[2], reasons
+        got = await s.get_many(D, [("f", "a"), ("f", "b"), ("f", "absent")], consistent=True)
+        assert got == [new, out[2], None]  # nothing was written
 
     # -- Scannable and ScatterGather ---------------------------------------------------------------------
 
