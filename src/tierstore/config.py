@@ -71,6 +71,8 @@ def _scheme(url: str) -> str:
 def _load(table: dict[str, tuple[str, str, str | None]], url: str, what: str) -> Any:
     scheme = _scheme(url)
     entry = table.get(scheme)
+    if entry is None and table is STORE_SCHEMES and scheme.split("+", 1)[0] in ("mssql", "oracle"):
+        entry = ("tierstore.stores.sql", "SqlStoreConfig", None)  # which says why SqlStore does not run there
     if entry is None:
         raise ConfigError(f"unknown {what} scheme {scheme!r}; known: {', '.join(sorted(table))}")
     module_name, class_name, extra = entry

@@ -37,7 +37,7 @@ def test_redaction() -> None:
 
 def test_unknown_scheme_and_garbage() -> None:
     with pytest.raises(ConfigError, match="unknown store scheme"):
-        store_config("oracle://x")
+        store_config("db2://x")
     with pytest.raises(ConfigError, match="unknown cache scheme"):
         tier_config("postgresql://x")
     with pytest.raises(ConfigError, match="expected a backend URL"):

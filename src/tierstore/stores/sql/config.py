@@ -18,7 +18,7 @@ from tierstore.errors import ConfigError
 if TYPE_CHECKING:
     from tierstore.stores.sql.store import SqlStore
 
-__all__ = ["DEFAULT_COMMAND_TIMEOUT", "SqlStoreConfig", "split_query"]
+__all__ = ["DEFAULT_COMMAND_TIMEOUT", "SqlStoreConfig", "not_run", "split_query"]
 
 _BACKENDS = {
     "sqlite": "sqlite",
@@ -50,11 +50,32 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 """Deadline of one statement on PostgreSQL and MariaDB/MySQL unless the URL or config says otherwise."""
 
 
+_NOT_RUN = {"mssql": "SQL Server", "oracle": "Oracle"}
+NOT_RUN_REASON = (
+    "SqlStore's writes are one atomic upsert returning the new version (INSERT … ON CONFLICT … RETURNING on "
+    "PostgreSQL and SQLite, INSERT … ON DUPLICATE KEY UPDATE on MySQL/MariaDB); {name} would need MERGE with "
+    "{returning}, which tierstore does not generate, and no async driver for it is wired into the store. "
+    "metadata_for(..., dialect={dialect!r}) gives its tables for migrations (see docs/sql-engines.md)"
+)
+
+
+def not_run(dialect: str) -> str:
+    """Why ``SqlStore`` does not run on SQL Server or Oracle (their tables exist as DDL only)."""
+    returning = "OUTPUT" if dialect == "mssql" else "RETURNING INTO"
+    return NOT_RUN_REASON.format(name=_NOT_RUN[dialect], returning=returning, dialect=dialect)
+
+
 def _backend_of(url: str) -> str:
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError(f"expected an SQL URL like 'postgresql+asyncpg://host/db', got {redact_url(str(url))!r}")
     scheme = url.split("://", 1)[0].lower()
     backend = _BACKENDS.get(scheme)
+    dialect = scheme.split("+", 1)[0]
+    if backend is None and dialect in _NOT_RUN:
+        raise ConfigError(
+            f"SqlStore does not run on {_NOT_RUN[dialect]} ({scheme!r}): {not_run(dialect)}; "
+            "use sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql"
+        )
     if backend is None:
         raise ConfigError(
             f"SqlStore does not support {scheme!r}; use sqlite+aiosqlite, postgresql+asyncpg or mysql+aiomysql"

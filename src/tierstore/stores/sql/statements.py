@@ -33,6 +33,7 @@ from tierstore.expressions.ast import Condition
 from tierstore.expressions.sql import compile_where, statement_key, successor
 from tierstore.expressions.update import Changes
 from tierstore.model.schema import Schema
+from tierstore.stores.sql.config import not_run
 from tierstore.stores.sql.rows import RowCodec
 from tierstore.stores.sql.tables import MYSQL_DIALECTS
 
@@ -78,6 +79,9 @@ class Plan(RowCodec[T]):
     extends, and the statements."""
 
     def __init__(self, schema: Schema[T], table: sa.Table, dialect: Dialect, backend: str) -> None:
+        if dialect.name not in ("postgresql", "sqlite", *MYSQL_DIALECTS):
+            reason = not_run(dialect.name) if dialect.name in ("mssql", "oracle") else "no statements for it"
+            raise ConfigError(f"SqlStore has no statements for {dialect.name}: {reason}", entity=schema.name)
         super().__init__(schema, dialect, backend)
         self.table = table
         self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in MYSQL_DIALECTS else "returning"

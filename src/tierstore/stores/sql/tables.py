@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 import msgspec
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql
+from sqlalchemy.dialects import mssql, mysql, oracle, postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -86,9 +86,11 @@ class KeyString(TypeDecorator[str]):
         return dialect.type_descriptor(_key_string(target_of(dialect)))
 
 
-Target = Literal["postgresql", "mysql", "mariadb", "sqlite"]
-TARGETS: tuple[Target, ...] = ("postgresql", "mysql", "mariadb", "sqlite")
-"""The databases tables can be built for (``mariadb``: MariaDB, whichever URL scheme reaches it)."""
+Target = Literal["postgresql", "mysql", "mariadb", "sqlite", "mssql", "oracle"]
+TARGETS: tuple[Target, ...] = ("postgresql", "mysql", "mariadb", "sqlite", "mssql", "oracle")
+"""The databases tables can be built for (``mariadb``: MariaDB, whichever URL scheme reaches it). SQL Server
+and Oracle tables are DDL only (for migrations; compiled in the tests, never run here): ``SqlStore`` does not
+run on them (see docs/sql-engines.md)."""
 
 
 def target_of(dialect: Dialect | str | None) -> Target | None:
@@ -116,6 +118,10 @@ def _variants(make: Callable[[Target | None], TypeEngine[Any]]) -> TypeEngine[An
 
 
 def _key_string(target: Target | None) -> TypeEngine[Any]:
+    if target == "mssql":  # binary: UTF-16 code-unit order (code-point order up to U+FFFF)
+        return mssql.NVARCHAR(KEY_LENGTH, collation="Latin1_General_100_BIN2")
+    if target == "oracle":  # Oracle compares VARCHAR2 bytewise (NLS_COMP=BINARY): code-point order in AL32UTF8
+        return sa.String(KEY_LENGTH)
     if target == "postgresql":
         return sa.String(KEY_LENGTH, collation="C")
     if target in ("mysql", "mariadb"):
@@ -129,14 +135,22 @@ def KeyBytes() -> TypeEngine[bytes]:
 
 
 def _key_bytes(target: Target | None) -> TypeEngine[Any]:
-    return mysql.VARBINARY(KEY_LENGTH) if target in ("mysql", "mariadb") else sa.LargeBinary()
+    if target == "oracle":
+        return oracle.RAW(KEY_LENGTH)
+    return mysql.VARBINARY(KEY_LENGTH) if target in ("mysql", "mariadb", "mssql") else sa.LargeBinary()
 
 
 def _text(target: Target | None) -> TypeEngine[Any]:
+    if target == "mssql":
+        return mssql.NVARCHAR(None)  # NVARCHAR(max): every character, whatever the database collation
+    if target == "oracle":
+        return oracle.NCLOB()
     return mysql.LONGTEXT(charset="utf8mb4") if target in ("mysql", "mariadb") else sa.Text()
 
 
 def _blob(target: Target | None) -> TypeEngine[Any]:
+    if target == "mssql":
+        return mssql.VARBINARY(None)  # type: ignore[no-untyped-call]  # VARBINARY(max), not the deprecated IMAGE
     return mysql.LONGBLOB() if target in ("mysql", "mariadb") else sa.LargeBinary()
 
 
@@ -144,6 +158,8 @@ def _datetime(target: Target | None) -> TypeEngine[Any]:
     # SQLite has no date types: ISO 8601 text (UTC, microseconds), which also sorts by time.
     if target in ("mysql", "mariadb"):
         return mysql.DATETIME(fsp=6)
+    if target == "oracle":
+        return oracle.TIMESTAMP(timezone=True)
     return sa.Text() if target == "sqlite" else sa.DateTime(timezone=True)
 
 
@@ -161,6 +177,8 @@ def _decimal(target: Target | None) -> TypeEngine[Any]:
     # MySQL needs a precision: the widest it has; SQLite keeps the exact text.
     if target in ("mysql", "mariadb"):
         return mysql.DECIMAL(65, 30)
+    if target == "mssql":  # NUMERIC alone is NUMERIC(18, 0) there: the widest, half of it fraction
+        return sa.Numeric(38, 19, asdecimal=True)
     return sa.Text() if target == "sqlite" else sa.Numeric(asdecimal=True)
 
 
@@ -168,6 +186,10 @@ def _json(target: Target | None) -> TypeEngine[Any]:
     # SQLite gets TEXT: a declared type "JSON" has NUMERIC affinity there and would turn '123' into 123.
     if target == "postgresql":
         return postgresql.JSONB(none_as_null=True)
+    if target == "mssql":
+        return mssql.NVARCHAR(None)
+    if target == "oracle":
+        return oracle.NCLOB()
     return sa.Text() if target == "sqlite" else sa.JSON(none_as_null=True)
 
 
@@ -317,7 +339,7 @@ def _server_default(kind: str, schema: Schema[Any], f: Any, target: Target | Non
         return str(value)
     if kind == "decimal" and isinstance(value, decimal.Decimal) and value.is_finite():
         return str(value)
-    if kind == "datetime" and isinstance(value, datetime.datetime) and target is not None:
+    if kind == "datetime" and isinstance(value, datetime.datetime) and target not in (None, "mssql", "oracle"):
         if target == "sqlite":  # the row codec's text: the value as given, offset (or its absence) included
             return value.isoformat(timespec="microseconds")
         utc = value.replace(tzinfo=datetime.UTC) if value.tzinfo is None else value.astimezone(datetime.UTC)

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from tierstore import StoreError, StoreTimeout
-from tierstore.stores.sql import SqlStore
+from tierstore.stores.sql import SqlStore, SqlStoreConfig
 from tierstore.testing.proxy import FaultProxy
 
 from _sql import NETWORK, K, Kinds, open_store, url_of
@@ -229,3 +229,34 @@ async def test_a_server_that_stops_answering_is_a_timeout_and_its_connection_is_
             await _settle(loop_complaints)
         finally:
             await store.aclose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_to_a_read_only_server_is_not_reused_for_the_next_write(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """After a failover a pooled connection can sit on the demoted writer, which refuses writes
+    (read_only_sql_transaction): it is dropped like a lost one, so the next write reconnects."""
+    import uuid
+
+    base = url_of("postgres", tmp_path)
+    name = f"ro_{uuid.uuid4().hex[:8]}"
+    admin = await _admin("postgres")
+    await admin.execute(f"CREATE DATABASE {name}")
+    url = str(sa.make_url(base).set(database=name).render_as_string(hide_password=False))
+    try:
+        store = await open_store(url + "?pool_size=1")
+        await store.aclose()
+        await admin.execute(f"ALTER DATABASE {name} SET default_transaction_read_only = on")
+        store = SqlStoreConfig.from_url(url + "?pool_size=1").build()
+        try:
+            await store.open()
+            with pytest.raises(StoreError, match="read-only"):
+                await store.put(K, Kinds("k1"))  # on a session that started read-only
+            await admin.execute(f"ALTER DATABASE {name} RESET default_transaction_read_only")
+            assert (await store.put(K, Kinds("k1", n=2))).n == 2  # a new session: writes again
+        finally:
+            await store.aclose()
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.close()

@@ -197,5 +197,5 @@ def test_metadata_for_rejects_an_unknown_dialect() -> None:
     from tierstore import ConfigError
     from tierstore.stores.sql import metadata_for
 
-    with pytest.raises(ConfigError, match="mssql"):
-        metadata_for(dialect="mssql")
+    with pytest.raises(ConfigError, match="db2"):
+        metadata_for(dialect="db2")

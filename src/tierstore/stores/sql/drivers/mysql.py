@@ -35,6 +35,9 @@ _SESSION_ENDED = frozenset({
 # Server errors that mean the server is going away: every connection to it is.
 _SERVER_GONE = frozenset({1053, 1077, 1079, 1080, 1927})  # shutdown in progress, normal shutdown, forcing
 # close, shutdown complete, connection killed
+# The server takes no writes (--read-only, read-only mode): after a failover, a connection left on the demoted
+# writer of a cluster. Like a lost server: reconnect (a fresh DNS lookup) rather than reuse it.
+_READ_ONLY = frozenset({1290, 1836})  # ER_OPTION_PREVENTS_STATEMENT, ER_READ_ONLY_MODE
 _TIMEOUTS = {
     1205: "a lock was not granted within innodb_lock_wait_timeout",
     1969: "the server aborted the statement after command_timeout (max_statement_time)",
@@ -85,7 +88,7 @@ class MysqlDriver(EngineDriver):
         code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
         if code is None:
             return DROP  # PyMySQL's own errors (a packet out of sequence): the protocol is out of step
-        if code >= 2000 or code in _SERVER_GONE:  # 2000+: client-side (lost connection, server gone)
+        if code >= 2000 or code in _SERVER_GONE or code in _READ_ONLY:  # 2000+: client-side (lost, gone)
             return LOST
         if code in _SESSION_ENDED or held.conn.closed:
             return DROP

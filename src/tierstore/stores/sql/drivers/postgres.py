@@ -24,6 +24,9 @@ R = TypeVar("R")
 
 # The server is shutting down or restarting: every connection to it is gone.
 _SERVER_GONE = frozenset({"57P01", "57P02", "57P03"})  # admin_shutdown, crash_shutdown, cannot_connect_now
+# read_only_sql_transaction: the server (or its database) takes no writes — after a failover, a connection left
+# on the demoted writer of a cluster. Like a lost server: reconnect (a fresh DNS lookup) rather than reuse it.
+_READ_ONLY = frozenset({"25006"})
 # The server ends this one session (it closes the socket after the error).
 _SESSION_ENDED = frozenset({"25P03", "57P05"})  # idle_in_transaction_session_timeout, idle_session_timeout
 # A server-side deadline (set by the user on the role or database) cancelled the statement.
@@ -67,7 +70,7 @@ class PostgresDriver(EngineDriver):
             return LOST
         if isinstance(exc, self._pg_error):
             state = getattr(exc, "sqlstate", None) or ""
-            if state in _SERVER_GONE:
+            if state in _SERVER_GONE or state in _READ_ONLY:
                 return LOST
             if state in _SESSION_ENDED:
                 return DROP
