@@ -53,6 +53,13 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--plots", action=argparse.BooleanOptionalAction, default=True,
                        help="with --json: PNG plots next to it (needs matplotlib, extra bench; default: on)")
     bench.add_argument("--list", action="store_true", help="list systems and scenarios, then exit")
+    bench.add_argument(
+        "--curves", nargs="?", const="all", metavar="LIST",
+        help="cost as work grows instead of the table: get_many, concurrency, item_size, l1_capacity, "
+             "dataset_size (comma-separated; default all); with --json, one PNG per curve next to it",
+    )
+    bench.add_argument("--curves-large", action="store_true",
+                       help="with --curves: add the 1M-entry point to dataset_size (GiBs of memory, minutes)")
 
     sub.add_parser("reshard", help="move slot ranges between shards (see tierstore reshard --help)", add_help=False)
     sub.add_parser("invalidator", add_help=False,
@@ -120,6 +127,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.partitions is not None and args.partitions < 1:
         print("tierstore bench: --partitions must be at least 1", file=sys.stderr)
         return 2
+    if args.curves is not None:
+        return _curves(args)
     settings = Settings(
         quick=args.quick,
         duration=args.duration,
@@ -163,6 +172,43 @@ def _bench(args: argparse.Namespace) -> int:
     if not report.rows:
         print("tierstore bench: no system could run; see the reasons above", file=sys.stderr)
         return 1
+    return 0
+
+
+def _curves(args: argparse.Namespace) -> int:
+    from tierstore.bench.curves import CurveConfig, format_curves, run_curves
+
+    names = () if args.curves == "all" else _split(args.curves)
+    cfg = CurveConfig(
+        names=names,
+        servers=args.servers,
+        progress=args.progress,
+        large=args.curves_large,
+        **({"duration": args.duration} if args.duration is not None else {}),
+        **({"rounds": args.rounds} if args.rounds is not None else {}),
+        **({"partitions": args.partitions} if args.partitions is not None else {}),
+    )
+    try:
+        result = asyncio.run(run_curves(cfg))
+    except ValueError as exc:
+        print(f"tierstore bench: {exc}", file=sys.stderr)
+        return 2
+    print(format_curves(result))
+    if args.json:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(result, fh, indent=1, allow_nan=False, default=str)
+            fh.write("\n")
+        print(f"\nwrote {args.json}")
+        if args.plots:
+            from tierstore.bench.curves_plot import write_curve_plots
+
+            paths, notice = write_curve_plots(result, args.json)
+            for path in paths:
+                print(f"wrote {path}")
+            if notice:
+                print(notice)
     return 0
 
 

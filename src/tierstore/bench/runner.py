@@ -95,14 +95,17 @@ async def run(
     *,
     env: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    data: Dataset | None = None,
 ) -> Report:
-    """Run the benchmark; returns the report (the CLI prints and writes it)."""
+    """Run the benchmark; returns the report (the CLI prints and writes it). ``data``: the data set every system
+    loads (default: ``settings.partitions`` partitions of 100 items)."""
     env = os.environ if env is None else env
     registry = registry if registry is not None else default_registry(env)
     progress = progress if progress is not None else Progress(settings.progress)
     asked, scenarios = select(registry, settings)
-    parts = settings.partitions if settings.partitions is not None else (20 if settings.quick else 100)
-    data = Dataset(partitions=parts, zipf_length=50_000 if settings.quick else 200_000)
+    if data is None:
+        parts = settings.partitions if settings.partitions is not None else (20 if settings.quick else 100)
+        data = Dataset(partitions=parts, zipf_length=50_000 if settings.quick else 200_000)
     report = Report()
     started = time.monotonic()
     phases: dict[str, float] = {}

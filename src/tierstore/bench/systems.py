@@ -74,7 +74,7 @@ STORE_FLOORS: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "postgres": {"*": ("raw:sqlalchemy-core-postgres", "raw:asyncpg"), "join_100": JOIN_FLOORS["postgres"]},
     "mariadb": {"*": ("raw:sqlalchemy-core-mariadb", "raw:aiomysql"), "join_100": JOIN_FLOORS["mariadb"]},
-    "dynamodb": {"*": ("raw:aioboto3",), "join_100": JOIN_FLOORS["dynamodb"]},
+    "dynamodb": {"*": ("raw:aioboto3", "peer:aiodynamo"), "join_100": JOIN_FLOORS["dynamodb"]},
 }
 _REDIS_FLOORS = {
     "get": ("raw:redis-get-decode", "peer:aiocache", "peer:cashews"),

@@ -45,6 +45,9 @@ __all__ = [
     "RedisDriver",
 ]
 
+MAX_CONNECTIONS = 512
+"""Connections the raw Redis floors may open (one per concurrent reader, as a pooled client does)."""
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(BenchItem)
 _order_decoder = msgspec.msgpack.Decoder(BenchOrder)
@@ -168,7 +171,9 @@ class RedisDriver(Driver):
     async def open(self, data: Dataset) -> None:
         import redis.asyncio
 
-        self._redis = redis.asyncio.Redis.from_url(self.url)
+        # A pool as large as the most concurrent readers (256 tasks in ``--curves concurrency``): redis-py's
+        # default of 100 connections raises MaxConnectionsError beyond that instead of waiting.
+        self._redis = redis.asyncio.Redis.from_url(self.url, max_connections=MAX_CONNECTIONS)
         mapping = {f"{self.prefix}{pk}:{sk}": _encoder.encode(data.item((pk, sk))) for pk, sk in data.cached_keys}
         self._keys = list(mapping)
         await self._redis.mset(mapping)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tierstore.bench.api import RunContext, SystemSpec
-from tierstore.bench.floors import cache, dynamodb, sql_core, sql_mysql, sql_postgres, sql_sqlite
+from tierstore.bench.floors import aiodynamo_peer, cache, dynamodb, sql_core, sql_mysql, sql_postgres, sql_sqlite
 from tierstore.bench.floors.join import JOIN_MODES, JoinFloor, join_system_name
 
 __all__ = ["floor_systems", "join_floor_systems"]
@@ -119,6 +119,13 @@ def floor_systems(urls: Mapping[str, str]) -> list[SystemSpec]:
             modules=("aioboto3",),
             servers=(ddb,),
             description="aioboto3 get_item / batch_get_item on one long-lived client",
+        ),
+        SystemSpec(
+            name="peer:aiodynamo",
+            make=lambda ctx: aiodynamo_peer.AiodynamoDriver(ddb, ctx.run_id),
+            modules=("aiodynamo", "aiohttp", "aioboto3"),
+            servers=(ddb,),
+            description="aiodynamo get_item / query_single_page on an aiohttp session (no botocore)",
         ),
         SystemSpec(
             name="peer:aiocache",
