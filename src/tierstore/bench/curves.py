@@ -292,6 +292,7 @@ async def _server_curve(name: str, cfg: CurveConfig, env: Mapping[str, str]) -> 
         for r in rows:
             rows_at[by_name[r["scenario"]]][r["system"]] = r
     series, ratios = _series(curve, xs, rows_at, conc)
+    cpu = {system: [rows_at[x].get(system, {}).get("cpu_us_per_op") for x in xs] for system in series}
     out: dict[str, Any] = {
         "name": name,
         "description": curve.description,
@@ -302,6 +303,7 @@ async def _server_curve(name: str, cfg: CurveConfig, env: Mapping[str, str]) -> 
         "log_x": True,
         "series": series,
         "ratios": ratios,
+        "cpu_us_per_op": cpu,  # client CPU per op: steadier than wall time on a loaded machine
         "rows": [{"x": x, **row} for x in xs for row in rows_at[x].values()],
         "skipped": _dedupe(skipped),
     }
@@ -374,6 +376,11 @@ def format_curves(result: Mapping[str, Any]) -> str:
         lines.append(f"  {'':<{width}}" + "".join(f"{x:>12}" for x in xs))
         for label, values in (*c["series"].items(), *c["ratios"].items()):
             lines.append(f"  {label:<{width}}" + "".join(f"{_fmt(v):>12}" for v in values))
+        cpu = c.get("cpu_us_per_op") or c.get("cpu_us_per_get") or {}
+        if cpu:
+            lines.append("  client CPU µs per op:")
+            for label, values in cpu.items():
+                lines.append(f"  {label:<{width}}" + "".join(f"{_fmt(v):>12}" for v in values))
         lines.extend(f"  not run: {s.get('system')}: {s.get('reason')}" for s in c.get("skipped", []))
     meta = result["meta"]
     lines.append(f"\nload average before/after: {meta['loadavg_before']} / {meta['loadavg_after']}; "

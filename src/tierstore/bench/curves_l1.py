@@ -8,7 +8,9 @@ to the ceiling is the tier's hit ratio over MIN's (no cache filled on demand can
 
 ``dataset_size``: a memory tier of N entries, full, over a memory store of N + M items. Hit cost: ``repo.get``
 of resident keys, uniform and Zipf(0.99) over the N. Miss cost: ``repo.get`` of M keys never read before, each
-once — a store read, a fill and one eviction each. Eviction is O(1), so both should stay flat as N grows.
+once — a store read, a fill and one eviction each. Eviction is O(1), so both should stay flat as N grows. The
+same uniform reads on ``raw:dict-decode`` (a dict of N encoded items + decode) show what the CPU caches add as
+the working set grows, which no O(1) structure avoids.
 Timing: batches of 100 gets, ``perf_counter_ns`` around each; the p50 of the batch means is reported.
 """
 
@@ -22,6 +24,7 @@ from typing import Any
 
 from tierstore.bench.ceiling import belady_ratio, lru_ratio, trace_top_k, zipf_top_k
 from tierstore.bench.data import Dataset, zipf_sequence
+from tierstore.bench.floors.cache import DictDecodeDriver
 from tierstore.bench.tierstore_driver import TierstoreDriver
 from tierstore.bench.timing import percentile
 
@@ -29,6 +32,7 @@ __all__ = ["BATCH", "dataset_size_curve", "l1_capacity_curve"]
 
 BATCH = 100
 TIER = "tierstore:memory+memory"
+FLOOR_HIT = "raw:dict-decode read, uniform"
 
 
 def _tier_url(capacity: int) -> str:
@@ -123,7 +127,8 @@ async def _timed(get: Any, pks: Sequence[str], sks: Sequence[str], order: Sequen
 async def dataset_size_curve(cfg: Any) -> dict[str, Any]:
     """µs per hit (uniform, Zipf) and per miss of a full memory tier of N entries, per N."""
     xs = list(cfg.points_of("dataset_size"))
-    series: dict[str, list[Any]] = {"hit, uniform": [], "hit, Zipf 0.99": [], "miss (store read, fill, evict)": []}
+    series: dict[str, list[Any]] = {"hit, uniform": [], "hit, Zipf 0.99": [], "miss (store read, fill, evict)": [],
+                                    FLOOR_HIT: []}
     checks: dict[str, list[Any]] = {"hit_ratio_uniform": [], "hit_ratio_zipf": [], "miss_hit_ratio": [],
                                     "entries_after": []}
     cpu: dict[str, list[Any]] = {label: [] for label in series}
@@ -136,6 +141,8 @@ async def dataset_size_curve(cfg: Any) -> dict[str, Any]:
         sks = [k[1] for k in keys]
         driver = TierstoreDriver("memory://", [_tier_url(n)])
         await driver.open(data)
+        floor = DictDecodeDriver()  # the same reads on a plain dict + decode: what the machine's caches add
+        await floor.open(data)
         del data
         try:
             get = driver.getter()
@@ -156,8 +163,12 @@ async def dataset_size_curve(cfg: Any) -> dict[str, Any]:
                 checks[key].append(round((h1 - h0) / max(1, (h1 - h0) + (m1 - m0)), 4))
             l1 = driver.db.cache.l1
             checks["entries_after"].append(len(l1) if l1 is not None else None)
+            ns, cpu_ns = await _timed(floor.getter(), pks, sks, uniform)
+            series[FLOOR_HIT].append(round(ns / 1000, 3))
+            cpu[FLOOR_HIT].append(round(cpu_ns / 1000, 3))
         finally:
             await driver.aclose()
+            del floor
             gc.collect()
 
     def growth(values: list[Any]) -> float | None:

@@ -186,8 +186,8 @@ def test_dax_style_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert status == 0, capsys.readouterr().err
     _, rows = _rows(out)
     dax = "tierstore:dynamodb+dax-style"
-    assert {s for _, s in rows} == {dax, "raw:aioboto3", "raw:dict-decode", "raw:aioboto3-join-batch",
-                                    "raw:aioboto3-join-n+1"}
+    assert {s for _, s in rows} == {dax, "raw:aioboto3", "peer:aiodynamo", "raw:dict-decode",
+                                    "raw:aioboto3-join-batch", "raw:aioboto3-join-n+1"}
     for scenario in ("get", "get_many_100", "query_page"):
         row = rows[(scenario, dax)]
         assert row["floor"] == "raw:aioboto3" and row["ratio_vs_floor"] < 1, scenario

@@ -36,6 +36,7 @@ BUILTIN_SYSTEMS = {
     "raw:redis-mget-decode",
     "raw:aiomcache-get-decode",
     "raw:aioboto3",
+    "peer:aiodynamo",
     "peer:aiocache",
     "peer:cashews",
     "tierstore:dynamodb+dax-style",
