@@ -32,8 +32,9 @@ def _options(metadata: sa.MetaData) -> dict[str, Any]:
         return type_ != "table" or name in metadata.tables
 
     def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-        # In the database but not in the entities: not tierstore's, never dropped.
-        return not (reflected and compare_to is None and type_ in ("column", "index", "unique_constraint"))
+        # In the database but not in the entities (a column, an index, a foreign key…): not tierstore's, never
+        # dropped.
+        return not (reflected and compare_to is None)
 
     return {
         "target_metadata": metadata,
