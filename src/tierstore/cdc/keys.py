@@ -162,7 +162,7 @@ def _attr_value(av: Mapping[str, Any]) -> Any:
 
 def dynamo_key(schema: Schema[Any], keys: Mapping[str, Mapping[str, Any]]) -> Key | None:
     """The key of a DynamoDB item from its key attributes (a stream record's ``Keys``), or ``None``."""
-    from tierstore.stores.dynamodb.codec import codec_for
+    from tierstore.stores.dynamodb.codec import codec_for, parse_readable
 
     codec = codec_for(schema)
     parts: list[KeyPart] = []
@@ -176,7 +176,13 @@ def dynamo_key(schema: Schema[Any], keys: Mapping[str, Mapping[str, Any]]) -> Ke
         if layout.synthetic:
             if not isinstance(value, str):
                 return None
-            decoded = decode_synthetic(value, layout.field_types)
+            template = getattr(layout, "template", None)
+            if template is not None:  # a key template: parsed back (a constant sort template: no parts)
+                decoded = template.parse(value)
+            elif layout.readable:
+                decoded = parse_readable(value, layout.field_types)
+            else:
+                decoded = decode_synthetic(value, layout.field_types)
             if decoded is None:
                 return None
             parts.extend(decoded)

@@ -15,7 +15,10 @@ are accepted both as ``bytes`` (botocore, DAX) and as base64 text (the raw JSON 
 
 Keys. A key made of one field is stored in that field's own attribute (S, N or B). A key of several fields
 (``partition_key=("tenant", "stream")``) gets a synthetic S attribute (``_pk``/``_sk``, ``_<index>_pk``/
-``_<index>_sk`` for indexes) next to the fields, holding the parts encoded so that byte order is tuple order:
+``_<index>_sk`` for indexes) next to the fields. A partition key is only compared for equality, so its parts are
+joined readably: ``acme#s1`` (``str`` parts with ``%`` and ``#`` percent-escaped as ``%25``/``%23``, ``int``
+parts in decimal, ``bytes`` in hex). A sort key's order matters (range conditions, the order of a query), so a
+composite sort key holds the parts encoded so that byte order is tuple order:
 
 * ``str``: the text with NUL escaped as NUL+``\\x02``, then the terminator NUL+``\\x01``;
 * ``int`` (-2**63 ≤ n < 2**63): ``n + 2**63`` as 20 zero-padded digits, then the terminator;
@@ -40,8 +43,9 @@ import msgspec
 from tierstore.errors import ConfigError, StoreError, ValidationError
 from tierstore.model.schema import Key, KeyPart, Schema, base_type
 from tierstore.query import SortCondition
+from tierstore.stores.dynamodb.keyparts import parse_readable, readable
 
-__all__ = ["AV", "DynamoCodec", "KeyLayout", "codec_for", "from_av", "key_identity", "to_av"]
+__all__ = ["AV", "DynamoCodec", "KeyLayout", "codec_for", "from_av", "key_identity", "parse_readable", "to_av"]
 
 T = TypeVar("T")
 AV = dict[str, Any]
@@ -250,8 +254,12 @@ class KeyLayout:
     fields: tuple[str, ...]
     field_types: tuple[Any, ...]
     synthetic: bool
+    readable: bool = False
+    """A composite partition key: its parts joined by ``#`` (see the module docstring), not order-preserving."""
 
     def value(self, parts: tuple[Any, ...]) -> AV:
+        if self.readable:
+            return {"S": "#".join(readable(p) for p in parts)}
         if self.synthetic:
             return {"S": "".join(_part(p) for p in parts)}
         (v,) = parts
@@ -326,10 +334,13 @@ def _layout(
     if template is not None:
         from tierstore.stores.dynamodb.keytemplates import TemplateLayout
 
-        return TemplateLayout(template.attribute, "S", template.fields, template.types, True, template)
+        return TemplateLayout(template.attribute, "S", template.fields, template.types, True, template=template)
     if len(fields) == 1:
         return KeyLayout(names[fields[0]], _SCALAR_TAG[types[0]], fields, types, synthetic=False)
-    return KeyLayout(synthetic_name, "S", fields, types, synthetic=True)
+    # A partition is only ever compared for equality: its parts are joined readably. A sort key keeps the
+    # order-preserving encoding (range conditions and the order of a query's items depend on it).
+    readable = role is not None and role[1] == "partition"
+    return KeyLayout(synthetic_name, "S", fields, types, synthetic=True, readable=readable)
 
 
 # -- the codec ---------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import tierstore
 import tierstore.backends
 from tierstore import ConfigError, Entity, Index, PartitionKey, StoreError, ValidationError
 from tierstore.query import SortCondition, begins_with, between, eq, ge, gt, le, lt, sort_matches
-from tierstore.stores.dynamodb.codec import codec_for, from_av, key_identity, to_av
+from tierstore.stores.dynamodb.codec import codec_for, from_av, key_identity, parse_readable, to_av
 
 from _models import Blob, Event, Order
 
@@ -141,7 +141,9 @@ def test_key_layouts() -> None:
     assert events.attribute_types == {"_pk": "S", "seq": "N"}
     av = events.encode(Event("t1", "s:1", 5))
     assert av["tenant"] == {"S": "t1"} and av["stream"] == {"S": "s:1"}  # the fields stay readable
-    assert av["_pk"] == {"S": "t1\x00\x01s:1\x00\x01"}
+    assert av["_pk"] == {"S": "t1#s:1"}  # a composite partition key is readable
+    assert events.encode(Event("a#b", "50%", 5))["_pk"] == {"S": "a%23b#50%25"}
+    assert parse_readable("a%23b#50%25", (str, str)) == ("a#b", "50%")
     assert events.key(("t1", "s:1", 5)) == {"_pk": av["_pk"], "seq": {"N": "5"}}
     multi = codec_for(tierstore.backends.schema_of(Multi))
     assert multi.key_attrs == ("_pk", "_sk")
@@ -168,9 +170,9 @@ def test_empty_index_key_field_is_rejected_before_io() -> None:
 
 def test_composite_int_parts_are_64_bit() -> None:
     codec = codec_for(tierstore.backends.schema_of(Multi))
-    codec.key(("t", 2**63 - 1, "d", -(2**63)))
+    codec.key(("t", 2**63, "d", -(2**63)))  # the partition is readable text: any int
     with pytest.raises(ValidationError):
-        codec.key(("t", 2**63, "d", 1))
+        codec.key(("t", 1, "d", 2**63))  # the sort key keeps the order-preserving 64-bit encoding
 
 
 # -- order preservation (DynamoDB compares S values by their UTF-8 bytes) -----------------------------------
@@ -180,22 +182,42 @@ parts_int = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 
 
 def _enc(codec: object, parts: tuple[object, ...]) -> bytes:
-    return codec.partition.value(parts)["S"].encode()  # type: ignore[attr-defined,no-any-return]
+    return codec.sort.value(parts)["S"].encode()  # type: ignore[attr-defined,no-any-return]
 
 
-class TwoStr(Entity, table="ts_codec_two", partition_key=("a", "b")):
+class TwoStr(Entity, table="ts_codec_two", sort_key=("a", "b")):
+    id: PartitionKey[str]
     a: str
     b: str
 
 
-class StrInt(Entity, table="ts_codec_strint", partition_key=("a", "b")):
+class StrInt(Entity, table="ts_codec_strint", sort_key=("a", "b")):
+    id: PartitionKey[str]
     a: str
     b: int
 
 
-class BytesStr(Entity, table="ts_codec_bytes", partition_key=("a", "b")):
+class BytesStr(Entity, table="ts_codec_bytes", sort_key=("a", "b")):
+    id: PartitionKey[str]
     a: bytes
     b: str
+
+
+class ReadablePartition(Entity, table="ts_codec_readable", partition_key=("a", "n", "raw")):
+    a: str
+    n: int
+    raw: bytes
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts_text, st.integers(), st.binary(max_size=3), parts_text, st.integers(), st.binary(max_size=3))
+def test_composite_partition_is_readable_and_parses_back(
+    a: str, n: int, raw: bytes, a2: str, n2: int, raw2: bytes
+) -> None:
+    codec = codec_for(tierstore.backends.schema_of(ReadablePartition))
+    text = codec.partition.value((a, n, raw))["S"]
+    assert parse_readable(text, (str, int, bytes)) == (a, n, raw)
+    assert (text == codec.partition.value((a2, n2, raw2))["S"]) == ((a, n, raw) == (a2, n2, raw2))
 
 
 @settings(max_examples=300, deadline=None)

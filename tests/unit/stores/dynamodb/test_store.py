@@ -87,7 +87,7 @@ async def test_store_rejects_before_io(store: tuple[DynamoStore, Recorder]) -> N
         lambda: s.transact([Put(Big(str(i))) for i in range(101)]),
         lambda: s.transact([Put(Big("a")), Delete(Big, ("a",))]),
         lambda: s.transact([Put(Big("a")), Put(Big("a", count=2))]),
-        lambda: s.put(tierstore.backends.schema_of(Event), Event("t" * 2040, "s" * 10, 1)),  # _pk is 2054 bytes
+        lambda: s.put(tierstore.backends.schema_of(Event), Event("t" * 2040, "s" * 10, 1)),  # _pk is 2051 bytes
     ]
     for call in bad_calls:
         with pytest.raises(ValidationError):
@@ -110,10 +110,10 @@ async def test_store_accepts_the_limits_themselves(store: tuple[DynamoStore, Rec
 async def test_composite_partition_size_counts_the_encoding(store: tuple[DynamoStore, Recorder]) -> None:
     s, rec = store
     events = tierstore.backends.schema_of(Event)
-    # "_pk" holds tenant + 2 + stream + 2 bytes.
-    await s.put_many(events, [Event("t" * 2000, "s" * 44, 1)])
+    # "_pk" holds tenant + "#" + stream.
+    await s.put_many(events, [Event("t" * 2000, "s" * 47, 1)])
     with pytest.raises(ValidationError):
-        await s.put_many(events, [Event("t" * 2000, "s" * 45, 1)])
+        await s.put_many(events, [Event("t" * 2000, "s" * 48, 1)])
     assert rec.calls == ["UpdateItem"]
 
 
