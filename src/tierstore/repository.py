@@ -16,7 +16,9 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+import msgspec
 
 from tierstore import scans
 from tierstore.codecs import ABSENT, Codec, codec_for
@@ -29,6 +31,7 @@ from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema, schema_of
 from tierstore.policies.base import QueryCache
+from tierstore.projection import ProjectedResult, check_projection
 from tierstore.query import _NO_PARTITION, Page, Query, SortCondition, check_between, decode_cursor
 from tierstore.queryresult import QueryResult
 from tierstore.stores.base import KeyRules, ScatterGather, Store
@@ -41,6 +44,7 @@ __all__ = ["QueryResult", "Repository", "RepositoryContext", "WriteAhead"]
 T = TypeVar("T", bound=Entity)
 E = TypeVar("E", bound=Entity)
 R = TypeVar("R")
+P = TypeVar("P", bound=msgspec.Struct)
 
 _PUT_CONCURRENCY = 16  # conditional puts of one put_many in flight at once
 _SORT_OPS = frozenset({"eq", "lt", "le", "gt", "ge", "between", "begins_with"})
@@ -133,8 +137,23 @@ class Repository(Generic[T]):
 
     # -- reads -------------------------------------------------------------------------------------
 
-    async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False) -> T | None:
-        """The item with this key, or ``None``. ``consistent=True`` reads the store, bypassing caches."""
+    @overload
+    async def get(
+        self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: None = None
+    ) -> T | None: ...
+
+    @overload
+    async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: type[P]) -> P | None: ...
+
+    async def get(
+        self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: type[Any] | None = None
+    ) -> Any:
+        """The item with this key, or ``None``. ``consistent=True`` reads the store, bypassing caches.
+        ``fields=``: a projection class (:mod:`tierstore.projection`): the item cut down to its fields."""
+        if fields is not None:
+            projection = check_projection(self.schema, fields)
+            whole = await self.get(partition, sort, consistent=consistent)
+            return None if whole is None else projection.of(whole)
         schema = self.schema
         fast = schema.fast_key(partition, sort)
         if fast is None:
@@ -198,8 +217,23 @@ class Repository(Generic[T]):
             if self._inflight.get(ck) is flight:
                 del self._inflight[ck]
 
-    async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[T | None]:
-        """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``."""
+    @overload
+    async def get_many(
+        self, keys: Iterable[Any], *, consistent: bool = False, fields: None = None
+    ) -> list[T | None]: ...
+
+    @overload
+    async def get_many(self, keys: Iterable[Any], *, consistent: bool = False, fields: type[P]) -> list[P | None]: ...
+
+    async def get_many(
+        self, keys: Iterable[Any], *, consistent: bool = False, fields: type[Any] | None = None
+    ) -> list[Any]:
+        """Items in request order (``None`` where absent). Keys: partition, or ``(partition, sort)``.
+        ``fields=``: a projection class, as on :meth:`get`."""
+        if fields is not None:
+            projection = check_projection(self.schema, fields)
+            whole = await self.get_many(keys, consistent=consistent)
+            return [None if i is None else projection.of(i) for i in whole]
         schema = self.schema
         keys = _iterable(keys, "get_many", schema)
         paired = bool(schema.sort)
@@ -280,6 +314,20 @@ class Repository(Generic[T]):
         live = self._live
         return [live(found[index[k]]) for k in flat]
 
+    @overload
+    def query(
+        self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
+        limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
+        where: Condition | bool | None = None, undecodable: str | None = None, fields: None = None,
+    ) -> QueryResult[T]: ...
+
+    @overload
+    def query(
+        self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
+        limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
+        where: Condition | bool | None = None, undecodable: str | None = None, fields: type[P],
+    ) -> ProjectedResult[P]: ...
+
     def query(
         self,
         partition: Any = _NO_PARTITION,
@@ -292,7 +340,8 @@ class Repository(Generic[T]):
         consistent: bool = False,
         where: Condition | bool | None = None,
         undecodable: str | None = None,
-    ) -> QueryResult[T]:
+        fields: type[Any] | None = None,
+    ) -> QueryResult[T] | ProjectedResult[Any]:
         """Items of one partition (of the table or of ``index``), ordered by sort key.
 
         ``where``: a condition on the entity's fields (``Order.status == "paid"``) the items must satisfy,
@@ -302,10 +351,13 @@ class Repository(Generic[T]):
         ``await`` it for one :class:`Page`; ``async for`` over it for every item, one page in memory at a
         time; ``.pages()`` for the pages. ``undecodable="skip"`` leaves out stored items that do not decode as
         the entity (listed in ``Page.skipped``, counted in the store's ``stats.skipped``); ``"raise"`` fails
-        the page; the default is the entity's ``undecodable=`` (``"raise"`` unless declared).
+        the page; the default is the entity's ``undecodable=`` (``"raise"`` unless declared). ``fields=``: a
+        projection class (:mod:`tierstore.projection`): the items cut down to its fields.
         """
+        projection = None if fields is None else check_projection(self.schema, fields)
         q = self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
-        return QueryResult(self, self._tolerant(q, undecodable))
+        result = QueryResult(self, self._tolerant(q, undecodable))
+        return result if projection is None else ProjectedResult(result, projection)
 
     def _tolerant(self, q: Query, undecodable: str | None) -> Query:
         mode = self.schema.undecodable if undecodable is None else undecodable

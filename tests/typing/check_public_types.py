@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, assert_type
 
+import msgspec
+
 import tierstore
 from tierstore import Entity, KeyTemplate, Many, Page, PartitionKey, Ref, Repository, SortKey, Version
 from tierstore.backends import Schema, schema_of
@@ -23,6 +25,11 @@ class Order(Entity, table="typing_orders"):
     order_id: SortKey[str]
     total_cents: int
     customer = Ref(Customer, "customer_id")
+
+
+class OrderSummary(msgspec.Struct):
+    order_id: str
+    total_cents: int
 
 
 SHOPPER = KeyTemplate("pk", "SHOPPER#{shopper_id}")
@@ -65,6 +72,14 @@ async def main() -> None:
         async for order in orders.query("c1"):
             assert_type(order, Order)
         assert_type(await orders.query("c1").all(), list[Order])
+        summaries = await orders.query("c1", fields=OrderSummary)
+        assert_type(summaries, Page[OrderSummary])
+        assert summaries.items == [OrderSummary("o1", 5), OrderSummary("o2", 7)]
+        assert_type(await orders.query("c1", fields=OrderSummary).all(), list[OrderSummary])
+        async for summary in orders.query("c1", fields=OrderSummary):
+            assert_type(summary, OrderSummary)
+        assert_type(await orders.get("c1", "o1", fields=OrderSummary), OrderSummary | None)
+        assert_type(await orders.get_many([("c1", "o1")], fields=OrderSummary), list[OrderSummary | None])
         loaded = await orders.query("c1").join(Order.customer).all()
         assert_type(loaded[0].customer, Customer | None)
         assert_type(Order.customer, Ref[Customer])

@@ -22,8 +22,9 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
+import msgspec
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
@@ -32,6 +33,7 @@ from tierstore.expressions.ast import Condition
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
+from tierstore.projection import ProjectedResult, check_projection
 from tierstore.query import _NO_PARTITION, Page, Query, SortCondition
 from tierstore.repository import QueryResult, Repository, RepositoryContext
 from tierstore.stores.base import Scannable, ScatterGather, Store, WriteOp
@@ -48,6 +50,7 @@ __all__ = ["TracedQueryResult", "TracedRepository", "TracedTieredCache", "traced
 
 T = TypeVar("T")
 R = TypeVar("R", bound=Entity)
+P = TypeVar("P", bound=msgspec.Struct)
 
 HIT_TIER = "tierstore.cache.hit_tier"
 
@@ -131,7 +134,21 @@ class TracedRepository(Repository[R]):
 
     # -- reads --
 
-    async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False) -> R | None:
+    @overload
+    async def get(
+        self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: None = None
+    ) -> R | None: ...
+
+    @overload
+    async def get(self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: type[P]) -> P | None: ...
+
+    async def get(
+        self, partition: Any, sort: Any = None, *, consistent: bool = False, fields: type[Any] | None = None
+    ) -> Any:
+        if fields is not None:
+            projection = check_projection(self.schema, fields)
+            whole = await self.get(partition, sort, consistent=consistent)
+            return None if whole is None else projection.of(whole)
         with self._operation("get") as (span, record):
             item = await super().get(partition, sort, consistent=consistent)
             if not consistent and self._l1_name is not None and not record.l1_missed:
@@ -148,7 +165,21 @@ class TracedRepository(Repository[R]):
                 record.coalesced = True  # joins the read of this key already under way
         return await super()._get_slow(key, ck)
 
-    async def get_many(self, keys: Iterable[Any], *, consistent: bool = False) -> list[R | None]:
+    @overload
+    async def get_many(
+        self, keys: Iterable[Any], *, consistent: bool = False, fields: None = None
+    ) -> list[R | None]: ...
+
+    @overload
+    async def get_many(self, keys: Iterable[Any], *, consistent: bool = False, fields: type[P]) -> list[P | None]: ...
+
+    async def get_many(
+        self, keys: Iterable[Any], *, consistent: bool = False, fields: type[Any] | None = None
+    ) -> list[Any]:
+        if fields is not None:
+            projection = check_projection(self.schema, fields)
+            whole = await self.get_many(keys, consistent=consistent)
+            return [None if i is None else projection.of(i) for i in whole]
         keys = list(keys)
         with self._operation("get_many", len(keys)) as (_, record):
             found = await super().get_many(keys, consistent=consistent)
@@ -162,13 +193,29 @@ class TracedRepository(Repository[R]):
                     record.tier_hits[self._l1_name] = record.tier_hits.get(self._l1_name, 0) + distinct - sent
             return found
 
+    @overload
     def query(
         self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
         limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
-        where: Condition | bool | None = None, undecodable: str | None = None,
-    ) -> TracedQueryResult[R]:
+        where: Condition | bool | None = None, undecodable: str | None = None, fields: None = None,
+    ) -> TracedQueryResult[R]: ...
+
+    @overload
+    def query(
+        self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
+        limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
+        where: Condition | bool | None = None, undecodable: str | None = None, fields: type[P],
+    ) -> ProjectedResult[P]: ...
+
+    def query(
+        self, partition: Any = _NO_PARTITION, *, sort: SortCondition | None = None, index: str | None = None,
+        limit: int | None = None, cursor: str | None = None, reverse: bool = False, consistent: bool = False,
+        where: Condition | bool | None = None, undecodable: str | None = None, fields: type[Any] | None = None,
+    ) -> TracedQueryResult[R] | ProjectedResult[Any]:
+        projection = None if fields is None else check_projection(self.schema, fields)
         q = self._make_query(partition, sort, index, limit, cursor, reverse, consistent, where)
-        return TracedQueryResult(self, self._tolerant(q, undecodable))
+        result = TracedQueryResult(self, self._tolerant(q, undecodable))
+        return result if projection is None else ProjectedResult(result, projection)
 
     async def load(self, items: Sequence[R], *relations: Relation[Any]) -> list[R]:
         with self._operation("load", len(items)) as (span, _):
