@@ -298,7 +298,8 @@ class Repository(Generic[T]):
                 elif obj is not ABSENT:
                     found[i] = obj
         if todo:
-            wanted = [uniq[i] for i in todo]
+            every = l1 is None  # no in-process tier: every key takes the tiered path, in order
+            wanted = uniq if every else [uniq[i] for i in todo]
             if self._key_rule is not None:
                 for k in wanted:
                     self._key_rule(schema, k)
@@ -307,10 +308,17 @@ class Repository(Generic[T]):
                 return await self.store.get_many(schema, [wanted[i] for i in idx])
 
             loaded = await self.cache.read_many(
-                self.codec, [cks[i] for i in todo], load, expires_of=self._expires_of, policy=self._own_policy
+                self.codec, cks if every else [cks[i] for i in todo], load, expires_of=self._expires_of,
+                policy=self._own_policy,
             )
-            for i, value in zip(todo, loaded, strict=True):
-                found[i] = value
+            if every:
+                found = loaded
+            else:
+                for i, value in zip(todo, loaded, strict=True):
+                    found[i] = value
+        if self._ttl is None:
+            # No TTL field, so nothing to expire: the answers as they are, in request order.
+            return found if len(uniq) == len(flat) else [found[index[k]] for k in flat]
         live = self._live
         return [live(found[index[k]]) for k in flat]
 

@@ -48,6 +48,7 @@ ABSENT: Final = _Absent()
 
 
 _crc = zlib.crc32
+_COPY_BELOW = 2048  # payloads shorter than this are sliced as bytes when decoded
 
 
 def _digest(ck: str) -> bytes:
@@ -86,17 +87,21 @@ class Codec(Generic[T]):
     def decode(self, data: bytes, ck: str) -> T | _Absent | None:
         """The item, :data:`ABSENT` for a negative entry, or ``None`` when the bytes are unusable here (not an
         envelope, written under another key, or of an incompatible schema)."""
-        if data[:5] == self._header:
-            if data[5:9] == _crc(ck.encode()).to_bytes(4, "big"):
-                try:
-                    return self._decode(memoryview(data)[9:])  # type: ignore[no-any-return]
-                except msgspec.ValidationError:
-                    try:  # the wide form (an integer beyond 64 bits)
-                        return self._unpack(memoryview(data)[9:])  # type: ignore[no-any-return]
-                    except (msgspec.DecodeError, msgspec.ValidationError):
-                        pass
-                except msgspec.DecodeError:
+        head = data[:9]
+        if head == self._header + _crc(ck.encode()).to_bytes(4, "big"):
+            # A small payload is copied (cheaper than a memoryview and its slice), a large one is not.
+            payload = data[9:] if len(data) < _COPY_BELOW else memoryview(data)[9:]
+            try:
+                return self._decode(payload)  # type: ignore[no-any-return]
+            except msgspec.ValidationError:
+                try:  # the wide form (an integer beyond 64 bits)
+                    return self._unpack(payload)  # type: ignore[no-any-return]
+                except (msgspec.DecodeError, msgspec.ValidationError):
                     pass
+            except msgspec.DecodeError:
+                pass
+        elif head[:5] == self._header:
+            pass  # written under another key: a miss
         elif len(data) == 9 and data[:5] == self._absent:
             if data[5:] == _digest(ck):
                 return ABSENT

@@ -199,7 +199,12 @@ class MemcachedTier(NodeTier[Node]):
         for _ in range(2):
             if node.gen is None:
                 await self._ensure_gen(node)
-            mkeys = [self._key(node, k) for k in keys]
+            ns = node.namespace()  # once per read, not per key
+            at = len(ns)
+            mkeys = [memcached_key(ns, k) for k in keys]
+            hashed = sum(1 for mk in mkeys if mk.startswith(b"#", at))
+            if hashed:
+                self.stats.hashed_keys += hashed
             uniq = list(dict.fromkeys(mkeys))
             found = await node.call(b"gets " + node.gen_key + b" " + b" ".join(uniq) + b"\r\n", read_values)
             self.stats.round_trips += 1
