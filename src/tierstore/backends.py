@@ -9,8 +9,10 @@ read and write). Import from here when you write a backend::
 The seams (``typing.Protocol``; implement them structurally, no base class needed):
 
 - :class:`Store` — the store of record; :class:`Scannable` adds the enumeration and exact restore that
-  resharding needs; :class:`ScatterGather` a store over several shards that can query them all. Writes of a
-  transaction arrive as :data:`WriteOp` values (:class:`Put`, :class:`Delete`, :class:`Update`, :class:`Check`).
+  resharding needs; :class:`ScatterGather` a store over several shards that can query them all;
+  :class:`QueryMany` a store that reads many partitions in one request (one-to-many joins; without it,
+  :func:`query_each` asks one query per partition). Writes of a transaction arrive as :data:`WriteOp` values
+  (:class:`Put`, :class:`Delete`, :class:`Update`, :class:`Check`).
 - :class:`CacheTier` — a cache tier holding opaque bytes, with :class:`Lease`-guarded fills;
   :class:`LocalTier` an in-process tier the repository reads synchronously; :class:`InvalidationFeed` a shared
   tier that publishes its invalidations (other processes' in-process tiers subscribe to it);
@@ -58,8 +60,8 @@ from tierstore.policies.base import QueryCache
 from tierstore.query import Page, Query, decode_cursor, encode_cursor, sort_matches
 from tierstore.retry import Backoff, retry_async
 from tierstore.stats import StoreStats, TierStats
-from tierstore.stores.base import Check, Delete, Put, Scannable, ScatterGather, Store, Update, WriteOp
-from tierstore.stores.paging import query_all
+from tierstore.stores.base import Check, Delete, Put, QueryMany, Scannable, ScatterGather, Store, Update, WriteOp
+from tierstore.stores.paging import query_all, query_each
 from tierstore.tiers.base import Backlogged, CacheTier, InvalidationFeed, Lease, LocalTier
 from tierstore.tiers.health import Breaker, NodeGuard
 from tierstore.tiers.network import NodeTier, parse_hosts, valid_prefix
@@ -87,6 +89,7 @@ __all__ = [
     "Put",
     "Query",
     "QueryCache",
+    "QueryMany",
     "Scannable",
     "ScatterGather",
     "Schema",
@@ -108,6 +111,7 @@ __all__ = [
     "parse_int",
     "parse_size",
     "query_all",
+    "query_each",
     "query_params",
     "redact_url",
     "retry_async",

@@ -7,8 +7,11 @@ Two relation kinds:
   (on a sharded store: one batch per shard, shards in parallel). A missing target loads as ``None``, or
   raises :class:`~tierstore.NotFound` when the relation is ``required``.
 - :class:`~tierstore.model.relations.Many` (one-to-many, ``orders = Many(Order, "customer_id")`` on
-  Customer): the target's partition holds the parent's key, so each distinct parent is one partition query;
-  the queries run concurrently.
+  Customer): the target's partition holds the parent's key. The distinct parents' partitions are read in one
+  batch: a store with :class:`~tierstore.stores.base.QueryMany` answers it in one request per shard (SQL:
+  ``WHERE fk IN (…)``, with ``ROW_NUMBER() OVER (PARTITION BY fk …)`` for a per-parent limit; memory: one
+  lookup; DynamoDB: one query per parent, concurrently, as it has no multi-partition query); any other store,
+  or a database with a query cache, is asked one query per parent, concurrently.
 
 Nested joins are spelled as a path, level by level: ``join(Order.customer, Customer.account)`` loads each
 order's customer, then each (distinct) customer's account. A relation applies to every instance of its
@@ -19,6 +22,7 @@ owners are already reachable run concurrently. Every foreign key is validated be
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import chain
 from operator import attrgetter
 from typing import Any, Protocol
 
@@ -26,6 +30,7 @@ from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, NotFound, ValidationError
 from tierstore.model.relations import Many, Ref, Relation
 from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.stores.base import QueryMany
 
 __all__ = ["Loader", "check_relations", "key_arg", "load_relations"]
 
@@ -47,10 +52,27 @@ def key_arg(schema: Schema[Any], key: Key) -> Any:
     return (partition, sort)
 
 
-def _plan(root: type[Any], relations: Sequence[Relation[Any]]) -> list[list[Ref[Any] | Many[Any]]]:
+_Wave = list[Ref[Any] | Many[Any]]
+_PLANS: dict[tuple[type[Any], tuple[Relation[Any], ...]], list[_Wave]] = {}
+_PLANS_MAX = 512
+
+
+def _plan(root: type[Any], relations: Sequence[Relation[Any]]) -> list[_Wave]:
+    """The waves of :func:`_make_plan`, kept per root and path (a query checks its path, then loads it)."""
+    sig = (root, tuple(relations))
+    waves = _PLANS.get(sig)
+    if waves is None:
+        waves = _make_plan(root, relations)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[sig] = waves
+    return waves
+
+
+def _make_plan(root: type[Any], relations: Sequence[Relation[Any]]) -> list[_Wave]:
     """Split ``relations`` into waves that can run concurrently; check each is reachable from ``root``."""
     reachable: set[type[Any]] = {root}
-    waves: list[list[Ref[Any] | Many[Any]]] = []
+    waves: list[_Wave] = []
     produced_in_wave: set[type[Any]] = set()
     seen: set[int] = set()
     for rel in relations:
@@ -108,10 +130,12 @@ async def load_relations(
     waves = _plan(schema.cls, relations)
     if not items:
         return
-    # Instances reachable so far, per class: the items, then each relation's distinct targets.
+    # Instances reachable so far, per class: the items, then each relation's distinct targets (gathered only
+    # while a later wave may need them).
     pool: dict[type[Any], list[Any]] = {schema.cls: items}
     seen: dict[type[Any], set[int]] = {}
-    for wave in waves:
+    last = len(waves) - 1
+    for w, wave in enumerate(waves):
         jobs = []
         for rel in wave:
             lists = [objs for cls, objs in pool.items() if issubclass(cls, rel.owner)]
@@ -119,13 +143,13 @@ async def load_relations(
             jobs.append(_load_ref(db, rel, instances) if isinstance(rel, Ref) else _load_many(db, rel, instances))
         results = await gather_all(jobs)
         for rel, (instances, values, targets) in zip(wave, results, strict=True):
-            set_value = rel.set
-            for obj, value in zip(instances, values, strict=True):
-                set_value(obj, value)
+            rel.set_all(instances, values)
+            if w == last:
+                continue
             ids = seen.setdefault(rel.target, set())
             bucket = pool.setdefault(rel.target, [])
             for t in targets:
-                if id(t) not in ids:
+                if t is not None and id(t) not in ids:
                     ids.add(id(t))
                     bucket.append(t)
 
@@ -140,24 +164,32 @@ async def _load_ref(
     fks: list[Any]
     if len(fields) == 1:
         fks = list(map(attrgetter(fields[0]), instances))
-    elif len(fields) == 2 and len(target.partition) == 1:
-        fks = [None if None in fk else fk for fk in map(attrgetter(*fields), instances)]  # already (p, s)
+        distinct = dict.fromkeys(fks)
+        has_none = None in distinct
+        if has_none:
+            del distinct[None]
+        uniq = list(distinct)
     else:
-        fks = [None if None in fk else key_arg(target, fk) for fk in map(attrgetter(*fields), instances)]
-    uniq = list(dict.fromkeys(fk for fk in fks if fk is not None))
+        fks = list(map(attrgetter(*fields), instances))
+        if not (len(fields) == 2 and len(target.partition) == 1):  # else already (partition, sort)
+            fks = [fk if None in fk else key_arg(target, fk) for fk in fks]
+        uniq = list(dict.fromkeys(fks))
+        has_none = None in chain.from_iterable(uniq)  # only a flat tuple as read can hold None
+        if has_none:
+            uniq = [fk for fk in uniq if None not in fk]
     found: list[Any] = await db.repository(rel.target).get_many(uniq) if uniq else []
     by_fk = dict(zip(uniq, found, strict=True))
     if rel.required:
         missing = [k for k, v in by_fk.items() if v is None]
-        if missing or None in fks:
+        if missing or has_none:
             raise NotFound(
                 f"{rel.owner.__name__}.{rel.name} is required, but "
                 + (f"{len(missing)} {target.name} item(s) do not exist" if missing else "a foreign key is None"),
                 entity=target.name,
                 key=missing[0] if missing else None,
             )
-    values = [by_fk.get(fk) for fk in fks]
-    return instances, values, [v for v in found if v is not None]
+    get = by_fk.get
+    return instances, [get(fk) for fk in fks], found
 
 
 async def _load_many(
@@ -167,8 +199,11 @@ async def _load_many(
     index: dict[tuple[Any, ...], int] = {}
     uniq: list[tuple[Any, ...]] = []
     parents: list[int | None] = []
+    get_pv = attrgetter(*by)
+    single = len(by) == 1
     for obj in instances:
-        pv = tuple(getattr(obj, f) for f in by)
+        got = get_pv(obj)
+        pv = (got,) if single else got
         if None in pv:
             parents.append(None)
             continue
@@ -178,8 +213,46 @@ async def _load_many(
             uniq.append(pv)
         parents.append(i)
     repo = db.repository(rel.target)
-    # Building every query first validates every partition value before the first request goes out.
-    queries = [repo.query(pv[0] if len(pv) == 1 else pv, index=ix) for pv in uniq]
-    children: list[list[Any]] = await gather_all([q.all() for q in queries], rel.concurrency)
+    target = schema_of(rel.target)
+    # Every partition value is checked before the first request goes out.
+    pfields = target.partition if ix is None else target.indexes[ix].partition_fields
+    for pv in uniq:
+        for value, name in zip(pv, pfields, strict=True):
+            target.check_value(name, value)
+    children = await _children(repo, target, uniq, ix, rel) if uniq else []
     values = [[] if i is None else list(children[i]) for i in parents]
     return instances, values, [c for group in children for c in group]
+
+
+async def _children(
+    repo: Any, schema: Schema[Any], partitions: list[tuple[Any, ...]], ix: str | None, rel: Many[Any]
+) -> list[list[Any]]:
+    """The items of each partition, per :class:`Many`'s limit and order: one batched read where the store
+    can, else one query per partition (also when a query cache should answer the queries)."""
+    base = getattr(repo, "repo", repo)  # a session's repository wraps the database's
+    if not base._ready:
+        await base._ensure()
+    store = base.store
+    limit, reverse = rel.limit, rel.newest_first
+    if base._context.query_cache is not None or not isinstance(store, QueryMany):
+        queries = [
+            repo.query(p[0] if len(p) == 1 else p, index=ix, limit=limit, reverse=reverse) for p in partitions
+        ]
+        if limit is None:
+            return await gather_all([q.all() for q in queries], rel.concurrency)
+        pages = await gather_all([_first_page(q) for q in queries], rel.concurrency)
+        return [page.items for page in pages]
+    lists: list[list[Any]] = await store.query_many(
+        schema, partitions, index=ix, limit=limit, reverse=reverse, concurrency=rel.concurrency
+    )
+    if schema.ttl is not None:
+        live = base._live
+        lists = [[c for c in group if live(c) is not None] for group in lists]
+    adopt = getattr(repo, "_adopt", None)
+    if adopt is not None:  # a session: items already in its identity map come back as those objects
+        lists = [[adopt(c) for c in group] for group in lists]
+    return lists
+
+
+async def _first_page(query: Any) -> Any:
+    return await query

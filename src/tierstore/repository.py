@@ -242,24 +242,29 @@ class Repository(Generic[T]):
         uniq: list[Key] = []
         cks: list[str] = []
         if consistent or not self.cache.tiers:
-            # No tier to ask: validate the keys, skip building cache keys.
+            # No tier to ask: validate the keys (a comprehension over the fast builder; the general path only
+            # for what it declines), skip building cache keys.
+            args = keys if type(keys) is list else list(keys)
             plain = schema.fast_plain_key
-            for arg in keys:
-                if paired:
-                    k = plain(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
-                else:
-                    k = plain(arg, None)
-                if k is None:
-                    k = schema.key_arg(arg)
-                flat.append(k)
-                if k not in index:
-                    index[k] = len(uniq)
-                    uniq.append(k)
+            if paired:
+                some = [plain(a[0], a[1]) if type(a) is tuple and len(a) == 2 else None for a in args]
+            else:
+                some = [plain(a, None) for a in args]
+            if None in some:
+                flat = [schema.key_arg(a) if k is None else k for k, a in zip(some, args, strict=True)]
+            else:
+                flat = some  # type: ignore[assignment]  # no None left
+            distinct = dict.fromkeys(flat)
             if not self._ready:
                 await self._ensure()
             if not flat:
                 return []
-            found_direct: list[T | None] = await self.store.get_many(schema, uniq, consistent=consistent)
+            if len(distinct) == len(flat):
+                found_direct: list[T | None] = await self.store.get_many(schema, flat, consistent=consistent)
+                return found_direct if self._ttl is None else [self._live(i) for i in found_direct]
+            uniq = list(distinct)
+            found_direct = await self.store.get_many(schema, uniq, consistent=consistent)
+            index = {k: i for i, k in enumerate(uniq)}
             live = self._live
             return [live(found_direct[index[k]]) for k in flat]
         fast = schema.fast_key

@@ -38,6 +38,10 @@ dict_tier = _load("dict_tier")
 class TestKvStore(StoreContract):
     not_applicable = {
         "test_scatter_gather_merges_every_shard": "one store, not shards",
+        **{name: "the example reads one partition per query (joins then ask one query per parent)" for name in (
+            "test_query_many_answers_each_partition_as_query_does",
+            "test_query_many_on_an_index_partitioned_unlike_the_table",
+        )},
         **{name: "the example evaluates no conditions (it does not set `expressions = True`)" for name in (
             "test_query_where_filters_after_the_key_condition",
             "test_put_when_a_condition_on_the_stored_item",

@@ -39,6 +39,12 @@ class Relation(Generic[_R]):
     def set(self, instance: Entity, value: Any) -> None:
         instance.__dict__[self._slot] = value
 
+    def set_all(self, instances: Sequence[Entity], values: Sequence[Any]) -> None:
+        """:meth:`set` each of ``instances`` to the value at the same position (what a join does)."""
+        slot = self._slot
+        for instance, value in zip(instances, values, strict=True):
+            instance.__dict__[slot] = value
+
     def _get(self, instance: Entity) -> Any:
         try:
             return instance.__dict__[self._slot]
@@ -88,7 +94,14 @@ class Many(Relation[list[_T]]):
     ``fields`` name the target's fields that hold the parent's key; they must be the target's partition
     key (one query per parent) or the partition of one of its indexes (``index=`` picks it when several
     match). ``by`` names the parent's fields that supply the values (default: the parent's key fields,
-    partition then sort, as many as ``fields``). Children come in the target's sort order.
+    partition then sort, as many as ``fields``). Children come in the target's sort order (of the index's
+    sort key for an index), descending with ``newest_first=True``; ``limit`` keeps each parent's first
+    ``limit`` children (``Many(Order, "customer_id", limit=10, newest_first=True)``: the ten latest orders
+    of each customer, when the sort key grows with time).
+
+    Loading is batched: one query per shard on SQL and memory (``WHERE fk IN (…)``, with the per-parent limit
+    applied in the database), bounded-concurrency queries on DynamoDB (one per parent: DynamoDB has no
+    multi-partition query). ``concurrency`` bounds the requests in flight where one is sent per parent.
     """
 
     def __init__(
@@ -98,16 +111,24 @@ class Many(Relation[list[_T]]):
         by: str | Sequence[str] | None = None,
         index: str | None = None,
         concurrency: int = DEFAULT_MANY_CONCURRENCY,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> None:
         if not fields:
             raise ConfigError("Many needs the names of the target's fields that hold the parent's key")
-        if concurrency < 1:
-            raise ConfigError("Many: concurrency must be >= 1")
+        if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+            raise ConfigError("Many: concurrency must be an int >= 1")
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+            raise ConfigError(f"Many: limit must be None or an int >= 1, got {limit!r}")
+        if not isinstance(newest_first, bool):
+            raise ConfigError(f"Many: newest_first must be a bool, got {newest_first!r}")
         self._target = target
         self.fields = tuple(fields)
         self.by = (by,) if isinstance(by, str) else (tuple(by) if by is not None else None)
         self.index = index
         self.concurrency = concurrency
+        self.limit = limit
+        self.newest_first = newest_first
         self._resolved: tuple[tuple[str, ...], str | None] | None = None
 
     @overload
@@ -140,7 +161,9 @@ class Many(Relation[list[_T]]):
         owner = getattr(self, "owner", None)
         where = f"{owner.__name__}.{self.name}" if owner is not None else "unbound"
         target = self._target if isinstance(self._target, str) else self._target.__name__
-        return f"Many({target}, {', '.join(map(repr, self.fields))}) at {where}"
+        extra = (f", limit={self.limit}" if self.limit is not None else "") + (
+            ", newest_first=True" if self.newest_first else "")
+        return f"Many({target}, {', '.join(map(repr, self.fields))}{extra}) at {where}"
 
     def resolve(self) -> tuple[tuple[str, ...], str | None]:
         """``(parent fields, index or None)``, checked against both schemas once."""

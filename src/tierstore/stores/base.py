@@ -25,6 +25,7 @@ __all__ = [
     "Delete",
     "KeyRules",
     "Put",
+    "QueryMany",
     "Scannable",
     "ScatterGather",
     "SchemaMode",
@@ -176,6 +177,30 @@ class ScatterGather(Protocol):
 
     async def scatter_gather(self, schema: Schema[T], query: Query, *, concurrency: int | None = None) -> list[T]:
         """``query`` on every shard, merged in sort-key order (then primary key), cut to ``query.limit``."""
+        ...
+
+
+@runtime_checkable
+class QueryMany(Protocol):
+    """A store that reads the items of many partitions in one request (one-to-many joins, ``Many``).
+
+    Stores without it are asked one :meth:`Store.query` per partition (:func:`tierstore.backends.query_each`).
+    """
+
+    async def query_many(
+        self,
+        schema: Schema[T],
+        partitions: Sequence[tuple[Any, ...]],
+        *,
+        index: str | None = None,
+        limit: int | None = None,
+        reverse: bool = False,
+        concurrency: int = 16,
+    ) -> list[list[T]]:
+        """The items of each partition (of the table, or of ``index``), one list per partition in request
+        order, each in the order of :meth:`Store.query` (descending if ``reverse``) and cut to its first
+        ``limit`` items. ``partitions`` are validated flat tuples, without duplicates. A store that must send
+        one request per partition sends at most ``concurrency`` at once."""
         ...
 
 

@@ -40,29 +40,47 @@ T = TypeVar("T")
 
 
 class _Table(dict[Key, bytes]):
-    """Encoded items by key, plus the keys of each partition (so a query reads one partition only)."""
+    """Encoded items by key, plus the keys of each partition (so a query reads one partition only) and, once
+    a partition was queried, its keys in key order (kept until a key joins or leaves the partition)."""
 
     def __init__(self, n_partition: int) -> None:
         super().__init__()
         self.n = n_partition
         self.partitions: dict[Key, set[Key]] = {}
+        self._ordered: dict[Key, list[Key]] = {}
 
     def __setitem__(self, key: Key, raw: bytes) -> None:
         super().__setitem__(key, raw)
-        self.partitions.setdefault(key[: self.n], set()).add(key)
+        p = key[: self.n]
+        part = self.partitions.get(p)
+        if part is None:
+            part = self.partitions[p] = set()
+        if key not in part:
+            part.add(key)
+            self._ordered.pop(p, None)
 
     def pop(self, key: Key, default: Any = None) -> Any:
         raw = super().pop(key, default)
-        part = self.partitions.get(key[: self.n])
-        if part is not None:
+        p = key[: self.n]
+        part = self.partitions.get(p)
+        if part is not None and key in part:
             part.discard(key)
+            self._ordered.pop(p, None)
             if not part:
-                del self.partitions[key[: self.n]]
+                del self.partitions[p]
         return raw
 
     def clear(self) -> None:
         super().clear()
         self.partitions.clear()
+        self._ordered.clear()
+
+    def ordered(self, partition: Key) -> list[Key]:
+        """The keys of ``partition`` in key order (= sort-key order). The caller must not change the list."""
+        keys = self._ordered.get(partition)
+        if keys is None:
+            keys = self._ordered[partition] = sorted(self.partitions.get(partition, ()))
+        return keys
 
 
 class MemoryStore:
@@ -127,13 +145,14 @@ class MemoryStore:
     ) -> list[T | None]:
         await self._trip()
         self.stats.reads += len(keys)
-        table = self._table(schema)
-        decode = schema.unpack
-        out: list[T | None] = []
-        for k in keys:
-            raw = table.get(k)
-            out.append(None if raw is None else decode(raw))
-        return out
+        get = self._table(schema).get
+        raws = [get(k) for k in keys]
+        decode = schema.decoder.decode
+        try:
+            return [None if raw is None else decode(raw) for raw in raws]
+        except msgspec.ValidationError:  # an item in the wide form (integers beyond 64 bits)
+            unpack = schema.unpack
+            return [None if raw is None else unpack(raw) for raw in raws]
 
     def _check(self, schema: Schema[Any], key: Key, if_not_exists: bool, expect_version: int | None) -> int:
         """Check a write's condition; return the stored version (0 if absent)."""
@@ -246,32 +265,35 @@ class MemoryStore:
         after = None if query.cursor is None else tuple(decode_cursor(query, query.cursor))
         limit = query.limit
         if query.index is None:
-            # Table order is key order: sort and filter on keys, decode only the page.
+            # Table order is key order: filter on keys (kept sorted per partition), decode only the page.
             n = len(pfields)
-            positions = []
-            for key in table.partitions.get(query.partition, ()):
-                sort_vals = key[n:]
-                if query.sort is not None and not sort_matches(query.sort, sort_vals[0]):
-                    continue
-                positions.append((sort_vals + key, key))
-            positions.sort(reverse=query.reverse)
+            keys = table.ordered(query.partition)
+            if query.reverse:
+                keys = keys[::-1]
+            cond = query.sort
+            if cond is not None:
+                keys = [k for k in keys if sort_matches(cond, k[n])]
             if after is not None:
-                positions = [p for p in positions if (p[0] < after if query.reverse else p[0] > after)]
+                keys = [k for k in keys if ((k[n:] + k) < after if query.reverse else (k[n:] + k) > after)]
             if query.where is not None:
-                rows_w: list[tuple[tuple[Any, ...], T]] = []
-                for pos, k in positions:
+                rows_w: list[tuple[Key, T]] = []
+                for k in keys:
                     item = decode(table[k])
                     if evaluate(query.where, item):
-                        rows_w.append((pos, item))
+                        rows_w.append((k, item))
                         if limit is not None and len(rows_w) > limit:
                             break
                 if limit is not None and len(rows_w) > limit:
-                    return Page([r[1] for r in rows_w[:limit]], encode_cursor(query, rows_w[limit - 1][0]))
+                    last = rows_w[limit - 1][0]
+                    return Page([r[1] for r in rows_w[:limit]], encode_cursor(query, last[n:] + last))
                 return Page([r[1] for r in rows_w], None)
-            more = limit is not None and len(positions) > limit
-            page_pos = positions[:limit] if limit is not None else positions
-            items = [decode(table[k]) for _, k in page_pos]
-            return Page(items, encode_cursor(query, page_pos[-1][0]) if more else None)
+            more = limit is not None and len(keys) > limit
+            page_keys = keys[:limit] if limit is not None else keys
+            items = _decode_all(schema, [table[k] for k in page_keys])
+            if not more:
+                return Page(items, None)
+            end = page_keys[-1]
+            return Page(items, encode_cursor(query, end[n:] + end))
         rows: list[tuple[tuple[Any, ...], T]] = []
         for key, raw in table.items():
             item = decode(raw)
@@ -292,6 +314,36 @@ class MemoryStore:
             page = rows[:limit]
             return Page([r[1] for r in page], encode_cursor(query, page[-1][0]))
         return Page([r[1] for r in rows], None)
+
+    async def query_many(
+        self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
+        limit: int | None = None, reverse: bool = False, concurrency: int = 16,
+    ) -> list[list[T]]:
+        """The items of many partitions in one round trip (see ``QueryMany``): a lookup per partition of the
+        table, or one pass over the table for an index."""
+        await self._trip()
+        self.stats.queries += 1
+        table = self._table(schema)
+        if index is None:
+            out: list[list[T]] = []
+            for p in partitions:
+                keys = table.ordered(p)
+                if reverse:
+                    keys = keys[::-1]
+                out.append(_decode_all(schema, [table[k] for k in (keys if limit is None else keys[:limit])]))
+            return out
+        ix = schema.indexes[index]
+        pget, sget = _getter(ix.partition_fields), _getter(ix.sort_fields)
+        groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], T]]] = {p: [] for p in partitions}
+        for key, item in zip(table.keys(), _decode_all(schema, list(table.values())), strict=True):
+            group = groups.get(pget(item))
+            if group is not None:
+                group.append((sget(item) + key, item))
+        lists = []
+        for p in partitions:
+            rows = sorted(groups[p], key=lambda r: r[0], reverse=reverse)
+            lists.append([r[1] for r in (rows if limit is None else rows[:limit])])
+        return lists
 
     async def transact(self, ops: Sequence[WriteOp]) -> list[Any]:
         await self._trip()
@@ -348,6 +400,19 @@ class MemoryStore:
 
     async def aclose(self) -> None:
         self._closed = True
+
+
+def _getter(fields: tuple[str, ...]) -> Any:
+    """``item -> tuple of the fields' values``."""
+    return lambda item: tuple(getattr(item, f) for f in fields)
+
+
+def _decode_all(schema: Schema[T], raws: list[bytes]) -> list[T]:
+    decode = schema.decoder.decode
+    try:
+        return [decode(raw) for raw in raws]
+    except msgspec.ValidationError:  # an item in the wide form (integers beyond 64 bits)
+        return [schema.unpack(raw) for raw in raws]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

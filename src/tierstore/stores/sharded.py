@@ -1,8 +1,9 @@
 """``ShardedStore``: a Store that routes every item by its partition key to one of several child stores.
 
-Single-key operations go to one shard. ``get_many``/``put_many``/``delete_many`` group keys by shard and run
-the groups concurrently; results come back in request order. ``query`` needs the partition (of the table,
-or of an index partitioned like the table) and goes to one shard; a query on any other index spans every
+Single-key operations go to one shard. ``get_many``/``put_many``/``delete_many`` and ``query_many`` (the
+partitions of a one-to-many join) group keys by shard and run the groups concurrently; results come back in
+request order. ``query`` needs the partition (of the table, or of an index partitioned like the table) and
+goes to one shard; a query on any other index spans every
 shard and is therefore only available as the explicit :meth:`ShardedStore.scatter_gather`. ``transact``
 works when every action lands on one shard, and raises ``Unsupported`` otherwise.
 
@@ -27,12 +28,14 @@ from tierstore.backends import (
     Page,
     Put,
     Query,
+    QueryMany,
     Schema,
     Store,
     StoreStats,
     WriteOp,
     gather_all,
     query_all,
+    query_each,
     redact_url,
     schema_of,
 )
@@ -211,6 +214,62 @@ class ShardedStore:
             self.stats.errors += 1
             raise
 
+    async def query_many(
+        self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
+        limit: int | None = None, reverse: bool = False, concurrency: int = 16,
+    ) -> list[list[T]]:
+        """The items of many partitions (see ``QueryMany``): grouped by shard, one ``query_many`` per shard
+        (a shard without it: one query per partition), the shards concurrently. Through an index that is not
+        partitioned like the table, a partition's items can be on any shard: every shard is asked for every
+        partition (still one request per shard) and each partition's items are merged in index order."""
+        if not partitions:
+            return []
+        if index is not None and schema.indexes[index].partition_fields != schema.partition:
+            return await self._query_many_everywhere(schema, partitions, index, limit, reverse, concurrency)
+        index_of = self.router.shard_index_of
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(partitions):
+            groups.setdefault(index_of(p), []).append(i)
+        self.stats.round_trips += len(groups)
+        self.stats.queries += len(groups)
+
+        kw: dict[str, Any] = {"index": index, "limit": limit, "reverse": reverse, "concurrency": concurrency}
+
+        async def shard(s: int, idx: list[int]) -> list[list[T]]:
+            return await _query_many_on(self._stores[s], schema, [partitions[i] for i in idx], kw)
+
+        try:
+            found = await gather_all([shard(s, idx) for s, idx in groups.items()])
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        out: list[list[T]] = [[] for _ in partitions]
+        for idx, lists in zip(groups.values(), found, strict=True):
+            for i, items in zip(idx, lists, strict=True):
+                out[i] = items
+        return out
+
+    async def _query_many_everywhere(
+        self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], index: str, limit: int | None,
+        reverse: bool, concurrency: int,
+    ) -> list[list[T]]:
+        kw: dict[str, Any] = {"index": index, "limit": limit, "reverse": reverse, "concurrency": concurrency}
+        self.stats.round_trips += len(self._stores)
+        self.stats.queries += len(self._stores)
+        try:
+            found = await gather_all([_query_many_on(s, schema, partitions, kw) for s in self._stores])
+        except TierstoreError:
+            self.stats.errors += 1
+            raise
+        sort_fields, key_of = schema.indexes[index].sort_fields, schema.key_of
+        out: list[list[T]] = []
+        for i in range(len(partitions)):
+            merged = [item for lists in found for item in lists[i]]
+            if len(found) > 1:
+                merged.sort(key=lambda it: (tuple(getattr(it, f) for f in sort_fields), key_of(it)), reverse=reverse)
+            out.append(merged if limit is None else merged[:limit])
+        return out
+
     async def scatter_gather(
         self, schema: Schema[T], query: Query, *, concurrency: int | None = None
     ) -> list[T]:
@@ -378,6 +437,15 @@ class ShardedStore:
             raise
         self.stats.writes += len(ops)
         return result
+
+
+async def _query_many_on(
+    store: Store, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], kw: dict[str, Any]
+) -> list[list[T]]:
+    """``query_many`` on one shard, or one query per partition where the shard cannot batch them."""
+    if isinstance(store, QueryMany):
+        return await store.query_many(schema, partitions, **kw)
+    return await query_each(store, schema, partitions, **kw)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from tierstore.concurrency import gather_all
 from tierstore.errors import ConditionFailed, NotFound, PartialBatchError, StoreError, Unsupported, ValidationError
 from tierstore.expressions.ast import Condition
 from tierstore.expressions.dynamodb import DynamoExpression
@@ -48,6 +49,7 @@ from tierstore.stores.dynamodb.keytemplates import TemplateLayout
 from tierstore.stores.dynamodb.tables import TableAdmin
 from tierstore.stores.dynamodb.transactions import Transactions
 from tierstore.stores.dynamodb.transport import DynamoFault
+from tierstore.stores.paging import query_all
 
 __all__ = ["DynamoStore"]
 
@@ -190,6 +192,28 @@ class DynamoStore(Collections, Transactions, TableAdmin):
         return [found.get(k) for k in keys]
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
+        return await self._query(schema, query, False)
+
+    async def query_many(
+        self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
+        limit: int | None = None, reverse: bool = False, concurrency: int = 16,
+    ) -> list[list[T]]:
+        """The items of many partitions (see ``QueryMany``). DynamoDB has no query over several partitions, so
+        this is one ``Query`` per partition, ``concurrency`` at a time, with the per-partition limit as its
+        ``Limit`` (no look-ahead item: nothing pages on)."""
+
+        async def one(partition: tuple[Any, ...]) -> list[T]:
+            q = Query(partition, index=index, limit=limit, reverse=reverse)
+            if limit is None:
+                items, _ = await query_all(self, schema, q)
+                return items
+            page: Page[T] = await self._query(schema, q, True)
+            return page.items
+
+        return await gather_all([one(p) for p in partitions], concurrency)
+
+    async def _query(self, schema: Schema[T], query: Query, exact: bool) -> Page[T]:
+        """``exact``: read at most ``query.limit`` items and no cursor (``query_many``)."""
         t = self._table(schema)
         codec = t.codec
         self.stats.queries += 1
@@ -259,7 +283,7 @@ class DynamoStore(Collections, Transactions, TableAdmin):
             if limit is not None:
                 # One more than asked: if it comes, there is a next page; if not, this is the last page. A filter
                 # applies after Limit (which counts items read), so a filtered query reads in larger steps.
-                want = limit + 1 - len(raws)
+                want = limit + (0 if exact else 1) - len(raws)
                 params["Limit"] = want if not filters else max(want, _FILTER_STEP)
             reply = await self._call("Query", params, idempotent=True, entity=schema.name)
             got = reply.get("Items") or []
@@ -268,6 +292,8 @@ class DynamoStore(Collections, Transactions, TableAdmin):
             if limit is None:
                 cursor = self._encode_cursor(t, query, last) if last else None
                 return self._page(t, query, raws, cursor)
+            if exact and (len(raws) >= limit or not last):
+                return self._page(t, query, raws[:limit], None)
             if len(raws) > limit or not last:
                 break
             params["ExclusiveStartKey"] = last  # DynamoDB stopped at 1 MB: read on until the page is full

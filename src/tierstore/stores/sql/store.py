@@ -17,6 +17,7 @@ Semantics shared with every store:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import attrgetter
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from tierstore.stores.sql.drivers.base import EXEC, Driver, Operation
 from tierstore.stores.sql.drivers.mysql import MysqlDriver
 from tierstore.stores.sql.drivers.postgres import PostgresDriver
 from tierstore.stores.sql.drivers.sqlite import SqliteDriver
+from tierstore.stores.sql.many import many_batches, window_functions
 from tierstore.stores.sql.operations import (
     MAX_PARAMS,
     key_batches,
@@ -85,6 +87,7 @@ class SqlStore:
         self._driver.stats = self.stats
         self._opened = False
         self._closed = False
+        self._windows: bool | None = None  # the database has window functions (known once connected)
 
     def __repr__(self) -> str:
         return f"SqlStore({self.name}, {redact_url(self.config.url)!r})"
@@ -310,6 +313,42 @@ class SqlStore:
             last = rows[limit - 1]
             cursor = encode_cursor(query, [last[plan.position[c]] for c in order.cols])
         return Page(items, cursor)
+
+    async def query_many(
+        self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
+        limit: int | None = None, reverse: bool = False, concurrency: int = 16,
+    ) -> list[list[T]]:
+        """The items of many partitions (see ``QueryMany``): one ``SELECT … IN`` per 500 partitions, each
+        partition cut to ``limit`` by ``ROW_NUMBER()`` in the database (see :mod:`~tierstore.stores.sql.many`)."""
+        if not partitions:
+            return []
+        plan = self._plans.get(schema) or await self._plan(schema)
+        if index is not None and index not in schema.indexes:
+            raise ValidationError(f"{schema.name} has no index {index!r}", entity=schema.name)
+        order = plan.order_for(index)
+        if self._windows is None:
+            self._windows = window_functions(self.name, self._driver.dialect)
+        windowed = limit is not None and bool(order.cols) and self._windows
+        groups: dict[tuple[Any, ...], list[T]] = {p: [] for p in partitions}
+        pget = attrgetter(*order.pfields)
+        single = len(order.pfields) == 1
+        decode = plan.decode_row
+        self.stats.queries += 1
+        bounded = limit is not None and len(partitions) * limit < _IN_LOOP_ROWS
+        for text, args in many_batches(plan, index, partitions, limit, windowed, reverse):
+            try:
+                rows = await self._driver.fetchall(text, args, bounded=bounded)
+            except StoreError as exc:
+                raise self._ctx(exc, schema) from exc.__cause__
+            for r in rows:
+                item = decode(r)
+                got = pget(item)
+                group = groups.get((got,) if single else got)
+                if group is not None:
+                    group.append(item)
+        if limit is not None and not windowed:
+            return [groups[p][:limit] for p in partitions]
+        return [groups[p] for p in partitions]
 
     async def scan(self, schema: Schema[T], *, after: Key | None = None, limit: int = 1000) -> list[T]:
         """Up to ``limit`` items of the whole table in key order, after the key ``after`` (resharding,

@@ -7,8 +7,8 @@ test's own writes pass ``consistent=True``, queries on an index partitioned unli
 ``consistent=False`` (DynamoDB refuses strongly consistent reads there).
 
 Optional fixtures widen the suite: ``dead_store`` (the store configured for a server that does not answer,
-not opened) checks that an unreachable server surfaces as ``StoreError`` only. The ``Scannable`` and
-``ScatterGather`` checks run when the store implements those protocols; transactions may be refused with
+not opened) checks that an unreachable server surfaces as ``StoreError`` only. The ``Scannable``,
+``ScatterGather`` and ``QueryMany`` checks run when the store implements those protocols; transactions may be refused with
 ``Unsupported``, and an index partitioned unlike the table may be too (a sharded store cannot query one
 shard for it).
 
@@ -42,7 +42,7 @@ from tierstore.expressions.update import check_changes
 from tierstore.model import Schema, schema_of
 from tierstore.query import Page, Query, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stats import StoreStats
-from tierstore.stores.base import Check, Delete, Put, Scannable, ScatterGather, Store, Update
+from tierstore.stores.base import Check, Delete, Put, QueryMany, Scannable, ScatterGather, Store, Update
 from tierstore.testing.contract._support import ContractBase, optional_fixture
 from tierstore.testing.contract.entities import STORE_ENTITIES, Blob, Doc, Event, Ticket
 
@@ -403,6 +403,37 @@ class StoreContract(ContractBase):
             await u.update(TK, ("q", "c"), check_changes(TK, remove=["assignee"]))
             assert [t.id for t in (await s.query(TK, Query(("ann",), index="by_assignee"))).items] == ["b", "d"]
 
+    # -- many partitions at once (QueryMany) -----------------------------------------------------------
+
+    async def test_query_many_answers_each_partition_as_query_does(self, empty_store: Store) -> None:
+        s = _query_many(empty_store)
+        await s.put_many(D, [Doc("f", n, rank=20 - i) for i, n in enumerate(NAMES)] + [Doc("g", "n01"), Doc("e", "x")])
+        parts = [("g",), ("nobody",), ("f",), ("e",)]
+        every = await s.query_many(D, parts)
+        assert [[d.name for d in group] for group in every] == [["n01"], [], NAMES, ["x"]]
+        latest = await s.query_many(D, parts, limit=3, reverse=True)
+        assert [[d.name for d in group] for group in latest] == [["n01"], [], NAMES[::-1][:3], ["x"]]
+        first = await s.query_many(D, [("f",)], limit=2)
+        assert [d.name for d in first[0]] == NAMES[:2]
+        by_rank = await s.query_many(D, [("f",), ("g",)], index="by_rank", limit=4)
+        assert [d.name for d in by_rank[0]] == NAMES[::-1][:4] and [d.name for d in by_rank[1]] == ["n01"]
+        assert await s.query_many(D, []) == []
+        await s.put_many(E, [Event("t", 1, q) for q in reversed(SEQS)] + [Event("t", 2, 5), Event("u", 1, 1)])
+        events = await s.query_many(E, [("t", 1), ("t", 2), ("t", 3)], limit=4)
+        assert [[e.seq for e in group] for group in events] == [SEQS[:4], [5], []]  # numeric order, per partition
+
+    async def test_query_many_on_an_index_partitioned_unlike_the_table(self, empty_store: Store) -> None:
+        s = _query_many(empty_store)
+        ann = await _owned_docs(s)
+        try:
+            got, nobody = await s.query_many(D, [("ann",), ("zed",)], index="by_owner")
+        except Unsupported as exc:
+            pytest.skip(f"{s.name} does not query an index partitioned unlike the table: {exc}")
+        assert sorted(_keys(D, got)) == sorted(_keys(D, ann)) and nobody == []
+        assert [d.name for d in got] == sorted(d.name for d in ann)
+        (first,) = await s.query_many(D, [("ann",)], index="by_owner", limit=2, reverse=True)
+        assert [d.name for d in first] == sorted((d.name for d in ann), reverse=True)[:2]
+
     # -- transactions ---------------------------------------------------------------------------------
 
     async def test_transact_applies_every_op(self, empty_store: Store) -> None:
@@ -664,6 +695,12 @@ async def _fresh(store: Store, schema: Schema[Any]) -> Store:
 def _expressive(store: Store) -> Store:
     if not getattr(store, "expressions", False):
         pytest.skip("the store does not evaluate conditions (no `expressions = True`)")
+    return store
+
+
+def _query_many(store: Store) -> QueryMany:
+    if not isinstance(store, QueryMany):
+        pytest.skip(f"{store.name} does not implement QueryMany")
     return store
 
 
