@@ -8,9 +8,9 @@ test's own writes pass ``consistent=True``, queries on an index partitioned unli
 
 Optional fixtures widen the suite: ``dead_store`` (the store configured for a server that does not answer,
 not opened) checks that an unreachable server surfaces as ``StoreError`` only. The ``Scannable``,
-``ScatterGather`` and ``QueryMany`` checks run when the store implements those protocols; transactions may be refused with
-``Unsupported``, and an index partitioned unlike the table may be too (a sharded store cannot query one
-shard for it).
+``ScatterGather`` and ``QueryMany`` checks run when the store implements those protocols; transactions may be
+refused with ``Unsupported``, and an index partitioned unlike the table may be too (a sharded store cannot
+query one shard for it).
 
 The whole contract is one class in one file, so a backend author reads it in one place: that is why this
 module is one piece.
@@ -698,7 +698,8 @@ def _expressive(store: Store) -> Store:
     return store
 
 
-def _query_many(store: Store) -> QueryMany:
+def _query_many(store: Store) -> Any:
+    """``store`` (a ``Store`` that is also a ``QueryMany``), or a skip."""
     if not isinstance(store, QueryMany):
         pytest.skip(f"{store.name} does not implement QueryMany")
     return store
