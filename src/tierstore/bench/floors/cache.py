@@ -365,6 +365,7 @@ class AiocacheDriver(Driver):
             db=int(parts.path.lstrip("/") or 0),
             password=parts.password,
             namespace=self.namespace,
+            pool_max_size=MAX_CONNECTIONS,  # its default pool (redis-py's 100) raises at 256 concurrent gets
         )
         pairs = [(f"{pk}:{sk}", msgspec.to_builtins(data.item((pk, sk)))) for pk, sk in data.cached_keys]
         self._keys = [k for k, _ in pairs]
