@@ -129,10 +129,12 @@ class DaxStylePolicy:
     def _generation_key(schema: Schema[Any], query_index: str | None, partition: Key) -> str:
         # Item cache keys are "{table:partition}" or "{table:partition}:sort" with ':' escaped inside tokens,
         # so nothing of theirs contains "::".
+        # cache_table: the table, or "table#Type" for entity types sharing a table (key templates, a type
+        # attribute), whose pages must not meet.
         if query_index is None:
             # The item cache's hash tag "{table:partition}" (Schema.cache_key takes whole keys only).
-            return partition_cache_tag(schema.table, schema.partition_token(partition)) + "::gen"
-        return "{" + schema.table + "::ix:" + query_index + "}::gen"
+            return partition_cache_tag(schema.cache_table, schema.partition_token(partition)) + "::gen"
+        return "{" + schema.cache_table + "::ix:" + query_index + "}::gen"
 
     @staticmethod
     def _digest(schema: Schema[Any], q: Query) -> str:

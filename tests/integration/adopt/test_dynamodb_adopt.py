@@ -83,6 +83,15 @@ class Order(Entity, table="app", partition_key=CUSTOMER, sort_key=KeyTemplate("s
     total: int = 0
 
 
+class Visit(Entity, table="app", partition_key=KeyTemplate("pk", "SITE#{site}"), sort_key=KeyTemplate("sk", "{ts}"),
+            type_attribute="_et", type_name="visit"):
+    """A sort template with no constant prefix: the type attribute tells the types apart."""
+
+    site: str
+    ts: str
+    path: str = "/"
+
+
 @dataclasses.dataclass
 class Env:
     db: tierstore.Database
@@ -330,3 +339,19 @@ async def test_a_collection_reads_several_types_of_one_partition_in_one_query(en
     assert len(first.items) == 3 and first.cursor is not None
     rest = await both.query("c1", limit=3, cursor=first.cursor)
     assert rest.items == [CustomerProfile("c1", "Ann")] and rest.cursor is None
+
+
+async def test_without_a_sort_prefix_the_type_attribute_filters_and_limit_counts_only_the_type(env: Env) -> None:
+    for i in range(6):  # visits and another team's pings interleaved in one partition
+        et = "visit" if i % 2 == 0 else "ping"
+        await env.client.put_item(TableName=env.table, Item={
+            "pk": {"S": "SITE#s1"}, "sk": {"S": f"2024-01-0{i + 1}"}, "_et": {"S": et}, "path": {"S": f"/{i}"},
+        })
+    visits = env.db.repository(Visit)
+    page = await visits.query("s1", limit=2)
+    assert [v.ts for v in page.items] == ["2024-01-01", "2024-01-03"] and page.cursor is not None
+    rest = await visits.query("s1", limit=2, cursor=page.cursor)
+    assert [v.path for v in rest.items] == ["/4"] and rest.cursor is None
+    assert await visits.get("s1", "2024-01-02") is None  # a ping at that key is not a visit
+    await visits.put(Visit("s1", "2024-02-01"))
+    assert (await _raw(env, "SITE#s1", "2024-02-01"))["_et"] == {"S": "visit"}

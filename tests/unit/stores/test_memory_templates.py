@@ -73,3 +73,24 @@ async def test_collection_and_sql_refusals() -> None:
     async with tierstore.connect("sqlite+aiosqlite:///:memory:") as db:
         with pytest.raises(ConfigError, match="Order: key templates"):
             await db.repository(Order).get("c1", "o1")
+
+
+class Nickname(Entity, table="shared", partition_key=CUSTOMER, sort_key=KeyTemplate("sk", "NICK"),
+               type_attribute="_et"):
+    customer_id: str
+    text: str = ""
+
+
+class Alias(Entity, table="shared", partition_key=CUSTOMER, sort_key=KeyTemplate("sk", "ALIAS"),
+            type_attribute="_et"):
+    customer_id: str
+    text: str = ""
+
+
+async def test_the_query_cache_keeps_types_of_the_same_shape_apart() -> None:
+    async with tierstore.connect("memory://", "memory://", query_cache=True) as db:
+        await db.repository(Nickname).put(Nickname("c1", "annie"))
+        await db.repository(Alias).put(Alias("c1", "a.k.a."))
+        for _ in range(2):  # the second round is served by the query cache
+            assert (await db.repository(Nickname).query("c1")).items == [Nickname("c1", "annie")]
+            assert (await db.repository(Alias).query("c1")).items == [Alias("c1", "a.k.a.")]
