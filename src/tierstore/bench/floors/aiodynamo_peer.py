@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 
-from tierstore.bench.api import CONCURRENT, GET, QUERY, GetFn, PageFn
+from tierstore.bench.api import CONCURRENT, GET, QUERY, GetFn, PageFn, differences
 from tierstore.bench.data import BenchItem, Dataset
 from tierstore.bench.floors.dynamodb import Aioboto3Driver
 
@@ -55,6 +55,12 @@ class AiodynamoDriver(Aioboto3Driver):
             endpoint=URL(self.endpoint_url) if self.endpoint_url else None, numeric_type=_number,
         )
         self._table = client.table(self.table)
+
+    async def verify(self, data: Dataset) -> str | None:
+        """The ``get_many_100`` keys read back one by one through aiodynamo equal the data set's items."""
+        get = self.getter()
+        got = [await get(pk, sk) for pk, sk in data.many]
+        return differences(data, data.many, got)
 
     async def aclose(self) -> None:
         if self._session is not None:
