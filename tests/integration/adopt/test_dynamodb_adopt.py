@@ -355,3 +355,18 @@ async def test_without_a_sort_prefix_the_type_attribute_filters_and_limit_counts
     assert await visits.get("s1", "2024-01-02") is None  # a ping at that key is not a visit
     await visits.put(Visit("s1", "2024-02-01"))
     assert (await _raw(env, "SITE#s1", "2024-02-01"))["_et"] == {"S": "visit"}
+
+
+async def test_key_templates_through_a_transaction_and_a_cache_tier(env: Env) -> None:
+    await _team_items(env)
+    async with tierstore.connect(env.store, "memory://") as db:
+        async with db.transaction() as tx:
+            tx.put(Order("c1", "o7", total=7))
+            tx.delete(Order, "c1", "o3")
+        raw = await _raw(env, "CUSTOMER#c1", "ORDER#o7")
+        assert raw["_et"] == {"S": "order"} and raw["order_id"] == {"S": "o7"}
+        orders, profiles = db.repository(Order), db.repository(CustomerProfile)
+        for _ in range(2):  # the second round reads the memory tier
+            assert await profiles.get("c1") == CustomerProfile("c1", "Ann")
+            assert await orders.get("c1", "o7") == Order("c1", "o7", total=7)
+            assert await orders.get("c1", "o3") is None

@@ -95,3 +95,25 @@ def test_class_definition_checks() -> None:
                 indexes=[Index("l", "x", KeyTemplate("lsk", "L#{y}"), local=True)]):
             x: str
             y: str
+
+
+def test_change_data_capture_reads_keys_back_from_templates_and_readable_partitions() -> None:
+    from tierstore.cdc.keys import dynamo_key
+
+    class CdcOrder(Entity, table="tpl_cdc", partition_key=KeyTemplate("pk", "C#{customer_id}"),
+                   sort_key=KeyTemplate("sk", "O#{n:04d}")):
+        customer_id: str
+        n: int
+
+    class CdcProfile(Entity, table="tpl_cdc", partition_key=KeyTemplate("pk", "C#{customer_id}"),
+                     sort_key=KeyTemplate("sk", "PROFILE")):
+        customer_id: str
+
+    class CdcPair(Entity, table="tpl_cdc_pair", partition_key=("tenant", "n")):
+        tenant: str
+        n: int
+
+    assert dynamo_key(schema_of(CdcOrder), {"pk": {"S": "C#c1"}, "sk": {"S": "O#0042"}}) == ("c1", 42)
+    assert dynamo_key(schema_of(CdcOrder), {"pk": {"S": "C#c1"}, "sk": {"S": "PROFILE"}}) is None
+    assert dynamo_key(schema_of(CdcProfile), {"pk": {"S": "C#c1"}, "sk": {"S": "PROFILE"}}) == ("c1",)
+    assert dynamo_key(schema_of(CdcPair), {"_pk": {"S": "a%23b#7"}}) == ("a#b", 7)
