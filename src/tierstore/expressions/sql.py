@@ -10,7 +10,13 @@ The clause agrees with :func:`tierstore.expressions.memory.evaluate` on every di
   position function, on a list/set field (a JSON column) ``@>`` / ``json_each`` / ``JSON_CONTAINS``;
 - fields stored as JSON (Literal, Enum, unions…) compare by their JSON text on equality.
 
-Nested paths (``Order.address.city``) are not compiled to SQL: they raise ``Unsupported``.
+Nested paths (``Order.address.city``, a key of a ``dict[str, ...]`` field) read inside the field's JSON column:
+``#>>`` on PostgreSQL (``jsonb``), ``JSON_UNQUOTE(JSON_EXTRACT(…))`` on MariaDB/MySQL, ``json_extract`` on SQLite,
+cast to the leaf's type (``bigint``/``double precision``/``boolean`` on PostgreSQL, ``SIGNED`` or ``+ 0e0`` on
+MariaDB/MySQL; SQLite's ``json_extract`` returns typed values). A JSON ``null`` or a missing key is absent, as in
+Python. The leaf must be a ``str``, ``int``, ``float`` or ``bool`` (optional or not) named by plain identifiers;
+anything else (``bytes``, stored as base64 text, lists, enums, literals…) is ``Unsupported``, raised while the
+statement is built, before any I/O.
 
 Bind parameters are named ``w0``, ``w1``… in the order :meth:`Condition.values` lists the operands, so two
 conditions of one :meth:`~Condition.shape` compile to the same statement text.
@@ -18,6 +24,7 @@ conditions of one :meth:`~Condition.shape` compile to the same statement text.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -40,12 +47,15 @@ from tierstore.expressions.ast import (
     Path,
 )
 from tierstore.expressions.check import FieldType, field_type, normalize
+from tierstore.expressions.dynamodb import _nested_name
 from tierstore.model.schema import Schema
 
 __all__ = ["SqlWhere", "compile_where", "statement_key", "successor"]
 
 _MYSQL = ("mysql", "mariadb")
 _json = msgspec.json.Encoder()
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")  # nested names written into the statement text as they are
+_NESTED_KINDS = frozenset({"str", "int", "float", "bool"})
 
 
 def successor(prefix: str | bytes) -> str | bytes | None:
@@ -87,15 +97,54 @@ class SqlWhere:
 
     def _column(self, path: Path) -> tuple[sa.ColumnElement[Any], FieldType]:
         ft = field_type(self.schema, path)
-        if len(path.parts) > 1:
-            raise Unsupported(
-                f"{path!r}: conditions on nested fields are not compiled to SQL; filter on a top-level field",
-                entity=self.schema.name, backend=self.dialect.name,
-            )
         name = path.parts[0]
         cols = self.table.c
         col = cols[name] if name in cols else cols[self.schema.stored_names[name]]
         return col, ft
+
+    def _nested(
+        self, path: Path, ft: FieldType, col: sa.ColumnElement[Any]
+    ) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[bool]]:
+        """The value at a nested ``path`` inside the JSON column ``col``, typed as the leaf, and the clause that
+        holds when it is there (not missing, not JSON ``null``)."""
+        if ft.kind not in _NESTED_KINDS:
+            raise Unsupported(
+                f"{path!r} is {getattr(ft.type, '__name__', ft.type)}: a condition on a nested field compiles to SQL "
+                "for str, int, float and bool values only", entity=self.schema.name, backend=self.dialect.name,
+            )
+        keys = [_nested_name(path, i) for i in range(1, len(path.parts))]
+        if not all(_KEY.match(k) for k in keys):
+            raise Unsupported(
+                f"{path!r}: a nested name that is not an identifier ({keys}) is not compiled to SQL",
+                entity=self.schema.name, backend=self.dialect.name,
+            )
+        if self._pg:
+            text = sa.type_coerce(col.op("#>>")(sa.literal_column("'{" + ",".join(keys) + "}'")), sa.Text())
+            present: sa.ColumnElement[bool] = text.is_not(None)
+            if ft.kind == "int":
+                return sa.cast(text, sa.BigInteger()), present
+            if ft.kind == "float":
+                return sa.cast(text, postgresql.DOUBLE_PRECISION()), present
+            if ft.kind == "bool":
+                return sa.cast(text, sa.Boolean()), present
+            return text, present
+        where: sa.ColumnElement[Any] = sa.literal_column("'$." + ".".join(keys) + "'")
+        if self._my:
+            value = sa.func.json_extract(col, where)
+            present = sa.func.coalesce(sa.func.json_type(value), sa.literal_column("'NULL'")) != sa.literal_column(
+                "'NULL'"
+            )
+            text = sa.type_coerce(sa.func.json_unquote(value), sa.Text())
+            if ft.kind == "int":
+                return sa.cast(text, sa.BigInteger()), present
+            if ft.kind == "float":
+                return sa.type_coerce(text + sa.literal_column("0e0"), sa.Float()), present
+            if ft.kind == "bool":
+                return sa.type_coerce(text == sa.literal_column("'true'"), sa.Boolean()), present
+            return text, present
+        types: dict[str, Any] = {"int": sa.BigInteger(), "float": sa.Float(), "bool": sa.Boolean(), "str": sa.Text()}
+        extracted: sa.ColumnElement[Any] = sa.type_coerce(sa.func.json_extract(col, where), types[ft.kind])
+        return extracted, extracted.is_not(None)
 
     def _text(self, col: sa.ColumnElement[Any], ordering: bool) -> sa.ColumnElement[Any]:
         if self._my:
@@ -115,6 +164,11 @@ class SqlWhere:
         if isinstance(c, Compare) and c.op == "ne":
             return sa.not_(self.clause(Compare(c.path, "eq", c.value)))  # absent: != holds, as in Python
         col, ft = self._column(c.path)  # type: ignore[attr-defined]
+        if len(c.path.parts) > 1:  # type: ignore[attr-defined]
+            value, present = self._nested(c.path, ft, col)  # type: ignore[attr-defined]
+            if isinstance(c, Exists):
+                return present if c.present else sa.not_(present)
+            return sa.and_(present, self._atom(c, value, ft))
         if isinstance(c, Exists):
             return col.is_not(None) if c.present else col.is_(None)
         atom = self._atom(c, col, ft)
