@@ -8,11 +8,16 @@ SQLite, silently bend): ``str``/``bytes`` keys and index fields up to :data:`KEY
 
 Decoding calls the entity's constructor positionally with the row when no column needs converting (a
 primary-key read decodes without a Python loop); only JSON columns, and booleans on dialects without a
-native boolean, are converted.
+native boolean, are converted. Every row is first checked by one generated expression, since a Struct's
+constructor does not check types: on SQLite, which keeps whatever it is given, each column's Python type; on a
+server, whose typed columns hand back one type, that no required field is NULL. A row another writer made — a
+text in a column the entity reads as int, a NULL in a required field, a JSON value of another shape — does not
+decode (``StoreError``, or a ``Skipped`` entry when a query tolerates it, :meth:`RowCodec.decode_page`).
 """
 
 from __future__ import annotations
 
+import abc
 import datetime
 import decimal
 import inspect
@@ -27,6 +32,7 @@ from sqlalchemy.engine import Dialect
 
 from tierstore.errors import StoreError, ValidationError
 from tierstore.model.schema import Key, Schema, deeper_than
+from tierstore.query import Skipped
 from tierstore.stores.sql.tables import KEY_LENGTH, MYSQL_DIALECTS, NATIVE_KINDS, Kind, column_kind, key_like_fields
 
 __all__ = ["BIGINT_MAX", "BIGINT_MIN", "RowCodec", "check_no_nul", "check_sql_key", "native_decoder", "native_encoder"]
@@ -85,6 +91,52 @@ def native_decoder(kind: str, dialect: str) -> Callable[[Any], Any]:
     if kind == "uuid":
         return _uuid
     return lambda v: decimal.Decimal(_text(v)) if not isinstance(v, decimal.Decimal) else v
+
+
+class _Present(abc.ABC):  # noqa: B024  # a type test, not a base class: isinstance(v, _Present) is "v is not None"
+    """Every value but None (``isinstance`` caches the answer per type, in C)."""
+
+    @classmethod
+    def __subclasshook__(cls, sub: type) -> bool:
+        return sub is not type(None)
+
+
+_NONE = type(None)
+_HELD: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (float, int), "bool": (bool, int),
+    "bytes": (bytes, bytearray, memoryview),
+}
+"""The Python types a driver hands back for a column kind (JSON and native kinds: anything, checked by their
+conversion)."""
+_DECODE_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError, AttributeError,
+                  ArithmeticError)
+
+
+def _held(kind: Kind, nullable: bool) -> tuple[type, ...]:
+    types = _HELD.get(kind, (_Present,))
+    return (*types, _NONE) if nullable else types
+
+
+def _fits(held: Sequence[tuple[type, ...]]) -> Callable[[Sequence[Any]], bool]:
+    """A function telling whether every column of a row holds exactly one of its ``held`` types (``type(v) is``
+    tests, generated once per table: a row is checked in one expression). False may be a subclass: the caller
+    then asks ``isinstance``."""
+    terms: list[str] = []
+    namespace: dict[str, Any] = {}
+    for i, types in enumerate(held):
+        nullable = _NONE in types
+        exact = [t for t in types if t is not _NONE]
+        if exact == [_Present]:
+            if not nullable:
+                terms.append(f"r[{i}] is not None")
+            continue
+        namespace[f"t{i}"] = exact[0] if len(exact) == 1 else tuple(exact)
+        test = f"type(r[{i}]) is t{i}" if len(exact) == 1 else f"type(r[{i}]) in t{i}"
+        terms.append(f"(r[{i}] is None or {test})" if nullable else test)
+    source = f"def fits(r):\n    return {' and '.join(terms) or 'True'}\n"
+    exec(source, namespace)  # noqa: S102 -- fixed text and column positions only
+    fits: Callable[[Sequence[Any]], bool] = namespace["fits"]
+    return fits
 
 
 T = TypeVar("T")
@@ -184,35 +236,93 @@ class RowCodec(Generic[T]):
         params = inspect.signature(cls).parameters.values()
         positional = all(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params)
         names = self.cols
+        # A server's typed column hands back one Python type (verify checks the column's type family): only a
+        # NULL in a required field is checked there. SQLite keeps whatever it is given: every type is checked.
+        typed = self.dialect.name != "sqlite"
+        held = self._held = tuple(
+            _held("json" if typed else kind, nullable) for kind, nullable in kinds
+        )
+        fits, mismatch = _fits(held), self._mismatch
+        stored = self.schema.stored_names
         if not convs and positional:
-            return lambda row: cls(*row)
+            def decode_plain(row: Sequence[Any]) -> T:
+                if not fits(row) and (why := mismatch(row)):
+                    raise ValueError(why)
+                return cls(*row)
+            return decode_plain
         if positional:
             def decode(row: Sequence[Any]) -> T:
+                if not fits(row) and (why := mismatch(row)):
+                    raise ValueError(why)
                 vals = list(row)
                 for i, conv in convs:
                     v = vals[i]
                     if v is not None:
-                        vals[i] = conv(v)
+                        try:
+                            vals[i] = conv(v)
+                        except _DECODE_ERRORS as exc:
+                            raise ValueError(f"column {stored[names[i]]}: {exc}") from None
                 return cls(*vals)
             return decode
 
         def decode_kw(row: Sequence[Any]) -> T:
+            if not fits(row) and (why := mismatch(row)):
+                raise ValueError(why)
             vals = list(row)
             for i, conv in convs:
                 v = vals[i]
                 if v is not None:
-                    vals[i] = conv(v)
+                    try:
+                        vals[i] = conv(v)
+                    except _DECODE_ERRORS as exc:
+                        raise ValueError(f"column {stored[names[i]]}: {exc}") from None
             return cls(**dict(zip(names, vals, strict=True)))
         return decode_kw
 
+    def _mismatch(self, row: Sequence[Any]) -> str:
+        """Why ``row`` does not fit the entity: its first column whose value the field cannot hold; empty if
+        every column fits (a subclass of the expected type, which the fast exact check missed)."""
+        stored = self.schema.stored_names
+        for name, value, types in zip(self.cols, row, self._held, strict=True):
+            if not isinstance(value, types):
+                if value is None:
+                    return f"column {stored[name]} is NULL, and {self.name}.{name} cannot be None"
+                text = repr(value)
+                text = text if len(text) <= 40 else text[:37] + "..."
+                return (f"column {stored[name]} holds {text} ({type(value).__name__}), which {self.name}.{name} "
+                        f"({' or '.join(t.__name__ for t in types if t is not _NONE)}) cannot hold")
+        return ""
+
     def decode_row(self, row: Sequence[Any], key: Any = None) -> T:
+        """The entity of a fetched row; ``StoreError`` naming the row's key when it does not decode."""
         try:
             return self.decode(row)
-        except (msgspec.ValidationError, msgspec.DecodeError, TypeError, ValueError) as exc:
+        except _DECODE_ERRORS as exc:
             raise StoreError(
-                f"a stored row of {self.name} does not decode: {exc}", entity=self.name, key=key,
-                backend=self.backend,
+                f"a stored row of {self.name} does not decode: {exc}", entity=self.name,
+                key=key if key is not None else self._row_key(row), backend=self.backend,
             ) from None
+
+    def _row_key(self, row: Sequence[Any]) -> Key | None:
+        try:
+            return self.key_of_row(row)
+        except (IndexError, TypeError):
+            return None
+
+    def decode_page(self, rows: Sequence[Sequence[Any]]) -> tuple[list[T], list[Skipped]]:
+        """The entities of ``rows``, leaving out the rows that do not decode, each listed as a ``Skipped``
+        (its primary-key columns, by column name, and the reason): a tolerant query's page."""
+        decode = self.decode
+        items: list[T] = []
+        skipped: list[Skipped] = []
+        stored = self.schema.stored_names
+        for row in rows:
+            try:
+                items.append(decode(row))
+            except _DECODE_ERRORS as exc:
+                key = {stored[self.cols[i]]: row[i] for i in self.key_idx}
+                skipped.append(Skipped(key, f"a stored row of {self.name} does not decode: {exc}"))
+        return items, skipped
 
     def key_of_row(self, row: Sequence[Any]) -> Key:
         k = self._key_of_row(row)

@@ -10,6 +10,11 @@ Semantics shared with every store:
 - ``expect_version`` is a single ``UPDATE … WHERE key AND version = expected``; ``if_not_exists`` an
   ``INSERT … ON CONFLICT DO NOTHING`` (MySQL: a plain ``INSERT`` whose duplicate-key error is the answer).
 - ``query`` pages by keyset (``WHERE (sort, key) > cursor ORDER BY sort, key LIMIT n + 1``), never OFFSET.
+- ``query(..., undecodable="skip")`` leaves out the rows that do not decode as the entity (another writer's:
+  a JSON value of the wrong shape, a text where the entity reads an int, a NULL in a required field), lists
+  them in ``Page.skipped`` (primary-key columns and reason) and counts them in ``stats.skipped``; by default
+  such a row fails the page with ``StoreError``. ``get``/``get_many`` of such a row raise ``StoreError`` naming
+  its key (tolerance is a query's: a read by key asked for that item).
 - ``transact`` runs the ops in one database transaction, in key order (fewer deadlocks), and reports a
   reason per op when a condition fails (nothing is written).
 """
@@ -29,7 +34,7 @@ from tierstore.expressions.ast import Condition
 from tierstore.expressions.update import Changes
 from tierstore.model.entity import Entity
 from tierstore.model.schema import Key, Schema, schema_of
-from tierstore.query import Page, Query, decode_cursor, encode_cursor
+from tierstore.query import Page, Query, Skipped, decode_cursor, encode_cursor
 from tierstore.stats import StoreStats
 from tierstore.stores.base import Check, Delete, Put, Update, WriteOp
 from tierstore.stores.sql.config import SqlStoreConfig, split_query
@@ -237,10 +242,9 @@ class SqlStore:
         if row is None:
             return None
         try:
-            return plan.decode(row)
-        except (ValueError, TypeError) as exc:  # msgspec's errors are ValueErrors
-            err = StoreError(f"a stored row does not decode: {exc}", backend=self.name)
-            raise self._ctx(err, schema, key) from None
+            return plan.decode_row(row, key)
+        except StoreError as exc:
+            raise self._ctx(exc, schema, key) from None
 
     async def get_many(
         self, schema: Schema[T], keys: Sequence[Key], *, consistent: bool = False
@@ -260,7 +264,10 @@ class SqlStore:
                 raise self._ctx(exc, schema) from exc.__cause__
             for row in rows:
                 k = key_of_row(row)
-                found[k] = decode(row, k)
+                try:
+                    found[k] = decode(row, k)
+                except StoreError as exc:
+                    raise self._ctx(exc, schema, k) from None
         return [found.get(k) for k in keys]
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
@@ -306,13 +313,21 @@ class SqlStore:
             rows = await self._driver.fetchall(sql.text, sql.args(named), bounded=limit < _IN_LOOP_ROWS)
         except StoreError as exc:
             raise self._ctx(exc, schema, query.partition) from exc.__cause__
-        decode = plan.decode_row
-        items = [decode(r) for r in rows[:limit]]
+        skipped: list[Skipped] = []
+        if query.skip_undecodable:
+            items, skipped = plan.decode_page(rows[:limit])
+            self.stats.skipped += len(skipped)
+        else:
+            decode = plan.decode_row
+            try:
+                items = [decode(r) for r in rows[:limit]]
+            except StoreError as exc:
+                raise self._ctx(exc, schema, exc.key) from None
         cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
             cursor = encode_cursor(query, [last[plan.position[c]] for c in order.cols])
-        return Page(items, cursor)
+        return Page(items, cursor, skipped)
 
     async def query_many(
         self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
