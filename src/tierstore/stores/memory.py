@@ -338,7 +338,9 @@ class MemoryStore:
         for key, item in zip(table.keys(), _decode_all(schema, list(table.values())), strict=True):
             group = groups.get(pget(item))
             if group is not None:
-                group.append((sget(item) + key, item))
+                sort_vals = sget(item)
+                if None not in sort_vals:  # a sparse index: an item without the value is not in it
+                    group.append((sort_vals + key, item))
         lists = []
         for p in partitions:
             rows = sorted(groups[p], key=lambda r: r[0], reverse=reverse)

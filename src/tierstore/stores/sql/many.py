@@ -63,6 +63,9 @@ def _statement(plan: Plan[Any], index: str | None, n: int, windowed: bool, rever
         cond = sa.tuple_(*pcols).in_(
             [sa.tuple_(*(sa.bindparam(f"m{i}_{j}", type_=c.type) for j, c in enumerate(pcols))) for i in range(n)]
         )
+    if index is not None:  # a sparse index: rows whose index value is NULL are not in it
+        nulls = [t.c[f].is_not(None) for f in plan.schema.indexes[index].sort_fields if f in plan.schema.sparse]
+        cond = sa.and_(cond, *nulls)
     ocols = [t.c[c] for c in order.cols]
     by = [c.desc() if reverse else c.asc() for c in ocols]
     labelled = [t.c[c].label(f"c{i}") for i, c in enumerate(plan.cols)]

@@ -371,6 +371,9 @@ class StoreContract(ContractBase):
         await s.put(TK, Ticket("q", "a", due=None, version=1))  # the value cleared: the item leaves the index
         await s.put(TK, Ticket("q", "b", due=2, version=1))  # a value set: the item joins it
         assert [t.id for t in (await s.query(TK, _q(("q",), index="by_due"))).items] == ["c", "b", "f", "e"]
+        if isinstance(s, QueryMany):
+            many = await s.query_many(TK, [("q",), ("r",)], index="by_due")
+            assert [[t.id for t in group] for group in many] == [["c", "b", "f", "e"], ["z"]]
         assert (await s.get(TK, ("q", "a"), consistent=True)).due is None  # type: ignore[union-attr]
         if getattr(s, "expressions", False):
             u: Any = s
