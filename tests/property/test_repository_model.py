@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 import tierstore
-from tierstore import ConditionFailed, NotFound, begins_with
+from tierstore import ConditionFailed, NotFound, TransactionCanceled, ValidationError, attr, begins_with
 
 from _models import Order
 
@@ -76,6 +76,36 @@ def make_machine(store_url: str | None, cache: list[str]) -> type[RuleBasedState
             stored = self.run(self.repo.update(p, s, add={"total_cents": delta}, when=when))
             self.model[(p, s)] = (current[0] + delta, current[1] + 1)
             assert (stored.total_cents, stored.version) == self.model[(p, s)]
+
+        @rule(a=st.tuples(partitions, sort_keys), b=st.tuples(partitions, sort_keys), delta=st.integers(-1000, 1000),
+              limit=st.sampled_from([None, -1, 0, 2**40]), guarded=st.booleans())
+        def transact_update_under_check(
+            self, a: tuple[str, str], b: tuple[str, str], delta: int, limit: int | None, guarded: bool
+        ) -> None:
+            """One transaction: update ``a`` (under ``total >= 0`` when guarded) if ``b`` exists (``limit`` None)
+            or its total is <= ``limit``."""
+            tx = self.db.transaction()
+            tx.update(Order, *a, add={"total_cents": delta}, when=Order.total_cents >= 0 if guarded else None)
+            check = attr(Order.total_cents).exists() if limit is None else Order.total_cents <= limit
+            if a == b:
+                with pytest.raises(ValidationError, match="once"):
+                    tx.check(Order, *b, when=check)
+                return
+            tx.check(Order, *b, when=check)
+            current, other = self.model.get(a), self.model.get(b)
+            update_ok = current is not None and (not guarded or current[0] >= 0)
+            check_ok = other is not None and (limit is None or other[0] <= limit)  # absent fails comparisons
+            if not (update_ok and check_ok):
+                with pytest.raises(TransactionCanceled) as canceled:
+                    self.run(tx.commit())
+                reasons = canceled.value.reasons
+                assert (reasons[0] is None) == update_ok and (reasons[1] is None) == check_ok, reasons
+                return
+            assert self.run(tx.commit()) == [None, None]
+            assert current is not None
+            self.model[a] = (current[0] + delta, current[1] + 1)
+            got = self.run(self.repo.get(*a))  # the caches forgot the updated key
+            assert got is not None and (got.total_cents, got.version) == self.model[a]
 
         @rule(p=partitions, s=sort_keys, total=totals, negative=st.booleans())
         def put_when(self, p: str, s: str, total: int, negative: bool) -> None:
