@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from tierstore.tiers.memcached.config import MemcachedTierConfig
 
 __all__ = [
-    "ITEM_OVERHEAD", "MAX_EXPTIME", "STORED", "Node", "ProtocolError", "exptime", "memcached_key", "read_lines",
-    "read_values",
+    "ITEM_OVERHEAD", "MAX_EXPTIME", "STORED", "Node", "ProtocolError", "exptime", "memcached_key",
+    "read_all_values", "read_lines", "read_values",
     "store",
 ]
 
@@ -82,6 +82,41 @@ async def read_values(reader: asyncio.StreamReader) -> dict[bytes, tuple[bytes, 
         length = int(terms[3])
         data = await reader.readexactly(length + 2)
         found[terms[1]] = (data[:-2], int(terms[4]) if len(terms) > 4 else 0)
+
+
+_CHUNK = 1 << 16
+
+
+async def read_all_values(reader: asyncio.StreamReader) -> dict[bytes, tuple[bytes, int]]:
+    """:func:`read_values` for a reply that is the last on its connection (nothing pipelined after it): read in
+    chunks and parsed in memory, one await per chunk instead of two per value. Bytes after ``END`` mean the
+    connection is out of step (:class:`ProtocolError`)."""
+    found: dict[bytes, tuple[bytes, int]] = {}
+    buf = b""
+    pos = 0
+    while True:
+        nl = buf.find(b"\r\n", pos)
+        if nl >= 0:
+            if nl - pos == 3 and buf.startswith(b"END", pos):
+                if nl + 2 != len(buf):
+                    raise ProtocolError("bytes after the end of a gets reply")
+                return found
+            terms = buf[pos:nl].split()
+            if len(terms) < 4 or terms[0] != b"VALUE":
+                raise ProtocolError(f"unexpected reply to gets: {buf[pos:nl][:80]!r}")
+            start = nl + 2
+            end = start + int(terms[3])
+            if end + 2 <= len(buf):
+                if buf[end : end + 2] != b"\r\n":
+                    raise ProtocolError("a gets value does not end where its length says")
+                found[terms[1]] = (buf[start:end], int(terms[4]) if len(terms) > 4 else 0)
+                pos = end + 2
+                continue
+        chunk = await reader.read(_CHUNK)
+        if not chunk:
+            raise asyncio.IncompleteReadError(buf[pos:], None)
+        buf = buf[pos:] + chunk if pos else buf + chunk
+        pos = 0
 
 
 async def read_lines(reader: asyncio.StreamReader, n: int) -> list[bytes]:

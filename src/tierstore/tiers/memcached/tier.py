@@ -58,6 +58,7 @@ from tierstore.tiers.memcached.protocol import (
     Node,
     exptime,
     memcached_key,
+    read_all_values,
     read_lines,
     read_values,
     store,
@@ -206,7 +207,7 @@ class MemcachedTier(NodeTier[Node]):
             if hashed:
                 self.stats.hashed_keys += hashed
             uniq = list(dict.fromkeys(mkeys))
-            found = await node.call(b"gets " + node.gen_key + b" " + b" ".join(uniq) + b"\r\n", read_values)
+            found = await node.call(b"gets " + node.gen_key + b" " + b" ".join(uniq) + b"\r\n", read_all_values)
             self.stats.round_trips += 1
             if self._check_gen(node, found):
                 return mkeys, found
