@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, NotFound, ValidationError
 from tierstore.model.relations import Many, Ref, Relation
-from tierstore.model.schema import Key, Schema, schema_of
+from tierstore.model.schema import Key, Schema, base_type, index_key_type, schema_of
 from tierstore.stores.base import QueryMany
 
 __all__ = ["Loader", "check_relations", "key_arg", "load_relations"]
@@ -148,7 +148,7 @@ async def load_relations(
                 continue
             ids = seen.setdefault(rel.target, set())
             bucket = pool.setdefault(rel.target, [])
-            for t in targets:
+            for t in (chain.from_iterable(targets) if isinstance(rel, Many) else targets):
                 if t is not None and id(t) not in ids:
                     ids.add(id(t))
                     bucket.append(t)
@@ -214,14 +214,42 @@ async def _load_many(
         parents.append(i)
     repo = db.repository(rel.target)
     target = schema_of(rel.target)
-    # Every partition value is checked before the first request goes out.
+    # Every partition value is checked before the first request goes out: the usual ones (non-empty ASCII
+    # text, integers) by type here, anything else by the schema's own check.
     pfields = target.partition if ix is None else target.indexes[ix].partition_fields
+    checks = list(zip(pfields, _key_types(target, pfields), strict=True))
     for pv in uniq:
-        for value, name in zip(pv, pfields, strict=True):
-            target.check_value(name, value)
+        for value, (name, typ) in zip(pv, checks, strict=True):
+            if type(value) is not typ or not (typ is int or (value and (typ is not str or value.isascii()))):
+                target.check_value(name, value)
     children = await _children(repo, target, uniq, ix, rel) if uniq else []
+    if len(uniq) == len(parents):  # every instance its own parent value: each list goes to one instance
+        return instances, children, children
     values = [[] if i is None else list(children[i]) for i in parents]
-    return instances, values, [c for group in children for c in group]
+    return instances, values, children  # the targets, one list per parent value
+
+
+_KEY_TYPES: dict[tuple[Schema[Any], tuple[str, ...]], tuple[Any, ...]] = {}
+_BATCHES: dict[type[Any], bool] = {}
+
+
+def _key_types(schema: Schema[Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """The key type (str, int, bytes) of each field, as ``Schema.check_value`` sees it."""
+    found = _KEY_TYPES.get((schema, fields))
+    if found is None:
+        found = _KEY_TYPES[(schema, fields)] = tuple(
+            index_key_type(schema.field_types[f]) or base_type(schema.field_types[f]) for f in fields
+        )
+    return found
+
+
+def _batches(store: Any) -> bool:
+    """``isinstance(store, QueryMany)``, remembered per class (a protocol check walks the protocol's members)."""
+    cls = type(store)
+    known = _BATCHES.get(cls)
+    if known is None:
+        known = _BATCHES[cls] = isinstance(store, QueryMany)
+    return known
 
 
 async def _children(
@@ -234,7 +262,7 @@ async def _children(
         await base._ensure()
     store = base.store
     limit, reverse = rel.limit, rel.newest_first
-    if base._context.query_cache is not None or not isinstance(store, QueryMany):
+    if base._context.query_cache is not None or not _batches(store):
         queries = [
             repo.query(p[0] if len(p) == 1 else p, index=ix, limit=limit, reverse=reverse) for p in partitions
         ]

@@ -28,6 +28,7 @@ __all__ = [
     "GET",
     "GET_MANY",
     "JOIN",
+    "JOIN_MANY",
     "L1",
     "PUT",
     "QUERY",
@@ -37,6 +38,7 @@ __all__ = [
     "GetFn",
     "GetManyFn",
     "JoinFn",
+    "JoinManyFn",
     "Op",
     "PageFn",
     "PutFn",
@@ -57,6 +59,7 @@ CONCURRENT = "concurrent"  # get() may be awaited by many tasks at once
 L1 = "l1"  # an in-process tier whose hits and misses are counted (l1_hits / l1_misses)
 CACHE = "cache"  # any cache tier in front of the store (invalidate() works)
 JOIN = "join"  # a page of orders joined to their customers (BenchOrder.customer)
+JOIN_MANY = "join_many"  # the children of several accounts (BenchAccount.visits, one-to-many)
 UPDATE = "update"  # an atomic increment of one item's amount_cents, returning the new item where the system can
 
 Op = Callable[[int], Awaitable[Any]]
@@ -65,6 +68,7 @@ GetManyFn = Callable[[Sequence[tuple[str, str]]], Awaitable[Sequence[BenchItem |
 PutFn = Callable[[BenchItem], Awaitable[Any]]
 PageFn = Callable[[str, int], Awaitable[Any]]
 JoinFn = Callable[[str, int], Awaitable[Any]]
+JoinManyFn = Callable[[list[Any]], Awaitable[Any]]
 UpdateFn = Callable[[str, str, int], Awaitable[Any]]
 
 
@@ -130,6 +134,12 @@ class Driver:
         customer; the result is a tierstore ``Page`` whose items have ``customer`` loaded, or a list of
         ``(order, customer)`` pairs (see :func:`tierstore.bench.scenarios.join_pairs`)."""
         raise self._unsupported("join")
+
+    def many_joiner(self) -> JoinManyFn:
+        """``many_joiner()(accounts)``: the visits of every account of the list (``BenchAccount.visits``); the
+        result is the accounts with ``visits`` loaded, or a list of ``(account, visits)`` pairs (see
+        :func:`tierstore.bench.scenarios.many_pairs`)."""
+        raise self._unsupported("join_many")
 
     async def clear_cache(self) -> None:
         """Empty the cache tiers (``zipf_read`` starts cold, like its LRU reference)."""

@@ -18,14 +18,18 @@ from dataclasses import dataclass, field
 
 from tierstore.model.entity import Entity
 from tierstore.model.keys import PartitionKey, SortKey
-from tierstore.model.relations import Ref
+from tierstore.model.relations import Many, Ref
 
 __all__ = [
     "FIELDS",
     "JOIN_PAGE",
+    "MANY_PARENTS",
     "ORDER_FIELDS",
+    "VISIT_FIELDS",
+    "BenchAccount",
     "BenchItem",
     "BenchOrder",
+    "BenchVisit",
     "Dataset",
     "LruReference",
     "lru_hit_ratio",
@@ -68,6 +72,28 @@ class BenchOrder(Entity, table="tsbench_orders"):
 ORDER_FIELDS: tuple[str, ...] = BenchOrder.__struct_fields__
 """Column order of the raw floors' order tables (``BenchOrder(*row)``)."""
 
+class BenchVisit(Entity, table="tsbench_visits"):
+    """A child of ``join_many_20``: the visits of one account, in ``seq`` order."""
+
+    account_id: PartitionKey[str]
+    seq: SortKey[int]
+    page: str
+    duration_ms: int
+    created_at: int
+
+
+class BenchAccount(Entity, table="tsbench_accounts"):
+    """A parent of ``join_many_20``: ``visits`` is a ``Many`` over :class:`BenchVisit` (0 to 20 each)."""
+
+    id: PartitionKey[str]
+    name: str
+    plan: str
+    visits = Many(BenchVisit, "account_id")
+
+
+VISIT_FIELDS: tuple[str, ...] = BenchVisit.__struct_fields__
+MANY_PARENTS = 20
+"""Parents per ``join_many_20`` operation."""
 JOIN_PAGE = 100
 """Orders per order partition, and the page ``join_100`` reads."""
 
@@ -118,6 +144,8 @@ class Dataset:
     writes: list[BenchItem] = field(default_factory=list)
     zipf: list[int] = field(default_factory=list)
     orders: list[BenchOrder] = field(default_factory=list)
+    accounts: list[BenchAccount] = field(default_factory=list)
+    visits: list[BenchVisit] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.partitions < 1 or self.per_partition < 1:
@@ -136,6 +164,28 @@ class Dataset:
         self.writes = [make_item(rng, "pw", self.sk(s), n + s) for s in range(100)]
         self.zipf = zipf_sequence(n, self.zipf_length, self.zipf_s, self.seed + 1)
         self.orders = self._make_orders(random.Random(self.seed + 2), keys)
+        self._make_accounts(random.Random(self.seed + 3))
+
+    def _make_accounts(self, rng: random.Random) -> None:
+        """``5 × MANY_PARENTS`` accounts with ``(i % 11) × 2`` visits each (0 to 20: some have none)."""
+        pages = ("/", "/pricing", "/docs", "/blog", "/account")
+        self.accounts = [BenchAccount(f"a{i:04d}", f"account {i}", ("free", "pro")[i % 2])
+                         for i in range(5 * MANY_PARENTS)]
+        self.visits = [
+            BenchVisit(a.id, s, pages[rng.randrange(len(pages))], rng.randrange(10, 60_000),
+                       1_767_225_600_000 + i * 1000 + s)
+            for i, a in enumerate(self.accounts) for s in range((i % 11) * 2)
+        ]
+
+    @property
+    def many_groups(self) -> list[list[BenchAccount]]:
+        """The parent groups of ``join_many_20``, taken in turn."""
+        return [self.accounts[i : i + MANY_PARENTS] for i in range(0, len(self.accounts), MANY_PARENTS)]
+
+    def visits_of(self, account_id: str) -> list[BenchVisit]:
+        i = int(account_id[1:])
+        start = sum((j % 11) * 2 for j in range(i))
+        return self.visits[start : start + (i % 11) * 2]
 
     def _make_orders(self, rng: random.Random, keys: list[tuple[str, str]]) -> list[BenchOrder]:
         if self.order_partitions is None:

@@ -1,8 +1,8 @@
 """The built-in scenarios. Each does the same work on every system that can run it.
 
 The names (``get``, ``get_many_100``, ``get_concurrent_64``, ``put``, ``update``, ``query_page``, ``join_100``,
-``zipf_read``, ``herd_100``) are part of the JSON contract of ``tierstore bench --json``. A new workload is a
-:class:`~tierstore.bench.api.Scenario` subclass added to :func:`builtin_scenarios`.
+``join_many_20``, ``zipf_read``, ``herd_100``) are part of the JSON contract of ``tierstore bench --json``. A new
+workload is a :class:`~tierstore.bench.api.Scenario` subclass added to :func:`builtin_scenarios`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tierstore.bench.api import (
     GET,
     GET_MANY,
     JOIN,
+    JOIN_MANY,
     L1,
     PUT,
     QUERY,
@@ -28,7 +29,16 @@ from tierstore.bench.api import (
     RunContext,
     Scenario,
 )
-from tierstore.bench.data import JOIN_PAGE, BenchItem, BenchOrder, Dataset, lru_hit_ratio
+from tierstore.bench.data import (
+    JOIN_PAGE,
+    MANY_PARENTS,
+    BenchAccount,
+    BenchItem,
+    BenchOrder,
+    BenchVisit,
+    Dataset,
+    lru_hit_ratio,
+)
 
 __all__ = [
     "Get",
@@ -36,13 +46,16 @@ __all__ = [
     "GetMany100",
     "Herd100",
     "Join100",
+    "JoinMany20",
     "Put",
     "QueryPage",
     "Update",
     "ZipfRead",
     "builtin_scenarios",
     "check_join",
+    "check_join_many",
     "join_pairs",
+    "many_pairs",
 ]
 
 PAGE_SIZE = 50
@@ -257,8 +270,52 @@ def check_join(
             raise AssertionError(f"order {order.pk}/{order.sk}: customer {key} is {customer!r}")
 
 
+def many_pairs(result: Any) -> list[tuple[BenchAccount, list[BenchVisit]]]:
+    """``(account, visits)`` pairs of a ``join_many_20`` result: accounts with ``visits`` loaded, or the pairs a
+    hand-written floor returns."""
+    if result and isinstance(result[0], BenchAccount):
+        return [(a, a.visits) for a in result]
+    return list(result)
+
+
+class JoinMany20(Scenario):
+    """The visits of 20 accounts (``Many``, one-to-many), account groups in turn: one batched read.
+
+    tierstore: ``repo.load(accounts, BenchAccount.visits)``. Floors (``raw:<client>-join-many``): one
+    ``SELECT … WHERE account_id IN (…)`` grouped by hand, or dict lookups for memory. Accounts have 0 to 20
+    visits. Before timing, every group is checked against the data set.
+    """
+
+    name = "join_many_20"
+    needs = frozenset({JOIN_MANY})
+    description = f"the children of {MANY_PARENTS} parents (Many: visits of accounts), groups in turn"
+
+    async def begin(self, driver: Driver, ctx: RunContext) -> None:
+        join = driver.many_joiner()
+        for group in ctx.data.many_groups:
+            check_join_many(many_pairs(await join(group)), group, ctx.data)
+
+    def prepare(self, driver: Driver, data: Dataset) -> Op:
+        join = driver.many_joiner()
+        groups = data.many_groups
+        n = len(groups)
+        return lambda i: join(groups[i % n])
+
+
+def check_join_many(
+    pairs: Sequence[tuple[BenchAccount, list[BenchVisit]]], accounts: Sequence[BenchAccount], data: Dataset
+) -> None:
+    """Raise ``AssertionError`` unless ``pairs`` are ``accounts`` in order, each with its visits in order."""
+    if [a.id for a, _ in pairs] != [a.id for a in accounts]:
+        raise AssertionError(f"join_many returned accounts {[a.id for a, _ in pairs][:3]}…")
+    for account, visits in pairs:
+        if list(visits) != data.visits_of(account.id):
+            raise AssertionError(f"account {account.id}: {len(visits)} visits, not its own")
+
+
 def builtin_scenarios() -> list[Scenario]:
     """Every built-in scenario, in the order they run and appear in the table."""
     return [
-        Get(), GetMany100(), GetConcurrent64(), Put(), Update(), QueryPage(), Join100(), ZipfRead(), Herd100(),
+        Get(), GetMany100(), GetConcurrent64(), Put(), Update(), QueryPage(), Join100(), JoinMany20(), ZipfRead(),
+        Herd100(),
     ]

@@ -67,14 +67,21 @@ JOIN_FLOORS: dict[str, tuple[str, ...]] = {
 
 # Floors per store (scenarios a cache does not answer) and per nearest tier (cached scenarios); primary first.
 STORE_FLOORS: dict[str, dict[str, tuple[str, ...]]] = {
-    "memory": {"*": ("raw:dict-decode",), "join_100": JOIN_FLOORS["memory"]},
+    "memory": {"*": ("raw:dict-decode",), "join_100": JOIN_FLOORS["memory"], "join_many_20": ("raw:dict-join-many",)},
     "sqlite": {
         "*": ("raw:sqlalchemy-core-sqlite", "raw:aiosqlite", "raw:sqlite3"),
         "join_100": JOIN_FLOORS["sqlite"],
+        "join_many_20": ("raw:sqlite3-join-many",),
     },
-    "postgres": {"*": ("raw:sqlalchemy-core-postgres", "raw:asyncpg"), "join_100": JOIN_FLOORS["postgres"]},
-    "mariadb": {"*": ("raw:sqlalchemy-core-mariadb", "raw:aiomysql"), "join_100": JOIN_FLOORS["mariadb"]},
-    "dynamodb": {"*": ("raw:aioboto3", "peer:aiodynamo"), "join_100": JOIN_FLOORS["dynamodb"]},
+    "postgres": {
+        "*": ("raw:sqlalchemy-core-postgres", "raw:asyncpg"), "join_100": JOIN_FLOORS["postgres"], "join_many_20": (),
+    },
+    "mariadb": {
+        "*": ("raw:sqlalchemy-core-mariadb", "raw:aiomysql"), "join_100": JOIN_FLOORS["mariadb"], "join_many_20": (),
+    },
+    "dynamodb": {
+        "*": ("raw:aioboto3", "peer:aiodynamo"), "join_100": JOIN_FLOORS["dynamodb"], "join_many_20": (),
+    },
 }
 _REDIS_FLOORS = {
     "get": ("raw:redis-get-decode", "peer:aiocache", "peer:cashews"),

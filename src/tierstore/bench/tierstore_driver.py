@@ -18,6 +18,7 @@ from tierstore.bench.api import (
     GET,
     GET_MANY,
     JOIN,
+    JOIN_MANY,
     L1,
     PUT,
     QUERY,
@@ -26,12 +27,13 @@ from tierstore.bench.api import (
     GetFn,
     GetManyFn,
     JoinFn,
+    JoinManyFn,
     PageFn,
     PutFn,
     UpdateFn,
     differences,
 )
-from tierstore.bench.data import BenchItem, BenchOrder, Dataset
+from tierstore.bench.data import BenchAccount, BenchItem, BenchOrder, BenchVisit, Dataset
 
 __all__ = ["LOAD_CHUNK", "DaxStyleDriver", "TierstoreDriver"]
 
@@ -46,7 +48,7 @@ class TierstoreDriver(Driver):
     def __init__(self, store_url: str, tier_urls: Sequence[str]) -> None:
         self.store_url = store_url
         self.tier_urls = tuple(tier_urls)
-        caps = {GET, GET_MANY, PUT, QUERY, CONCURRENT, JOIN, UPDATE}
+        caps = {GET, GET_MANY, PUT, QUERY, CONCURRENT, JOIN, JOIN_MANY, UPDATE}
         if self.tier_urls:
             caps.add(CACHE)
             if self.tier_urls[0].startswith("memory://"):
@@ -55,6 +57,7 @@ class TierstoreDriver(Driver):
         self.db: Any = None
         self.repo: Any = None
         self.orders: Any = None
+        self.accounts: Any = None
 
     def connect(self) -> Any:
         """The (unopened) database; subclasses build other configurations."""
@@ -67,9 +70,13 @@ class TierstoreDriver(Driver):
 
         self.db = db = self.connect()
         await db.open()
-        await db.create_tables(BenchItem, BenchOrder)
+        await db.create_tables(BenchItem, BenchOrder, BenchAccount, BenchVisit)
         repos = []
-        for entity, rows in ((BenchItem, data.items), (BenchOrder, data.orders)):
+        loads: tuple[tuple[type[Any], list[Any]], ...] = (
+            (BenchItem, data.items), (BenchOrder, data.orders), (BenchAccount, data.accounts),
+            (BenchVisit, data.visits),
+        )
+        for entity, rows in loads:
             await db.store.truncate(tierstore.backends.schema_of(entity))
             repo = db.repository(entity)
             for start in range(0, len(rows), LOAD_CHUNK):
@@ -78,7 +85,7 @@ class TierstoreDriver(Driver):
         for tier in db.cache.tiers:
             await tier.clear()
         db.reset_stats()
-        self.repo, self.orders = repos
+        self.repo, self.orders, self.accounts = repos[:3]
 
     async def aclose(self) -> None:
         if self.db is not None:
@@ -129,6 +136,10 @@ class TierstoreDriver(Driver):
     def joiner(self) -> JoinFn:
         query, customer = self.orders.query, BenchOrder.customer
         return lambda pk, limit: query(pk, limit=limit).join(customer)
+
+    def many_joiner(self) -> JoinManyFn:
+        load, visits = self.accounts.load, BenchAccount.visits
+        return lambda accounts: load(accounts, visits)
 
     async def clear_cache(self) -> None:
         for tier in self.db.cache.tiers:

@@ -324,14 +324,21 @@ class MemoryStore:
         await self._trip()
         self.stats.queries += 1
         table = self._table(schema)
+        if not partitions:
+            return []
         if index is None:
-            out: list[list[T]] = []
+            raws: list[bytes] = []
+            ends: list[int] = []
+            ordered = table.ordered
             for p in partitions:
-                keys = table.ordered(p)
+                keys = ordered(p)
                 if reverse:
                     keys = keys[::-1]
-                out.append(_decode_all(schema, [table[k] for k in (keys if limit is None else keys[:limit])]))
-            return out
+                raws += map(table.__getitem__, keys if limit is None else keys[:limit])
+                ends.append(len(raws))
+            items = _decode_all(schema, raws)
+            starts = [0, *ends[:-1]]
+            return [items[a:b] for a, b in zip(starts, ends, strict=True)]
         ix = schema.indexes[index]
         pget, sget = _getter(ix.partition_fields), _getter(ix.sort_fields)
         groups: dict[tuple[Any, ...], list[tuple[tuple[Any, ...], T]]] = {p: [] for p in partitions}

@@ -64,17 +64,21 @@ def test_quick_on_the_embedded_default_without_servers(
     doc, rows = _rows(out)
 
     systems = {"tierstore:memory", "tierstore:memory+memory", "raw:dict-decode", "raw:sqlite3", "raw:aiosqlite",
-               "raw:sqlalchemy-core-sqlite", "raw:dict-join-batch", "raw:dict-join-n+1"}
+               "raw:sqlalchemy-core-sqlite", "raw:dict-join-batch", "raw:dict-join-n+1", "raw:dict-join-many"}
     sql_store = importlib.util.find_spec("tierstore.stores.sql") is not None
     if sql_store:
         systems |= {"tierstore:sqlite", "tierstore:sqlite+memory", "raw:sqlite3-join-batch", "raw:sqlite3-join-n+1",
-                    "raw:aiosqlite-join-batch", "raw:aiosqlite-join-n+1"}
+                    "raw:aiosqlite-join-batch", "raw:aiosqlite-join-n+1", "raw:sqlite3-join-many"}
     assert {s for _, s in rows} == systems
     for system in systems:
         joins_only = "-join-" in system
+        many_floor = system.endswith("-join-many")
         for scenario in ("get", "get_many_100", "put", "query_page"):
             assert ((scenario, system) in rows) != joins_only, (scenario, system)
-        assert (("join_100", system) in rows) == (joins_only or system.startswith("tierstore:"))
+        assert (("join_100", system) in rows) == (
+            (joins_only and not many_floor) or system.startswith("tierstore:")
+        )
+        assert (("join_many_20", system) in rows) == (many_floor or system.startswith("tierstore:"))
         assert (("get_concurrent_64", system) in rows) == (system not in ("raw:sqlite3",) and not joins_only)
         cached = system.endswith("+memory")
         assert (("zipf_read", system) in rows) == cached
@@ -103,6 +107,10 @@ def test_quick_on_the_embedded_default_without_servers(
     assert rows[("join_100", "tierstore:memory")]["round_trips_per_op"] == 2.0
     assert rows[("join_100", "tierstore:memory")]["floor"] == "raw:dict-join-batch"
     assert rows[("join_100", "raw:dict-join-n+1")]["round_trips_per_op"] == 101.0
+    # join_many_20: the children of 20 parents in one batched read, as by hand
+    assert rows[("join_many_20", "tierstore:memory")]["round_trips_per_op"] == 1.0
+    assert rows[("join_many_20", "tierstore:memory")]["floor"] == "raw:dict-join-many"
+    assert rows[("join_many_20", "raw:dict-join-many")]["round_trips_per_op"] == 1.0
     if sql_store:
         join = rows[("join_100", "tierstore:sqlite")]
         assert join["round_trips_per_op"] == 2.0 and join["floor"] == "raw:sqlite3-join-batch"

@@ -13,10 +13,19 @@ from collections.abc import Mapping
 from typing import Any
 
 from tierstore.bench.api import RunContext, SystemSpec
-from tierstore.bench.floors import aiodynamo_peer, cache, dynamodb, sql_core, sql_mysql, sql_postgres, sql_sqlite
+from tierstore.bench.floors import (
+    aiodynamo_peer,
+    cache,
+    dynamodb,
+    join_many,
+    sql_core,
+    sql_mysql,
+    sql_postgres,
+    sql_sqlite,
+)
 from tierstore.bench.floors.join import JOIN_MODES, JoinFloor, join_system_name
 
-__all__ = ["floor_systems", "join_floor_systems"]
+__all__ = ["floor_systems", "join_floor_systems", "join_many_floor_systems"]
 
 
 def floor_systems(urls: Mapping[str, str]) -> list[SystemSpec]:
@@ -149,7 +158,23 @@ def floor_systems(urls: Mapping[str, str]) -> list[SystemSpec]:
             description="cashews on Redis with client_side=True (local hits kept coherent by client tracking)",
         ),
     ]
-    return specs + join_floor_systems(urls)
+    return specs + join_floor_systems(urls) + join_many_floor_systems()
+
+
+def join_many_floor_systems() -> list[SystemSpec]:
+    """``raw:dict-join-many`` and ``raw:sqlite3-join-many``: ``join_many_20`` by hand (one batched read)."""
+    return [
+        SystemSpec(
+            name="raw:dict-join-many",
+            make=lambda ctx: join_many.DictJoinManyDriver(),
+            description="join_many_20 by hand: dict lookups of msgpack payloads per parent",
+        ),
+        SystemSpec(
+            name="raw:sqlite3-join-many",
+            make=lambda ctx: join_many.Sqlite3JoinManyDriver(ctx.path("raw-sqlite3-join-many.db")),
+            description="join_many_20 by hand: one SELECT … WHERE account_id IN (…) on blocking sqlite3",
+        ),
+    ]
 
 
 def join_floor_systems(urls: Mapping[str, str]) -> list[SystemSpec]:
