@@ -164,6 +164,8 @@ class KvStore:
             if tuple(getattr(item, f) for f in fields) != query.partition:
                 continue
             sort = tuple(getattr(item, f) for f in sort_fields)
+            if None in sort:  # an optional index field: an item without the value is not in the index
+                continue
             if query.sort is None or sort_matches(query.sort, sort[0]):
                 placed.append((sort + schema.key_of(item), item))
         placed.sort(key=lambda p: p[0], reverse=query.reverse)  # ties on the sort key: by primary key

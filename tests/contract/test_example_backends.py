@@ -48,6 +48,7 @@ class TestKvStore(StoreContract):
             "test_delete_when_a_condition_on_the_stored_item",
             "test_update_changes_fields_in_place_and_returns_the_new_item",
             "test_update_counters_are_atomic",
+            "test_transact_updates_under_condition_checks",
         )},
     }
 
