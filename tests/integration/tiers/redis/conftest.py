@@ -7,15 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import redis.asyncio as redis
 
-from _servers import REDIS_URL, endpoints, require
+from _servers import REDIS_URL, require
 from _tiers import OwnRedis
 
 
 @pytest.fixture
 async def raw() -> AsyncIterator[redis.Redis]:
     require(REDIS_URL, "redis")
-    host, port = endpoints(REDIS_URL)[0]
-    client = redis.Redis(host=host, port=port)
+    client = redis.Redis.from_url(REDIS_URL)  # the tiers' own database number, not always 0
     try:
         yield client
     finally:
