@@ -53,15 +53,18 @@ DEFAULT_COMMAND_TIMEOUT = 30.0
 _NOT_RUN = {"mssql": "SQL Server", "oracle": "Oracle"}
 NOT_RUN_REASON = (
     "SqlStore's writes are one atomic upsert returning the new version (INSERT … ON CONFLICT … RETURNING on "
-    "PostgreSQL and SQLite, INSERT … ON DUPLICATE KEY UPDATE on MySQL/MariaDB); {name} would need MERGE with "
-    "{returning}, which tierstore does not generate, and no async driver for it is wired into the store. "
-    "metadata_for(..., dialect={dialect!r}) gives its tables for migrations (see docs/sql-engines.md)"
+    "PostgreSQL and SQLite, INSERT … ON DUPLICATE KEY UPDATE on MySQL/MariaDB); on {name} it is a MERGE "
+    "({returning}), which tierstore compiles (tierstore.stores.sql.merge) but has never run against a server, "
+    "and the store's partial updates, restores and scans have no {name} statements nor is an async driver "
+    "wired in. metadata_for(..., dialect={dialect!r}) gives its tables for migrations (see docs/sql-engines.md)"
 )
 
 
 def not_run(dialect: str) -> str:
-    """Why ``SqlStore`` does not run on SQL Server or Oracle (their tables exist as DDL only)."""
-    returning = "OUTPUT" if dialect == "mssql" else "RETURNING INTO"
+    """Why ``SqlStore`` does not run on SQL Server or Oracle (their tables and MERGE statements compile only)."""
+    returning = (
+        "OUTPUT returns the versions" if dialect == "mssql" else "no RETURNING: the versions are read back"
+    )
     return NOT_RUN_REASON.format(name=_NOT_RUN[dialect], returning=returning, dialect=dialect)
 
 

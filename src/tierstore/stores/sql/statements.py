@@ -81,7 +81,7 @@ class Plan(RowCodec[T]):
     def __init__(self, schema: Schema[T], table: sa.Table, dialect: Dialect, backend: str) -> None:
         if dialect.name not in ("postgresql", "sqlite", *MYSQL_DIALECTS):
             reason = not_run(dialect.name) if dialect.name in ("mssql", "oracle") else "no statements for it"
-            raise ConfigError(f"SqlStore has no statements for {dialect.name}: {reason}", entity=schema.name)
+            raise ConfigError(f"SqlStore does not run on {dialect.name}: {reason}", entity=schema.name)
         super().__init__(schema, dialect, backend)
         self.table = table
         self.flavor: Literal["returning", "odku"] = "odku" if dialect.name in MYSQL_DIALECTS else "returning"
