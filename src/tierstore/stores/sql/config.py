@@ -55,8 +55,8 @@ NOT_RUN_REASON = (
     "SqlStore's writes are one atomic upsert returning the new version (INSERT … ON CONFLICT … RETURNING on "
     "PostgreSQL and SQLite, INSERT … ON DUPLICATE KEY UPDATE on MySQL/MariaDB); on {name} it is a MERGE "
     "({returning}), which tierstore compiles (tierstore.stores.sql.merge) but has never run against a server, "
-    "and the store's partial updates, restores and scans have no {name} statements nor is an async driver "
-    "wired in. metadata_for(..., dialect={dialect!r}) gives its tables for migrations (see docs/sql-engines.md)"
+    "and the store's partial updates have no {name} statements nor is an async driver wired in."
+    " metadata_for(..., dialect={dialect!r}) gives its tables for migrations (see docs/sql-engines.md)"
 )
 
 

@@ -202,6 +202,31 @@ class MergeStatements:
         stmt = Merge(self.table, self.key, self.cols, rows, non_key, self.schema.version, output=self.returning)
         return self._sql(stmt, self._row_names(rows))
 
+    def replace_many(self, rows: int) -> Sql:
+        """Insert-or-overwrite ``rows`` rows exactly as given, version included (restores, resharding)."""
+        non_key = [c for c in self.cols if c not in self.key]
+        stmt = Merge(self.table, self.key, self.cols, rows, non_key, None, output=False)
+        return self._sql(stmt, self._row_names(rows))
+
+    def scan(self, has_after: bool) -> Sql:
+        """Rows in key order after the key ``a0, a1…`` (when ``has_after``), at most ``lim``."""
+        t = self.table
+        keys = [t.c[f] for f in self.key]
+        stmt = sa.select(*(t.c[c] for c in self.cols))
+        if has_after:
+            stmt = stmt.where(self._after(keys, [sa.bindparam(f"a{i}", type_=c.type) for i, c in enumerate(keys)]))
+        return self._sql(stmt.order_by(*keys).fetch(sa.bindparam("lim", type_=sa.Integer())), None)
+
+    def _after(
+        self, cols: Sequence[sa.ColumnElement[Any]], marks: Sequence[sa.BindParameter[Any]], reverse: bool = False
+    ) -> sa.ColumnElement[bool]:
+        """``(cols) > (marks)`` (``<`` when ``reverse``) as an expanded ``OR``: no row-value comparison."""
+        terms = []
+        for i in range(len(cols)):
+            past = cols[i] < marks[i] if reverse else cols[i] > marks[i]
+            terms.append(sa.and_(*(cols[j] == marks[j] for j in range(i)), past))
+        return sa.or_(*terms)
+
     def _keys_where(self, n: int) -> sa.ColumnElement[bool]:
         t = self.table
         if len(self.key) == 1:
@@ -260,11 +285,7 @@ class MergeStatements:
         ocols = [t.c[c] for c in order]
         if has_cursor and ocols:
             marks = [sa.bindparam(f"c{i}", type_=col.type) for i, col in enumerate(ocols)]
-            terms = []
-            for i in range(len(ocols)):
-                past = ocols[i] < marks[i] if reverse else ocols[i] > marks[i]
-                terms.append(sa.and_(*(ocols[j] == marks[j] for j in range(i)), past))
-            conds.append(sa.or_(*terms))
+            conds.append(self._after(ocols, marks, reverse))
         stmt = (
             sa.select(*(t.c[c] for c in self.cols))
             .where(*conds)

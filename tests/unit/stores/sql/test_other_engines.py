@@ -159,3 +159,18 @@ def test_query_pages_with_offset_fetch_and_an_expanded_cursor(dialect: Dialect) 
     assert flat(st.query(None, None, False, False, False).text).startswith("SELECT unit_wide.s, unit_wide.p")
     with pytest.raises(tierstore.ValidationError):
         st.query(None, "like", False, False, False)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=IDS)
+def test_restores_copy_the_version_and_scans_page_in_key_order(dialect: Dialect) -> None:
+    st = statements(Wide, dialect)
+    text = flat(st.replace_many(2).text)
+    assert text.startswith("MERGE INTO unit_wide") and "WHEN NOT MATCHED THEN INSERT" in text
+    assert "tgt.version = src.version" in text and "tgt.version + 1" not in text and "OUTPUT" not in text
+    assert st.replace_many(2).names == tuple(f"r{r}_{j}" for r in range(2) for j in range(len(st.cols)))
+    scan = st.scan(True)
+    text = flat(scan.text)
+    assert "WHERE unit_wide.p > " in text and "ORDER BY unit_wide.p, unit_wide.s" in text
+    assert text.endswith(f"FETCH FIRST {'?' if dialect.name == 'mssql' else ':3'} ROWS ONLY")
+    assert scan.names == (("a0", "a0", "a1", "lim") if dialect.name == "mssql" else ("a0", "a1", "lim"))
+    assert "WHERE" not in st.scan(False).text and st.scan(False).names == ("lim",)
