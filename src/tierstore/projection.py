@@ -7,10 +7,14 @@ A projection is a ``msgspec.Struct`` class whose fields are some of the entity's
         total_cents: int
 
 It is checked when a read names it, before any I/O (:func:`check_projection`: a ``ValidationError`` naming every
-unknown or wrong-typed field; the result is remembered per pair of classes). A projected read is the entity's
-read — served by the caches like any other, and what it reads from the store fills them with the whole item —
-and each item is then cut down to the projection's fields (:class:`Projection`). The caches therefore never
-hold a partial item, and a projection never sees fields older than a full read would.
+unknown or wrong-typed field; the result is remembered per pair of classes). A projected ``get``/``get_many``
+is the entity's read — served by the caches like any other, and what it reads from the store fills them with
+the whole item — and each item is then cut down to the projection's fields (:class:`Projection`). A projected
+``query`` that goes to the store (no query cache in the read, or ``consistent=True``; an entity without a TTL
+field) reads only the projection's attributes plus the key attributes from a store that can
+(:class:`~tierstore.stores.base.Projects`: DynamoDB, SQL) and decodes them straight into the projection class;
+otherwise it is the entity's query cut down. The caches therefore never hold a partial item, and a projection
+never sees fields older than a full read would.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import msgspec
 
 from tierstore.errors import ValidationError
 from tierstore.model.schema import Schema
-from tierstore.query import Page
+from tierstore.query import Page, Query
+from tierstore.stores.base import Projects
 
 if TYPE_CHECKING:
     from tierstore.queryresult import QueryResult
@@ -111,15 +116,32 @@ class ProjectedResult(Generic[P]):
         of = self._projection.of
         return Page([of(i) for i in page.items], page.cursor, page.skipped)
 
+    async def _page(self, q: Query) -> Page[P]:
+        repo = self._result.repo
+        store = repo.store
+        # The store reads only the projection's attributes when no cache takes part in the read (the query
+        # cache holds whole items; a projected read never fills it) and no TTL field must be checked.
+        if isinstance(store, Projects) and repo.schema.ttl is None and (repo._query_cache is None or q.consistent):
+            if not repo._ready:
+                await repo._ensure()
+            projection = self._projection
+            return await store.query_projected(repo.schema, q, projection.cls, projection.names)
+        return self._cut(await self._result._page(q))
+
     async def _first(self) -> Page[P]:
-        return self._cut(await self._result)
+        return await self._page(self._result.query)
 
     def __await__(self) -> Generator[Any, None, Page[P]]:
         return self._first().__await__()
 
     async def pages(self) -> AsyncIterator[Page[P]]:
-        async for page in self._result.pages():
-            yield self._cut(page)
+        q = self._result.query
+        while True:
+            page = await self._page(q)
+            yield page
+            if page.cursor is None:
+                return
+            q = dataclasses.replace(q, cursor=page.cursor)
 
     async def __aiter__(self) -> AsyncIterator[P]:
         async for page in self.pages():

@@ -24,6 +24,7 @@ __all__ = [
     "Check",
     "Delete",
     "KeyRules",
+    "Projects",
     "Put",
     "QueryMany",
     "Scannable",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +179,23 @@ class ScatterGather(Protocol):
 
     async def scatter_gather(self, schema: Schema[T], query: Query, *, concurrency: int | None = None) -> list[T]:
         """``query`` on every shard, merged in sort-key order (then primary key), cut to ``query.limit``."""
+        ...
+
+
+@runtime_checkable
+class Projects(Protocol):
+    """A store that reads only some attributes of a query's items (``query(..., fields=Cls)``).
+
+    Stores without it answer the whole items, which the repository cuts down to the projection.
+    """
+
+    async def query_projected(
+        self, schema: Schema[Any], query: Query, cls: type[P], names: tuple[str, ...]
+    ) -> Page[P]:
+        """One page of ``query``, each item decoded straight into ``cls`` from its attributes ``names`` (fields
+        of ``schema``'s entity, checked by the repository) — the store reads those plus the key attributes the
+        page's cursor needs. A stored item whose read attributes do not decode raises as in :meth:`Store.query`
+        (or is listed in ``Page.skipped`` for ``query.skip_undecodable``)."""
         ...
 
 

@@ -46,6 +46,7 @@ from tierstore.stores.dynamodb.base import TableState
 from tierstore.stores.dynamodb.codec import AV, from_av, key_identity, to_av
 from tierstore.stores.dynamodb.collections import Collections
 from tierstore.stores.dynamodb.keytemplates import TemplateLayout
+from tierstore.stores.dynamodb.projection import decode_projected, projection_expression
 from tierstore.stores.dynamodb.tables import TableAdmin
 from tierstore.stores.dynamodb.transactions import Transactions
 from tierstore.stores.dynamodb.transport import DynamoFault
@@ -53,6 +54,7 @@ from tierstore.stores.paging import query_all
 
 __all__ = ["DynamoStore"]
 
+P = TypeVar("P")
 T = TypeVar("T")
 
 _FILTER_STEP = 100  # items read per request at least, when a filter may drop most of them
@@ -194,6 +196,13 @@ class DynamoStore(Collections, Transactions, TableAdmin):
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
         return await self._query(schema, query, False)
 
+    async def query_projected(
+        self, schema: Schema[Any], query: Query, cls: type[P], names: tuple[str, ...]
+    ) -> Page[P]:
+        """One page of ``query`` reading only the attributes of ``names`` plus the key attributes (a
+        ``ProjectionExpression``, see :class:`~tierstore.stores.base.Projects`), decoded straight into ``cls``."""
+        return await self._query(schema, query, False, (cls, names))
+
     async def query_many(
         self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
         limit: int | None = None, reverse: bool = False, concurrency: int = 16,
@@ -212,8 +221,11 @@ class DynamoStore(Collections, Transactions, TableAdmin):
 
         return await gather_all([one(p) for p in partitions], concurrency)
 
-    async def _query(self, schema: Schema[T], query: Query, exact: bool) -> Page[T]:
-        """``exact``: read at most ``query.limit`` items and no cursor (``query_many``)."""
+    async def _query(
+        self, schema: Schema[Any], query: Query, exact: bool, project: tuple[type[Any], tuple[str, ...]] | None = None
+    ) -> Page[Any]:
+        """``exact``: read at most ``query.limit`` items and no cursor (``query_many``). ``project``: a projection
+        class and its fields (:meth:`query_projected`)."""
         t = self._table(schema)
         codec = t.codec
         self.stats.queries += 1
@@ -268,6 +280,9 @@ class DynamoStore(Collections, Transactions, TableAdmin):
         if filters:
             params["FilterExpression"] = " AND ".join(filters)
             limits.check_expression(params["FilterExpression"], "the filter", entity=schema.name)
+        if project is not None:
+            params["ProjectionExpression"], pnames = projection_expression(codec, query.index, project[1])
+            names.update(pnames)
         keep = self._keeper(t, s_layout, excluded)
         if query.reverse:
             params["ScanIndexForward"] = False
@@ -291,16 +306,16 @@ class DynamoStore(Collections, Transactions, TableAdmin):
             last = reply.get("LastEvaluatedKey")
             if limit is None:
                 cursor = self._encode_cursor(t, query, last) if last else None
-                return self._page(t, query, raws, cursor)
+                return self._page(t, query, project, raws, cursor)
             if exact and (len(raws) >= limit or not last):
-                return self._page(t, query, raws[:limit], None)
+                return self._page(t, query, project, raws[:limit], None)
             if len(raws) > limit or not last:
                 break
             params["ExclusiveStartKey"] = last  # DynamoDB stopped at 1 MB: read on until the page is full
         if len(raws) > limit:
             raws = raws[:limit]
-            return self._page(t, query, raws, self._encode_cursor(t, query, raws[-1]))
-        return self._page(t, query, raws, None)
+            return self._page(t, query, project, raws, self._encode_cursor(t, query, raws[-1]))
+        return self._page(t, query, project, raws, None)
 
     @staticmethod
     def _keeper(t: TableState, s_layout: Any, excluded: str | None) -> Any:
@@ -315,9 +330,16 @@ class DynamoStore(Collections, Transactions, TableAdmin):
         attr, gone = s_layout.attr, {"S": excluded}
         return lambda raw: raw.get(attr) != gone and not foreign(raw)
 
-    def _page(self, t: TableState, query: Query, raws: list[dict[str, AV]], cursor: str | None) -> Page[Any]:
+    def _page(
+        self, t: TableState, query: Query, project: tuple[type[Any], tuple[str, ...]] | None,
+        raws: list[dict[str, AV]], cursor: str | None,
+    ) -> Page[Any]:
         """Decode a page; a tolerant query leaves out (and lists) the items that do not decode."""
         codec = t.codec
+        if project is not None:
+            got, left = decode_projected(codec, raws, project[0], project[1], query.skip_undecodable)
+            self.stats.skipped += len(left)
+            return Page(got, cursor, left)
         if not query.skip_undecodable:
             return Page(codec.decode_many(raws), cursor)
         try:

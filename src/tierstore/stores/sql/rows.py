@@ -140,6 +140,7 @@ def _fits(held: Sequence[tuple[type, ...]]) -> Callable[[Sequence[Any]], bool]:
 
 
 T = TypeVar("T")
+P = TypeVar("P")
 
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 _MARIADB_JSON_DEPTH = 31
@@ -221,6 +222,7 @@ class RowCodec(Generic[T]):
         self._json_encode = json_encode
         self.decode: Callable[[Sequence[Any]], T] = self._make_decoder(kinds)
         self._key_of_row = operator.itemgetter(*self.key_idx)
+        self._projections: dict[tuple[Any, ...], tuple[tuple[str, ...], Callable[[Sequence[Any]], Any]]] = {}
 
     def _make_decoder(self, kinds: list[tuple[Kind, bool]]) -> Callable[[Sequence[Any]], T]:
         cls = self.schema.cls
@@ -233,6 +235,7 @@ class RowCodec(Generic[T]):
                 convs.append((i, bool))
             elif kind in NATIVE_KINDS:
                 convs.append((i, native_decoder(kind, self.dialect.name)))
+        self._convs = dict(convs)
         params = inspect.signature(cls).parameters.values()
         positional = all(p.kind is not inspect.Parameter.KEYWORD_ONLY for p in params)
         names = self.cols
@@ -278,6 +281,44 @@ class RowCodec(Generic[T]):
                         raise ValueError(f"column {stored[names[i]]}: {exc}") from None
             return cls(**dict(zip(names, vals, strict=True)))
         return decode_kw
+
+    def projected(
+        self, names: tuple[str, ...], cls: type[P], order: Sequence[str]
+    ) -> tuple[tuple[str, ...], Callable[[Sequence[Any]], P]]:
+        """The columns a projection onto ``cls`` (fields ``names``) selects — its fields, then the key and
+        ``order`` columns it lacks (for the cursor and for naming a row that does not decode) — and the decoder
+        of such a row into ``cls``. Only the selected columns are checked and converted."""
+        hit = self._projections.get((cls, names, tuple(order)))
+        if hit is not None:
+            return hit
+        extra = [c for c in (*order, *self.schema.key_fields) if c not in names]
+        cols = (*names, *dict.fromkeys(extra))
+        pos = self.position
+        stored = self.schema.stored_names
+        plan = tuple((i, n, self._held[pos[n]], self._convs.get(pos[n])) for i, n in enumerate(names))
+        entity = self.name
+        make: Callable[..., P] = cls
+
+        def decode(row: Sequence[Any]) -> P:
+            kw: dict[str, Any] = {}
+            for i, n, held, conv in plan:
+                v = row[i]
+                if not isinstance(v, held):
+                    if v is None:
+                        raise ValueError(f"column {stored[n]} is NULL, and {entity}.{n} cannot be None")
+                    raise ValueError(f"column {stored[n]} holds a {type(v).__name__}, which {entity}.{n} cannot hold")
+                if conv is not None and v is not None:
+                    try:
+                        v = conv(v)
+                    except _DECODE_ERRORS as exc:
+                        raise ValueError(f"column {stored[n]}: {exc}") from None
+                kw[n] = v
+            return make(**kw)
+
+        done = (cols, decode)
+        if len(self._projections) < 64:
+            self._projections[(cls, names, tuple(order))] = done
+        return done
 
     def _mismatch(self, row: Sequence[Any]) -> str:
         """Why ``row`` does not fit the entity: its first column whose value the field cannot hold; empty if

@@ -425,15 +425,16 @@ class Plan(RowCodec[T]):
 
     def query(
         self, index: str | None, op: str | None, has_high: bool, reverse: bool, has_cursor: bool,
-        where: Condition | None = None,
+        where: Condition | None = None, cols: tuple[str, ...] | None = None,
     ) -> tuple[Sql, _Order, dict[str, Any]]:
         """``SELECT … WHERE partition = … [AND sort condition] [AND filter] [AND (order cols) > cursor]
         ORDER BY … LIMIT``.
 
         Parameters: ``p{i}`` partition values, ``s0``/``s1`` sort values, ``w{i}`` the filter's operands (their
         values are returned), ``c{i}`` cursor position, ``lim``. Statements are cached by the filter's shape.
+        ``cols``: the columns to select, in this order (a projection); every column of the entity without it.
         """
-        sig = (index, op, has_high, reverse, has_cursor, None if where is None else statement_key(where))
+        sig = (index, op, has_high, reverse, has_cursor, None if where is None else statement_key(where), cols)
         hit = self._queries.get(sig)
         if hit is not None:
             return hit[0], hit[1], ({} if where is None else compile_where(
@@ -476,7 +477,7 @@ class Plan(RowCodec[T]):
         ocols = [t.c[c] for c in order.cols]
         if has_cursor and ocols:
             conds.append(self._after(ocols, [_bp(f"c{i}", col) for i, col in enumerate(ocols)], reverse))
-        stmt = sa.select(*(t.c[c] for c in self.cols)).where(*conds)
+        stmt = sa.select(*(t.c[c] for c in (self.cols if cols is None else cols))).where(*conds)
         stmt = stmt.order_by(*(c.desc() if reverse else c.asc() for c in ocols))
         stmt = stmt.limit(sa.bindparam("lim", type_=sa.Integer()))
         sql = self._sql(stmt)

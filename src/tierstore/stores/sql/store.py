@@ -21,7 +21,7 @@ Semantics shared with every store:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from operator import attrgetter
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -64,6 +64,8 @@ from tierstore.stores.sql.verify import check_table
 __all__ = ["SqlStore"]
 
 T = TypeVar("T")
+P = TypeVar("P")
+_ROW_ERRORS = (ValueError, TypeError)
 
 _DRIVER_SCHEME = {"postgres": "postgresql+asyncpg", "mysql": "mysql+aiomysql"}
 _IN_LOOP_ROWS = 128  # SQLite: reads of at most this many rows by key run in the event loop's thread
@@ -271,6 +273,18 @@ class SqlStore:
         return [found.get(k) for k in keys]
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
+        return await self._query(schema, query, None, ())
+
+    async def query_projected(
+        self, schema: Schema[Any], query: Query, cls: type[P], names: tuple[str, ...]
+    ) -> Page[P]:
+        """One page of ``query`` selecting only the columns of ``names`` plus the key columns (see
+        :class:`~tierstore.stores.base.Projects`), decoded straight into ``cls``."""
+        return await self._query(schema, query, cls, names)
+
+    async def _query(
+        self, schema: Schema[Any], query: Query, cls: type[Any] | None, names: tuple[str, ...]
+    ) -> Page[Any]:
         plan = self._plans.get(schema) or await self._plan(schema)
         if query.index is not None and query.index not in schema.indexes:
             raise ValidationError(f"{schema.name} has no index {query.index!r}", entity=schema.name)
@@ -295,8 +309,14 @@ class SqlStore:
                 named["s0"] = values[0]
                 if op == "between":
                     named["s1"] = values[1]
+        decode_one: Callable[[Sequence[Any]], Any] | None = None
+        cols: tuple[str, ...] | None = None
+        colpos = plan.position
+        if cls is not None:
+            cols, decode_one = plan.projected(names, cls, plan.order_for(query.index).cols)
+            colpos = {c: i for i, c in enumerate(cols)}
         sql, order, where_values = plan.query(
-            query.index, op, has_high, query.reverse, query.cursor is not None, query.where
+            query.index, op, has_high, query.reverse, query.cursor is not None, query.where, cols
         )
         named.update(where_values)
         if query.cursor is not None:
@@ -314,7 +334,9 @@ class SqlStore:
         except StoreError as exc:
             raise self._ctx(exc, schema, query.partition) from exc.__cause__
         skipped: list[Skipped] = []
-        if query.skip_undecodable:
+        if decode_one is not None:
+            items, skipped = self._decode_projected(schema, rows[:limit], decode_one, cols or (), query)
+        elif query.skip_undecodable:
             items, skipped = plan.decode_page(rows[:limit])
             self.stats.skipped += len(skipped)
         else:
@@ -326,8 +348,29 @@ class SqlStore:
         cursor = None
         if len(rows) > limit:
             last = rows[limit - 1]
-            cursor = encode_cursor(query, [last[plan.position[c]] for c in order.cols])
+            cursor = encode_cursor(query, [last[colpos[c]] for c in order.cols])
         return Page(items, cursor, skipped)
+
+    def _decode_projected(
+        self, schema: Schema[Any], rows: Sequence[Sequence[Any]], decode: Callable[[Sequence[Any]], Any],
+        cols: tuple[str, ...], query: Query,
+    ) -> tuple[list[Any], list[Skipped]]:
+        items: list[Any] = []
+        skipped: list[Skipped] = []
+        stored = schema.stored_names
+        for row in rows:
+            try:
+                items.append(decode(row))
+            except _ROW_ERRORS as exc:
+                key = {stored[c]: row[cols.index(c)] for c in schema.key_fields}
+                why = f"a stored row of {schema.name} does not decode: {exc}"
+                if not query.skip_undecodable:
+                    raise StoreError(
+                        why, entity=schema.name, key=tuple(key.values()), backend=self.name
+                    ) from None
+                skipped.append(Skipped(key, why))
+        self.stats.skipped += len(skipped)
+        return items, skipped
 
     async def query_many(
         self, schema: Schema[T], partitions: Sequence[tuple[Any, ...]], *, index: str | None = None,
