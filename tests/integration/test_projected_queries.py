@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 import tierstore
-from tierstore import Entity, MemoryTier, PartitionKey, SortKey, StoreError, Version
+from tierstore import Entity, Index, MemoryTier, PartitionKey, SortKey, StoreError, Version
 from tierstore.policies.dax import DaxStylePolicy
 from tierstore.query import ge
 from tierstore.stores.base import Projects
@@ -186,3 +186,28 @@ async def test_a_query_cache_gets_whole_items_only(tmp_path: os.PathLike[str]) -
     finally:
         await db.aclose()
         await policy.aclose()
+
+
+class Shipment(Entity, table="projq_shipments", indexes=[Index("by_state", partition="state", sort="weight")]):
+    owner: PartitionKey[str]
+    id: SortKey[str]
+    state: str = "new"
+    weight: int = 0
+    notes: str = ""
+
+
+class ShipmentWeight(msgspec.Struct):
+    weight: int
+
+
+async def test_index_queries_project_and_page(db: tierstore.Database) -> None:
+    await db.create_tables(Shipment)
+    shipments = db.repository(Shipment)
+    await shipments.put_many([Shipment(f"o{i % 3}", f"s{i}", "sent", 10 - i, "n" * 20) for i in range(7)])
+    whole = await shipments.query("sent", index="by_state").all()
+    seen = capture(db)
+    page = await shipments.query("sent", index="by_state", limit=4, fields=ShipmentWeight)
+    rest = await shipments.query("sent", index="by_state", cursor=page.cursor, fields=ShipmentWeight).all()
+    assert page.items + rest == [ShipmentWeight(s.weight) for s in whole] and len(rest) == 3
+    if isinstance(db.store, Projects):
+        assert all("notes" not in s.split(" FROM ")[0] for s in seen) and len(seen) == 2
