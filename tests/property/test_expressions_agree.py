@@ -159,12 +159,17 @@ def loaded(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[tuple[Any,
 
     async def setup() -> None:
         await db.open()
+        if request.param in ("postgres", "mysql"):  # the test owns the table: an older shape of it is replaced
+            await db.store.drop_tables(Row)
         await db.create_tables(Row)
         await db.store.truncate(tierstore.backends.schema_of(Row))
         await db.repository(Row).put_many(ROWS)
 
     try:
         loop.run_until_complete(setup())
+    except tierstore.SchemaMismatch:
+        loop.close()
+        raise  # a table of another shape is a defect of the test, never a reason to skip it
     except tierstore.ConfigError as exc:
         loop.close()
         pytest.skip(f"backend not available: {exc}")
