@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
@@ -29,6 +29,7 @@ import msgspec
 from tierstore.errors import ValidationError
 from tierstore.model.schema import Schema
 from tierstore.query import Page, Query
+from tierstore.queryresult import Paged
 from tierstore.stores.base import Projects
 
 if TYPE_CHECKING:
@@ -101,7 +102,7 @@ def _name(tp: Any) -> str:
     return tp.__name__ if isinstance(tp, type) else repr(tp)
 
 
-class ProjectedResult(Generic[P]):
+class ProjectedResult(Paged[P]):
     """A query whose items are projections: ``await`` for one :class:`Page` of them, ``async for`` for every one,
     ``.pages()``, ``.all()`` — as :class:`~tierstore.queryresult.QueryResult`."""
 
@@ -134,20 +135,5 @@ class ProjectedResult(Generic[P]):
     def __await__(self) -> Generator[Any, None, Page[P]]:
         return self._first().__await__()
 
-    async def pages(self) -> AsyncIterator[Page[P]]:
-        q = self._result.query
-        while True:
-            page = await self._page(q)
-            yield page
-            if page.cursor is None:
-                return
-            q = dataclasses.replace(q, cursor=page.cursor)
-
-    async def __aiter__(self) -> AsyncIterator[P]:
-        async for page in self.pages():
-            for item in page.items:
-                yield item
-
-    async def all(self) -> list[P]:
-        """Every projected item of every page."""
-        return [item async for item in self]
+    def _start(self) -> Query:
+        return self._result.query

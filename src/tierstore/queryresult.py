@@ -16,12 +16,42 @@ from tierstore.query import Page, Query
 if TYPE_CHECKING:
     from tierstore.repository import Repository
 
-__all__ = ["QueryResult"]
+__all__ = ["Paged", "QueryResult"]
 
 T = TypeVar("T", bound=Entity)
+X = TypeVar("X")
 
 
-class QueryResult(Generic[T]):
+class Paged(Generic[X]):
+    """What every prepared query shares: ``.pages()``, ``async for`` over every item, ``.all()``. A subclass says
+    where it starts (``_start``) and how one page is read (``_page``)."""
+
+    def _start(self) -> Query:
+        raise NotImplementedError
+
+    async def _page(self, q: Query) -> Page[X]:
+        raise NotImplementedError
+
+    async def pages(self) -> AsyncIterator[Page[X]]:
+        q = self._start()
+        while True:
+            page = await self._page(q)
+            yield page
+            if page.cursor is None:
+                return
+            q = dataclasses.replace(q, cursor=page.cursor)
+
+    async def __aiter__(self) -> AsyncIterator[X]:
+        async for page in self.pages():
+            for item in page.items:
+                yield item
+
+    async def all(self) -> list[X]:
+        """Every item of every page (the whole result in memory: prefer ``async for`` on large ones)."""
+        return [item async for item in self]
+
+
+class QueryResult(Paged[T]):
     """A prepared query: ``await`` for one page, ``async for`` for all items, ``.join(...)`` to load relations."""
 
     def __init__(self, repo: Repository[T], query: Query, joins: tuple[Relation[Any], ...] = ()) -> None:
@@ -70,20 +100,5 @@ class QueryResult(Generic[T]):
             entity=name,
         )
 
-    async def pages(self) -> AsyncIterator[Page[T]]:
-        q = self.query
-        while True:
-            page = await self._page(q)
-            yield page
-            if page.cursor is None:
-                return
-            q = dataclasses.replace(q, cursor=page.cursor)
-
-    async def __aiter__(self) -> AsyncIterator[T]:
-        async for page in self.pages():
-            for item in page.items:
-                yield item
-
-    async def all(self) -> list[T]:
-        """Every item of every page (the whole result in memory: prefer ``async for`` on large ones)."""
-        return [item async for item in self]
+    def _start(self) -> Query:
+        return self.query
