@@ -88,34 +88,36 @@ _CHUNK = 1 << 16
 
 
 async def read_all_values(reader: asyncio.StreamReader) -> dict[bytes, tuple[bytes, int]]:
-    """:func:`read_values` for a reply that is the last on its connection (nothing pipelined after it): read in
-    chunks and parsed in memory, one await per chunk instead of two per value. Bytes after ``END`` mean the
-    connection is out of step (:class:`ProtocolError`)."""
+    """:func:`read_values` for a ``gets`` reply that is the last on its connection (nothing pipelined after it):
+    read in chunks and parsed in memory, one await per chunk instead of two per value. Bytes after ``END`` mean
+    the connection is out of step (:class:`ProtocolError`)."""
     found: dict[bytes, tuple[bytes, int]] = {}
     buf = b""
-    pos = 0
+    size = pos = 0
     while True:
         nl = buf.find(b"\r\n", pos)
         if nl >= 0:
-            if nl - pos == 3 and buf.startswith(b"END", pos):
-                if nl + 2 != len(buf):
+            terms = buf[pos:nl].split()
+            if len(terms) == 5 and terms[0] == b"VALUE":  # VALUE <key> <flags> <bytes> <cas>
+                start = nl + 2
+                end = start + int(terms[3])
+                if end + 2 <= size:
+                    if buf[end : end + 2] != b"\r\n":
+                        raise ProtocolError("a gets value does not end where its length says")
+                    found[terms[1]] = (buf[start:end], int(terms[4]))
+                    pos = end + 2
+                    continue
+            elif nl - pos == 3 and buf.startswith(b"END", pos):
+                if nl + 2 != size:
                     raise ProtocolError("bytes after the end of a gets reply")
                 return found
-            terms = buf[pos:nl].split()
-            if len(terms) < 4 or terms[0] != b"VALUE":
+            else:
                 raise ProtocolError(f"unexpected reply to gets: {buf[pos:nl][:80]!r}")
-            start = nl + 2
-            end = start + int(terms[3])
-            if end + 2 <= len(buf):
-                if buf[end : end + 2] != b"\r\n":
-                    raise ProtocolError("a gets value does not end where its length says")
-                found[terms[1]] = (buf[start:end], int(terms[4]) if len(terms) > 4 else 0)
-                pos = end + 2
-                continue
         chunk = await reader.read(_CHUNK)
         if not chunk:
             raise asyncio.IncompleteReadError(buf[pos:], None)
         buf = buf[pos:] + chunk if pos else buf + chunk
+        size = len(buf)
         pos = 0
 
 

@@ -69,6 +69,9 @@ __all__ = ["MemcachedTier"]
 
 log = get_logger("tierstore.cache.memcached")
 
+SPELT_MAX = 65_536
+"""Cache keys whose memcached spelling a tier remembers (all are forgotten at once when full)."""
+
 VOID = Lease(None)
 """Miss that must not be filled (the node is down or owes invalidations): read the store, skip the fill."""
 
@@ -94,6 +97,7 @@ class MemcachedTier(NodeTier[Node]):
         for host, port in config.hosts:
             self._nodes.append(Node(host, port, config, self._guard(f"{host}:{port}", config)))
         self._rendezvous = Rendezvous(n.addr for n in self._nodes)
+        self._spelt: dict[str, tuple[Node, bytes, bytes]] = {}
 
     def __repr__(self) -> str:
         return f"MemcachedTier({','.join(n.addr for n in self._nodes)}, prefix={self.config.prefix!r})"
@@ -176,14 +180,64 @@ class MemcachedTier(NodeTier[Node]):
                 return
         raise TierError("memcached generation key keeps changing", backend=self.name)
 
-    def _check_gen(self, node: Node, found: dict[bytes, tuple[bytes, int]]) -> bool:
-        """True if the reply was read under the node's current generation (else the cached one is refreshed)."""
+    def _check_gen(self, node: Node, found: dict[bytes, tuple[bytes, int]], gen: bytes | None) -> bool:
+        """True if the reply was read under generation ``gen``, the one its keys were spelt under (else the node's
+        cached generation is refreshed)."""
         seen = found.get(node.gen_key)
-        if seen is not None and seen[0] == node.gen:
+        if seen is not None and seen[0] == gen:
             return True
         node.gen = seen[0] if seen is not None else None
         self.stats.generation_changes += 1
         return False
+
+    def _spell(self, node: Node, key: str) -> bytes:
+        """``key`` on ``node`` under its current generation (known), remembered for the next reads: a cache key
+        read again is routed and spelt by one dict look-up. Hashed keys are not remembered (they are counted in
+        ``stats.hashed_keys`` each time they are sent)."""
+        gen = node.gen
+        assert gen is not None
+        ns = node.namespace()
+        mk = memcached_key(ns, key)
+        if mk.startswith(b"#", len(ns)):
+            self.stats.hashed_keys += 1
+            return mk
+        spelt = self._spelt
+        if len(spelt) >= SPELT_MAX:
+            spelt.clear()
+        spelt[key] = (node, gen, mk)
+        return mk
+
+    def _read_groups(self, keys: Sequence[str]) -> dict[Node, tuple[list[int], list[bytes], bytes | None]]:
+        """Per node: the indexes of its keys, their spelling and the generation they are spelt under (``None``:
+        the node's generation is not known yet, the keys are spelt once it is)."""
+        spelt = self._spelt.get
+        nodes = self._nodes
+        groups: dict[Node, tuple[list[int], list[bytes], bytes | None]] = {}
+        if len(nodes) == 1:
+            node = nodes[0]
+            gen = node.gen
+            if gen is None:
+                return {node: (list(range(len(keys))), [], None)}
+            mkeys: list[bytes] = []
+            for k in keys:
+                s = spelt(k)
+                mkeys.append(s[2] if s is not None and s[1] is gen else self._spell(node, k))
+            return {node: (list(range(len(keys))), mkeys, gen)}
+        pick = self._rendezvous.index
+        for i, k in enumerate(keys):
+            s = spelt(k)
+            if s is not None and s[1] is s[0].gen:
+                node, gen, mk = s
+            else:
+                node = nodes[pick(k)]
+                gen = node.gen
+                mk = b"" if gen is None else self._spell(node, k)
+            g = groups.get(node)
+            if g is None:
+                groups[node] = g = ([], [], gen)
+            g[0].append(i)
+            g[1].append(mk)
+        return groups
 
     def _route(self, keys: Sequence[str]) -> dict[Node, list[int]]:
         if len(self._nodes) == 1:
@@ -195,22 +249,24 @@ class MemcachedTier(NodeTier[Node]):
             groups.setdefault(nodes[pick(k)], []).append(i)
         return groups
 
-    async def _gets(self, node: Node, keys: Sequence[str]) -> tuple[list[bytes], dict[bytes, tuple[bytes, int]]]:
-        """``gets`` the generation and ``keys`` in one request; retried once if the generation moved."""
+    async def _gets(
+        self, node: Node, keys: Sequence[str], mkeys: list[bytes] | None = None, gen: bytes | None = None
+    ) -> tuple[list[bytes], dict[bytes, tuple[bytes, int]]]:
+        """``gets`` the generation and ``keys`` in one request; retried once if the generation moved. ``mkeys``:
+        the keys already spelt under generation ``gen`` (spelt again if the node's generation is another)."""
         for _ in range(2):
             if node.gen is None:
                 await self._ensure_gen(node)
-            ns = node.namespace()  # once per read, not per key
-            at = len(ns)
-            mkeys = [memcached_key(ns, k) for k in keys]
-            hashed = sum(1 for mk in mkeys if mk.startswith(b"#", at))
-            if hashed:
-                self.stats.hashed_keys += hashed
-            uniq = list(dict.fromkeys(mkeys))
-            found = await node.call(b"gets " + node.gen_key + b" " + b" ".join(uniq) + b"\r\n", read_all_values)
+            if mkeys is None or gen is None or node.gen is not gen:
+                gen = node.gen
+                mkeys = [self._spell(node, k) for k in keys]
+            found = await node.call(
+                b"gets " + node.gen_key + b" " + b" ".join(dict.fromkeys(mkeys)) + b"\r\n", read_all_values
+            )
             self.stats.round_trips += 1
-            if self._check_gen(node, found):
+            if self._check_gen(node, found, gen):
                 return mkeys, found
+            mkeys = None
         raise TierError("memcached generation changed twice during one read", backend=self.name)
 
     # -- reads ---------------------------------------------------------------------------------------------
@@ -221,17 +277,23 @@ class MemcachedTier(NodeTier[Node]):
             return out
         if self._closed:
             raise TierError("the memcached tier is closed", backend=self.name)
-        await self._each(self._route(keys), lambda node, idx: self._get_on(node, idx, keys, out))
+        await self._each(self._read_groups(keys), lambda node, group: self._get_on(node, group, keys, out))
         return out
 
-    async def _get_on(self, node: Node, idx: list[int], keys: Sequence[str], out: list[bytes | Lease | None]) -> None:
+    async def _get_on(
+        self,
+        node: Node,
+        group: tuple[list[int], list[bytes], bytes | None],
+        keys: Sequence[str],
+        out: list[bytes | Lease | None],
+    ) -> None:
+        idx, mkeys, gen = group
         guard = node.guard
         if (guard.owes or guard.breaker.state != "closed") and not await self._usable(node):
             self.stats.misses += len(idx)
             return
-        mine = [keys[i] for i in idx]
         try:
-            mkeys, found = await self._gets(node, mine)
+            mkeys, found = await self._gets(node, [keys[i] for i in idx], mkeys, gen)
         except Exception as exc:
             self._failed(node, exc)
             self.stats.misses += len(idx)
@@ -465,6 +527,7 @@ class MemcachedTier(NodeTier[Node]):
         for _ in range(2):
             if node.gen is None:
                 await self._ensure_gen(node)
+            gen = node.gen
             mkeys = list(dict.fromkeys(self._key(node, k) for k in keys))
             payload = b"gets " + node.gen_key + b"\r\n" + b"".join(
                 store(b"set", mk, TOMBSTONE_VALUE, self._tomb_exp) for mk in mkeys
@@ -478,7 +541,7 @@ class MemcachedTier(NodeTier[Node]):
             bad = [r for r in replies if r != STORED]
             if bad:
                 raise TierError(f"memcached refused a tombstone: {bad[0][:80]!r}", backend=self.name)
-            if self._check_gen(node, found):
+            if self._check_gen(node, found, gen):
                 self.stats.invalidations += len(keys)
                 return
         raise TierError("memcached generation changed twice during one invalidation", backend=self.name)

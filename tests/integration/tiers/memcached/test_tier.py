@@ -11,6 +11,7 @@ import tierstore
 from tierstore import MemoryStore
 from tierstore.backends import Lease
 from tierstore.tiers.memcached import memcached_key
+from tierstore.tiers.memcached import tier as memcached_tier_module
 
 from _models import Blob
 from _servers import MEMCACHED_URL, require
@@ -130,3 +131,27 @@ async def test_oversized_entities_are_served_from_the_store() -> None:
             assert got is not None and len(got.data) == 2 * 1024 * 1024
         tier = db.cache.tiers[0]
         assert tier.stats.oversized >= 1 and tier.stats.errors == 0 and tier.stats.lease_waits == 0
+
+
+async def test_spellings_are_remembered_per_generation_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memcached_tier_module, "SPELT_MAX", 8)
+    tier = await memcached_tier()
+    try:
+        long_key = "{t:1}:" + "x" * 300  # sent as a hash: never remembered, counted on every read
+        keys = [f"{{t:{p}}}:k" for p in range(20)] + [long_key]
+        leases = await tier.get_many(keys)
+        await tier.fill_many([(k, k.encode(), lz) for k, lz in zip(keys, leases, strict=True)
+                              if isinstance(lz, Lease)], 60)
+        assert await tier.get_many(keys) == [k.encode() for k in keys]
+        assert 0 < len(tier._spelt) <= 8 and long_key not in tier._spelt
+        hashed = tier.stats.hashed_keys
+        assert await tier.get_many([long_key]) == [long_key.encode()]
+        assert tier.stats.hashed_keys == hashed + 1
+        for node in tier._nodes:
+            node.gen = None  # as after a failure: re-read before the keys are spelt again
+        assert await tier.get_many(keys) == [k.encode() for k in keys]
+        await tier.clear()  # a new generation: remembered spellings of the old one are not used
+        got = await tier.get_many(keys[:4])
+        assert all(isinstance(g, Lease) and g.token is not None for g in got)
+    finally:
+        await tier.aclose()
