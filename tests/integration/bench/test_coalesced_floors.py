@@ -34,6 +34,9 @@ async def test_redis_coalescer_answers_64_gets_in_one_mget() -> None:
 
 
 @pytest.mark.memcached
-async def test_memcached_coalescer_answers_64_gets_in_one_multi_get() -> None:
+async def test_memcached_coalescer_answers_64_gets_in_one_multi_get_per_node() -> None:
     require(MEMCACHED_URL, "memcached")
-    await _check(CoalescedAiomcacheDriver(MEMCACHED_URL, uuid.uuid4().hex[:8]), Dataset(partitions=2))
+    driver = CoalescedAiomcacheDriver(MEMCACHED_URL, uuid.uuid4().hex[:8])
+    await _check(driver, Dataset(partitions=20))
+    # Keys are spread over every node of the URL, as tierstore's tier spreads them.
+    assert {node for node, _ in driver._keys} == set(range(len(driver.hosts)))

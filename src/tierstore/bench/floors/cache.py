@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+from zlib import crc32
 
 import msgspec
 
@@ -210,53 +211,94 @@ class RedisDriver(Driver):
 
 
 class AiomcacheDriver(Driver):
-    """aiomcache get / multi_get plus msgspec decode, on the first node of the Memcached URL (pool of 8)."""
+    """aiomcache get / multi_get plus msgspec decode, over every node of the Memcached URL (a pool of 8 each).
+
+    A key lives on the node its partition key hashes to (CRC-32, stable across processes), and a multi-key read
+    sends one multi_get per node concurrently, as tierstore's Memcached tier does over the same URL: reading
+    every key from the first node would spare the floor the second node's request (a send, a reply to parse,
+    a task) that the system it is compared with cannot skip."""
 
     caps = frozenset({GET, GET_MANY, CONCURRENT})
 
     def __init__(self, url: str, run_id: str) -> None:
-        host, _, port = urlsplit(url).netloc.rsplit("@", 1)[-1].split(",")[0].rpartition(":")
-        self.host, self.port = host or "127.0.0.1", int(port or 11211)
+        netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
+        self.hosts: list[tuple[str, int]] = []
+        for part in netloc.split(","):
+            host, _, port = part.rpartition(":")
+            self.hosts.append((host or "127.0.0.1", int(port or 11211)))
         self.prefix = f"tsbench{run_id}mc:"
         self.trips = 0
-        self._mc: Any = None
-        self._keys: list[bytes] = []
+        self._clients: list[Any] = []
+        self._keys: list[tuple[int, bytes]] = []
 
     async def open(self, data: Dataset) -> None:
         import aiomcache
 
-        self._mc = aiomcache.Client(self.host, self.port, pool_size=8)
+        self._clients = [aiomcache.Client(host, port, pool_size=8) for host, port in self.hosts]
+        key_of = self.key_of()
         for pk, sk in data.cached_keys:
-            key = f"{self.prefix}{pk}:{sk}".encode()
-            self._keys.append(key)
-            await self._mc.set(key, _encoder.encode(data.item((pk, sk))), exptime=3600)
+            node, key = key_of(pk, sk)
+            self._keys.append((node, key))
+            await self._clients[node].set(key, _encoder.encode(data.item((pk, sk))), exptime=3600)
 
     async def aclose(self) -> None:
-        if self._mc is not None:
+        for node, key in self._keys:
             with contextlib.suppress(Exception):
-                for key in self._keys:
-                    await self._mc.delete(key)
-            await self._mc.close()
+                await self._clients[node].delete(key)
+        for client in self._clients:
+            await client.close()
 
     def counters(self) -> dict[str, int]:
         return {"tier": self.trips}
 
+    def key_of(self) -> Callable[[str, str], tuple[int, bytes]]:
+        """``(pk, sk)`` -> (index of its node, its key)."""
+        prefix, n = self.prefix, len(self.hosts)
+        return lambda pk, sk: (crc32(pk.encode()) % n, f"{prefix}{pk}:{sk}".encode())
+
+    def fetcher(self) -> Callable[[Sequence[tuple[int, bytes]]], Awaitable[list[bytes | None]]]:
+        """The raw values of ``(node, key)`` pairs, in order: one multi_get per node, the nodes concurrently."""
+        clients = self._clients
+
+        async def one(node: int, keys: list[bytes]) -> Sequence[bytes | None]:
+            self.trips += 1
+            return await clients[node].multi_get(*keys)  # type: ignore[no-any-return]
+
+        async def fetch(keys: Sequence[tuple[int, bytes]]) -> list[bytes | None]:
+            if len(clients) == 1:
+                return list(await one(0, [key for _, key in keys]))
+            where: list[list[int]] = [[] for _ in clients]
+            sent: list[list[bytes]] = [[] for _ in clients]
+            for i, (node, key) in enumerate(keys):
+                where[node].append(i)
+                sent[node].append(key)
+            used = [j for j, g in enumerate(sent) if g]
+            if len(used) == 1:
+                return list(await one(used[0], sent[used[0]]))
+            out: list[bytes | None] = [None] * len(keys)
+            for j, raws in zip(used, await asyncio.gather(*(one(j, sent[j]) for j in used)), strict=True):
+                for i, raw in zip(where[j], raws, strict=True):
+                    out[i] = raw
+            return out
+
+        return fetch
+
     def getter(self) -> GetFn:
-        get_raw, decode, prefix = self._mc.get, _decoder.decode, self.prefix
+        key_of, clients, decode = self.key_of(), self._clients, _decoder.decode
 
         async def get(pk: str, sk: str) -> BenchItem | None:
             self.trips += 1
-            raw = await get_raw(f"{prefix}{pk}:{sk}".encode())
+            node, key = key_of(pk, sk)
+            raw = await clients[node].get(key)
             return None if raw is None else decode(raw)
 
         return get
 
     def batch_getter(self) -> GetManyFn:
-        multi_get, decode, prefix = self._mc.multi_get, _decoder.decode, self.prefix
+        key_of, fetch, decode = self.key_of(), self.fetcher(), _decoder.decode
 
         async def get_many(keys: Sequence[tuple[str, str]]) -> list[BenchItem | None]:
-            self.trips += 1
-            raws = await multi_get(*(f"{prefix}{pk}:{sk}".encode() for pk, sk in keys))
+            raws = await fetch([key_of(pk, sk) for pk, sk in keys])
             return [None if raw is None else decode(raw) for raw in raws]
 
         return get_many
@@ -323,7 +365,8 @@ class CoalescedRedisDriver(RedisDriver):
 
 
 class CoalescedAiomcacheDriver(AiomcacheDriver):
-    """``raw:aiomcache-multiget-coalesced``: concurrent gets coalesced by hand into one multi_get per loop tick."""
+    """``raw:aiomcache-multiget-coalesced``: concurrent gets coalesced by hand into one batch per loop tick, sent as
+    one multi_get per node (see :class:`AiomcacheDriver`)."""
 
     caps = frozenset({GET, CONCURRENT})
 
@@ -332,15 +375,7 @@ class CoalescedAiomcacheDriver(AiomcacheDriver):
         self.prefix = f"tsbench{run_id}mccoal:"
 
     def getter(self) -> GetFn:
-        prefix, multi_get = self.prefix, self._mc.multi_get
-
-        def batch() -> None:
-            self.trips += 1
-
-        async def fetch(keys: list[bytes]) -> Sequence[bytes | None]:
-            return await multi_get(*keys)  # type: ignore[no-any-return]
-
-        return coalescing_getter(fetch, lambda pk, sk: f"{prefix}{pk}:{sk}".encode(), batch)
+        return coalescing_getter(self.fetcher(), self.key_of(), lambda: None)  # trips: one per node request
 
 
 class AiocacheDriver(Driver):
