@@ -277,7 +277,18 @@ class MemcachedTier(NodeTier[Node]):
             return out
         if self._closed:
             raise TierError("the memcached tier is closed", backend=self.name)
-        await self._each(self._read_groups(keys), lambda node, group: self._get_on(node, group, keys, out))
+        groups = iter(self._read_groups(keys).items())
+        node, group = next(groups)
+        # The first node inline, any other as a task: one task fewer than gather, and no gathering future.
+        others = [asyncio.create_task(self._get_on(n, g, keys, out)) for n, g in groups]
+        try:
+            await self._get_on(node, group, keys, out)
+        except BaseException:
+            for task in others:
+                task.cancel()
+            raise
+        for task in others:
+            await task  # _get_on fails open: only a cancellation comes out of it
         return out
 
     async def _get_on(

@@ -4,17 +4,20 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import aiomcache
 import pytest
 
 import tierstore
 from tierstore import MemoryStore
 from tierstore.backends import Lease
+from tierstore.testing.proxy import FaultProxy
 from tierstore.tiers.memcached import memcached_key
 from tierstore.tiers.memcached import tier as memcached_tier_module
 
 from _models import Blob
-from _servers import MEMCACHED_URL, require
+from _servers import MEMCACHED_URL, endpoints, require
 from _tiers import OwnMemcached, memcached_tier, random_prefix
 
 pytestmark = pytest.mark.memcached
@@ -155,3 +158,37 @@ async def test_spellings_are_remembered_per_generation_and_bounded(monkeypatch: 
         assert all(isinstance(g, Lease) and g.token is not None for g in got)
     finally:
         await tier.aclose()
+
+
+async def test_a_read_cancelled_with_every_node_in_flight_leaves_nothing_behind() -> None:
+    require(MEMCACHED_URL, "memcached")
+    nodes = endpoints(MEMCACHED_URL)
+    if len(nodes) < 2:
+        pytest.skip("needs two memcached nodes")
+    async with FaultProxy(*nodes[0]) as p0, FaultProxy(*nodes[1]) as p1:
+        tier = await memcached_tier(f"memcached://127.0.0.1:{p0.port},127.0.0.1:{p1.port}", pool_size=1,
+                                    timeout="2s", breaker_failures=100)
+        try:
+            keys = [f"{{orders:c{p}}}:1" for p in range(20)]
+            assert len(tier._read_groups(keys)) == 2
+            leases = await tier.get_many(keys)
+            await tier.fill_many([(k, k.encode(), lz) for k, lz in zip(keys, leases, strict=True)
+                                  if isinstance(lz, Lease)], 60)
+            p0.set_delay(0.3)
+            p1.set_delay(0.3)
+            read = asyncio.ensure_future(tier.get_many(keys))
+            await asyncio.sleep(0.05)  # both requests sent, no reply yet
+            read.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await read
+            await asyncio.sleep(0)
+            left = [t for t in asyncio.all_tasks() if "MemcachedTier" in getattr(t.get_coro(), "__qualname__", "")]
+            assert left == []  # the other node's read was cancelled with it
+            p0.reset()
+            p1.reset()
+            await asyncio.sleep(0.35)  # the late replies arrive on connections that were discarded
+            # One connection per node: a kept one would answer with the cancelled read's reply.
+            assert await tier.get_many(keys[::-1]) == [k.encode() for k in keys[::-1]]
+            assert tier.stats.errors == 0
+        finally:
+            await tier.aclose()
