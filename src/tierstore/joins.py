@@ -159,6 +159,15 @@ async def _load_ref(
 ) -> tuple[list[Any], list[Any], list[Any]]:
     target = schema_of(rel.target)
     fields = rel.fields
+    repo = db.repository(rel.target)
+    read = getattr(repo, "_get_checked", None)  # a Repository's (a session's view reads through its identity map)
+    if read is not None and not repo.cache.tiers:
+        # No tier to ask: check the columns of foreign-key parts with a few C-level passes each (no None, the
+        # key types, non-empty, ASCII text), de-duplicate once, and read the store; get_many would do both
+        # again, per key. What the check declines takes the general way below.
+        columns = [list(map(attrgetter(f), instances)) for f in fields]
+        if target.key_columns_ok(columns):
+            return await _load_checked(rel, target, read, instances, columns)
     # Foreign keys in the form Repository.get_many takes (the bare value for one-field keys), so they can
     # be de-duplicated and passed on as they are; get_many validates them all before any I/O.
     fks: list[Any]
@@ -177,7 +186,7 @@ async def _load_ref(
         has_none = None in chain.from_iterable(uniq)  # only a flat tuple as read can hold None
         if has_none:
             uniq = [fk for fk in uniq if None not in fk]
-    found: list[Any] = await db.repository(rel.target).get_many(uniq) if uniq else []
+    found: list[Any] = await repo.get_many(uniq) if uniq else []
     by_fk = dict(zip(uniq, found, strict=True))
     if rel.required:
         missing = [k for k, v in by_fk.items() if v is None]
@@ -190,6 +199,25 @@ async def _load_ref(
             )
     get = by_fk.get
     return instances, [get(fk) for fk in fks], found
+
+
+async def _load_checked(
+    rel: Ref[Any], target: Schema[Any], read: Any, instances: list[Any], columns: list[list[Any]]
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """:func:`_load_ref` for foreign keys whose columns passed the target's key check, from a repository that
+    asks no tier (``read``: its ``_get_checked``)."""
+    fks: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
+    uniq = list(dict.fromkeys(fks))
+    keys = list(zip(uniq)) if len(columns) == 1 else uniq  # flat key tuples
+    found: list[Any] = await read(keys)
+    if rel.required and None in found:
+        missing = [k for k, v in zip(keys, found, strict=True) if v is None]
+        raise NotFound(
+            f"{rel.owner.__name__}.{rel.name} is required, but {len(missing)} {target.name} item(s) do not exist",
+            entity=target.name,
+            key=key_arg(target, missing[0]),
+        )
+    return instances, list(map(dict(zip(uniq, found, strict=True)).get, fks)), found
 
 
 async def _load_many(

@@ -233,31 +233,19 @@ class Repository(CacheMaintenance[T]):
         uniq: list[Key] = []
         cks: list[str] = []
         if consistent or not self.cache.tiers:
-            # No tier to ask: validate the keys (a comprehension over the fast builder; the general path only
-            # for what it declines), skip building cache keys.
-            args = keys if type(keys) is list else list(keys)
-            plain = schema.fast_plain_key
-            if paired:
-                some = [plain(a[0], a[1]) if type(a) is tuple and len(a) == 2 else None for a in args]
-            else:
-                some = [plain(a, None) for a in args]
-            if None in some:
-                flat = [schema.key_arg(a) if k is None else k for k, a in zip(some, args, strict=True)]
-            else:
-                flat = some  # type: ignore[assignment]  # no None left
+            # No tier to ask: validate the keys, skip building cache keys.
+            flat = schema.plain_keys(keys if type(keys) is list else list(keys))
             distinct = dict.fromkeys(flat)
-            if not self._ready:
-                await self._ensure()
             if not flat:
+                if not self._ready:
+                    await self._ensure()
                 return []
             if len(distinct) == len(flat):
-                found_direct: list[T | None] = await self.store.get_many(schema, flat, consistent=consistent)
-                return found_direct if self._ttl is None else [self._live(i) for i in found_direct]
+                return await self._get_checked(flat, consistent)
             uniq = list(distinct)
-            found_direct = await self.store.get_many(schema, uniq, consistent=consistent)
+            found_direct = await self._get_checked(uniq, consistent)
             index = {k: i for i, k in enumerate(uniq)}
-            live = self._live
-            return [live(found_direct[index[k]]) for k in flat]
+            return [found_direct[index[k]] for k in flat]
         fast = schema.fast_key
         for arg in keys:
             if paired:
@@ -459,6 +447,14 @@ class Repository(CacheMaintenance[T]):
         """How many items one partition holds (satisfying ``sort`` and ``where``), or the whole table without a
         partition (a :meth:`scan`). Every counted item is read."""
         return await scans.count(self, partition, sort, index, where, scatter_gather)
+
+    async def _get_checked(self, keys: list[Key], consistent: bool = False) -> list[T | None]:
+        """Items of validated, distinct flat keys straight from the store, no tier asked: the end of
+        :meth:`get_many` without tiers, and what a join calls with keys it checked itself."""
+        if not self._ready:
+            await self._ensure()
+        found: list[T | None] = await self.store.get_many(self.schema, keys, consistent=consistent)
+        return found if self._ttl is None else [self._live(i) for i in found]
 
     async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
         """Load ``relations`` onto ``items`` with batched reads (application-side join). Returns ``items``."""

@@ -67,7 +67,22 @@ class Order(Entity, table="jn_orders", indexes=[Index("by_sku", "sku", "order_id
     product_required = Ref(Product, "sku", required=True)
 
 
-ENTITIES = (Account, Customer, Product, Order)
+class Shelf(Entity, table="jn_shelves"):
+    store: PartitionKey[str]
+    slot: SortKey[int]
+    label: str = ""
+
+
+class Pick(Entity, table="jn_picks"):
+    batch: PartitionKey[str]
+    line: SortKey[int]
+    shelf_store: str | None = None
+    shelf_slot: int | None = None
+    shelf = Ref(Shelf, "shelf_store", "shelf_slot")
+    shelf_required = Ref(Shelf, "shelf_store", "shelf_slot", required=True)
+
+
+ENTITIES = (Account, Customer, Product, Order, Shelf, Pick)
 
 
 def _with_database(url: str, database: str) -> str:
@@ -292,6 +307,33 @@ async def test_missing_target_is_none_and_required_raises(jdb: Database) -> None
     ok = (await orders.query("c1")).items  # p1..p5: all present
     await orders.load(ok, Order.product_required)
     assert all(o.product_required is not None for o in ok)
+
+
+async def test_two_part_foreign_keys_load_as_per_item_reads(jdb: Database) -> None:
+    shelves, picks = jdb.repository(Shelf), jdb.repository(Pick)
+    await shelves.put_many([Shelf("s1", n, f"shelf {n}") for n in range(5)] + [Shelf("sé", 0, "accented")])
+    refs: list[tuple[Any, Any]] = [("s1", 0), ("s1", 3), ("s1", 0), ("s1", 9), ("s1", 4), ("s1", 0)]
+    odd: list[tuple[Any, Any]] = [("sé", 0), (None, 1), ("s1", None)]  # non-ASCII text, None parts
+    for pairs in (refs, refs + odd):
+        items = [Pick("k", i, store, slot) for i, (store, slot) in enumerate(pairs)]
+        jdb.reset_stats()
+        await picks.load(items, Pick.shelf)
+        assert store_trips(jdb) <= shard_count(jdb)  # the distinct keys in one batch per shard
+        for p in items:
+            want = None
+            if p.shelf_store is not None and p.shelf_slot is not None:
+                want = await shelves.get(p.shelf_store, p.shelf_slot)
+            assert p.shelf == want
+        assert [p.shelf is None for p in items[:6]] == [False, False, False, True, False, False]  # s1/9 missing
+        assert items[0].shelf is items[2].shelf  # one object per distinct key
+    with pytest.raises(NotFound) as info:
+        await picks.load([Pick("k", 1, "s1", 1), Pick("k", 2, "s1", 9)], Pick.shelf_required)
+    assert info.value.key == ("s1", 9)
+    before = store_trips(jdb)
+    for bad in [("", 1), ("s1", True), (3, 1)]:  # empty text, a bool, a wrong type: rejected before any I/O
+        with pytest.raises(ValidationError):
+            await picks.load([Pick("k", 1, "s1", 2), Pick("k", 2, *bad)], Pick.shelf)
+    assert store_trips(jdb) == before
 
 
 async def test_unloaded_relation_raises_and_does_no_io(jdb: Database) -> None:

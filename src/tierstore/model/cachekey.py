@@ -12,7 +12,7 @@ Partition tokens are also the input of the routing hash, so any language can com
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tierstore.errors import ValidationError
@@ -21,8 +21,10 @@ from tierstore.model.keys import Key, KeyPart
 __all__ = [
     "escape",
     "make_cache_key",
+    "make_columns_check",
     "make_fast_key",
     "make_fast_plain_key",
+    "make_plain_keys",
     "partition_cache_tag",
     "partition_tag",
     "token",
@@ -120,6 +122,74 @@ def make_fast_plain_key(n_partition: int, n_sort: int, types: tuple[type, ...]) 
         return None
 
     return plain2
+
+
+def make_columns_check(types: tuple[type, ...]) -> Callable[[Sequence[Sequence[Any]]], bool]:
+    """Whether columns of key parts (one sequence per key field, in key order) pass what the general path checks
+    per key, for the values it sees most: the field's type (``str``: a subclass too, as the general path
+    allows), non-empty text and bytes, ASCII text. A few C-level passes per column instead of a Python call per
+    key; ``False`` (``None`` among the values, non-ASCII text, …) sends the keys to the per-key path, which
+    validates and explains."""
+    checks = [(t is str, {t}, t is not int) for t in types]
+
+    def check(columns: Sequence[Sequence[Any]]) -> bool:
+        if len(columns) != len(checks):
+            return False
+        for column, (text, want, non_empty) in zip(columns, checks, strict=True):
+            if text:
+                # str.join takes str only: one pass checks the type, a second the ASCII.
+                try:
+                    if not "".join(column).isascii():
+                        return False
+                except TypeError:
+                    return False
+            elif set(map(type, column)) != want:
+                return False
+            if non_empty and not all(column):
+                return False
+        return True
+
+    return check
+
+
+def make_plain_keys(
+    n_partition: int, n_sort: int, types: tuple[type, ...], general: Callable[[Any], Key]
+) -> Callable[[list[Any]], list[Key]]:
+    """``get_many`` arguments (partitions, or ``(partition, sort)`` pairs) → their validated flat keys, for reads
+    that bypass the tiers. When every argument passes :func:`make_columns_check`: a few C-level passes (pairs:
+    the arguments themselves, exact tuples); else :func:`make_fast_plain_key` per argument, and ``general``
+    (which validates and explains) for what it declines."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda args: [general(a) for a in args]
+    check = make_columns_check(types)
+    plain = make_fast_plain_key(n_partition, n_sort, types)
+
+    def per_key(some: list[Key | None], args: list[Any]) -> list[Key]:
+        if None in some:
+            return [general(a) if k is None else k for k, a in zip(some, args, strict=True)]
+        return some  # type: ignore[return-value]  # no None left
+
+    if n_sort == 0:
+
+        def plain_partitions(args: list[Any]) -> list[Key]:
+            if args and check((args,)):
+                return list(zip(args))
+            return per_key([plain(a, None) for a in args], args)
+
+        return plain_partitions
+    pair = {tuple}
+
+    def plain_pairs(args: list[Any]) -> list[Key]:
+        if args and set(map(type, args)) == pair:
+            try:
+                columns = list(zip(*args, strict=True))
+            except ValueError:  # tuples of different lengths
+                columns = []
+            if check(columns):
+                return args
+        return per_key([plain(a[0], a[1]) if type(a) is tuple and len(a) == 2 else None for a in args], args)
+
+    return plain_pairs
 
 
 def make_fast_key(

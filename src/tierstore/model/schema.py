@@ -18,7 +18,14 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from tierstore.errors import ConfigError, ValidationError
-from tierstore.model.cachekey import make_cache_key, make_fast_key, make_fast_plain_key, token
+from tierstore.model.cachekey import (
+    make_cache_key,
+    make_columns_check,
+    make_fast_key,
+    make_fast_plain_key,
+    make_plain_keys,
+    token,
+)
 from tierstore.model.entity import Entity, Index
 from tierstore.model.keys import EXPIRES, PARTITION, SORT, VERSION, Key, KeyMarker, KeyPart
 from tierstore.model.relations import Relation
@@ -120,6 +127,11 @@ class Schema(Generic[T]):
         self.fast_key: Callable[[Any, Any], tuple[Key, str] | None] = make_fast_key(
             self._tag_prefix, len(partition), len(sort), self.key_types
         )
+        self.plain_keys: Callable[[list[Any]], list[Key]] = make_plain_keys(
+            len(partition), len(sort), self.key_types, self.key_arg
+        )
+        """``get_many`` arguments → validated flat keys (no cache keys built)."""
+        self.key_columns_ok: Callable[[Sequence[Sequence[Any]]], bool] = make_columns_check(self.key_types)
 
     def __repr__(self) -> str:
         return (

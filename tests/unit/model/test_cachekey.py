@@ -3,9 +3,12 @@ builders agree with the general path."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tierstore.errors import ValidationError
 from tierstore.model.cachekey import escape, partition_cache_tag, partition_tag, token
 from tierstore.model.schema import schema_of
 
@@ -59,3 +62,56 @@ def test_fast_paths_match_the_general_path() -> None:
     assert events.fast_key(("t", "s"), 1) is None and events.fast_plain_key(("t", "s"), 1) is None
     for bad in [("", None), (5, None), (True, None), ("c1", "x")]:
         assert schema_of(Customer).fast_key(*bad) is None  # the general path validates and explains
+
+
+class _Text(str):
+    pass
+
+
+key_part = st.one_of(
+    st.text(max_size=6), st.integers(min_value=-3, max_value=3), st.binary(max_size=3), st.none(), st.booleans(),
+    st.builds(_Text, st.text(min_size=1, max_size=3)),
+)
+
+
+def _general(schema: Any, arg: Any) -> Any:
+    try:
+        return schema.key_arg(arg)
+    except ValidationError as exc:
+        return type(exc)
+
+
+def _batch(schema: Any, args: list[Any]) -> Any:
+    try:
+        return schema.plain_keys(args)
+    except ValidationError as exc:
+        return type(exc)
+
+
+@given(st.lists(st.one_of(st.tuples(key_part, key_part), key_part, st.tuples(key_part)), max_size=6))
+def test_batched_key_checks_agree_with_the_general_path(args: list[Any]) -> None:
+    for schema, arg_of in [
+        (schema_of(Order), lambda a: a),  # (partition, sort) pairs
+        (schema_of(Customer), lambda a: a[0] if isinstance(a, tuple) and a else a),  # bare partitions
+        (schema_of(Blob), lambda a: a[0] if isinstance(a, tuple) and a else a),  # int partitions
+        (schema_of(Event), lambda a: a),  # a composite partition: the general path per key
+    ]:
+        batch = [arg_of(a) for a in args]
+        general = [_general(schema, a) for a in batch]
+        if ValidationError in general:
+            assert _batch(schema, batch) is ValidationError
+        else:
+            assert _batch(schema, batch) == general
+
+
+def test_key_columns_check() -> None:
+    order = schema_of(Order)  # (str, str)
+    assert order.key_columns_ok([["c1", "c2"], ["o1", "o1"]])
+    assert order.key_columns_ok([[_Text("c1")], ["o1"]])  # a str subclass, as the general path allows
+    for bad in ([["c1", None], ["o1", "o2"]], [["c1", ""], ["o1", "o2"]], [["c1", "é"], ["o1", "o2"]],
+                [["c1", 1], ["o1", "o2"]], [["c1"]], [["c1"], ["o1"], ["x"]]):
+        assert not order.key_columns_ok(bad), bad
+    blob = schema_of(Blob)  # (int,)
+    assert blob.key_columns_ok([[0, 7, -1]])
+    for bad in ([[True]], [[None]], [["7"]], [[1.0]]):
+        assert not blob.key_columns_ok(bad), bad
