@@ -5,7 +5,8 @@ Written against :mod:`tierstore.backends` only, so it doubles as the smallest co
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,17 +38,20 @@ from tierstore.errors import ConditionFailed, Mismatch, NotFound, TransactionCan
 __all__ = ["MemoryStore", "MemoryStoreConfig"]
 
 T = TypeVar("T")
+_NIL = b"\xc0"  # msgpack nil
 
 
 class _Table(dict[Key, bytes]):
     """Encoded items by key, plus the keys of each partition (so a query reads one partition only) and, once
-    a partition was queried, its keys in key order (kept until a key joins or leaves the partition)."""
+    a partition was queried, its keys in key order (kept until a key joins or leaves the partition) and, once a
+    query read it from the start, its encoded items in that order (an overwrite replaces its entry in place)."""
 
     def __init__(self, n_partition: int) -> None:
         super().__init__()
         self.n = n_partition
         self.partitions: dict[Key, set[Key]] = {}
         self._ordered: dict[Key, list[Key]] = {}
+        self._raws: dict[Key, list[bytes]] = {}
 
     def __setitem__(self, key: Key, raw: bytes) -> None:
         super().__setitem__(key, raw)
@@ -58,6 +62,11 @@ class _Table(dict[Key, bytes]):
         if key not in part:
             part.add(key)
             self._ordered.pop(p, None)
+            self._raws.pop(p, None)
+            return
+        raws = self._raws.get(p)
+        if raws is not None:  # held only beside the partition's ordered keys
+            raws[bisect_left(self._ordered[p], key)] = raw
 
     def pop(self, key: Key, default: Any = None) -> Any:
         raw = super().pop(key, default)
@@ -66,6 +75,7 @@ class _Table(dict[Key, bytes]):
         if part is not None and key in part:
             part.discard(key)
             self._ordered.pop(p, None)
+            self._raws.pop(p, None)
             if not part:
                 del self.partitions[p]
         return raw
@@ -74,6 +84,7 @@ class _Table(dict[Key, bytes]):
         super().clear()
         self.partitions.clear()
         self._ordered.clear()
+        self._raws.clear()
 
     def ordered(self, partition: Key) -> list[Key]:
         """The keys of ``partition`` in key order (= sort-key order). The caller must not change the list."""
@@ -81,6 +92,15 @@ class _Table(dict[Key, bytes]):
         if keys is None:
             keys = self._ordered[partition] = sorted(self.partitions.get(partition, ()))
         return keys
+
+    def ordered_raws(self, partition: Key) -> list[bytes]:
+        """The encoded items of ``partition`` in key order (beside :meth:`ordered`; the caller must not change
+        the list)."""
+        raws = self._raws.get(partition)
+        if raws is None:
+            get = super().__getitem__
+            raws = self._raws[partition] = [get(k) for k in self.ordered(partition)]
+        return raws
 
 
 class MemoryStore:
@@ -94,6 +114,7 @@ class MemoryStore:
         self.stats = StoreStats()
         self._tables: dict[str, _Table] = {}
         self._closed = False
+        self._maybe_decoders: dict[Schema[Any], Callable[[bytes], Any]] = {}
         self.latency = latency  # optional simulated round-trip time, for demos and benchmarks
 
     def __repr__(self) -> str:
@@ -146,13 +167,16 @@ class MemoryStore:
         await self._trip()
         self.stats.reads += len(keys)
         get = self._table(schema).get
-        raws = [get(k) for k in keys]
-        decode = schema.decoder.decode
+        decode = self._maybe_decoders.get(schema)
+        if decode is None:
+            decode = self._maybe_decoders[schema] = msgspec.msgpack.Decoder(schema.cls | None).decode
+        # An absent key reads as msgpack nil, which the entity-or-None decoder turns into None: one pass.
+        raws = [get(k, _NIL) for k in keys]
         try:
-            return [None if raw is None else decode(raw) for raw in raws]
+            return list(map(decode, raws))
         except msgspec.ValidationError:  # an item in the wide form (integers beyond 64 bits)
             unpack = schema.unpack
-            return [None if raw is None else unpack(raw) for raw in raws]
+            return [None if raw is _NIL else unpack(raw) for raw in raws]
 
     def _check(self, schema: Schema[Any], key: Key, if_not_exists: bool, expect_version: int | None) -> int:
         """Check a write's condition; return the stored version (0 if absent)."""
@@ -289,7 +313,11 @@ class MemoryStore:
                 return Page([r[1] for r in rows_w], None)
             more = limit is not None and len(keys) > limit
             page_keys = keys[:limit] if limit is not None else keys
-            items = _decode_all(schema, [table[k] for k in page_keys])
+            if cond is None and after is None and not query.reverse:  # the partition from its start
+                raws = table.ordered_raws(query.partition)
+                items = _decode_all(schema, raws[:limit] if more else raws)
+            else:
+                items = _decode_all(schema, [table[k] for k in page_keys])
             if not more:
                 return Page(items, None)
             end = page_keys[-1]
@@ -417,9 +445,8 @@ def _getter(fields: tuple[str, ...]) -> Any:
 
 
 def _decode_all(schema: Schema[T], raws: list[bytes]) -> list[T]:
-    decode = schema.decoder.decode
     try:
-        return [decode(raw) for raw in raws]
+        return list(map(schema.decoder.decode, raws))
     except msgspec.ValidationError:  # an item in the wide form (integers beyond 64 bits)
         return [schema.unpack(raw) for raw in raws]
 
