@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tierstore.bench.data import Dataset
-from tierstore.bench.floors.cache import CoalescedAiomcacheDriver, CoalescedRedisDriver
+from tierstore.bench.floors.cache import AiomcacheDriver, CoalescedAiomcacheDriver, CoalescedRedisDriver
 
 from _servers import MEMCACHED_URL, REDIS_URL, require
 
@@ -40,3 +40,22 @@ async def test_memcached_coalescer_answers_64_gets_in_one_multi_get_per_node() -
     await _check(driver, Dataset(partitions=20))
     # Keys are spread over every node of the URL, as tierstore's tier spreads them.
     assert {node for node, _ in driver._keys} == set(range(len(driver.hosts)))
+
+
+@pytest.mark.memcached
+async def test_memcached_floor_get_and_get_many_read_every_node() -> None:
+    require(MEMCACHED_URL, "memcached")
+    data = Dataset(partitions=20)
+    driver = AiomcacheDriver(MEMCACHED_URL, uuid.uuid4().hex[:8])
+    await driver.open(data)
+    try:
+        assert await driver.batch_getter()(data.many) == [data.item(k) for k in data.many]
+        get = driver.getter()
+        assert [await get(pk, sk) for pk, sk in data.hot] == [data.item(k) for k in data.hot]
+        nodes = {node for node, _ in driver._keys}
+        assert nodes == set(range(len(driver.hosts)))
+        before = driver.counters()["tier"]
+        await driver.batch_getter()(data.many)
+        assert driver.counters()["tier"] - before == len(nodes)  # one multi_get per node
+    finally:
+        await driver.aclose()

@@ -272,11 +272,20 @@ class AiomcacheDriver(Driver):
             for i, (node, key) in enumerate(keys):
                 where[node].append(i)
                 sent[node].append(key)
-            used = [j for j, g in enumerate(sent) if g]
-            if len(used) == 1:
-                return list(await one(used[0], sent[used[0]]))
+            first, *rest = [j for j, g in enumerate(sent) if g]
+            if not rest:
+                return list(await one(first, sent[first]))
+            # The first node inline, the others as tasks, as tierstore's tier does (cheaper than gather).
+            tasks = [asyncio.create_task(one(j, sent[j])) for j in rest]
+            try:
+                got = [await one(first, sent[first])]
+            except BaseException:
+                for task in tasks:
+                    task.cancel()
+                raise
+            got += [await task for task in tasks]
             out: list[bytes | None] = [None] * len(keys)
-            for j, raws in zip(used, await asyncio.gather(*(one(j, sent[j]) for j in used)), strict=True):
+            for j, raws in zip([first, *rest], got, strict=True):
                 for i, raw in zip(where[j], raws, strict=True):
                     out[i] = raw
             return out
