@@ -69,8 +69,9 @@ __all__ = ["MemcachedTier"]
 
 log = get_logger("tierstore.cache.memcached")
 
-SPELT_MAX = 65_536
-"""Cache keys whose memcached spelling a tier remembers (all are forgotten at once when full)."""
+SPELT_MAX = 16_384
+"""Cache keys whose node and memcached spelling a tier remembers (all are forgotten at once when full): about
+250 bytes each for keys of 30 characters, 4 MB at most."""
 
 VOID = Lease(None)
 """Miss that must not be filled (the node is down or owes invalidations): read the store, skip the fill."""
