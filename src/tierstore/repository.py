@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar, overload
 
 import msgspec
@@ -91,14 +91,18 @@ class Repository(CacheMaintenance[T]):
             self.cache = context.cache
         self._own_policy = None if self.policy is self.cache.policy else self.policy  # passed to the tiered path
         self._l1 = self.cache.l1
-        # ck -> [the read's future (made when a second reader joins), the epoch it began at]
-        self._inflight: dict[str, list[Any]] = {}
         self._epochs = self.cache.epochs
+        # Single-flight reads under way (shared by the repositories of one cache, each joining only its own):
+        # ck -> [the read's future (made when a second reader joins), the repository reading].
+        self._inflight: dict[str, list[Any]] = self._epochs.flights
         # The store's own key rule (PostgreSQL: no NUL), checked before a read reaches the tiers.
         self._key_rule: Callable[[Schema[Any], Key], None] | None = (
             context.store.check_key if isinstance(context.store, KeyRules) else None
         )
         self._ready = False
+        self._tiered = bool(self.cache.tiers)
+        # Called with the cache key when a get goes past the in-process tier (a traced repository records it).
+        self._l1_missed: Callable[[str], None] | None = None
         schema = self.schema
         self._ttl = schema.ttl
         self._expires_of: Callable[[T], float | None] | None = None
@@ -164,33 +168,30 @@ class Repository(CacheMaintenance[T]):
                 if obj is ABSENT:  # a cached "not found"
                     return None
                 return obj if self._ttl is None else self._live(obj)
-        return await self._get_slow(key, ck)
-
-    async def _get_slow(self, key: Key, ck: str) -> T | None:
+        # Past the in-process tier, in this frame (one coroutine less per read than a method of its own).
+        if self._l1_missed is not None:
+            self._l1_missed(ck)
         if self._key_rule is not None:
-            self._key_rule(self.schema, key)
-        epoch = self._epochs.of(ck)
-        inflight = self._inflight.get(ck)
-        if inflight is not None and inflight[1] == epoch:
-            # Single flight: join the read already under way for this key — only if no write or invalidation
-            # of the key that this process knows of came after it began. Its future is made by the first
-            # reader that joins (most reads are never joined).
+            self._key_rule(schema, key)
+        flights = self._inflight
+        inflight = flights.get(ck)
+        if inflight is not None and inflight[1] is self:
+            # Single flight: join the read already under way for this key (a write or invalidation of the key
+            # that this process knows of drops it from ``flights``, so it began after the last). Its future is
+            # made by the first reader that joins (most reads are never joined).
             fut = inflight[0]
             if fut is None:
                 fut = inflight[0] = asyncio.get_running_loop().create_future()
             return await asyncio.shield(fut)
-        flight: list[Any] = [None, epoch]
-        self._inflight[ck] = flight
+        flight: list[Any] = [None, self]
+        flights[ck] = flight
         try:
-            if not self.cache.tiers:
-                result = await self.store.get(self.schema, key)
-            else:
-                async def load(_: list[int]) -> list[T | None]:
-                    return [await self.store.get(self.schema, key)]
-
+            if self._tiered:
                 result = await self.cache.read_one(
-                    self.codec, ck, load, expires_of=self._expires_of, policy=self._own_policy
+                    self.codec, ck, self._fetch, key, expires_of=self._expires_of, policy=self._own_policy
                 )
+            else:
+                result = await self.store.get(schema, key)
             if self._ttl is not None:
                 result = self._live(result)
         except BaseException as exc:
@@ -205,8 +206,12 @@ class Repository(CacheMaintenance[T]):
                 fut.set_result(result)
             return result
         finally:
-            if self._inflight.get(ck) is flight:
-                del self._inflight[ck]
+            if flights.get(ck) is flight:
+                del flights[ck]
+
+    def _fetch(self, key: Key) -> Awaitable[T | None]:
+        """The store's read of one key (what the tiered path calls when every tier missed)."""
+        return self.store.get(self.schema, key)
 
     @overload
     async def get_many(

@@ -41,7 +41,7 @@ from tierstore.telemetry.attributes import error_type, server_of, store_system, 
 from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.coalesce import SharedFailure
 from tierstore.tiers.policy import CachePolicy
-from tierstore.tiers.tiered import TieredCache
+from tierstore.tiers.tiered import TieredCache, loader
 
 if TYPE_CHECKING:
     from tierstore.telemetry.setup import Telemetry
@@ -104,6 +104,7 @@ class TracedRepository(Repository[R]):
         }
         self.store = traced_store(context.store, tel, self._attrs["db.system.name"])
         self._l1_name = self._l1.name if self._l1 is not None else None
+        self._l1_missed = self._note_l1_miss
 
     @contextmanager
     def _operation(self, op: str, batch: int | None = None) -> Generator[tuple[Span, _Op], None, None]:
@@ -157,13 +158,13 @@ class TracedRepository(Repository[R]):
                 span.set_attribute(HIT_TIER, next(iter(record.tier_hits)))
             return item
 
-    async def _get_slow(self, key: Key, ck: str) -> R | None:
+    def _note_l1_miss(self, ck: str) -> None:
         record = _current.get()
         if record is not None:
             record.l1_missed = True
-            if ck in self._inflight:
+            flight = self._inflight.get(ck)
+            if flight is not None and flight[1] is self:
                 record.coalesced = True  # joins the read of this key already under way
-        return await super()._get_slow(key, ck)
 
     @overload
     async def get_many(
@@ -342,11 +343,13 @@ class TracedTieredCache(TieredCache):
         )
 
     async def read_one(
-        self, codec: Codec[T], ck: str, load: Callable[[list[int]], Awaitable[list[T | None]]],
+        self, codec: Codec[T], ck: str, fetch: Callable[[Any], Awaitable[T | None]], key: Any,
         *, expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
     ) -> T | None:
         # Through read_many and _tier_get, whose spans and counts this class records.
-        (result,) = await self.read_many(codec, (ck,), load, expires_of=expires_of, start=start, policy=policy)
+        (result,) = await self.read_many(
+            codec, (ck,), loader(fetch, key), expires_of=expires_of, start=start, policy=policy
+        )
         return result
 
     async def _tier_get(self, t: int, keys: Sequence[str]) -> list[bytes | Lease | None]:

@@ -32,12 +32,13 @@ __all__ = ["Breaker", "NodeGuard"]
 class Breaker:
     """Circuit breaker of one node. Not thread-safe: use it from one event loop.
 
-    ``state`` is a plain attribute (read it, never set it): the read path checks ``state != "closed"`` before
-    it pays for a call to :meth:`allow`.
+    ``state`` and ``failing`` are plain attributes (read them, never set them): the read path checks
+    ``state != "closed"`` before it pays for a call to :meth:`allow`, and calls :meth:`success` only when
+    ``failing`` or the state says it would change something.
     """
 
     __slots__ = (
-        "_failures", "_on_change", "_probe_until", "_retry_at", "cooldown", "failures", "name", "opens",
+        "_on_change", "_probe_until", "_retry_at", "cooldown", "failing", "failures", "name", "opens",
         "rejected", "state",
     )
 
@@ -59,7 +60,8 @@ class Breaker:
         self.rejected = 0
         """Calls refused without I/O while open."""
         self.state: BreakerState = "closed"
-        self._failures = 0
+        self.failing = 0
+        """Consecutive failures counted since the last success."""
         self._retry_at = 0.0
         self._probe_until = 0.0
         self._on_change = on_change
@@ -88,18 +90,18 @@ class Breaker:
         return False
 
     def success(self) -> None:
-        self._failures = 0
+        self.failing = 0
         if self.state == "half_open":
             self._set("closed")
 
     def failure(self) -> None:
-        self._failures += 1
-        if self.state == "half_open" or (self.state == "closed" and self._failures >= self.failures):
+        self.failing += 1
+        if self.state == "half_open" or (self.state == "closed" and self.failing >= self.failures):
             self._open()
 
     def trip(self) -> None:
         """Open now, whatever the count (e.g. the node reported it is shutting down)."""
-        self._failures = self.failures
+        self.failing = self.failures
         if self.state != "open":
             self._open()
 

@@ -52,7 +52,7 @@ from tierstore.tiers.policy import CachePolicy
 if TYPE_CHECKING:
     from tierstore.invalidation_log import InvalidationLog
 
-__all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket"]
+__all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket", "loader"]
 
 log = get_logger("tierstore.cache")
 _eager: Callable[..., Any] | None = getattr(asyncio, "eager_task_factory", None)  # Python 3.12+
@@ -77,6 +77,15 @@ def _track(stats: TierStats) -> Callable[[Breaker], None]:
         stats.tier_breaker = b.state
 
     return on_change
+
+
+def loader(fetch: Callable[[Any], Awaitable[T | None]], key: Any) -> Callable[[list[int]], Awaitable[list[T | None]]]:
+    """:meth:`TieredCache.read_many`'s ``load`` for :meth:`TieredCache.read_one` (made only on a miss)."""
+
+    async def load(_: list[int]) -> list[T | None]:
+        return [await fetch(key)]
+
+    return load
 
 
 class TieredCache:
@@ -146,16 +155,17 @@ class TieredCache:
         self,
         codec: Codec[T],
         ck: str,
-        load: Callable[[list[int]], Awaitable[list[T | None]]],
+        fetch: Callable[[Any], Awaitable[T | None]],
+        key: Any,
         *,
         expires_of: Callable[[T], float | None] | None = None,
         start: int = 0,
         policy: CachePolicy | None = None,
     ) -> T | None:
-        """:meth:`read_many` of one key, on a shorter path: a hit in tier ``start`` returns at once; anything
-        else (a miss, a lease, a key another reader is filling) goes on through :meth:`read_many` with that
-        tier's answer. It is :meth:`_tier_get` inlined for a tier that owes nothing and whose breaker is closed
-        (one frame less per read; the same fail-open handling)."""
+        """:meth:`read_many` of one key (``fetch(key)`` reads the store) on a shorter path: a hit in tier
+        ``start`` returns at once; anything else (a miss, a lease, a key being filled) goes on through
+        :meth:`read_many` with that tier's answer. It is :meth:`_tier_get` inlined for a tier that owes nothing
+        and whose breaker is closed (one frame less per read; the same fail-open handling)."""
         got: list[bytes | Lease | None] | None = None
         if start < len(self.tiers):
             guard = self._guards[start]
@@ -177,8 +187,8 @@ class TieredCache:
                     self._error(start, "get", exc)
                     got = [_VOID]
                 else:
-                    if breaker is not None:
-                        breaker.success()
+                    if breaker is not None and (breaker.failing or breaker.state != "closed"):
+                        breaker.success()  # else it would change nothing
             g = got[0]
             if g.__class__ is bytes:
                 value = codec.decode(g, ck)
@@ -186,7 +196,7 @@ class TieredCache:
                     return None if value is ABSENT else value  # type: ignore[return-value]
         # The general path itself, not an override of it (a subclass's read_many would count the key twice).
         (result,) = await TieredCache.read_many(
-            self, codec, (ck,), load, expires_of=expires_of, start=start, policy=policy, first=got
+            self, codec, (ck,), loader(fetch, key), expires_of=expires_of, start=start, policy=policy, first=got
         )
         return result
 

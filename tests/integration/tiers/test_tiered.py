@@ -172,3 +172,40 @@ async def test_a_write_runs_in_a_task_of_its_own_only_when_a_layer_can_suspend(s
         assert len(spawned) == 2 * tasks
         got = await customers.get("k")
         assert got is not None and got.name == "v1"
+
+
+class _Alternating:
+    """A network-like tier (coalesced, with a breaker) over an in-process one, whose reads fail every other
+    time (``fail_every=2``) or always (``fail_every=1``)."""
+
+    local = False
+
+    def __init__(self, fail_every: int) -> None:
+        self._inner = MemoryTier()
+        self.fail_every = fail_every
+        self.reads = 0
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "read":  # not an in-process tier: the repository must not read it synchronously
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    async def get_many(self, keys: Any) -> Any:
+        self.reads += 1
+        if self.reads % self.fail_every == 0:
+            raise ConnectionError("down")
+        return await self._inner.get_many(keys)
+
+
+@pytest.mark.parametrize(("fail_every", "opens"), [(2, False), (1, True)])
+async def test_the_breaker_opens_on_consecutive_failures_of_single_gets_only(fail_every: int, opens: bool) -> None:
+    tier = _Alternating(fail_every)
+    policy = CachePolicy(breaker_failures=2, breaker_cooldown=60)
+    async with tierstore.connect(MemoryStore(), [tier], policy=policy) as db:  # type: ignore[list-item]
+        customers = db.repository(Customer)
+        await customers.put(Customer("k", "x"), check_version=False)
+        for _ in range(6):
+            got = await customers.get("k")  # fails open: a failed tier read is a miss, the store answers
+            assert got is not None and got.name == "x"
+        assert db.cache.l1 is None and tier.reads == (2 if opens else 6)  # an open breaker is not read
+        assert (db.cache.breaker_state(tier) == "open") is opens  # type: ignore[arg-type]
