@@ -77,16 +77,14 @@ class Coalescer:
                 return await self.tier.get_many(keys)
             finally:
                 self._running -= 1
-        index: dict[str, int] = {}
-        merged: list[str] = []
-        for ks in [keys, *(j[0] for j in joiners)]:
-            for k in ks:
-                if k not in index:
-                    index[k] = len(merged)
-                    merged.append(k)
+        merged = list(keys)
+        for ks, _ in joiners:
+            merged += ks
+        distinct = dict.fromkeys(merged)
+        asked = merged if len(distinct) == len(merged) else list(distinct)
         self._running += 1
         try:
-            got = await self.tier.get_many(merged)
+            got = await self.tier.get_many(asked)
         except BaseException as exc:
             self._abandon(joiners, SharedFailure(f"coalesced read failed: {exc!r}"))
             raise
@@ -95,9 +93,19 @@ class Coalescer:
         stats = self.tier.stats
         stats.coalesced_batches += 1
         stats.coalesced_calls += 1 + len(joiners)
-        stats.coalesced_keys += len(merged)
-        if len(merged) > stats.coalesced_max_keys:
-            stats.coalesced_max_keys = len(merged)
+        stats.coalesced_keys += len(asked)
+        if len(asked) > stats.coalesced_max_keys:
+            stats.coalesced_max_keys = len(asked)
+        if asked is merged:
+            # No key asked twice: each caller's answers are its slice of the reply, in its order.
+            end = len(keys)
+            mine = got[:end]
+            for ks, f in joiners:
+                start, end = end, end + len(ks)
+                if not f.done():
+                    f.set_result(got[start:end])
+            return mine
+        index = {k: i for i, k in enumerate(asked)}
         leased: set[int] = set()
 
         def share(ks: Sequence[str]) -> list[bytes | Lease | None]:
