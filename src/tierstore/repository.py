@@ -234,9 +234,6 @@ class Repository(CacheMaintenance[T]):
         keys = _iterable(keys, "get_many", schema)
         paired = bool(schema.sort)
         flat: list[Key] = []
-        index: dict[Key, int] = {}
-        uniq: list[Key] = []
-        cks: list[str] = []
         if consistent or not self.cache.tiers:
             # No tier to ask: validate the keys, skip building cache keys.
             flat = schema.plain_keys(keys if type(keys) is list else list(keys))
@@ -251,22 +248,37 @@ class Repository(CacheMaintenance[T]):
             found_direct = await self._get_checked(uniq, consistent)
             index = {k: i for i, k in enumerate(uniq)}
             return [found_direct[index[k]] for k in flat]
-        fast = schema.fast_key
-        for arg in keys:
-            if paired:
-                got = fast(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
-            else:
-                got = fast(arg, None)
-            if got is None:
-                key = schema.key_arg(arg)  # the general path: validates and explains
-                ck = None
-            else:
-                key, ck = got
-            flat.append(key)
-            if key not in index:
-                index[key] = len(uniq)
-                uniq.append(key)
-                cks.append(ck if ck is not None else schema.cache_key(key))
+        args = list(keys)  # a copy: it may become the keys, and the caller's list may change while this awaits
+        built = schema.fast_keys(args)
+        if built is not None:
+            flat, every_ck = built
+        else:
+            every_ck = []
+            fast = schema.fast_key
+            for arg in args:
+                if paired:
+                    got = fast(arg[0], arg[1]) if type(arg) is tuple and len(arg) == 2 else None
+                else:
+                    got = fast(arg, None)
+                if got is None:
+                    key = schema.key_arg(arg)  # the general path: validates and explains
+                    ck = schema.cache_key(key)
+                else:
+                    key, ck = got
+                flat.append(key)
+                every_ck.append(ck)
+        # A key asked for twice is read once (cache keys are as distinct as keys, and hashed once here for the
+        # lookups below).
+        first_of: dict[str, int] | None = None  # with repeats: cache key -> its place among the distinct keys
+        uniq, cks = flat, every_ck
+        if len(set(every_ck)) != len(every_ck):
+            first_of = {}
+            uniq, cks = [], []
+            for key, ck in zip(flat, every_ck, strict=True):
+                if ck not in first_of:
+                    first_of[ck] = len(uniq)
+                    uniq.append(key)
+                    cks.append(ck)
         if not self._ready:
             await self._ensure()
         if not flat:
@@ -305,11 +317,12 @@ class Repository(CacheMaintenance[T]):
             else:
                 for i, value in zip(todo, loaded, strict=True):
                     found[i] = value
+        if first_of is not None:
+            found = [found[first_of[ck]] for ck in every_ck]  # in request order, repeats included
         if self._ttl is None:
-            # No TTL field, so nothing to expire: the answers as they are, in request order.
-            return found if len(uniq) == len(flat) else [found[index[k]] for k in flat]
+            return found  # no TTL field, so nothing to expire
         live = self._live
-        return [live(found[index[k]]) for k in flat]
+        return [live(i) for i in found]
 
     @overload
     def query(

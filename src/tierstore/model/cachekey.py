@@ -23,6 +23,7 @@ __all__ = [
     "make_cache_key",
     "make_columns_check",
     "make_fast_key",
+    "make_fast_keys",
     "make_fast_plain_key",
     "make_plain_keys",
     "partition_cache_tag",
@@ -215,9 +216,10 @@ def make_fast_key(
         # The most common layout; the alphanumeric check is inlined (C method calls, no Python frame).
         def fast_str2(partition: Any, sort: Any) -> tuple[Key, str] | None:
             if type(partition) is str and type(sort) is str and partition and sort:
-                p = partition if partition.isalnum() and partition.isascii() else escape(partition)
-                s = sort if sort.isalnum() and sort.isascii() else escape(sort)
-                return (partition, sort), prefix + p + "}:" + s  # a plain tuple: no cast() call on the hot path
+                # A plain tuple (no cast() call on the hot path); one f-string builds the key in one allocation.
+                if partition.isalnum() and sort.isalnum() and partition.isascii() and sort.isascii():
+                    return (partition, sort), f"{prefix}{partition}}}:{sort}"
+                return (partition, sort), f"{prefix}{escape(partition)}}}:{escape(sort)}"
             return None
 
         return fast_str2
@@ -235,3 +237,64 @@ def make_fast_key(
         return None
 
     return fast2
+
+
+def make_fast_keys(
+    prefix: str, n_partition: int, n_sort: int, types: tuple[type, ...]
+) -> Callable[[list[Any]], tuple[list[Key], list[str]] | None]:
+    """:func:`make_fast_key` for a whole ``get_many``: the keys and cache keys of a list of key arguments in one
+    loop, or ``None`` as soon as one argument needs the general path. For a sort key, an argument that is a
+    ``(partition, sort)`` tuple of the key's exact types is its own key (the list itself is returned as the
+    keys: pass a copy of the caller's)."""
+    if n_partition != 1 or n_sort > 1:
+        return lambda args: None
+    pt = types[0]
+    ptok = _TOKENIZERS[pt]
+    p_may_be_falsy = pt is int
+    if n_sort == 0:
+
+        def many1(args: list[Any]) -> tuple[list[Key], list[str]] | None:
+            cks: list[str] = []
+            append = cks.append
+            for p in args:
+                if type(p) is not pt or not (p or p_may_be_falsy):
+                    return None
+                append(f"{prefix}{ptok(p)}}}")
+            return [(p,) for p in args], cks
+
+        return many1
+    st = types[1]
+    if pt is str and st is str:
+
+        def many_str2(args: list[Any]) -> tuple[list[Key], list[str]] | None:
+            cks: list[str] = []
+            append = cks.append
+            for a in args:
+                if type(a) is not tuple or len(a) != 2:
+                    return None
+                p, s = a
+                if type(p) is not str or type(s) is not str or not p or not s:
+                    return None
+                if p.isalnum() and s.isalnum() and p.isascii() and s.isascii():
+                    append(f"{prefix}{p}}}:{s}")
+                else:
+                    append(f"{prefix}{escape(p)}}}:{escape(s)}")
+            return args, cks
+
+        return many_str2
+    stok = _TOKENIZERS[st]
+    s_may_be_falsy = st is int
+
+    def many2(args: list[Any]) -> tuple[list[Key], list[str]] | None:
+        cks: list[str] = []
+        append = cks.append
+        for a in args:
+            if type(a) is not tuple or len(a) != 2:
+                return None
+            p, s = a
+            if type(p) is not pt or type(s) is not st or not (p or p_may_be_falsy) or not (s or s_may_be_falsy):
+                return None
+            append(f"{prefix}{ptok(p)}}}:{stok(s)}")
+        return args, cks
+
+    return many2

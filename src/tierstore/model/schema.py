@@ -22,6 +22,7 @@ from tierstore.model.cachekey import (
     make_cache_key,
     make_columns_check,
     make_fast_key,
+    make_fast_keys,
     make_fast_plain_key,
     make_plain_keys,
     token,
@@ -132,6 +133,9 @@ class Schema(Generic[T]):
         )
         """``get_many`` arguments → validated flat keys (no cache keys built)."""
         self.key_columns_ok: Callable[[Sequence[Sequence[Any]]], bool] = make_columns_check(self.key_types)
+        self.fast_keys: Callable[[list[Any]], tuple[list[Key], list[str]] | None] = make_fast_keys(
+            self._tag_prefix, len(partition), len(sort), self.key_types
+        )
 
     def __repr__(self) -> str:
         return (

@@ -209,3 +209,19 @@ async def test_the_breaker_opens_on_consecutive_failures_of_single_gets_only(fai
             assert got is not None and got.name == "x"
         assert db.cache.l1 is None and tier.reads == (2 if opens else 6)  # an open breaker is not read
         assert (db.cache.breaker_state(tier) == "open") is opens  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("tier", ["in-process", "network-like"])
+async def test_get_many_answers_repeats_and_odd_keys_in_request_order(tier: str) -> None:
+    tiers: list[Any] = [MemoryTier()] if tier == "in-process" else [_Alternating(fail_every=10**9)]
+    async with tierstore.connect(MemoryStore(), tiers) as db:
+        orders = db.repository(Order)
+        await orders.put_many([Order("c1", "o1", 1), Order("c 2", "o/2", 2)], check_version=False)
+        keys = [("c1", "o1"), ("c 2", "o/2"), ("c1", "nope"), ("c1", "o1"), ("c 2", "o/2")]
+        for _ in range(2):  # cold, then from the tier
+            got = await orders.get_many(iter(keys))
+            assert [o.total_cents if o else None for o in got] == [1, 2, None, 1, 2]
+            assert got[0] is not None and got[3] is not None and got[0] == got[3]
+        assert await orders.get_many([]) == []
+        with pytest.raises(tierstore.ValidationError):
+            await orders.get_many([("c1", "o1"), ("c1",)])

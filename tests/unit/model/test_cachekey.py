@@ -115,3 +115,40 @@ def test_key_columns_check() -> None:
     assert blob.key_columns_ok([[0, 7, -1]])
     for bad in ([[True]], [[None]], [["7"]], [[1.0]]):
         assert not blob.key_columns_ok(bad), bad
+
+
+@given(st.lists(st.tuples(key_text, key_text), max_size=8))
+def test_the_cache_key_batch_builder_takes_plain_pairs(pairs: list[tuple[str, str]]) -> None:
+    s = schema_of(Order)
+    built = s.fast_keys(list(pairs))
+    assert built is not None
+    keys, cks = built
+    assert keys == [s.key(*p) for p in pairs] and cks == [s.cache_key(s.key(*p)) for p in pairs]
+
+
+@given(st.lists(st.one_of(st.tuples(key_part, key_part), key_part, st.tuples(key_part)), max_size=6))
+def test_the_cache_key_batch_builder_agrees_with_the_general_path(args: list[Any]) -> None:
+    for schema, arg_of in [
+        (schema_of(Order), lambda a: a),
+        (schema_of(Customer), lambda a: a[0] if isinstance(a, tuple) and a else a),
+        (schema_of(Blob), lambda a: a[0] if isinstance(a, tuple) and a else a),
+        (schema_of(Event), lambda a: a),
+    ]:
+        batch = [arg_of(a) for a in args]
+        built = schema.fast_keys(list(batch))
+        if built is not None:  # else the per-key path validates and explains
+            general = [_general(schema, a) for a in batch]
+            assert ValidationError not in general
+            assert built == (general, [schema.cache_key(k) for k in general])
+
+
+def test_the_batch_builder_declines_what_the_general_path_must_see() -> None:
+    customers, blobs, orders = schema_of(Customer), schema_of(Blob), schema_of(Order)
+    assert customers.fast_keys(["c1", "c 2"]) == ([("c1",), ("c 2",)], ["{ts_customers:c1}", "{ts_customers:c%202}"])
+    assert blobs.fast_keys([0, 7]) == ([(0,), (7,)], [blobs.cache_key((0,)), blobs.cache_key((7,))])
+    assert schema_of(Event).fast_keys([(("t", "s"), 1)]) is None  # a composite partition
+    for bad in [[""], [5], [True], [None], ["c1", ("c1",)]]:
+        assert customers.fast_keys(bad) is None
+    assert blobs.fast_keys([True]) is None
+    for bad_pair in [("c1",), ["c1", "o1"], ("c1", ""), ("", "o1"), ("c1", 1), ("c1", "o1", "x")]:
+        assert orders.fast_keys([("c1", "o1"), bad_pair]) is None
