@@ -165,6 +165,29 @@ async def test_page_size_bounds_a_query_without_limit(tmp_path: os.PathLike[str]
 # -- limits ----------------------------------------------------------------------------------------
 
 
+def test_key_rule_agrees_with_the_general_check(store: SqlStore) -> None:
+    """``check_key`` runs on every cached read, with a shortcut for short texts: it refuses exactly what the
+    general check refuses, one- and two-part keys, at and past the limits, with NUL, other types."""
+    from tierstore.stores.sql.rows import check_sql_key
+
+    postgres = store.name == "postgres"
+    texts = ["a", "x" * 255, "x" * 256, "a\x00b", "é" * 255, "é" * 256, "\x00"]
+    cases: list[tuple[Any, tuple[Any, ...]]] = [(K, (t,)) for t in texts]
+    cases += [(D, (a, b)) for a in texts for b in texts]
+    cases += [(F, (n,)) for n in (0, 2**63 - 1, 2**63, -(2**63), -(2**63) - 1)]
+    refused = 0
+    for schema, key in cases:
+        try:
+            check_sql_key(schema, key, postgres=postgres)
+        except ValidationError:
+            refused += 1
+            with pytest.raises(ValidationError):
+                store.check_key(schema, key)
+        else:
+            store.check_key(schema, key)
+    assert refused == (46 if postgres else 28)  # the cases past a limit (a check refusing nothing passes above)
+
+
 async def test_limits_are_checked_before_io(store: SqlStore) -> None:
     before = store.stats.round_trips
     with pytest.raises(ValidationError, match="255"):
