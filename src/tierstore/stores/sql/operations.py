@@ -10,7 +10,9 @@ statement (:data:`MAX_PARAMS`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Generator, Iterator, Sequence
+from itertools import chain
 from typing import Any, TypeVar
 
 from tierstore.errors import ConditionFailed, NotFound, TransactionCanceled, ValidationError
@@ -255,10 +257,12 @@ def key_batches(
         return
     limit = _bucket_floor(MAX_PARAMS // 8 // width)
     for start in range(0, len(keys), limit):
-        chunk = list(keys[start : start + limit])
+        chunk = keys[start : start + limit] if start or len(keys) > limit else keys
         n = _bucket(len(chunk))
-        chunk += [chunk[-1]] * (n - len(chunk))
-        yield statement(n).text, [v for k in chunk for v in k], n
+        args = list(chain.from_iterable(chunk))
+        if n > len(chunk):
+            args += list(chunk[-1]) * (n - len(chunk))
+        yield statement(n).text, args, n
 
 
 def _bucket(n: int) -> int:
@@ -268,6 +272,7 @@ def _bucket(n: int) -> int:
     return n
 
 
+@functools.cache
 def _bucket_floor(n: int) -> int:
     best = 1
     for b in _BUCKETS:

@@ -25,6 +25,7 @@ import math
 import operator
 import uuid
 from collections.abc import Callable, Sequence
+from itertools import chain, starmap
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -117,6 +118,22 @@ def _held(kind: Kind, nullable: bool) -> tuple[type, ...]:
     return (*types, _NONE) if nullable else types
 
 
+_CHECKED_AS: dict[tuple[type, ...], type] = {(str,): str, (int,): int, (float, int): float}
+"""Column types msgspec can check as the generated per-row check does (``float`` takes an int too)."""
+
+
+def _rows_type(held: Sequence[tuple[type, ...]]) -> Any:
+    """``list[tuple[...]]`` of the columns' types for ``msgspec.convert`` to check rows with, or ``None`` when a
+    column holds another kind."""
+    types: list[Any] = []
+    for h in held:
+        base = _CHECKED_AS.get(tuple(t for t in h if t is not _NONE))
+        if base is None:
+            return None
+        types.append(base | None if _NONE in h else base)
+    return list[tuple[tuple(types)]]  # type: ignore[misc]
+
+
 def _fits(held: Sequence[tuple[type, ...]]) -> Callable[[Sequence[Any]], bool]:
     """A function telling whether every column of a row holds exactly one of its ``held`` types (``type(v) is``
     tests, generated once per table: a row is checked in one expression). False may be a subclass: the caller
@@ -206,6 +223,8 @@ class RowCodec(Generic[T]):
             i for i, f in enumerate(schema.key_fields) if schema.key_types[i] in (str, bytes)
         )
         self._key_ints = tuple(i for i, tp in enumerate(schema.key_types) if tp is int)
+        self._key_strs = tuple(i for i, tp in enumerate(schema.key_types) if tp is str)
+        self._key_all_text = len(self._key_strs) == len(schema.key_types)
         self._ints = tuple(i for i, (k, _) in enumerate(kinds) if k == "int")
         # PostgreSQL stores NaN and infinities; SQLite reads NaN back as NULL; MySQL rejects both.
         nan_ok = dialect.name == "postgresql"
@@ -247,6 +266,7 @@ class RowCodec(Generic[T]):
         )
         fits, mismatch = _fits(held), self._mismatch
         stored = self.schema.stored_names
+        self._rows_type = _rows_type(held) if not convs and positional else None
         if not convs and positional:
             def decode_plain(row: Sequence[Any]) -> T:
                 if not fits(row) and (why := mismatch(row)):
@@ -368,6 +388,57 @@ class RowCodec(Generic[T]):
     def key_of_row(self, row: Sequence[Any]) -> Key:
         k = self._key_of_row(row)
         return k if len(self.key_idx) > 1 else (k,)
+
+    def decode_by_key(self, rows: Sequence[Sequence[Any]]) -> dict[Key, T]:
+        """The entities of ``rows`` by primary key (:meth:`decode_all`); ``StoreError`` as :meth:`decode_row`."""
+        items = self.decode_all(rows)
+        keys = map(self._key_of_row, rows)
+        return dict(zip(keys if len(self.key_idx) > 1 else zip(keys), items, strict=True))
+
+    def decode_all(self, rows: Sequence[Sequence[Any]]) -> list[T]:
+        """The entities of ``rows`` in order; ``StoreError`` as :meth:`decode_row`.
+
+        Where every column holds str, int or float (and NULL where the field may be None) and the row needs no
+        conversion, msgspec checks the types of all rows in one call (what the generated per-row check tests,
+        in C) and the constructor takes each row as it is; otherwise, or when msgspec declines a row (a subclass
+        the per-row check may still accept), the per-row decoder runs over a C-level map."""
+        rows_type = self._rows_type
+        if rows_type is not None and type(rows) is list:
+            try:
+                msgspec.convert(rows, rows_type)
+            except msgspec.ValidationError:
+                pass
+            else:
+                return list(starmap(self.schema.cls, rows))
+        try:
+            return list(map(self.decode, rows))
+        except _DECODE_ERRORS:
+            return [self.decode_row(row) for row in rows]  # the same decoder fails again, naming the row
+
+    def check_keys(self, keys: Sequence[Key]) -> None:
+        """:meth:`check_key` on each of ``keys``. A batch is first checked a column at a time (the longest text,
+        the extreme integers, NUL in any text): when that passes, every key does; else one key at a time decides
+        (and names the first that fails)."""
+        if len(keys) >= 8 and self._key_all_text:  # text keys only: every part in one pass
+            try:
+                parts: list[Any] = list(chain.from_iterable(keys))
+                if max(map(len, parts)) <= KEY_LENGTH and not (self._pg and "\x00" in "".join(parts)):
+                    return
+            except TypeError:
+                pass
+        elif len(keys) >= 8:
+            try:
+                columns = list(zip(*keys, strict=True))
+                if (
+                    all(max(map(len, columns[i])) <= KEY_LENGTH for i in self._key_len_checked)
+                    and all(min(columns[i]) >= BIGINT_MIN and max(columns[i]) <= BIGINT_MAX for i in self._key_ints)
+                    and not (self._pg and any("\x00" in "".join(columns[i]) for i in self._key_strs))
+                ):
+                    return
+            except (TypeError, ValueError):
+                pass
+        for k in keys:
+            self.check_key(k)
 
     def check_key(self, key: Key) -> None:
         for i in self._key_len_checked:

@@ -267,23 +267,16 @@ class SqlStore:
         if not keys:
             return []
         plan = self._plans.get(schema) or await self._plan(schema)
-        for k in keys:
-            plan.check_key(k)
+        plan.check_keys(keys)
         self.stats.reads += len(keys)
         found: dict[Key, T] = {}
-        decode, key_of_row = plan.decode_row, plan.key_of_row
         for sql, args, n in key_batches(plan, keys, plan.get_many):
             try:
                 rows = await self._driver.fetchall(sql, args, bounded=n <= _IN_LOOP_ROWS)
+                found.update(plan.decode_by_key(rows))
             except StoreError as exc:
                 raise self._ctx(exc, schema) from exc.__cause__
-            for row in rows:
-                k = key_of_row(row)
-                try:
-                    found[k] = decode(row, k)
-                except StoreError as exc:
-                    raise self._ctx(exc, schema, k) from None
-        return [found.get(k) for k in keys]
+        return list(map(found.get, keys))
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
         return await self._query(schema, query, None, ())
@@ -353,9 +346,8 @@ class SqlStore:
             items, skipped = plan.decode_page(rows[:limit])
             self.stats.skipped += len(skipped)
         else:
-            decode = plan.decode_row
             try:
-                items = [decode(r) for r in rows[:limit]]
+                items = plan.decode_all(rows[:limit] if len(rows) > limit else rows)
             except StoreError as exc:
                 raise self._ctx(exc, schema, exc.key) from None
         cursor = None

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tierstore import ValidationError
+from tierstore import Entity, PartitionKey, SortKey, StoreError, ValidationError
 from tierstore.stores.sql.tables import KEY_LENGTH
 
 from _sql import ByBytes, KwOnly, Nested, Wide, lite, maria, pg, plan
@@ -41,3 +41,49 @@ def test_decoders() -> None:
     kw = plan(KwOnly, pg()).decode([7, '["a"]'])
     assert kw == KwOnly(id=7, tags=["a"])
     assert plan(ByBytes, pg()).decode((b"k", True)) == ByBytes(b"k", True)
+
+
+class Plain(Entity, table="unit_plain"):
+    pk: PartitionKey[str]
+    n: SortKey[int]
+    name: str
+    score: float = 0.0
+    note: str | None = None
+
+
+def test_rows_decode_in_batches_as_one_by_one() -> None:
+    p = plan(Plain, lite())  # str, int, float and nullable columns: msgspec checks a batch
+    rows = [("a", i, f"n{i}", float(i), None if i % 2 else "x") for i in range(20)] + [("a", 99, "int score", 3, None)]
+    assert p.decode_all(rows) == [p.decode(r) for r in rows]
+    assert p.decode_by_key(rows) == {("a", r[1]): p.decode(r) for r in rows}
+    for bad, why in [
+        (("a", 5, "n", "text", None), "score"),  # text where a float belongs (SQLite keeps what it is given)
+        (("a", 5, None, 1.0, None), "column name is NULL"),
+        (("a", 5, "n", 1.0, 7), "note"),
+        (("a", 5.5, "n", 1.0, None), "n"),
+    ]:
+        with pytest.raises(StoreError, match=why) as failed:
+            p.decode_all([*rows, bad])
+        assert failed.value.key == ("a", bad[1])
+        with pytest.raises(StoreError) as failed:
+            p.decode_by_key([bad, *rows])
+        assert failed.value.key == ("a", bad[1])
+    assert plan(Plain, pg()).decode_all(rows) == p.decode_all(rows)  # a typed dialect: the per-row decoder
+
+
+def test_batched_key_checks_agree_with_one_by_one() -> None:
+    for dialect in (lite(), pg()):
+        p = plan(Plain, dialect)
+        good = [(f"p{i}", i) for i in range(20)]
+        p.check_keys(good)
+        too_long, too_big, too_small = ("x" * (KEY_LENGTH + 1), 1), ("p", 2**63), ("p", -(2**63) - 1)
+        for bad, why in [(too_long, "255"), (too_big, "64-bit"), (too_small, "64-bit")]:
+            with pytest.raises(ValidationError, match=why):
+                p.check_keys([*good, bad])
+        text = plan(Wide, dialect)  # (p, s): every key part is text
+        text.check_keys([(f"p{i}", "s") for i in range(20)])
+        with pytest.raises(ValidationError, match="255"):
+            text.check_keys([*[(f"p{i}", "s") for i in range(20)], ("p", "s" * (KEY_LENGTH + 1))])
+    with pytest.raises(ValidationError, match="NUL"):
+        plan(Wide, pg()).check_keys([*[(f"p{i}", "s") for i in range(20)], ("p", "s\x00")])
+    plan(Wide, lite()).check_keys([*[(f"p{i}", "s") for i in range(20)], ("p", "s\x00")])  # SQLite keeps NUL
