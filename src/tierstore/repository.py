@@ -235,8 +235,9 @@ class Repository(CacheMaintenance[T]):
         paired = bool(schema.sort)
         flat: list[Key] = []
         if consistent or not self.cache.tiers:
-            # No tier to ask: validate the keys, skip building cache keys.
-            flat = schema.plain_keys(keys if type(keys) is list else list(keys))
+            # No tier to ask: validate the keys, skip building cache keys. A copy of the caller's list: it may
+            # become the keys, and the caller may change its list while this awaits.
+            flat = schema.plain_keys(list(keys))
             distinct = dict.fromkeys(flat)
             if not flat:
                 if not self._ready:
