@@ -18,6 +18,7 @@ misses and are replaced.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import msgspec
@@ -130,6 +131,31 @@ class Codec(Generic[T]):
                 pass
         self.incompatible += 1
         return None
+
+
+    def decode_all(self, datas: Sequence[bytes], cks: Sequence[str]) -> tuple[list[T | _Absent | None], bool]:
+        """:meth:`decode` of each envelope under its cache key, in one loop; and whether every one is an item
+        (no :data:`ABSENT`, nothing unusable)."""
+        heads = self._heads
+        decode = self._decode
+        out: list[T | _Absent | None] = []
+        append = out.append
+        items = True
+        for data, ck in zip(datas, cks, strict=True):
+            expected = heads.get(ck)
+            if expected is None:
+                expected = self._head(ck)
+            if data[:9] == expected and len(data) < _COPY_BELOW:
+                try:
+                    append(decode(data[9:]))
+                    continue
+                except (msgspec.ValidationError, msgspec.DecodeError):
+                    pass
+            value = self.decode(data, ck)  # everything else, on the one-entry path
+            if value is None or value is ABSENT:
+                items = False
+            append(value)
+        return out, items
 
 
 def codec_for(schema: Schema[Any]) -> Codec[Any]:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
 import msgspec
@@ -41,7 +42,7 @@ from tierstore.telemetry.attributes import error_type, server_of, store_system, 
 from tierstore.tiers.base import CacheTier, Lease
 from tierstore.tiers.coalesce import SharedFailure
 from tierstore.tiers.policy import CachePolicy
-from tierstore.tiers.tiered import TieredCache, loader
+from tierstore.tiers.tiered import TieredCache, load_one
 
 if TYPE_CHECKING:
     from tierstore.telemetry.setup import Telemetry
@@ -348,7 +349,7 @@ class TracedTieredCache(TieredCache):
     ) -> T | None:
         # Through read_many and _tier_get, whose spans and counts this class records.
         (result,) = await self.read_many(
-            codec, (ck,), loader(fetch, key), expires_of=expires_of, start=start, policy=policy
+            codec, (ck,), partial(load_one, fetch, key), expires_of=expires_of, start=start, policy=policy
         )
         return result
 

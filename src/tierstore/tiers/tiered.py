@@ -19,10 +19,9 @@ Around every non-local tier:
   publishes invalidations (Redis), other processes' writes evict L1 entries; while that channel is down, L1
   is flushed and not filled.
 
-Write epochs (:class:`WriteEpochs`): every write of this process (once its cache maintenance is done) and every
-invalidation heard on the L1 channel bumps the epoch of its keys. A repository's single-flight read records the
-epoch it began at, and a new reader joins it only while the epoch is unchanged, so a read invoked after a write
-returned (or after its invalidation was heard) never joins a read that began before it.
+Write epochs (:mod:`tierstore.tiers.epochs`): every write of this process (once its cache maintenance is done)
+and every invalidation heard on the L1 channel bumps its keys and drops their single-flight reads from
+``WriteEpochs.flights``, so a read invoked after it never joins a read that began before.
 
 Cache maintenance after a write (:meth:`TieredCache.after_write`) is not cancellable: with a network tier it runs
 in a task of its own that the writer awaits through :func:`asyncio.shield`, bounded by
@@ -37,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tierstore.codecs import ABSENT, Codec
@@ -52,7 +52,7 @@ from tierstore.tiers.policy import CachePolicy
 if TYPE_CHECKING:
     from tierstore.invalidation_log import InvalidationLog
 
-__all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket", "loader"]
+__all__ = ["MAINTENANCE_DEADLINE", "SET_WINDOW", "TieredCache", "WriteEpochs", "WriteTicket", "load_one"]
 
 log = get_logger("tierstore.cache")
 _eager: Callable[..., Any] | None = getattr(asyncio, "eager_task_factory", None)  # Python 3.12+
@@ -68,6 +68,7 @@ Shorter than every tier's tombstone lifetime (at least 1 s), which the stale-set
 _VOID = Lease(None)
 _RELEASE = (b"", 0.0)  # fill entry with an empty value: release the lease, cache nothing
 _NO_LEASES: dict[int, Lease] = {}  # shared, never written
+_BYTES = {bytes}
 
 
 def _track(stats: TierStats) -> Callable[[Breaker], None]:
@@ -79,13 +80,9 @@ def _track(stats: TierStats) -> Callable[[Breaker], None]:
     return on_change
 
 
-def loader(fetch: Callable[[Any], Awaitable[T | None]], key: Any) -> Callable[[list[int]], Awaitable[list[T | None]]]:
-    """:meth:`TieredCache.read_many`'s ``load`` for :meth:`TieredCache.read_one` (made only on a miss)."""
-
-    async def load(_: list[int]) -> list[T | None]:
-        return [await fetch(key)]
-
-    return load
+async def load_one(fetch: Callable[[Any], Awaitable[T | None]], key: Any, _: list[int]) -> list[T | None]:
+    """:meth:`TieredCache.read_many`'s ``load`` for :meth:`TieredCache.read_one`, bound with ``partial``."""
+    return [await fetch(key)]
 
 
 class TieredCache:
@@ -152,15 +149,8 @@ class TieredCache:
     # -- reads -------------------------------------------------------------------------------------
 
     async def read_one(
-        self,
-        codec: Codec[T],
-        ck: str,
-        fetch: Callable[[Any], Awaitable[T | None]],
-        key: Any,
-        *,
-        expires_of: Callable[[T], float | None] | None = None,
-        start: int = 0,
-        policy: CachePolicy | None = None,
+        self, codec: Codec[T], ck: str, fetch: Callable[[Any], Awaitable[T | None]], key: Any, *,
+        expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
     ) -> T | None:
         """:meth:`read_many` of one key (``fetch(key)`` reads the store) on a shorter path: a hit in tier
         ``start`` returns at once; anything else (a miss, a lease, a key being filled) goes on through
@@ -196,27 +186,19 @@ class TieredCache:
                     return None if value is ABSENT else value  # type: ignore[return-value]
         # The general path itself, not an override of it (a subclass's read_many would count the key twice).
         (result,) = await TieredCache.read_many(
-            self, codec, (ck,), loader(fetch, key), expires_of=expires_of, start=start, policy=policy, first=got
+            self, codec, (ck,), partial(load_one, fetch, key), expires_of=expires_of, start=start, policy=policy,
+            first=got,
         )
         return result
 
     async def read_many(
-        self,
-        codec: Codec[T],
-        cks: Sequence[str],
-        load: Callable[[list[int]], Awaitable[list[T | None]]],
-        *,
-        expires_of: Callable[[T], float | None] | None = None,
-        start: int = 0,
-        policy: CachePolicy | None = None,
+        self, codec: Codec[T], cks: Sequence[str], load: Callable[[list[int]], Awaitable[list[T | None]]], *,
+        expires_of: Callable[[T], float | None] | None = None, start: int = 0, policy: CachePolicy | None = None,
         first: list[bytes | Lease | None] | None = None,
     ) -> list[T | None]:
         """Resolve distinct cache keys ``cks``; ``load(indexes)`` reads the store for what every tier missed.
-
-        ``start`` skips the nearest tiers (the caller already looked there). ``policy``: the entity's own
-        (TTLs, negative caching, lease waits) instead of the database's. ``first``, when given, is tier
-        ``start``'s answer for ``cks``, already read.
-        """
+        ``start`` skips the nearest tiers (the caller already looked there). ``policy``: the entity's own (TTLs,
+        negative caching, lease waits) instead of the database's. ``first``: tier ``start``'s answer, if read."""
         if policy is None:
             policy = self.policy
         n = len(cks)
@@ -230,13 +212,25 @@ class TieredCache:
                 got, first = first, None
             else:
                 got = await self._tier_get(t, [cks[i] for i in pending] if len(pending) < n else cks)
+            values: list[Any] | None = None
+            if set(map(type, got)) == _BYTES:  # every key answered bytes (a batch of hits): one decode loop
+                values, items = codec.decode_all(got, cks if len(pending) == n else [cks[i] for i in pending])  # type: ignore[arg-type]
+                if items:
+                    if len(pending) == n:
+                        results = values
+                    else:
+                        for i, value in zip(pending, values, strict=True):
+                            results[i] = value
+                    missed = []
+                    leases.append(_NO_LEASES)
+                    break
             missed = []
             got_leases: dict[int, Lease] | None = None
             waiting: list[int] | None = None
             bad: list[str] | None = None
-            for i, g in zip(pending, got, strict=True):
+            for i, g, done in zip(pending, got, got if values is None else values, strict=True):
                 if g.__class__ is bytes:
-                    value = decode(g, cks[i])
+                    value = decode(g, cks[i]) if values is None else done  # decoded above, if it was
                     if value is not None:
                         results[i] = value
                         continue

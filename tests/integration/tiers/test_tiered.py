@@ -225,3 +225,17 @@ async def test_get_many_answers_repeats_and_odd_keys_in_request_order(tier: str)
         assert await orders.get_many([]) == []
         with pytest.raises(tierstore.ValidationError):
             await orders.get_many([("c1", "o1"), ("c1",)])
+
+
+async def test_a_batch_of_hits_with_a_negative_entry_and_foreign_bytes_is_served_right() -> None:
+    tier = _Alternating(fail_every=10**9)
+    async with tierstore.connect(MemoryStore(), [tier], policy=CachePolicy(negative_ttl=60)) as db:  # type: ignore[list-item]
+        customers = db.repository(Customer)
+        await customers.put_many([Customer(f"c{i}", f"n{i}") for i in range(4)], check_version=False)
+        keys = ["c0", "c1", "ghost", "c2", "c3"]
+        await customers.get_many(keys)  # cold: fills every key, "ghost" as a cached "not found"
+        assert [c.name if c else None for c in await customers.get_many(keys)] == ["n0", "n1", None, "n2", "n3"]
+        tier._inner.store(customers.schema.cache_key(("c1",)), b"foreign bytes")
+        undecodable = tier.stats.undecodable
+        assert [c.name if c else None for c in await customers.get_many(keys)] == ["n0", "n1", None, "n2", "n3"]
+        assert tier.stats.undecodable == undecodable + 1

@@ -96,3 +96,21 @@ def test_integers_beyond_64_bits_round_trip_through_the_envelope() -> None:
     plain = Wide("w", 2**64 - 1, [-(2**63)])  # the edges msgpack holds itself: the plain form
     assert codec.decode(codec.encode(plain, ck), ck) == plain
     assert schema_of(Wide).pack(plain) == msgspec.msgpack.encode(plain)
+
+
+def test_decode_all_agrees_with_decode_and_says_whether_every_entry_is_an_item() -> None:
+    codec = codec_for(schema_of(Customer))
+    cks = [f"{{ts_customers:c{i}}}" for i in range(6)]
+    items = [Customer(f"c{i}", "n" * (5000 if i == 2 else 3)) for i in range(6)]  # one payload past the copy bound
+    plain = [codec.encode(c, ck) for c, ck in zip(items, cks, strict=True)]
+    assert codec.decode_all(plain, cks) == (items, True)
+    before = codec.incompatible
+    odd = [*plain]
+    odd[1] = codec.absent(cks[1])
+    odd[3] = plain[4]  # written under another key: a miss
+    odd[5] = b"\xb1junk"
+    values, all_items = codec.decode_all(odd, cks)
+    assert not all_items and values == [codec.decode(d, ck) for d, ck in zip(odd, cks, strict=True)]
+    assert values[1] is ABSENT and values[3] is None and values[5] is None
+    assert codec.incompatible == before + 4  # two misses, counted once by each of the two reads above
+    assert codec.decode_all([plain[0]], cks[:1]) == ([items[0]], True)
