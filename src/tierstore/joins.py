@@ -21,13 +21,14 @@ owners are already reachable run concurrently. Every foreign key is validated be
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from itertools import chain
 from operator import attrgetter
 from typing import Any, Protocol
 
 from tierstore.concurrency import gather_all
 from tierstore.errors import ConfigError, NotFound, ValidationError
+from tierstore.model.cachekey import make_columns_check
 from tierstore.model.relations import Many, Ref, Relation
 from tierstore.model.schema import Key, Schema, base_type, index_key_type, schema_of
 from tierstore.stores.base import QueryMany
@@ -224,6 +225,19 @@ async def _load_many(
     db: Loader, rel: Many[Any], instances: list[Any]
 ) -> tuple[list[Any], list[Any], list[Any]]:
     by, ix = rel.resolve()
+    target = schema_of(rel.target)
+    pfields = target.partition if ix is None else target.indexes[ix].partition_fields
+    # Columns of parent values checked with a few C-level passes each (none None, the key types, non-empty,
+    # ASCII text); what the check declines takes the general way below.
+    columns = [list(map(attrgetter(f), instances)) for f in by]
+    if _columns_check(target, pfields)(columns):
+        pvs = list(zip(*columns, strict=True))
+        distinct = list(dict.fromkeys(pvs))
+        children = await _children(db.repository(rel.target), target, distinct, ix, rel)
+        if len(distinct) == len(pvs):  # every instance its own parent value: each list goes to one instance
+            return instances, children, children
+        by_pv = dict(zip(distinct, children, strict=True))
+        return instances, [list(by_pv[pv]) for pv in pvs], children
     index: dict[tuple[Any, ...], int] = {}
     uniq: list[tuple[Any, ...]] = []
     parents: list[int | None] = []
@@ -241,10 +255,8 @@ async def _load_many(
             uniq.append(pv)
         parents.append(i)
     repo = db.repository(rel.target)
-    target = schema_of(rel.target)
     # Every partition value is checked before the first request goes out: the usual ones (non-empty ASCII
     # text, integers) by type here, anything else by the schema's own check.
-    pfields = target.partition if ix is None else target.indexes[ix].partition_fields
     checks = list(zip(pfields, _key_types(target, pfields), strict=True))
     for pv in uniq:
         for value, (name, typ) in zip(pv, checks, strict=True):
@@ -258,6 +270,7 @@ async def _load_many(
 
 
 _KEY_TYPES: dict[tuple[Schema[Any], tuple[str, ...]], tuple[Any, ...]] = {}
+_COLUMN_CHECKS: dict[tuple[Schema[Any], tuple[str, ...]], Callable[[Sequence[Sequence[Any]]], bool]] = {}
 _BATCHES: dict[type[Any], bool] = {}
 
 
@@ -268,6 +281,14 @@ def _key_types(schema: Schema[Any], fields: tuple[str, ...]) -> tuple[Any, ...]:
         found = _KEY_TYPES[(schema, fields)] = tuple(
             index_key_type(schema.field_types[f]) or base_type(schema.field_types[f]) for f in fields
         )
+    return found
+
+
+def _columns_check(schema: Schema[Any], fields: tuple[str, ...]) -> Callable[[Sequence[Sequence[Any]]], bool]:
+    """:func:`~tierstore.model.cachekey.make_columns_check` for the key types of ``fields``, kept per schema."""
+    found = _COLUMN_CHECKS.get((schema, fields))
+    if found is None:
+        found = _COLUMN_CHECKS[(schema, fields)] = make_columns_check(_key_types(schema, fields))
     return found
 
 

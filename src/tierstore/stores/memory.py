@@ -90,7 +90,10 @@ class _Table(dict[Key, bytes]):
         """The keys of ``partition`` in key order (= sort-key order). The caller must not change the list."""
         keys = self._ordered.get(partition)
         if keys is None:
-            keys = self._ordered[partition] = sorted(self.partitions.get(partition, ()))
+            part = self.partitions.get(partition)
+            if part is None:
+                return []  # nothing kept for a partition that holds no item
+            keys = self._ordered[partition] = sorted(part)
         return keys
 
     def ordered_raws(self, partition: Key) -> list[bytes]:
@@ -98,6 +101,8 @@ class _Table(dict[Key, bytes]):
         the list)."""
         raws = self._raws.get(partition)
         if raws is None:
+            if partition not in self.partitions:
+                return []
             get = super().__getitem__
             raws = self._raws[partition] = [get(k) for k in self.ordered(partition)]
         return raws
@@ -357,12 +362,13 @@ class MemoryStore:
         if index is None:
             raws: list[bytes] = []
             ends: list[int] = []
-            ordered = table.ordered
+            ordered, ordered_raws = table.ordered, table.ordered_raws
             for p in partitions:
-                keys = ordered(p)
                 if reverse:
-                    keys = keys[::-1]
-                raws += map(table.__getitem__, keys if limit is None else keys[:limit])
+                    keys = ordered(p)[::-1]
+                    raws += map(table.__getitem__, keys if limit is None else keys[:limit])
+                else:
+                    raws += ordered_raws(p) if limit is None else ordered_raws(p)[:limit]
                 ends.append(len(raws))
             items = _decode_all(schema, raws)
             starts = [0, *ends[:-1]]

@@ -41,4 +41,12 @@ async def test_pages_follow_overwrites_inserts_and_deletes() -> None:
     assert (await lines.query("d")).items[3].text == "last"
     found = await lines.get_many([("d", 6), ("d", 7), ("e", 1)])
     assert found == [Line("d", 6, "last"), None, Line("e", 1, "elsewhere")]
+    schema = lines.schema
+    many = await db.store.query_many(schema, [("d",), ("none",), ("e",)], limit=2)
+    assert [[x.n for x in group] for group in many] == [[2, 3], [], [1]]
+    assert await _all(lines, "none") == []
+    await lines.put(Line("none", 1, "now some"))  # a partition read while empty, then written
+    many = await db.store.query_many(schema, [("none",), ("d",)])
+    assert [[x.text for x in group] for group in many] == [["now some"], ["v2", "new", "changed", "last", "updated"]]
+    assert await _all(lines, "none") == [(1, "now some")]
     await db.aclose()
