@@ -395,18 +395,20 @@ class SqlStore:
         groups: dict[tuple[Any, ...], list[T]] = {p: [] for p in partitions}
         pget = attrgetter(*order.pfields)
         single = len(order.pfields) == 1
-        decode = plan.decode_row
         self.stats.queries += 1
         bounded = limit is not None and len(partitions) * limit < _IN_LOOP_ROWS
         for text, args in many_batches(plan, index, partitions, limit, windowed, reverse):
             try:
-                rows = await self._driver.fetchall(text, args, bounded=bounded)
+                if bounded or windowed:
+                    rows = await self._driver.fetchall(text, args, bounded=bounded)
+                else:  # the partitions' index ranges in key order: the rows stepped are the rows returned
+                    rows = await self._driver.fetchall_indexed(text, args)
             except StoreError as exc:
                 raise self._ctx(exc, schema) from exc.__cause__
-            for r in rows:
-                item = decode(r)
-                got = pget(item)
-                group = groups.get((got,) if single else got)
+            items = plan.decode_all(rows)
+            values = map(pget, items)
+            for got, item in zip(zip(values) if single else values, items, strict=True):
+                group = groups.get(got)
                 if group is not None:
                     group.append(item)
         if limit is not None and not windowed:

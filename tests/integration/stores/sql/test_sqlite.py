@@ -88,3 +88,34 @@ async def test_sqlite_missing_directory_is_a_store_error(tmp_path: os.PathLike[s
     with pytest.raises(StoreError, match="sqlite"):
         await store.open()
     await store.aclose()
+
+
+@pytest.mark.sqlite
+async def test_one_to_many_reads_a_small_answer_in_the_loop_and_a_large_one_in_a_worker(
+    tmp_path: os.PathLike[str],
+) -> None:
+    from tierstore.stores.sql.drivers.sqlite import INLINE_ROWS
+
+    store = await open_store(url_of("sqlite", tmp_path))
+    try:
+        await store.put_many(D, [Doc("small", f"d{i:04}", rank=i) for i in range(10)])
+        await store.put_many(D, [Doc("big", f"d{i:04}", rank=i) for i in range(INLINE_ROWS + 20)])
+        checker = sqlite3.connect(f"{tmp_path}/store.db", isolation_level=None)
+
+        def reader_holds_no_snapshot() -> bool:
+            checker.execute(f"UPDATE {D.table} SET rank = rank WHERE folder = 'small'")  # noqa: S608 - test table
+            busy, _, _ = checker.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            return busy == 0
+
+        for partitions, trips in ([("small",), ("none",)], 1), ([("small",), ("big",)], 2):
+            before = store.stats.round_trips
+            groups = await store.query_many(D, partitions)
+            assert store.stats.round_trips - before == trips  # a large answer is read again, whole, in a worker
+            for p, group in zip(partitions, groups, strict=True):
+                page = await store.query(D, Query(p, limit=1000))
+                assert group == page.items
+            assert reader_holds_no_snapshot()
+        assert [len(g) for g in await store.query_many(D, [("big",), ("small",)], limit=3)] == [3, 3]
+        checker.close()
+    finally:
+        await store.aclose()

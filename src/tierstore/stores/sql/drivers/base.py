@@ -67,6 +67,11 @@ class Driver:
         """``bounded``: the caller knows the statement touches few rows (SQLite may run it in the loop)."""
         raise NotImplementedError
 
+    async def fetchall_indexed(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        """:meth:`fetchall` of a statement that steps about as many rows as it returns (index ranges in key
+        order: no sort, no filter of its own), however many that is; SQLite reads a small answer in the loop."""
+        return await self.fetchall(sql, args)
+
     async def run(self, op: Operation[R], transaction: bool) -> R:
         raise NotImplementedError
 

@@ -21,7 +21,10 @@ import sqlalchemy as sa
 from tierstore.errors import StoreError
 from tierstore.stores.sql.drivers.base import ALL, INSERT, ONE, Driver, Operation, Row
 
-__all__ = ["SqliteDriver"]
+__all__ = ["INLINE_ROWS", "SqliteDriver"]
+
+INLINE_ROWS = 256
+"""Rows of an indexed read stepped in the event loop's thread at most (about one thread hop's CPU time)."""
 
 R = TypeVar("R")
 
@@ -149,6 +152,31 @@ class SqliteDriver(Driver):
             return await self._in_thread(lambda c: c.execute(sql, args).fetchall())
         except (sqlite3.Error, ValueError, OverflowError) as exc:
             raise self.error(exc, "read") from None
+
+    async def fetchall_indexed(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        """Stepped on the reader in the loop's thread up to :data:`INLINE_ROWS` rows (each step is an index
+        step: time grows with the rows); a longer answer is dropped there and read whole in a worker, so every
+        answer comes from one snapshot and no read transaction stays open in the reader."""
+        reader = self._reader
+        if reader is None or self._executor is None:
+            return await self.fetchall(sql, args)
+        self.stats.round_trips += 1
+        try:
+            cursor = reader.execute(sql, args)
+            try:
+                rows = cursor.fetchmany(INLINE_ROWS + 1)
+            except BaseException:
+                cursor.close()
+                raise
+            if len(rows) <= INLINE_ROWS:
+                return rows  # stepped to its end: the statement is reset
+            cursor.close()  # resets the statement: the reader's read transaction ends
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise self.error(exc, "read") from None
+        except (sqlite3.Error, ValueError, OverflowError) as exc:
+            raise self.error(exc, "read") from None
+        return await self.fetchall(sql, args)
 
     async def run(self, op: Operation[R], transaction: bool) -> R:
         def work(conn: sqlite3.Connection) -> tuple[R, int]:
