@@ -131,6 +131,13 @@ async def load_relations(
     waves = _plan(schema.cls, relations)
     if not items:
         return
+    if len(waves) == 1 and len(waves[0]) == 1:  # one relation, of the items themselves (the plan checked it)
+        rel = waves[0][0]
+        instances, values, _ = await (
+            _load_ref(db, rel, items) if isinstance(rel, Ref) else _load_many(db, rel, items)
+        )
+        rel.set_all(instances, values)
+        return
     # Instances reachable so far, per class: the items, then each relation's distinct targets (gathered only
     # while a later wave may need them).
     pool: dict[type[Any], list[Any]] = {schema.cls: items}
