@@ -393,20 +393,15 @@ class Repository(CacheMaintenance[T]):
                     f"{schema.name} has no index {index!r} (has {sorted(schema.indexes)})", entity=schema.name
                 )
             pfields, sfields = ix.partition_fields, ix.sort_fields
-        of = f"index {index!r} of {schema.name}" if index is not None else schema.name
-        if len(pfields) == 1:
-            shape = f"the value of {pfields[0]!r}"
-            example = f"query(<{pfields[0]}>)"
-        else:
-            shape = f"a tuple of the values of {', '.join(repr(f) for f in pfields)}"
-            example = f"query(({', '.join(f'<{f}>' for f in pfields)}))"
         if partition is _NO_PARTITION:
+            of, shape, example = _partition_shape(schema.name, index, pfields)
             raise ValidationError(
                 f"a query reads one partition: pass the partition key of {of}, {shape}, as in {example}",
                 entity=schema.name,
             )
         parts = (partition,) if len(pfields) == 1 else partition
         if not isinstance(parts, tuple) or len(parts) != len(pfields):
+            of, shape, example = _partition_shape(schema.name, index, pfields)
             raise ValidationError(
                 f"the partition key of {of} is {shape} ({example}), got {type(partition).__name__}",
                 entity=schema.name,
@@ -651,3 +646,14 @@ def _iterable(values: Any, what: str, schema: Schema[Any]) -> Iterable[Any]:
             f"{what} takes an iterable of keys or items, got {type(values).__name__}", entity=schema.name
         )
     return values
+
+
+def _partition_shape(name: str, index: str | None, pfields: Sequence[str]) -> tuple[str, str, str]:
+    """What a query's partition key is, for its error messages: the table or index, the shape, an example."""
+    of = f"index {index!r} of {name}" if index is not None else name
+    if len(pfields) == 1:
+        return of, f"the value of {pfields[0]!r}", f"query(<{pfields[0]}>)"
+    return (
+        of, f"a tuple of the values of {', '.join(repr(f) for f in pfields)}",
+        f"query(({', '.join(f'<{f}>' for f in pfields)}))",
+    )

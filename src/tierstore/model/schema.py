@@ -133,6 +133,8 @@ class Schema(Generic[T]):
         )
         """``get_many`` arguments → validated flat keys (no cache keys built)."""
         self.key_columns_ok: Callable[[Sequence[Sequence[Any]]], bool] = make_columns_check(self.key_types)
+        self._value_types: dict[str, Any] = {}
+        """Field name → the type :meth:`check_value` checks a key value against (worked out on first use)."""
         self.fast_keys: Callable[[list[Any]], tuple[list[Key], list[str]] | None] = make_fast_keys(
             self._tag_prefix, len(partition), len(sort), self.key_types
         )
@@ -294,7 +296,11 @@ class Schema(Generic[T]):
                 f"{self.name}.{name}: None is no key value (items whose {name} is None are in no index on it)",
                 entity=self.name,
             )
-        typ = index_key_type(self.field_types[name]) or base_type(self.field_types[name])
+        typ = self._value_types.get(name)
+        if typ is None:
+            typ = self._value_types[name] = index_key_type(self.field_types[name]) or base_type(
+                self.field_types[name]
+            )
         if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
             raise ValidationError(
                 f"{self.name}.{name} is {getattr(typ, '__name__', typ)}, got {type(value).__name__}",
