@@ -168,7 +168,7 @@ async def _load_ref(
     target = schema_of(rel.target)
     fields = rel.fields
     repo = db.repository(rel.target)
-    read = getattr(repo, "_get_checked", None)  # a Repository's (a session's view reads through its identity map)
+    read = getattr(repo, "_get_by_key", None)  # a Repository's (a session's view reads through its identity map)
     if read is not None and not repo.cache.tiers:
         # No tier to ask: check the columns of foreign-key parts with a few C-level passes each (no None, the
         # key types, non-empty, ASCII text), de-duplicate once, and read the store; get_many would do both
@@ -213,19 +213,28 @@ async def _load_checked(
     rel: Ref[Any], target: Schema[Any], read: Any, instances: list[Any], columns: list[list[Any]]
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """:func:`_load_ref` for foreign keys whose columns passed the target's key check, from a repository that
-    asks no tier (``read``: its ``_get_checked``)."""
-    fks: list[Any] = columns[0] if len(columns) == 1 else list(zip(*columns, strict=True))
-    uniq = list(dict.fromkeys(fks))
-    keys = list(zip(uniq)) if len(columns) == 1 else uniq  # flat key tuples
-    found: list[Any] = await read(keys)
-    if rel.required and None in found:
-        missing = [k for k, v in zip(keys, found, strict=True) if v is None]
+    asks no tier (``read``: its ``_get_by_key``)."""
+    if len(columns) == 1:
+        fks: list[Any] = columns[0]
+        uniq = list(dict.fromkeys(fks))
+        keys = list(zip(uniq))  # flat key tuples
+        by_key = await read(keys)
+        found = list(map(by_key.get, keys))
+        values = list(map(dict(zip(uniq, found, strict=True)).get, fks))
+    else:
+        fks = list(zip(*columns, strict=True))  # already the flat key tuples
+        keys = list(dict.fromkeys(fks))
+        by_key = await read(keys)
+        found = list(by_key.values())
+        values = list(map(by_key.get, fks))
+    if rel.required and None in values:  # (a key the store matched only by collation reads as absent)
+        missing = [k for k in keys if by_key.get(k) is None]
         raise NotFound(
             f"{rel.owner.__name__}.{rel.name} is required, but {len(missing)} {target.name} item(s) do not exist",
             entity=target.name,
             key=key_arg(target, missing[0]),
         )
-    return instances, list(map(dict(zip(uniq, found, strict=True)).get, fks)), found
+    return instances, values, found
 
 
 async def _load_many(

@@ -470,6 +470,17 @@ class Repository(CacheMaintenance[T]):
         found: list[T | None] = await self.store.get_many(self.schema, keys, consistent=consistent)
         return found if self._ttl is None else [self._live(i) for i in found]
 
+    async def _get_by_key(self, keys: list[Key]) -> dict[Key, T | None]:
+        """:meth:`_get_checked` by flat key, for a join to attach from: a store with ``get_by_key`` (SQL)
+        answers the items found (absent keys left out); others answer ``get_many``, indexed here (absent keys
+        map to ``None``)."""
+        if not self._ready:
+            await self._ensure()
+        by_key = getattr(self.store, "get_by_key", None)
+        if by_key is not None and self._ttl is None:
+            return await by_key(self.schema, keys)  # type: ignore[no-any-return]
+        return dict(zip(keys, await self._get_checked(keys), strict=True))
+
     async def load(self, items: Sequence[T], *relations: Relation[Any]) -> list[T]:
         """Load ``relations`` onto ``items`` with batched reads (application-side join). Returns ``items``."""
         await load_relations(self._context, self.schema, list(items), relations)

@@ -336,6 +336,19 @@ async def test_two_part_foreign_keys_load_as_per_item_reads(jdb: Database) -> No
     assert store_trips(jdb) == before
 
 
+async def test_required_ref_never_loads_none_for_a_key_matched_by_collation(jdb: Database) -> None:
+    # MariaDB compares text case-insensitively: the row of ("s1", 1) answers a read of ("S1", 1) under its own
+    # spelling. A required relation then either finds its target or raises; it never holds None.
+    await jdb.repository(Shelf).put_many([Shelf("s1", 1, "one"), Shelf("s1", 2, "two")])
+    items = [Pick("k", 1, "s1", 2), Pick("k", 2, "S1", 1)]
+    try:
+        await jdb.repository(Pick).load(items, Pick.shelf_required)
+    except NotFound as exc:
+        assert exc.key == ("S1", 1)
+    else:
+        assert all(p.shelf_required is not None for p in items)
+
+
 async def test_unloaded_relation_raises_and_does_no_io(jdb: Database) -> None:
     await seed(jdb)
     page = await jdb.repository(Order).query("c1")

@@ -23,6 +23,7 @@ __all__ = [
     "SCHEMA_MODES",
     "Check",
     "Delete",
+    "GetsByKey",
     "KeyRules",
     "Projects",
     "Put",
@@ -196,6 +197,19 @@ class Projects(Protocol):
         of ``schema``'s entity, checked by the repository) — the store reads those plus the key attributes the
         page's cursor needs. A stored item whose read attributes do not decode raises as in :meth:`Store.query`
         (or is listed in ``Page.skipped`` for ``query.skip_undecodable``)."""
+        ...
+
+
+@runtime_checkable
+class GetsByKey(Protocol):
+    """A store whose batched read finds items by key anyway (SQL: rows carry their key columns): it answers a
+    dict, which a join attaches from without building the ordered list and indexing it again.
+
+    Stores without it are asked :meth:`Store.get_many`."""
+
+    async def get_by_key(self, schema: Schema[T], keys: Sequence[Key]) -> dict[Key, T]:
+        """The items of ``keys`` (validated flat tuples, without duplicates) that exist, by key as the store
+        holds it; absent keys are left out. Raises as :meth:`Store.get_many`."""
         ...
 
 

@@ -477,6 +477,19 @@ class TracedStore:
         with self._call("store.get_many", schema.table, len(keys)):
             return await self._store.get_many(schema, keys, consistent=consistent)
 
+    async def get_by_key(self, schema: Schema[T], keys: Sequence[Key]) -> dict[Key, T]:
+        """The store's ``get_by_key`` (``GetsByKey``), traced as the ``get_many`` it is; over a store without
+        it, its ``get_many`` answer by key."""
+        record = _current.get()
+        if record is not None:
+            record.store_keys += len(keys)
+        with self._call("store.get_many", schema.table, len(keys)):
+            by_key = getattr(self._store, "get_by_key", None)
+            if by_key is not None:
+                return await by_key(schema, keys)  # type: ignore[no-any-return]
+            found = await self._store.get_many(schema, keys)
+            return {k: v for k, v in zip(keys, found, strict=True) if v is not None}
+
     async def put(self, schema: Schema[T], item: T, *, if_not_exists: bool = False,
                   expect_version: int | None = None, **conditions: Any) -> T:
         with self._call("store.put", schema.table):

@@ -239,3 +239,22 @@ async def test_metrics_read_the_counters(db: tierstore.Database, telem: Telem) -
     assert by_tier("tierstore.cache.l1.size") == {"memory": 5}
     assert by_tier("tierstore.cache.l1.bytes")["memory"] > 0
     assert "tierstore.cache.l1.evictions" in m
+
+
+@pytest.mark.parametrize("store", ["sqlite", "memory"])
+async def test_cache_off_join_reads_its_targets_in_one_traced_store_span(
+    store: str, telem: Telem, tmp_path: pathlib.Path
+) -> None:
+    # SQLite answers the join's read by key, the memory store its get_many: one traced span either way.
+    url = f"sqlite+aiosqlite:///{tmp_path}/otel.db" if store == "sqlite" else "memory://"
+    async with tierstore.connect(url, [], telemetry=telem.telemetry) as database:
+        await database.repository(Customer).put_many([Customer("c1", "Ann"), Customer("c2", "Bo")])
+        await database.repository(Order).put_many([Order(f"c{i % 3}", f"o{i}", i) for i in range(6)])
+        telem.spans.clear()
+        page = await database.repository(Order).query("c1").join(Order.customer)
+        assert [o.customer.name for o in page] == ["Ann", "Ann"]
+        missing = await database.repository(Order).query("c0").join(Order.customer)
+        assert [o.customer for o in missing] == [None, None]
+    spans = telem.finished("store.get_many otel_customers")
+    assert len(spans) == 2, [s.name for s in telem.finished()]
+    assert [dict(s.attributes or {}).get("db.collection.name") for s in spans] == ["otel_customers"] * 2

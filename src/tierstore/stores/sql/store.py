@@ -266,6 +266,10 @@ class SqlStore:
     ) -> list[T | None]:
         if not keys:
             return []
+        return list(map((await self.get_by_key(schema, keys)).get, keys))
+
+    async def get_by_key(self, schema: Schema[T], keys: Sequence[Key]) -> dict[Key, T]:
+        """The items of ``keys`` found, by key (see ``GetsByKey``): the rows' own key columns index them."""
         plan = self._plans.get(schema) or await self._plan(schema)
         plan.check_keys(keys)
         self.stats.reads += len(keys)
@@ -276,7 +280,7 @@ class SqlStore:
                 found.update(plan.decode_by_key(rows))
             except StoreError as exc:
                 raise self._ctx(exc, schema) from exc.__cause__
-        return list(map(found.get, keys))
+        return found
 
     async def query(self, schema: Schema[T], query: Query) -> Page[T]:
         return await self._query(schema, query, None, ())
