@@ -48,7 +48,10 @@ class Paged(Generic[X]):
 
     async def all(self) -> list[X]:
         """Every item of every page (the whole result in memory: prefer ``async for`` on large ones)."""
-        return [item async for item in self]
+        items: list[X] = []
+        async for page in self.pages():
+            items += page.items
+        return items
 
 
 class QueryResult(Paged[T]):

@@ -11,7 +11,7 @@ create one per request — ``async with Session(db) as s:`` (or ``db.session()``
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -19,7 +19,8 @@ from tierstore.joins import key_arg, load_relations
 from tierstore.model.entity import Entity
 from tierstore.model.relations import Relation
 from tierstore.model.schema import Key, Schema
-from tierstore.query import _NO_PARTITION, Page, SortCondition
+from tierstore.query import _NO_PARTITION, Page, Query, SortCondition
+from tierstore.queryresult import Paged
 
 if TYPE_CHECKING:
     from tierstore.db import Database
@@ -173,7 +174,7 @@ class SessionRepository(Generic[T]):
         return existed
 
 
-class SessionQuery(Generic[T]):
+class SessionQuery(Paged[T]):
     """A prepared query inside a session: ``await`` for a page, ``async for``, ``.all()``, ``.join()``."""
 
     def __init__(self, repo: SessionRepository[T], result: QueryResult[T], joins: tuple[Relation[Any], ...] = ()):
@@ -184,17 +185,18 @@ class SessionQuery(Generic[T]):
     def join(self, *relations: Relation[Any]) -> SessionQuery[T]:
         return SessionQuery(self.repo, self.result, self._joins + relations)
 
-    async def _adopt_page(self, page: Page[T]) -> Page[T]:
+    def _start(self) -> Query:
+        return self.result.query
+
+    async def _page(self, q: Query) -> Page[T]:
+        page = await self.result._page(q)
         page.items = [self.repo._adopt(i) for i in page.items]
         if self._joins and page.items:
             await load_relations(self.repo.session, self.repo.schema, page.items, self._joins)
         return page
 
-    async def _first(self) -> Page[T]:
-        return await self._adopt_page(await self.result)
-
     def __await__(self) -> Generator[Any, None, Page[T]]:
-        return self._first().__await__()
+        return self._page(self.result.query).__await__()
 
     if not TYPE_CHECKING:  # at run time only, as on QueryResult
 
@@ -206,15 +208,3 @@ class SessionQuery(Generic[T]):
 
         def __bool__(self) -> bool:
             raise self.result._not_awaited("tested for truth")
-
-    async def pages(self) -> AsyncIterator[Page[T]]:
-        async for page in self.result.pages():
-            yield await self._adopt_page(page)
-
-    async def __aiter__(self) -> AsyncIterator[T]:
-        async for page in self.pages():
-            for item in page.items:
-                yield item
-
-    async def all(self) -> list[T]:
-        return [item async for item in self]

@@ -598,6 +598,12 @@ async def test_session_query_returns_mapped_objects(jdb: Database) -> None:
     streamed = [o async for o in orders.query("c1")]
     assert streamed[0] is first
     assert (await orders.query("c1").all())[1] is page.items[1]
+    # Several pages, joined: every page's items are the session's objects, each with its relation loaded.
+    small = await orders.query("c1", limit=2).join(Order.customer).all()
+    assert [o.order_id for o in small] == [o.order_id for o in page.items]
+    assert small[0] is first and all(o.customer is small[0].customer for o in small)
+    pages = [p async for p in orders.query("c1", limit=2).pages()]
+    assert len(pages) == -(-len(page.items) // 2) and pages[0].items[0] is first
 
 
 # -- sharded cache nodes, one of them failing ------------------------------------------------------------
