@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError
 
 from tierstore.errors import TierError
 from tierstore.logs import get_logger
+from tierstore.tiers.deadlines import Deadlines
 
 if TYPE_CHECKING:
     from tierstore.tiers.health import Breaker, NodeGuard
@@ -54,8 +55,8 @@ def pack(commands: Sequence[Sequence[Any]]) -> bytes:
 class Node:
     """Connections to one Redis server, each round trip under one deadline, no client-side retries."""
 
-    __slots__ = ("_free", "_kwargs", "_sem", "addr", "closed", "connect_timeout", "connection_class", "guard",
-                 "host", "port", "timeout")
+    __slots__ = ("_deadlines", "_free", "_kwargs", "_sem", "addr", "closed", "connect_timeout", "connection_class",
+                 "guard", "host", "port", "timeout")
 
     def __init__(self, host: str, port: int, config: RedisTierConfig, guard: NodeGuard[Breaker]) -> None:
         self.host = host
@@ -66,6 +67,7 @@ class Node:
         self.connect_timeout = config.connect_timeout
         self.closed = False
         self._free: list[Connection] = []
+        self._deadlines = Deadlines()
         self._sem = asyncio.Semaphore(config.pool_size)
         kwargs: dict[str, Any] = {
             "host": host,
@@ -98,17 +100,20 @@ class Node:
         """:meth:`call` for ``n`` commands already in RESP (see :func:`pack`)."""
         if self.closed:
             raise TierError("the Redis tier is closed", backend="redis")
-        # One deadline: ``timeout`` for the exchange; a connection made first gets ``connect_timeout`` of its
-        # own (a TLS handshake and AUTH must not eat the budget of the request itself).
-        async with asyncio.timeout(self.timeout) as deadline:
+        # One deadline: ``timeout`` for the exchange, waiting for a free connection included; a connection made
+        # first gets ``connect_timeout`` of its own (a TLS handshake and AUTH must not eat the budget of the
+        # request itself). On the node's one timer (:class:`Deadlines`), not a timer per call.
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        call = deadlines.start(loop, loop.time() + self.timeout)
+        try:
             async with self._sem:
                 conn = self._free.pop() if self._free else self.connection_class(**self._kwargs)
                 try:
                     if not conn.is_connected:
-                        loop = asyncio.get_running_loop()
-                        deadline.reschedule(loop.time() + self.connect_timeout)
+                        deadlines.move(call, loop.time() + self.connect_timeout)
                         await conn.connect()  # type: ignore[no-untyped-call]
-                        deadline.reschedule(loop.time() + self.timeout)
+                        deadlines.move(call, loop.time() + self.timeout)
                     await conn.send_packed_command(packed, check_health=False)
                     out: list[Any] = []
                     for _ in range(n):
@@ -124,10 +129,16 @@ class Node:
                     await conn.disconnect(nowait=True)
                 else:
                     self._free.append(conn)
-                return out
+        except BaseException as exc:
+            # A TimeoutError instead when the deadline did the cancelling.
+            deadlines.end(call, exc if isinstance(exc, asyncio.CancelledError) else None)
+            raise
+        deadlines.end(call)
+        return out
 
     async def aclose(self) -> None:
         self.closed = True
+        self._deadlines.close()
         free, self._free = self._free, []
         for conn in free:
             try:
