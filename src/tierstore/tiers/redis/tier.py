@@ -89,6 +89,9 @@ class RedisTier(NodeTier[Node]):
         self.channel = self._channel.name
         self._topology = Topology(config, lambda addr: self._guard(addr, config), self.stats, self.name)
         self._route = self._topology.route
+        topology = self._topology
+        self._single = topology.order[0] if not config.cluster and len(topology.order) == 1 else None
+        """The one node of a standalone tier on one server: reads skip routing (a coroutine and two dicts)."""
 
     def __repr__(self) -> str:
         hosts = ",".join(f"{h}:{p}" for h, p in self.config.hosts)
@@ -148,6 +151,10 @@ class RedisTier(NodeTier[Node]):
             return out
         if self._closed:
             raise TierError("the Redis tier is closed", backend=self.name)
+        single = self._single
+        if single is not None:
+            await self._get_on(single, {0: list(range(n))}, keys, out)
+            return out
         groups = await self._route(keys)
         if len(groups) == 1:
             ((node, by_slot),) = groups.items()
