@@ -73,7 +73,9 @@ class Deadlines:
         """``call`` is over. With ``cancelled`` (the ``CancelledError`` it ended with): raises ``TimeoutError``
         when its deadline did the cancelling (and no one else cancelled the task meanwhile)."""
         self._calls.discard(call)
-        if cancelled is not None and call.expired and call.task.uncancel() <= call.cancelling:
+        # As asyncio.timeout(): an expired deadline withdraws its cancellation request however the call ended
+        # (a library that turned the CancelledError into another error must not leave the task "cancelling").
+        if call.expired and call.task.uncancel() <= call.cancelling and cancelled is not None:
             raise TimeoutError from cancelled
 
     def close(self) -> None:

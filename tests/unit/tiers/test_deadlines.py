@@ -102,3 +102,23 @@ def test_a_new_loop_starts_afresh() -> None:
     for _ in range(2):  # the first loop's timer never fires once that loop is closed
         with pytest.raises(TimeoutError):
             asyncio.run(_wait(deadlines, 0.01, 5))
+
+
+async def test_an_expired_call_that_turns_the_cancellation_into_another_error_leaves_the_task_uncancelled() -> None:
+    # A client library may catch the CancelledError and raise its own error: the deadline's cancellation
+    # request is withdrawn all the same (as asyncio.timeout() does), so a later timeout or TaskGroup in the same
+    # task is not confused by a stale "cancelling" count.
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    call = deadlines.start(loop, loop.time() + 0.01)
+    try:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            raise ConnectionError("the library's own error") from None
+    except ConnectionError:
+        deadlines.end(call)
+    assert call.expired
+    assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
+    async with asyncio.timeout(5):
+        await asyncio.sleep(0)  # a later deadline in the same task works as usual
