@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from aiomcache.pool import Connection, MemcachePool
 
 from tierstore.errors import TierError
+from tierstore.tiers.deadlines import Deadlines
 
 if TYPE_CHECKING:
     from tierstore.tiers.health import Breaker, NodeGuard
@@ -140,7 +141,7 @@ def store(cmd: bytes, key: bytes, value: bytes, exp: int, cas: int | None = None
 class Node:
     """One memcached server: a pool of connections (aiomcache's), one deadline per round trip."""
 
-    __slots__ = ("addr", "closed", "connect_timeout", "gen", "gen_key", "guard", "pool", "timeout")
+    __slots__ = ("_deadlines", "addr", "closed", "connect_timeout", "gen", "gen_key", "guard", "pool", "timeout")
 
     def __init__(self, host: str, port: int, config: MemcachedTierConfig, guard: NodeGuard[Breaker]) -> None:
         self.addr = f"{host}:{port}"
@@ -151,6 +152,7 @@ class Node:
         self.gen: bytes | None = None
         self.gen_key = config.prefix.encode() + b":gen"
         self.closed = False
+        self._deadlines = Deadlines()
 
     def __repr__(self) -> str:
         return f"Node({self.addr}, {self.guard.breaker.state})"
@@ -166,10 +168,13 @@ class Node:
         if self.closed:
             raise TierError("the memcached tier is closed", backend="memcached")
         # ``connect_timeout`` + ``timeout`` to get a connection (the pool may have to open one), then
-        # ``timeout`` for the exchange.
-        async with asyncio.timeout(self.connect_timeout + self.timeout) as deadline:
+        # ``timeout`` for the exchange; on the node's one timer (:class:`Deadlines`), not a timer per call.
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        call = deadlines.start(loop, loop.time() + self.connect_timeout + self.timeout)
+        try:
             conn: Connection = await self.pool.acquire()
-            deadline.reschedule(asyncio.get_running_loop().time() + self.timeout)
+            deadlines.move(call, loop.time() + self.timeout)
             try:
                 conn.writer.write(payload)
                 await conn.writer.drain()
@@ -179,8 +184,14 @@ class Node:
                 raise
             finally:
                 self.pool.release(conn)  # closes it if discarded
-            return result
+        except BaseException as exc:
+            # A TimeoutError instead when the deadline did the cancelling.
+            deadlines.end(call, exc if isinstance(exc, asyncio.CancelledError) else None)
+            raise
+        deadlines.end(call)
+        return result
 
     async def aclose(self) -> None:
         self.closed = True
+        self._deadlines.close()
         await self.pool.clear()
