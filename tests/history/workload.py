@@ -49,6 +49,7 @@ class Op(msgspec.Struct, array_like=True):
     seen: list[int] = []
     ok: bool = True
     error: str = ""
+    owed: bool = False  # more invalidations kept for replay after this write than before it (a tier missed them)
 
 
 class Setup(msgspec.Struct, kw_only=True):
@@ -80,7 +81,9 @@ async def client_loop(cfg: Config, setup: Setup, repo: tierstore.Repository[HIte
     keys = setup.keys
     name = setup.name
     now = time.monotonic_ns
+    undelivered = repo.cache.undelivered
     seq = 0
+
     while now() < stop:
         r = rnd.random()
         if r < 0.45:
@@ -104,17 +107,21 @@ async def client_loop(cfg: Config, setup: Setup, repo: tierstore.Repository[HIte
             seq += 1
             w = token(cfg.proc, client, seq)
             op = Op(name, cfg.proc, client, "put", [key], now(), 0, w=w)
+            owed = undelivered()
             try:
                 await repo.put(HItem(id=key, w=w), check_version=False)  # last writer wins: the checked model
             except Exception as exc:
                 op.ok, op.error = False, repr(exc)
+            op.owed = undelivered() > owed
         else:
             key = rnd.choice(keys)
             op = Op(name, cfg.proc, client, "delete", [key], now(), 0)
+            owed = undelivered()
             try:
                 await repo.delete(key)
             except Exception as exc:
                 op.ok, op.error = False, repr(exc)
+            op.owed = undelivered() > owed
         op.complete = now()
         out.append(op)
 
