@@ -121,14 +121,21 @@ async def test_kill_9_mid_stream_then_restart_loses_no_invalidation(
         await first.wait(lambda st: st["status"] == "ok", 60, "the first invalidator to start")
         assert [i.name for i in await repo.get_many(keys)] == ["v1"] * N  # cached (Redis, 5 min)
 
+        killed = asyncio.Event()
+
         async def write_all() -> None:
-            for k in keys:
+            for n, k in enumerate(keys):
+                if n == N // 2:
+                    # The second half is written only once the invalidator is dead, however fast it kept up
+                    # with the first (on a loaded machine it may have taken all of it before the kill).
+                    await killed.wait()
                 await writer.set_item(k, "v2", 2)
                 await asyncio.sleep(0.01)
 
         writing = asyncio.create_task(write_all())
         await first.wait(lambda st: st["changes"] >= 10, 30, "some invalidations before the kill")
         first.kill9()  # mid-stream: writes keep coming
+        killed.set()
         assert not writing.done(), "the kill must land while foreign writes are still being made"
         await writing  # the rest is written while no invalidator runs
         stale_now = sum(1 for i in await repo.get_many(keys) if i is not None and i.name == "v1")
