@@ -214,19 +214,14 @@ async def _load_checked(
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """:func:`_load_ref` for foreign keys whose columns passed the target's key check, from a repository that
     asks no tier (``read``: its ``_get_by_key``)."""
-    if len(columns) == 1:
-        fks: list[Any] = columns[0]
-        uniq = list(dict.fromkeys(fks))
-        keys = list(zip(uniq))  # flat key tuples
-        by_key = await read(keys)
-        found = list(map(by_key.get, keys))
-        values = list(map(dict(zip(uniq, found, strict=True)).get, fks))
-    else:
-        fks = list(zip(*columns, strict=True))  # already the flat key tuples
-        keys = list(dict.fromkeys(fks))
-        by_key = await read(keys)
-        found = list(by_key.values())
-        values = list(map(by_key.get, fks))
+    single = len(columns) == 1
+    fks: list[Any] = columns[0] if single else list(zip(*columns, strict=True))  # bare values, or flat keys
+    uniq = list(dict.fromkeys(fks))
+    keys = list(zip(uniq)) if single else uniq  # flat key tuples
+    by_key = await read(keys)
+    by_fk = dict(zip(uniq, map(by_key.get, keys), strict=True)) if single else by_key
+    found = list(by_fk.values())
+    values = list(map(by_fk.get, fks))
     if rel.required and None in values:  # (a key the store matched only by collation reads as absent)
         missing = [k for k in keys if by_key.get(k) is None]
         raise NotFound(

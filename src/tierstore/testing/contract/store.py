@@ -8,9 +8,9 @@ test's own writes pass ``consistent=True``, queries on an index partitioned unli
 
 Optional fixtures widen the suite: ``dead_store`` (the store configured for a server that does not answer,
 not opened) checks that an unreachable server surfaces as ``StoreError`` only. The ``Scannable``,
-``ScatterGather`` and ``QueryMany`` checks run when the store implements those protocols; transactions may be
-refused with ``Unsupported``, and an index partitioned unlike the table may be too (a sharded store cannot
-query one shard for it).
+``ScatterGather`` and ``QueryMany`` checks run when the store implements those protocols (``GetsByKey`` within
+the ``get_many`` check); transactions may be refused with ``Unsupported``, and an index partitioned unlike the
+table may be too (a sharded store cannot query one shard for it).
 
 The whole contract is one class in one file, so a backend author reads it in one place: that is why this
 module is one piece.
@@ -42,7 +42,7 @@ from tierstore.expressions.update import check_changes
 from tierstore.model import Schema, schema_of
 from tierstore.query import Page, Query, SortCondition, begins_with, between, eq, ge, gt, le, lt
 from tierstore.stats import StoreStats
-from tierstore.stores.base import Check, Delete, Put, QueryMany, Scannable, ScatterGather, Store, Update
+from tierstore.stores.base import Check, Delete, GetsByKey, Put, QueryMany, Scannable, ScatterGather, Store, Update
 from tierstore.testing.contract._support import ContractBase, optional_fixture
 from tierstore.testing.contract.entities import STORE_ENTITIES, Blob, Doc, Event, Ticket
 
@@ -146,6 +146,8 @@ class StoreContract(ContractBase):
         assert got == [stored[8], stored[0], None, stored[4], None, stored[3]]
         assert await s.get_many(D, [], consistent=True) == []
         assert await s.get_many(B, [(1,), (2,)], consistent=True) == [None, None]
+        if isinstance(s, GetsByKey):  # the same read, by key: the items found, absent keys left out
+            assert await s.get_by_key(D, keys) == {k: i for k, i in zip(keys, got, strict=True) if i is not None}
 
     async def test_get_many_of_a_large_batch(self, empty_store: Store) -> None:
         # More keys than one request of some stores carries (DynamoDB's BatchGetItem: 100).
