@@ -19,8 +19,10 @@ EPOCH_STRIPES = 4096  # a power of two
 
 
 class WriteEpochs:
-    """Per-key write epochs of one process, striped (keys sharing a stripe share an epoch: a bump only costs
-    the other keys of its stripe a missed join). ``of(ck)`` never decreases; it grows on every bump of ``ck``."""
+    """Per-key write epochs of one process, striped (keys sharing a stripe share an epoch: a bump only costs a
+    concurrent write of another key of its stripe its in-process set, which becomes an invalidation).
+    ``of(ck)`` never decreases; it grows on every bump of ``ck``. Single-flight reads (:attr:`flights`) are
+    dropped per key, not per stripe."""
 
     __slots__ = ("_all", "_stripes", "flights")
 
